@@ -1,0 +1,53 @@
+//! The command line: global options and the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+use crate::inject::InjectArgs;
+
+/// Make Kubernetes config changes take effect safely.
+///
+/// `inject` writes a checksum of the ConfigMaps and Secrets each pod template
+/// uses into its annotations, so a config change rolls exactly the workloads
+/// that read it. Use it as a Helm post-renderer or as a stdin→stdout filter.
+///
+/// Exit codes: 0 success, 1 invalid input, 2 usage or internal error.
+#[derive(Debug, Parser)]
+#[command(
+    name = "reconfig",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Annotate pod templates with a checksum of the config they use (Helm post-renderer).
+    Inject(InjectArgs),
+}
+
+/// Where diagnostics go and how many there are.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Also append diagnostics to this file.
+    ///
+    /// Helm 4 swallows a post-renderer's stderr, so this is how to see why it failed.
+    #[arg(long, global = true, env = "RECONFIG_LOG_FILE", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// More output: -v shows what was annotated and why, -vv debug detail.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors, no warnings.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}

@@ -1,0 +1,30 @@
+//! reconfig: make Kubernetes config changes take effect safely.
+//!
+//! The library holds the logic; `main.rs` and the subcommand modules only wire
+//! it to the command line, files and the terminal.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod inject;
+pub mod logging;
+pub mod manifest;
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The input or config is invalid: exit code 1.
+    #[error("{0}")]
+    Invalid(String),
+    /// Bad usage, or the environment failed us (unreadable file, closed stdout): exit code 2.
+    #[error("{0:#}")]
+    Usage(anyhow::Error),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Invalid(_) => 1,
+            Failure::Usage(_) => 2,
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Kubernetes object identity, and the data of ConfigMaps and Secrets as a pod sees it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+use super::node::Node;
+use super::stream::Problem;
+
+/// Identity fields every object carries.
+#[derive(Debug, Clone)]
+pub struct ObjectMeta<'n, 'a> {
+    /// API group: `apps` for `apps/v1`, empty for the core `v1`.
+    pub group: &'n str,
+    pub kind: &'n str,
+    pub name: &'n str,
+    pub namespace: Option<&'n str>,
+    pub annotations: Option<&'n Node<'a>>,
+}
+
+impl<'n, 'a> ObjectMeta<'n, 'a> {
+    /// Reads identity; `None` when the document is not a Kubernetes object.
+    pub fn read(root: &'n Node<'a>) -> Option<Self> {
+        let api_version = root.get_str("apiVersion")?;
+        let kind = root.get_str("kind")?;
+        let metadata = root.get("metadata");
+        let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+        Some(ObjectMeta {
+            group,
+            kind,
+            name: metadata.and_then(|m| m.get_str("name")).unwrap_or(""),
+            namespace: metadata
+                .and_then(|m| m.get_str("namespace"))
+                .filter(|ns| !ns.is_empty()),
+            annotations: metadata.and_then(|m| m.get("annotations")),
+        })
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&'n str> {
+        self.annotations.and_then(|a| a.get_str(key))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConfigKind {
+    ConfigMap,
+    Secret,
+}
+
+impl ConfigKind {
+    /// Parses the lower-case spelling users write in annotations and flags.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "configmap" | "configmaps" | "cm" => Some(ConfigKind::ConfigMap),
+            "secret" | "secrets" => Some(ConfigKind::Secret),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigKind::ConfigMap => "ConfigMap",
+            ConfigKind::Secret => "Secret",
+        }
+    }
+}
+
+impl fmt::Display for ConfigKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One key of a ConfigMap or Secret, reduced to a digest of the bytes a pod reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDigest {
+    pub digest: [u8; 32],
+    /// `binaryData` keys become files but never environment variables.
+    pub in_env: bool,
+}
+
+/// A ConfigMap or Secret from the stream, reduced to what pods can observe.
+#[derive(Debug, Clone)]
+pub struct ConfigObject {
+    pub kind: ConfigKind,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub keys: BTreeMap<String, KeyDigest>,
+}
+
+/// Digests a value; Secrets use HMAC when a key is given so their digests cannot be brute-forced.
+pub fn value_digest(kind: ConfigKind, secret_key: Option<&[u8]>, bytes: &[u8]) -> [u8; 32] {
+    match (kind, secret_key) {
+        (ConfigKind::Secret, Some(key)) => {
+            let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+            mac.update(bytes);
+            mac.finalize().into_bytes().into()
+        }
+        _ => Sha256::digest(bytes).into(),
+    }
+}
+
+impl ConfigObject {
+    /// Reads a ConfigMap or Secret; other kinds give `Ok(None)`.
+    ///
+    /// Secret `stringData` is merged over `data` like the API server does, so the
+    /// same bytes hash the same whichever field holds them.
+    pub fn read(
+        root: &Node<'_>,
+        meta: &ObjectMeta<'_, '_>,
+        secret_key: Option<&[u8]>,
+    ) -> Result<Option<Self>, Problem> {
+        let kind = match (meta.group, meta.kind) {
+            ("", "ConfigMap") => ConfigKind::ConfigMap,
+            ("", "Secret") => ConfigKind::Secret,
+            _ => return Ok(None),
+        };
+        let mut keys = BTreeMap::new();
+        let mut add = |key: &Node<'_>, bytes: &[u8], in_env: bool| -> Result<(), Problem> {
+            let name = key
+                .as_str()
+                .ok_or_else(|| Problem::at(key, format!("{kind} keys must be strings")))?;
+            keys.insert(
+                name.to_string(),
+                KeyDigest {
+                    digest: value_digest(kind, secret_key, bytes),
+                    in_env,
+                },
+            );
+            Ok(())
+        };
+        let (plain, encoded) = match kind {
+            ConfigKind::ConfigMap => ("data", "binaryData"),
+            ConfigKind::Secret => ("stringData", "data"),
+        };
+        for (key, value) in data_entries(root, encoded)? {
+            let text = scalar(kind, encoded, key, value)?;
+            let bytes = decode_base64(text).map_err(|e| {
+                Problem::at(
+                    value,
+                    format!(
+                        "{kind} {encoded} key \"{}\" is not valid base64: {e}",
+                        key.as_str().unwrap_or("?")
+                    ),
+                )
+            })?;
+            add(key, &bytes, kind == ConfigKind::Secret)?;
+        }
+        for (key, value) in data_entries(root, plain)? {
+            add(key, scalar(kind, plain, key, value)?.as_bytes(), true)?;
+        }
+        Ok(Some(ConfigObject {
+            kind,
+            name: meta.name.to_string(),
+            namespace: meta.namespace.map(str::to_string),
+            keys,
+        }))
+    }
+}
+
+fn data_entries<'n, 'a>(
+    root: &'n Node<'a>,
+    field: &str,
+) -> Result<&'n [(Node<'a>, Node<'a>)], Problem> {
+    match root.get(field) {
+        None => Ok(&[]),
+        Some(node) if node.is_null() => Ok(&[]),
+        Some(node) => node.entries().ok_or_else(|| {
+            Problem::at(
+                node,
+                format!("`{field}` must be a mapping of keys to values"),
+            )
+        }),
+    }
+}
+
+fn scalar<'n>(
+    kind: ConfigKind,
+    field: &str,
+    key: &Node<'_>,
+    value: &'n Node<'_>,
+) -> Result<&'n str, Problem> {
+    value.as_str().ok_or_else(|| {
+        Problem::at(
+            value,
+            format!(
+                "{kind} {field} key \"{}\" must have a string value, not a nested structure",
+                key.as_str().unwrap_or("?")
+            ),
+        )
+    })
+}
+
+/// Decodes base64 the way Go's decoder in the API server reads YAML block values: line breaks ignored.
+fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(compact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::node::{parse_documents, Limits};
+
+    fn read(text: &str, key: Option<&[u8]>) -> Result<Option<ConfigObject>, Problem> {
+        let docs = parse_documents(text, Limits::default()).expect("yaml");
+        let root = docs[0].as_ref().expect("doc");
+        let meta = ObjectMeta::read(root).expect("object");
+        ConfigObject::read(root, &meta, key)
+    }
+
+    #[test]
+    fn meta_splits_group_from_version() {
+        let docs = parse_documents(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x, namespace: n}\n",
+            Limits::default(),
+        )
+        .expect("yaml");
+        let meta = ObjectMeta::read(docs[0].as_ref().expect("doc")).expect("object");
+        assert_eq!(
+            (meta.group, meta.kind, meta.name, meta.namespace),
+            ("apps", "Deployment", "x", Some("n"))
+        );
+    }
+
+    #[test]
+    fn string_data_equals_base64_data() {
+        let a = read(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  pw: hunter2\n",
+            None,
+        )
+        .expect("ok")
+        .expect("secret");
+        let b = read(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata:\n  pw: aHVudGVyMg==\n",
+            None,
+        )
+        .expect("ok")
+        .expect("secret");
+        assert_eq!(a.keys, b.keys);
+    }
+
+    #[test]
+    fn string_data_wins_over_data() {
+        let s = read(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {pw: b2xk}\nstringData: {pw: new}\n",
+            None,
+        )
+        .expect("ok")
+        .expect("secret");
+        assert_eq!(
+            s.keys["pw"].digest,
+            value_digest(ConfigKind::Secret, None, b"new")
+        );
+    }
+
+    #[test]
+    fn quoting_does_not_matter() {
+        let a = read(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  port: \"8080\"\n",
+            None,
+        )
+        .expect("ok");
+        let b = read(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {port: '8080'}\n",
+            None,
+        )
+        .expect("ok");
+        assert_eq!(a.expect("cm").keys, b.expect("cm").keys);
+    }
+
+    #[test]
+    fn binary_data_is_decoded_and_kept_out_of_env() {
+        let c = read(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nbinaryData: {blob: aGk=}\n",
+            None,
+        )
+        .expect("ok")
+        .expect("cm");
+        assert_eq!(
+            c.keys["blob"],
+            KeyDigest {
+                digest: value_digest(ConfigKind::ConfigMap, None, b"hi"),
+                in_env: false
+            }
+        );
+    }
+
+    #[test]
+    fn keyed_secret_digest_differs_from_plain() {
+        let plain = value_digest(ConfigKind::Secret, None, b"pw");
+        let keyed = value_digest(ConfigKind::Secret, Some(b"k"), b"pw");
+        assert_ne!(plain, keyed);
+        assert_eq!(
+            value_digest(ConfigKind::ConfigMap, Some(b"k"), b"pw"),
+            plain
+        );
+    }
+
+    #[test]
+    fn invalid_base64_is_located() {
+        let err = read(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata:\n  pw: '!!!'\n",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.pos.line, 5);
+        assert!(err.message.contains("base64"), "{}", err.message);
+    }
+
+    #[test]
+    fn nested_values_are_rejected() {
+        let err = read(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  a: {b: c}\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("string value"), "{}", err.message);
+    }
+
+    #[test]
+    fn other_kinds_are_not_config() {
+        assert!(
+            read("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", None)
+                .expect("ok")
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,486 @@
+//! A multi-document YAML stream, cut into documents and parsed on every core.
+//!
+//! Cutting happens on the text (`---` lines are document markers wherever they
+//! stand at column 1), so each piece parses on its own thread and keeps its
+//! exact bytes for output.
+
+use std::fmt;
+use std::ops::Range;
+
+use super::node::{self, Limits, Node, Pos};
+
+/// Helm 4 names a document's template with this annotation instead of a comment.
+pub const HELM4_FILENAME_ANNOTATION: &str = "postrenderer.helm.sh/postrender-filename";
+
+/// Below this size threads cost more than they save.
+const PARALLEL_THRESHOLD: usize = 256 * 1024;
+
+/// Diagnostics shown for one failing stream; the rest are counted.
+pub const MAX_REPORTED: usize = 20;
+
+/// Where something is, in the words a user needs to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Input file, when the stream was read from several.
+    pub file: Option<String>,
+    /// 1-based document number in the stream.
+    pub document: usize,
+    /// Template file name from `# Source:` or Helm 4's filename annotation.
+    pub source: Option<String>,
+    /// 1-based line in the whole stream.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}: ")?;
+        }
+        write!(f, "document {}", self.document)?;
+        if let Some(source) = &self.source {
+            write!(f, " ({source})")?;
+        }
+        write!(f, ", line {}, column {}", self.line, self.column)
+    }
+}
+
+/// A problem found at a place in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub location: Location,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// A problem a document handler found, positioned inside the document.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn at(node: &Node<'_>, message: impl Into<String>) -> Self {
+        Problem {
+            pos: node.start,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("input is {size} bytes, over the {limit}-byte limit (raise it with --max-input-size)")]
+    TooLarge { size: usize, limit: usize },
+    #[error("{}", render_diagnostics(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for (i, d) in diagnostics.iter().take(MAX_REPORTED).enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&d.to_string());
+    }
+    if diagnostics.len() > MAX_REPORTED {
+        out.push_str(&format!(
+            "\n… and {} more",
+            diagnostics.len() - MAX_REPORTED
+        ));
+    }
+    out
+}
+
+/// One `---`-delimited piece of the input.
+#[derive(Debug, Clone)]
+struct Chunk {
+    range: Range<usize>,
+    /// 1-based stream line of the chunk's first byte.
+    line: usize,
+}
+
+/// A parsed document, as a handler sees it.
+pub struct Document<'a, 'n> {
+    /// The text of the piece the document came from (positions are relative to it).
+    pub text: &'a str,
+    pub source: Option<&'n str>,
+    pub root: &'n Node<'a>,
+}
+
+/// What the stream knows about each document once parsing is done.
+#[derive(Debug, Clone)]
+pub struct DocInfo {
+    pub number: usize,
+    pub source: Option<String>,
+    chunk: usize,
+    line: usize,
+}
+
+impl DocInfo {
+    /// Index of the piece holding the document: edit offsets are relative to it.
+    pub fn piece(&self) -> usize {
+        self.chunk
+    }
+
+    /// Turns a position inside the document into a stream location.
+    pub fn at(&self, pos: Pos) -> Location {
+        Location {
+            file: None,
+            document: self.number,
+            source: self.source.clone(),
+            line: self.line + pos.line.saturating_sub(1),
+            column: pos.column,
+        }
+    }
+}
+
+pub struct Stream<'a> {
+    text: &'a str,
+    chunks: Vec<Chunk>,
+}
+
+/// What every document of a stream turned into, in stream order.
+pub struct Parsed<T> {
+    pub docs: Vec<DocInfo>,
+    /// `values[i]` belongs to `docs[i]`; `None` for empty documents.
+    pub values: Vec<Option<T>>,
+}
+
+impl<'a> Stream<'a> {
+    pub fn new(text: &'a str, max_size: usize) -> Result<Self, StreamError> {
+        if text.len() > max_size {
+            return Err(StreamError::TooLarge {
+                size: text.len(),
+                limit: max_size,
+            });
+        }
+        Ok(Stream {
+            text,
+            chunks: split(text),
+        })
+    }
+
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// Byte ranges of the pieces that together make up the whole input, in order.
+    pub fn pieces(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.chunks.iter().map(|c| c.range.clone())
+    }
+
+    /// Parses every document and hands its tree to `handle`, on all cores.
+    ///
+    /// Trees live only while `handle` runs, so memory stays near the input's size.
+    /// Every failing document is reported, not only the first.
+    pub fn parse<T, F>(&self, limits: Limits, handle: F) -> Result<Parsed<T>, StreamError>
+    where
+        T: Send,
+        F: Fn(&Document<'a, '_>) -> Result<T, Problem> + Sync,
+    {
+        let threads = if self.text.len() < PARALLEL_THRESHOLD {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        };
+        let groups = balance(&self.chunks, threads);
+        let results: Vec<Vec<ChunkResult<T>>> = if groups.len() <= 1 {
+            vec![self.parse_range(0..self.chunks.len(), limits, &handle)]
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = groups
+                    .iter()
+                    .cloned()
+                    .map(|range| scope.spawn(|| self.parse_range(range, limits, &handle)))
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| {
+                        w.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            })
+        };
+
+        let mut docs = Vec::new();
+        let mut values = Vec::new();
+        let mut diagnostics = Vec::new();
+        for (chunk_index, result) in results.into_iter().flatten().enumerate() {
+            let chunk = &self.chunks[chunk_index];
+            match result {
+                ChunkResult::Failed(problem, sources) => {
+                    let info = DocInfo {
+                        number: docs.len() + 1,
+                        source: sources,
+                        chunk: chunk_index,
+                        line: chunk.line,
+                    };
+                    diagnostics.push(Diagnostic {
+                        location: info.at(problem.pos),
+                        message: problem.message,
+                    });
+                    docs.push(info);
+                    values.push(None);
+                }
+                ChunkResult::Docs(parsed) => {
+                    for (source, value) in parsed {
+                        let info = DocInfo {
+                            number: docs.len() + 1,
+                            source,
+                            chunk: chunk_index,
+                            line: chunk.line,
+                        };
+                        match value {
+                            Err(problem) => {
+                                diagnostics.push(Diagnostic {
+                                    location: info.at(problem.pos),
+                                    message: problem.message,
+                                });
+                                values.push(None);
+                            }
+                            Ok(value) => values.push(value),
+                        }
+                        docs.push(info);
+                    }
+                }
+            }
+        }
+        if diagnostics.is_empty() {
+            Ok(Parsed { docs, values })
+        } else {
+            Err(StreamError::Invalid(diagnostics))
+        }
+    }
+
+    fn parse_range<T, F>(
+        &self,
+        range: Range<usize>,
+        limits: Limits,
+        handle: &F,
+    ) -> Vec<ChunkResult<T>>
+    where
+        F: Fn(&Document<'a, '_>) -> Result<T, Problem>,
+    {
+        self.chunks[range]
+            .iter()
+            .map(|chunk| {
+                let text = &self.text[chunk.range.clone()];
+                let comment_source = source_comment(text);
+                match node::parse_documents(text, limits) {
+                    Err(e) => ChunkResult::Failed(
+                        Problem {
+                            pos: e.pos,
+                            message: e.message,
+                        },
+                        comment_source.map(str::to_string),
+                    ),
+                    Ok(roots) => ChunkResult::Docs(
+                        roots
+                            .iter()
+                            .enumerate()
+                            .map(|(i, root)| {
+                                let annotated = root.as_ref().and_then(|r| {
+                                    r.path("metadata.annotations")
+                                        .and_then(|a| a.get_str(HELM4_FILENAME_ANNOTATION))
+                                });
+                                let source = annotated
+                                    .or(if i == 0 { comment_source } else { None })
+                                    .map(str::to_string);
+                                let value = match root {
+                                    None => Ok(None),
+                                    Some(root) => handle(&Document {
+                                        text,
+                                        source: source.as_deref(),
+                                        root,
+                                    })
+                                    .map(Some),
+                                };
+                                (source, value)
+                            })
+                            .collect(),
+                    ),
+                }
+            })
+            .collect()
+    }
+}
+
+impl<T> Parsed<T> {
+    /// The document and value pairs that are present.
+    pub fn iter(&self) -> impl Iterator<Item = (&DocInfo, &T)> {
+        self.docs
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(d, v)| v.as_ref().map(|v| (d, v)))
+    }
+}
+
+enum ChunkResult<T> {
+    Failed(Problem, Option<String>),
+    Docs(Vec<(Option<String>, Result<Option<T>, Problem>)>),
+}
+
+/// Cuts the text before every line that is a document marker (`---` alone or followed by a space).
+///
+/// A piece holding only directives and comments is joined to the next one, so
+/// `%YAML 1.2` stays with the document it belongs to.
+fn split(text: &str) -> Vec<Chunk> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    let mut search = 0;
+    while let Some(found) = text[search..].find("\n---") {
+        let at = search + found + 1;
+        let after = bytes.get(at + 3).copied();
+        if matches!(after, None | Some(b'\n' | b'\r' | b' ' | b'\t')) {
+            starts.push(at);
+        }
+        search = at;
+    }
+    let mut chunks: Vec<Chunk> = Vec::with_capacity(starts.len());
+    let mut line = 1;
+    let mut pending_start: Option<usize> = None;
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        let begin = pending_start.take().unwrap_or(start);
+        let piece = &text[begin..end];
+        if end < text.len() && only_directives(piece) {
+            pending_start = Some(begin);
+            continue;
+        }
+        chunks.push(Chunk {
+            range: begin..end,
+            line,
+        });
+        line += bytecount(piece.as_bytes());
+    }
+    chunks
+}
+
+fn only_directives(piece: &str) -> bool {
+    piece.lines().any(|l| l.starts_with('%'))
+        && piece.lines().all(|l| {
+            let l = l.trim_start();
+            l.is_empty() || l.starts_with('%') || l.starts_with('#')
+        })
+}
+
+fn bytecount(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Helm 3's `# Source: chart/templates/x.yaml` comment right after the marker.
+fn source_comment(text: &str) -> Option<&str> {
+    text.lines()
+        .skip_while(|l| l.starts_with("---"))
+        .take_while(|l| l.trim().is_empty() || l.starts_with('#'))
+        .find_map(|l| l.strip_prefix("# Source: "))
+        .map(str::trim_end)
+}
+
+/// Splits pieces into `n` contiguous groups of about equal bytes.
+fn balance(chunks: &[Chunk], n: usize) -> Vec<Range<usize>> {
+    let total: usize = chunks.iter().map(|c| c.range.len()).sum();
+    let target = total.div_ceil(n.max(1));
+    let mut groups = Vec::with_capacity(n);
+    let mut start = 0;
+    let mut acc = 0;
+    for (i, chunk) in chunks.iter().enumerate() {
+        acc += chunk.range.len();
+        if acc >= target && groups.len() + 1 < n {
+            groups.push(start..i + 1);
+            start = i + 1;
+            acc = 0;
+        }
+    }
+    if start < chunks.len() || groups.is_empty() {
+        groups.push(start..chunks.len());
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(text: &str) -> Vec<&str> {
+        split(text).iter().map(|c| &text[c.range.clone()]).collect()
+    }
+
+    #[test]
+    fn splits_on_markers_only() {
+        let text = "---\na: 1\n---\nb: |\n  ---x\n----\n--- \nc: 1\n";
+        assert_eq!(
+            pieces(text),
+            vec!["---\na: 1\n", "---\nb: |\n  ---x\n----\n", "--- \nc: 1\n"]
+        );
+    }
+
+    #[test]
+    fn keeps_leading_content_and_directives() {
+        assert_eq!(pieces("a: 1\n---\nb: 2\n"), vec!["a: 1\n", "---\nb: 2\n"]);
+        assert_eq!(
+            pieces("%YAML 1.2\n---\nb: 2\n"),
+            vec!["%YAML 1.2\n---\nb: 2\n"]
+        );
+    }
+
+    #[test]
+    fn lines_are_stream_lines() {
+        let chunks = split("---\na: 1\n---\n# Source: x.yaml\nb: [\n");
+        assert_eq!(
+            chunks.iter().map(|c| c.line).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        let stream =
+            Stream::new("---\na: 1\n---\n# Source: x.yaml\nb: [\n", usize::MAX).expect("size");
+        let Err(StreamError::Invalid(diags)) = stream.parse(Limits::default(), |_| Ok(())) else {
+            panic!("expected a syntax error");
+        };
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].location.document, 2);
+        assert_eq!(diags[0].location.source.as_deref(), Some("x.yaml"));
+        assert_eq!(diags[0].location.line, 6);
+    }
+
+    #[test]
+    fn reads_helm4_filename_annotation() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  annotations:\n    postrenderer.helm.sh/postrender-filename: 'c/templates/cm.yaml'\n";
+        let stream = Stream::new(text, usize::MAX).expect("size");
+        let parsed = stream.parse(Limits::default(), |_| Ok(())).expect("valid");
+        assert_eq!(
+            parsed.docs[0].source.as_deref(),
+            Some("c/templates/cm.yaml")
+        );
+    }
+
+    #[test]
+    fn balances_groups() {
+        let chunks: Vec<Chunk> = (0..10)
+            .map(|i| Chunk {
+                range: i * 10..(i + 1) * 10,
+                line: 1,
+            })
+            .collect();
+        let groups = balance(&chunks, 2);
+        assert_eq!(groups, vec![0..5, 5..10]);
+        assert_eq!(balance(&chunks[..1], 2), vec![0..1]);
+    }
+
+    #[test]
+    fn refuses_oversized_input() {
+        assert!(matches!(
+            Stream::new("a: 1\n", 3),
+            Err(StreamError::TooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,674 @@
+//! Workloads: where their pod templates live and which ConfigMaps and Secrets those read.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::checksum::Selection;
+use super::edit::{Slot, SlotError};
+use super::node::{Node, Pos};
+use super::object::{ConfigKind, ObjectMeta};
+use super::stream::Problem;
+
+/// Annotation that opts a workload or pod template out.
+pub const SKIP: &str = "reconfig/skip";
+/// Annotation naming ConfigMaps read through the API rather than a mount.
+pub const CONFIGMAPS: &str = "reconfig/configmaps";
+/// Annotation naming Secrets read through the API rather than a mount.
+pub const SECRETS: &str = "reconfig/secrets";
+/// Annotation listing references a hot-reloading app handles itself.
+pub const EXCLUDE: &str = "reconfig/exclude";
+/// Helm's hook annotation: hooks run once and are not rolled.
+pub const HELM_HOOK: &str = "helm.sh/hook";
+
+/// A kind, qualified by its API group (empty for the core group).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKind {
+    pub group: String,
+    pub kind: String,
+}
+
+impl GroupKind {
+    pub fn new(group: &str, kind: &str) -> Self {
+        GroupKind {
+            group: group.to_string(),
+            kind: kind.to_string(),
+        }
+    }
+
+    /// Matches a user's `kind` or `kind.group`, ignoring the kind's case.
+    pub fn matches(&self, spec: &KindSpec) -> bool {
+        self.kind.eq_ignore_ascii_case(&spec.kind)
+            && spec.group.as_ref().is_none_or(|g| *g == self.group)
+    }
+}
+
+impl fmt::Display for GroupKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.group.is_empty() {
+            f.write_str(&self.kind)
+        } else {
+            write!(f, "{}.{}", self.kind, self.group)
+        }
+    }
+}
+
+/// A kind as a user writes it on the command line: `deployment`, `Rollout.argoproj.io`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindSpec {
+    pub kind: String,
+    pub group: Option<String>,
+}
+
+impl FromStr for KindSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, group) = match s.split_once('.') {
+            Some((kind, group)) => (kind, Some(group.to_string())),
+            None => (s, None),
+        };
+        if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "`{s}` is not a kind (expected KIND or KIND.GROUP, e.g. Rollout.argoproj.io)"
+            ));
+        }
+        Ok(KindSpec {
+            kind: kind.to_string(),
+            group,
+        })
+    }
+}
+
+/// The kinds whose pod templates get a checksum, and where those templates are.
+#[derive(Debug, Clone)]
+pub struct TemplateKinds {
+    entries: Vec<(GroupKind, Vec<String>)>,
+}
+
+const BUILTIN: &[(&str, &str, &[&str])] = &[
+    ("apps", "Deployment", &["spec.template"]),
+    ("apps", "ReplicaSet", &["spec.template"]),
+    ("apps", "StatefulSet", &["spec.template"]),
+    ("apps", "DaemonSet", &["spec.template"]),
+    ("", "ReplicationController", &["spec.template"]),
+    ("", "PodTemplate", &["template"]),
+    ("batch", "Job", &["spec.template"]),
+    ("batch", "CronJob", &["spec.jobTemplate.spec.template"]),
+    ("argoproj.io", "Rollout", &["spec.template"]),
+    ("apps.kruise.io", "CloneSet", &["spec.template"]),
+    ("apps.kruise.io", "StatefulSet", &["spec.template"]),
+    ("apps.kruise.io", "DaemonSet", &["spec.template"]),
+    ("apps.kruise.io", "BroadcastJob", &["spec.template"]),
+    (
+        "apps.kruise.io",
+        "AdvancedCronJob",
+        &[
+            "spec.template.jobTemplate.spec.template",
+            "spec.template.broadcastJobTemplate.spec.template",
+        ],
+    ),
+    (
+        "apps.kruise.io",
+        "UnitedDeployment",
+        &[
+            "spec.template.statefulSetTemplate.spec.template",
+            "spec.template.advancedStatefulSetTemplate.spec.template",
+            "spec.template.cloneSetTemplate.spec.template",
+            "spec.template.deploymentTemplate.spec.template",
+        ],
+    ),
+    ("serving.knative.dev", "Service", &["spec.template"]),
+];
+
+impl Default for TemplateKinds {
+    fn default() -> Self {
+        TemplateKinds {
+            entries: BUILTIN
+                .iter()
+                .map(|(group, kind, paths)| {
+                    (
+                        GroupKind::new(group, kind),
+                        paths.iter().map(|p| p.to_string()).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A `--template-path KIND.GROUP=dotted.path` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplatePath {
+    pub kind: GroupKind,
+    pub path: String,
+}
+
+impl FromStr for TemplatePath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, path) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` should be KIND.GROUP=dotted.path, e.g. Workflow.example.com=spec.podTemplate"))?;
+        let spec: KindSpec = kind.parse()?;
+        if path.is_empty() || path.split('.').any(str::is_empty) {
+            return Err(format!(
+                "`{path}` is not a dotted path such as spec.template"
+            ));
+        }
+        Ok(TemplatePath {
+            kind: GroupKind {
+                kind: spec.kind,
+                group: spec.group.unwrap_or_default(),
+            },
+            path: path.to_string(),
+        })
+    }
+}
+
+impl TemplateKinds {
+    /// Adds user paths; a kind given by the user loses its built-in paths, so a wrong default can be corrected.
+    pub fn with_custom(custom: &[TemplatePath]) -> Self {
+        let mut kinds = TemplateKinds::default();
+        let mut replaced: Vec<GroupKind> = Vec::new();
+        for tp in custom {
+            if !replaced.contains(&tp.kind) {
+                kinds.entries.retain(|(k, _)| *k != tp.kind);
+                kinds.entries.push((tp.kind.clone(), Vec::new()));
+                replaced.push(tp.kind.clone());
+            }
+            if let Some((_, paths)) = kinds.entries.iter_mut().find(|(k, _)| *k == tp.kind) {
+                paths.push(tp.path.clone());
+            }
+        }
+        kinds
+    }
+
+    pub fn paths(&self, group: &str, kind: &str) -> Option<&[String]> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.group == group && k.kind == kind)
+            .map(|(_, p)| p.as_slice())
+    }
+}
+
+/// What the `reconfig/*` annotations of a workload or pod template ask for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives {
+    pub skip: bool,
+    /// Objects read through the API, named by annotation.
+    pub declared: Vec<(ConfigKind, String)>,
+    pub exclude: Vec<(ConfigKind, String)>,
+}
+
+impl Directives {
+    pub fn read(annotations: Option<&Node<'_>>) -> Result<Self, Problem> {
+        let mut d = Directives::default();
+        let Some(annotations) = annotations else {
+            return Ok(d);
+        };
+        if let Some((_, value)) = annotations.entry(SKIP) {
+            d.skip = match value.as_str().map(str::to_ascii_lowercase).as_deref() {
+                Some("true") => true,
+                Some("false") => false,
+                _ => {
+                    return Err(Problem::at(
+                        value,
+                        format!("`{SKIP}` must be \"true\" or \"false\""),
+                    ))
+                }
+            };
+        }
+        for (key, kind) in [
+            (CONFIGMAPS, ConfigKind::ConfigMap),
+            (SECRETS, ConfigKind::Secret),
+        ] {
+            if let Some(value) = annotations.get(key) {
+                let list = value.as_str().ok_or_else(|| {
+                    Problem::at(
+                        value,
+                        format!("`{key}` must be a comma-separated string of names"),
+                    )
+                })?;
+                d.declared
+                    .extend(names(list).map(|n| (kind, n.to_string())));
+            }
+        }
+        if let Some(value) = annotations.get(EXCLUDE) {
+            let list = value.as_str().ok_or_else(|| {
+                Problem::at(
+                    value,
+                    format!("`{EXCLUDE}` must be a string like configmap/NAME,secret/NAME"),
+                )
+            })?;
+            for item in names(list) {
+                d.exclude.push(
+                    parse_object_ref(item)
+                        .map_err(|e| Problem::at(value, format!("`{EXCLUDE}`: {e}")))?,
+                );
+            }
+        }
+        Ok(d)
+    }
+
+    pub fn merge(&mut self, other: Directives) {
+        self.skip |= other.skip;
+        self.declared.extend(other.declared);
+        self.exclude.extend(other.exclude);
+    }
+}
+
+fn names(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Parses `configmap/NAME` or `secret/NAME`.
+pub fn parse_object_ref(s: &str) -> Result<(ConfigKind, String), String> {
+    let (kind, name) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` should be configmap/NAME or secret/NAME"))?;
+    let kind = ConfigKind::parse(kind.trim())
+        .ok_or_else(|| format!("`{kind}` is not configmap or secret (in `{s}`)"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("`{s}` names no object"));
+    }
+    Ok((kind, name.to_string()))
+}
+
+/// One place a pod spec reads a ConfigMap or Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub kind: ConfigKind,
+    pub name: String,
+    pub selection: Selection,
+    pub optional: bool,
+    /// Where it was found, for messages: `volume "config"`, `env PASSWORD of container "app"`.
+    pub via: String,
+    pub pos: Pos,
+}
+
+/// Collects every ConfigMap and Secret reference of a pod spec.
+///
+/// `imagePullSecrets` and CSI secret refs are left out: they never reach the app's config.
+pub fn references(spec: &Node<'_>) -> Vec<Reference> {
+    let mut refs = Vec::new();
+    for volume in spec.get("volumes").map(Node::items).unwrap_or_default() {
+        let volume_name = volume.get_str("name").unwrap_or("?");
+        let via = format!("volume \"{volume_name}\"");
+        if let Some(source) = volume.get("configMap") {
+            push_volume_ref(&mut refs, source, ConfigKind::ConfigMap, "name", &via);
+        }
+        if let Some(source) = volume.get("secret") {
+            push_volume_ref(&mut refs, source, ConfigKind::Secret, "secretName", &via);
+        }
+        for source in volume
+            .path("projected.sources")
+            .map(Node::items)
+            .unwrap_or_default()
+        {
+            if let Some(cm) = source.get("configMap") {
+                push_volume_ref(&mut refs, cm, ConfigKind::ConfigMap, "name", &via);
+            }
+            if let Some(secret) = source.get("secret") {
+                push_volume_ref(&mut refs, secret, ConfigKind::Secret, "name", &via);
+            }
+        }
+    }
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for container in spec.get(list).map(Node::items).unwrap_or_default() {
+            let container_name = container.get_str("name").unwrap_or("?");
+            for from in container
+                .get("envFrom")
+                .map(Node::items)
+                .unwrap_or_default()
+            {
+                for (field, kind) in [
+                    ("configMapRef", ConfigKind::ConfigMap),
+                    ("secretRef", ConfigKind::Secret),
+                ] {
+                    if let Some(r) = from.get(field) {
+                        if let Some(name) = r.get_str("name") {
+                            refs.push(Reference {
+                                kind,
+                                name: name.to_string(),
+                                selection: Selection::env(),
+                                optional: r.get("optional").is_some_and(Node::is_true),
+                                via: format!("envFrom of container \"{container_name}\""),
+                                pos: r.start,
+                            });
+                        }
+                    }
+                }
+            }
+            for env in container.get("env").map(Node::items).unwrap_or_default() {
+                let var = env.get_str("name").unwrap_or("?");
+                for (field, kind) in [
+                    ("configMapKeyRef", ConfigKind::ConfigMap),
+                    ("secretKeyRef", ConfigKind::Secret),
+                ] {
+                    let Some(r) = env.get("valueFrom").and_then(|v| v.get(field)) else {
+                        continue;
+                    };
+                    if let (Some(name), Some(key)) = (r.get_str("name"), r.get_str("key")) {
+                        refs.push(Reference {
+                            kind,
+                            name: name.to_string(),
+                            selection: Selection::keys([key.to_string()]),
+                            optional: r.get("optional").is_some_and(Node::is_true),
+                            via: format!("env {var} of container \"{container_name}\""),
+                            pos: r.start,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    refs
+}
+
+fn push_volume_ref(
+    refs: &mut Vec<Reference>,
+    source: &Node<'_>,
+    kind: ConfigKind,
+    name_field: &str,
+    via: &str,
+) {
+    let Some(name) = source.get_str(name_field) else {
+        return;
+    };
+    let items = source.get("items").map(Node::items).unwrap_or_default();
+    let selection = if items.is_empty() {
+        Selection::whole()
+    } else {
+        Selection::keys(
+            items
+                .iter()
+                .filter_map(|i| i.get_str("key"))
+                .map(str::to_string),
+        )
+    };
+    refs.push(Reference {
+        kind,
+        name: name.to_string(),
+        selection,
+        optional: source.get("optional").is_some_and(Node::is_true),
+        via: via.to_string(),
+        pos: source.start,
+    });
+}
+
+/// A pod template inside a workload.
+#[derive(Debug, Clone)]
+pub struct PodTemplate {
+    /// Dotted path from the document root, e.g. `spec.jobTemplate.spec.template`.
+    pub path: String,
+    pub directives: Directives,
+    pub references: Vec<Reference>,
+    /// Where the checksum annotation goes, or why it cannot.
+    pub slot: Result<Slot, SlotError>,
+    pub pos: Pos,
+}
+
+/// The workload another one stands for: Argo Rollouts' `spec.workloadRef`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadRef {
+    pub kind: String,
+    pub name: String,
+}
+
+/// A document that has pod templates.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub kind: GroupKind,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub directives: Directives,
+    pub hook: Option<String>,
+    pub templates: Vec<PodTemplate>,
+    pub workload_ref: Option<WorkloadRef>,
+    /// OpenKruise's in-place update strategy, which restarts nothing on an annotation change.
+    pub in_place: Option<String>,
+    pub pos: Pos,
+}
+
+impl Workload {
+    /// Reads a workload; `Ok(None)` for documents whose kind has no pod template.
+    pub fn read(
+        root: &Node<'_>,
+        text: &str,
+        meta: &ObjectMeta<'_, '_>,
+        kinds: &TemplateKinds,
+        annotation_key: &str,
+    ) -> Result<Option<Self>, Problem> {
+        let Some(paths) = kinds.paths(meta.group, meta.kind) else {
+            return Ok(None);
+        };
+        let mut templates = Vec::new();
+        for path in paths {
+            let Some(template) = root.path(path) else {
+                continue;
+            };
+            let template_meta = template.get("metadata");
+            templates.push(PodTemplate {
+                path: path.clone(),
+                directives: Directives::read(template_meta.and_then(|m| m.get("annotations")))?,
+                references: template.get("spec").map(references).unwrap_or_default(),
+                slot: Slot::find(template, text, annotation_key),
+                pos: template.start,
+            });
+        }
+        let workload_ref = (meta.group == "argoproj.io" && meta.kind == "Rollout")
+            .then(|| root.path("spec.workloadRef"))
+            .flatten()
+            .and_then(|r| {
+                Some(WorkloadRef {
+                    kind: r.get_str("kind")?.to_string(),
+                    name: r.get_str("name")?.to_string(),
+                })
+            });
+        let in_place = (meta.group == "apps.kruise.io")
+            .then(|| root.path("spec.updateStrategy"))
+            .flatten()
+            .and_then(find_in_place);
+        Ok(Some(Workload {
+            kind: GroupKind::new(meta.group, meta.kind),
+            name: meta.name.to_string(),
+            namespace: meta.namespace.map(str::to_string),
+            directives: Directives::read(meta.annotations)?,
+            hook: meta.annotation(HELM_HOOK).map(str::to_string),
+            templates,
+            workload_ref,
+            in_place,
+            pos: root.start,
+        }))
+    }
+}
+
+/// Finds `InPlaceIfPossible`/`InPlaceOnly` anywhere in an OpenKruise update strategy.
+fn find_in_place(node: &Node<'_>) -> Option<String> {
+    if let Some(s) = node.as_str() {
+        return s.starts_with("InPlace").then(|| s.to_string());
+    }
+    let children: Vec<&Node<'_>> = match node.entries() {
+        Some(entries) => entries.iter().map(|(_, v)| v).collect(),
+        None => node.items().iter().collect(),
+    };
+    children.into_iter().find_map(find_in_place)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::node::{parse_documents, Limits};
+
+    fn refs(spec: &str) -> Vec<Reference> {
+        let docs = parse_documents(spec, Limits::default()).expect("yaml");
+        references(docs[0].as_ref().expect("doc"))
+    }
+
+    fn summary(refs: &[Reference]) -> Vec<(ConfigKind, &str, bool, bool, Vec<&str>, bool)> {
+        refs.iter()
+            .map(|r| {
+                (
+                    r.kind,
+                    r.name.as_str(),
+                    r.selection.whole,
+                    r.selection.env,
+                    r.selection.keys.iter().map(String::as_str).collect(),
+                    r.optional,
+                )
+            })
+            .collect()
+    }
+
+    use ConfigKind::{ConfigMap as CM, Secret as S};
+
+    #[test]
+    fn volume_forms() {
+        let r = refs(
+            "volumes:
+  - name: a
+    configMap: {name: cm-whole}
+  - name: b
+    configMap:
+      name: cm-items
+      optional: true
+      items: [{key: k1, path: p}, {key: k2, path: q}]
+  - name: c
+    secret: {secretName: s-whole}
+  - name: d
+    secret: {secretName: s-items, items: [{key: tls.crt, path: c}]}
+  - name: e
+    projected:
+      sources:
+        - configMap: {name: p-cm, items: [{key: x, path: x}]}
+        - secret: {name: p-s, optional: yes}
+        - serviceAccountToken: {path: token}
+  - name: f
+    csi: {driver: x, nodePublishSecretRef: {name: csi-secret}}
+",
+        );
+        assert_eq!(
+            summary(&r),
+            vec![
+                (CM, "cm-whole", true, false, vec![], false),
+                (CM, "cm-items", false, false, vec!["k1", "k2"], true),
+                (S, "s-whole", true, false, vec![], false),
+                (S, "s-items", false, false, vec!["tls.crt"], false),
+                (CM, "p-cm", false, false, vec!["x"], false),
+                (S, "p-s", true, false, vec![], true),
+            ]
+        );
+        assert_eq!(r[0].via, "volume \"a\"");
+    }
+
+    #[test]
+    fn container_forms_in_every_container_list() {
+        let r = refs(
+            "imagePullSecrets: [{name: pull}]
+initContainers:
+  - name: init
+    envFrom: [{configMapRef: {name: init-cm}}]
+containers:
+  - name: app
+    envFrom:
+      - configMapRef: {name: env-cm, optional: true}
+      - secretRef: {name: env-s}
+        prefix: S_
+    env:
+      - name: A
+        value: plain
+      - name: B
+        valueFrom: {configMapKeyRef: {name: key-cm, key: b}}
+      - name: C
+        valueFrom: {secretKeyRef: {name: key-s, key: c, optional: true}}
+      - name: D
+        valueFrom: {fieldRef: {fieldPath: metadata.name}}
+ephemeralContainers:
+  - name: debug
+    env: [{name: E, valueFrom: {secretKeyRef: {name: eph-s, key: e}}}]
+",
+        );
+        assert_eq!(
+            summary(&r),
+            vec![
+                (CM, "init-cm", false, true, vec![], false),
+                (CM, "env-cm", false, true, vec![], true),
+                (S, "env-s", false, true, vec![], false),
+                (CM, "key-cm", false, false, vec!["b"], false),
+                (S, "key-s", false, false, vec!["c"], true),
+                (S, "eph-s", false, false, vec!["e"], false),
+            ]
+        );
+        assert_eq!(r[3].via, "env B of container \"app\"");
+    }
+
+    #[test]
+    fn directives_parse_and_reject_garbage() {
+        let docs = parse_documents(
+            "reconfig/skip: \"TRUE\"\nreconfig/configmaps: \"a, b,\"\nreconfig/secrets: s\nreconfig/exclude: configmap/x, Secret/y\n",
+            Limits::default(),
+        )
+        .expect("yaml");
+        let d = Directives::read(docs[0].as_ref()).expect("valid");
+        assert!(d.skip);
+        assert_eq!(
+            d.declared,
+            vec![(CM, "a".into()), (CM, "b".into()), (S, "s".into())]
+        );
+        assert_eq!(d.exclude, vec![(CM, "x".into()), (S, "y".into())]);
+
+        for bad in [
+            "reconfig/skip: maybe\n",
+            "reconfig/exclude: pod/x\n",
+            "reconfig/exclude: configmap\n",
+        ] {
+            let docs = parse_documents(bad, Limits::default()).expect("yaml");
+            assert!(Directives::read(docs[0].as_ref()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_builtin_kind_has_its_paths() {
+        let kinds = TemplateKinds::default();
+        for (group, kind, paths) in BUILTIN {
+            assert_eq!(
+                kinds.paths(group, kind).map(|p| p.len()),
+                Some(paths.len()),
+                "{kind}.{group}"
+            );
+        }
+        assert!(kinds.paths("apps", "Service").is_none());
+        assert!(kinds.paths("", "Service").is_none());
+    }
+
+    #[test]
+    fn custom_paths_replace_builtin_ones() {
+        let custom: Vec<TemplatePath> = [
+            "Workflow.example.com=spec.pod",
+            "Deployment.apps=spec.other",
+            "Deployment.apps=spec.more",
+        ]
+        .iter()
+        .map(|s| s.parse().expect("valid"))
+        .collect();
+        let kinds = TemplateKinds::with_custom(&custom);
+        assert_eq!(
+            kinds.paths("example.com", "Workflow"),
+            Some(&["spec.pod".to_string()][..])
+        );
+        assert_eq!(
+            kinds.paths("apps", "Deployment").map(<[String]>::len),
+            Some(2)
+        );
+        assert!("Workflow=".parse::<TemplatePath>().is_err());
+        assert!("nokind".parse::<TemplatePath>().is_err());
+    }
+
+    #[test]
+    fn kind_specs_match_case_insensitively() {
+        let gk = GroupKind::new("argoproj.io", "Rollout");
+        assert!(gk.matches(&"rollout".parse().expect("kind")));
+        assert!(gk.matches(&"Rollout.argoproj.io".parse().expect("kind")));
+        assert!(!gk.matches(&"rollout.apps".parse().expect("kind")));
+    }
+}
