@@ -116,3 +116,76 @@ fn frame(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update((bytes.len() as u64).to_be_bytes());
     hasher.update(bytes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::object::value_digest;
+
+    fn object(kind: ConfigKind, name: &str, keys: &[(&str, &str)]) -> ConfigObject {
+        ConfigObject {
+            kind,
+            name: name.to_string(),
+            namespace: None,
+            keys: keys
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        KeyDigest {
+                            digest: value_digest(kind, None, v.as_bytes()),
+                            in_env: true,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds the bytes exactly as the module documentation describes them.
+    #[test]
+    fn matches_the_documented_encoding() {
+        let cm = object(ConfigKind::ConfigMap, "app", &[("a", "one")]);
+        let secret = object(ConfigKind::Secret, "creds", &[("pw", "x")]);
+        let whole = Selection::whole();
+        let missing = Selection::keys(["nope".to_string()]);
+        let got = checksum(&[
+            Contribution {
+                object: &secret,
+                keys: missing.resolve(&secret),
+            },
+            Contribution {
+                object: &cm,
+                keys: whole.resolve(&cm),
+            },
+        ]);
+
+        let mut bytes = b"reconfig-checksum-v1\n".to_vec();
+        let frame = |bytes: &mut Vec<u8>, s: &[u8]| {
+            bytes.extend((s.len() as u64).to_be_bytes());
+            bytes.extend(s);
+        };
+        frame(&mut bytes, b"ConfigMap");
+        frame(&mut bytes, b"app");
+        bytes.extend(1u64.to_be_bytes());
+        frame(&mut bytes, b"a");
+        bytes.push(1);
+        bytes.extend(Sha256::digest(b"one"));
+        frame(&mut bytes, b"Secret");
+        frame(&mut bytes, b"creds");
+        bytes.extend(1u64.to_be_bytes());
+        frame(&mut bytes, b"nope");
+        bytes.push(0);
+        assert_eq!(got, hex::encode(Sha256::digest(&bytes)));
+        assert_eq!(got, "d4f21d4573c030e744fa1407342212235ef5232e7568d4fc7e602f5d1945bb39");
+    }
+
+    #[test]
+    fn selections_merge() {
+        let cm = object(ConfigKind::ConfigMap, "app", &[("a", "1"), ("b", "2")]);
+        let mut s = Selection::keys(["a".to_string()]);
+        assert_eq!(s.resolve(&cm).len(), 1);
+        s.merge(&Selection::env());
+        assert_eq!(s.resolve(&cm).len(), 2);
+    }
+}

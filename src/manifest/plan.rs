@@ -403,3 +403,305 @@ fn qualified(ns: &str, name: &str) -> String {
         format!("{ns}/{name}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::manifest::{analyze, Options};
+
+    /// Checksum (or skip reason) per `workload path`.
+    fn outcomes(yaml: &str, options: &Options) -> BTreeMap<String, String> {
+        let analysis = analyze(yaml, options).expect("valid stream");
+        analysis
+            .plan
+            .templates
+            .iter()
+            .map(|t| {
+                let value = match &t.outcome {
+                    Outcome::Annotate { checksum, .. } => checksum.clone(),
+                    Outcome::Skipped(skip) => format!("skipped: {skip}"),
+                };
+                (format!("{} {}", t.workload, t.path).trim().to_string(), value)
+            })
+            .collect()
+    }
+
+    fn sums(yaml: &str) -> BTreeMap<String, String> {
+        outcomes(yaml, &Options::default())
+    }
+
+    const CM: &str = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata:\n  a: one\n  b: two\n";
+    const SECRET: &str = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData:\n  user: admin\n  pass: hunter2\n";
+
+    fn deployment(name: &str, spec: &str) -> String {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  template:\n    spec:\n{}",
+            indent(spec, 6)
+        )
+    }
+
+    fn indent(text: &str, by: usize) -> String {
+        text.lines().map(|l| format!("{}{l}\n", " ".repeat(by))).collect()
+    }
+
+    const WHOLE: &str = "volumes: [{name: c, configMap: {name: app}}]\ncontainers: [{name: x}]";
+    const KEY_A: &str = "containers:\n  - name: x\n    env: [{name: A, valueFrom: {configMapKeyRef: {name: app, key: a}}}]";
+
+    #[test]
+    fn every_kind_gets_its_templates_annotated() {
+        let with = |api: &str, kind: &str, path: &str| -> String {
+            let mut doc = format!("---\napiVersion: {api}\nkind: {kind}\nmetadata: {{name: w}}\n");
+            let parts: Vec<&str> = path.split('.').collect();
+            for (depth, part) in parts.iter().enumerate() {
+                doc.push_str(&format!("{}{part}:\n", "  ".repeat(depth)));
+            }
+            let depth = parts.len();
+            doc.push_str(&format!(
+                "{}spec:\n{}volumes: [{{name: c, configMap: {{name: app}}}}]\n",
+                "  ".repeat(depth),
+                "  ".repeat(depth + 1)
+            ));
+            doc
+        };
+        let cases = [
+            ("apps/v1", "Deployment", "spec.template"),
+            ("apps/v1", "ReplicaSet", "spec.template"),
+            ("apps/v1", "StatefulSet", "spec.template"),
+            ("apps/v1", "DaemonSet", "spec.template"),
+            ("v1", "ReplicationController", "spec.template"),
+            ("v1", "PodTemplate", "template"),
+            ("batch/v1", "CronJob", "spec.jobTemplate.spec.template"),
+            ("argoproj.io/v1alpha1", "Rollout", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "CloneSet", "spec.template"),
+            ("apps.kruise.io/v1beta1", "StatefulSet", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "DaemonSet", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "BroadcastJob", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "AdvancedCronJob", "spec.template.jobTemplate.spec.template"),
+            ("apps.kruise.io/v1alpha1", "AdvancedCronJob", "spec.template.broadcastJobTemplate.spec.template"),
+            ("apps.kruise.io/v1alpha1", "UnitedDeployment", "spec.template.statefulSetTemplate.spec.template"),
+            ("apps.kruise.io/v1alpha1", "UnitedDeployment", "spec.template.advancedStatefulSetTemplate.spec.template"),
+            ("apps.kruise.io/v1alpha1", "UnitedDeployment", "spec.template.cloneSetTemplate.spec.template"),
+            ("apps.kruise.io/v1alpha1", "UnitedDeployment", "spec.template.deploymentTemplate.spec.template"),
+            ("serving.knative.dev/v1", "Service", "spec.template"),
+        ];
+        for (api, kind, path) in cases {
+            let yaml = format!("{CM}{}", with(api, kind, path));
+            let analysis = analyze(&yaml, &Options::default()).expect("valid");
+            let annotated: Vec<_> = analysis.plan.templates.iter().filter(|t| t.edit.is_some()).collect();
+            assert_eq!(annotated.len(), 1, "{kind} {path}:\n{yaml}");
+            assert_eq!(annotated[0].path, path);
+            let mut out = Vec::new();
+            analysis.write_to(&mut out).expect("write");
+            let out = String::from_utf8(out).expect("utf8");
+            let again = analyze(&out, &Options::default()).expect("output parses");
+            assert_eq!(again.changed(), 0, "{kind}: not idempotent");
+        }
+        // The core Service and a Job (by default) are left alone.
+        let yaml = format!("{CM}{}{}", with("v1", "Service", "spec.template"), with("batch/v1", "Job", "spec.template"));
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert_eq!(analysis.changed(), 0);
+    }
+
+    #[test]
+    fn jobs_only_with_include_jobs() {
+        let job = "---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      volumes: [{name: c, configMap: {name: app}}]\n";
+        let yaml = format!("{CM}{job}");
+        assert!(sums(&yaml)["Job j"].starts_with("skipped: Job pod templates are immutable"));
+        let options = Options {
+            rules: Rules {
+                include_jobs: true,
+                ..Rules::default()
+            },
+            ..Options::default()
+        };
+        assert_eq!(outcomes(&yaml, &options)["Job j spec.template"].len(), 64);
+    }
+
+    #[test]
+    fn hooks_and_opt_outs_are_skipped() {
+        let hook = deployment("h", WHOLE).replace("metadata: {name: h}", "metadata:\n  name: h\n  annotations: {helm.sh/hook: pre-install}");
+        let skip = deployment("s", WHOLE).replace("metadata: {name: s}", "metadata:\n  name: s\n  annotations: {reconfig/skip: \"true\"}");
+        let template_skip = deployment("t", WHOLE).replace("  template:\n", "  template:\n    metadata:\n      annotations: {reconfig/skip: \"true\"}\n");
+        let out = sums(&format!("{CM}{hook}{skip}{template_skip}"));
+        assert_eq!(out["Deployment h"], "skipped: Helm hook (pre-install): hooks are not rolled");
+        assert_eq!(out["Deployment s"], "skipped: opted out with reconfig/skip");
+        assert_eq!(out["Deployment t spec.template"], "skipped: opted out with reconfig/skip");
+    }
+
+    #[test]
+    fn key_level_precision() {
+        let base = sums(&format!("{CM}{}{}", deployment("whole", WHOLE), deployment("key", KEY_A)));
+        let b_changed = sums(&format!("{}{}{}", CM.replace("b: two", "b: TWO"), deployment("whole", WHOLE), deployment("key", KEY_A)));
+        let a_changed = sums(&format!("{}{}{}", CM.replace("a: one", "a: ONE"), deployment("whole", WHOLE), deployment("key", KEY_A)));
+        let key_added = sums(&format!("{}  c: three\n{}{}", CM, deployment("whole", WHOLE), deployment("key", KEY_A)));
+        assert_ne!(base["Deployment whole spec.template"], b_changed["Deployment whole spec.template"]);
+        assert_eq!(base["Deployment key spec.template"], b_changed["Deployment key spec.template"]);
+        assert_ne!(base["Deployment key spec.template"], a_changed["Deployment key spec.template"]);
+        assert_ne!(base["Deployment whole spec.template"], key_added["Deployment whole spec.template"]);
+        assert_eq!(base["Deployment key spec.template"], key_added["Deployment key spec.template"]);
+    }
+
+    #[test]
+    fn items_select_keys_and_env_from_skips_binary_data() {
+        let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {a: one, b: two}\nbinaryData: {bin: aGk=}\n";
+        let items = "volumes: [{name: c, configMap: {name: app, items: [{key: a, path: a}]}}]\ncontainers: [{name: x}]";
+        let env_from = "containers: [{name: x, envFrom: [{configMapRef: {name: app}}]}]";
+        let run = |cm: &str| sums(&format!("{cm}{}{}", deployment("items", items), deployment("env", env_from)));
+        let base = run(cm);
+        let bin_changed = run(&cm.replace("aGk=", "aGo="));
+        let b_changed = run(&cm.replace("b: two", "b: 2"));
+        assert_eq!(base["Deployment items spec.template"], bin_changed["Deployment items spec.template"]);
+        assert_eq!(base["Deployment env spec.template"], bin_changed["Deployment env spec.template"]);
+        assert_eq!(base["Deployment items spec.template"], b_changed["Deployment items spec.template"]);
+        assert_ne!(base["Deployment env spec.template"], b_changed["Deployment env spec.template"]);
+    }
+
+    #[test]
+    fn formatting_and_metadata_do_not_change_the_checksum() {
+        let reformatted = "---\n# a comment\napiVersion: v1\nkind: ConfigMap\ndata: {b: \"two\", a: 'one'}\nmetadata:\n  name: app\n  labels: {chart: app-1.2.4}\n  annotations: {note: changed}\n";
+        let a = sums(&format!("{CM}{}", deployment("w", WHOLE)));
+        let b = sums(&format!("{reformatted}{}", deployment("w", WHOLE)));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn secrets_hash_string_data_like_data() {
+        let data = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ndata:\n  user: YWRtaW4=\n  pass: aHVudGVyMg==\n";
+        let spec = "volumes: [{name: s, secret: {secretName: creds}}]\ncontainers: [{name: x}]";
+        assert_eq!(sums(&format!("{SECRET}{}", deployment("w", spec))), sums(&format!("{data}{}", deployment("w", spec))));
+    }
+
+    #[test]
+    fn secret_hash_key_changes_secret_contributions_only() {
+        let spec = "volumes: [{name: s, secret: {secretName: creds}}, {name: c, configMap: {name: app}}]\ncontainers: [{name: x}]";
+        let yaml = format!("{CM}{SECRET}{}{}", deployment("both", spec), deployment("cm", WHOLE));
+        let keyed = Options {
+            secret_key: Some(b"k1".to_vec()),
+            ..Options::default()
+        };
+        let other_key = Options {
+            secret_key: Some(b"k2".to_vec()),
+            ..Options::default()
+        };
+        let plain = sums(&yaml);
+        let k1 = outcomes(&yaml, &keyed);
+        let k2 = outcomes(&yaml, &other_key);
+        assert_ne!(plain["Deployment both spec.template"], k1["Deployment both spec.template"]);
+        assert_ne!(k1["Deployment both spec.template"], k2["Deployment both spec.template"]);
+        assert_eq!(plain["Deployment cm spec.template"], k1["Deployment cm spec.template"]);
+    }
+
+    #[test]
+    fn namespaces_must_match() {
+        let cm_prod = CM.replace("metadata: {name: app}", "metadata: {name: app, namespace: prod}");
+        let in_prod = deployment("w", WHOLE).replace("metadata: {name: w}", "metadata: {name: w, namespace: prod}");
+        let no_ns = deployment("w", WHOLE);
+        // Same explicit namespace.
+        assert_eq!(sums(&format!("{cm_prod}{in_prod}"))["Deployment prod/w spec.template"].len(), 64);
+        // Different namespaces never match.
+        assert!(sums(&format!("{cm_prod}{no_ns}"))["Deployment w spec.template"].starts_with("skipped"));
+        // Unnamespaced objects match each other.
+        assert_eq!(sums(&format!("{CM}{no_ns}"))["Deployment w spec.template"].len(), 64);
+        // --namespace fills in for objects that name none.
+        let options = Options {
+            rules: Rules {
+                namespace: Some("prod".into()),
+                ..Rules::default()
+            },
+            ..Options::default()
+        };
+        assert_eq!(outcomes(&format!("{cm_prod}{no_ns}"), &options)["Deployment prod/w spec.template"].len(), 64);
+        assert!(outcomes(&format!("{CM}{in_prod}"), &options)["Deployment prod/w spec.template"].len() == 64);
+    }
+
+    #[test]
+    fn missing_references() {
+        let optional = "volumes: [{name: c, configMap: {name: gone, optional: true}}]\ncontainers: [{name: x}]";
+        let required = "volumes: [{name: c, configMap: {name: gone}}]\ncontainers: [{name: x}]";
+        let yaml = format!("{CM}{}", deployment("opt", optional));
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert!(analysis.plan.missing.is_empty());
+        assert_eq!(analysis.changed(), 0);
+        let yaml = format!("{CM}{}", deployment("req", required));
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert_eq!(analysis.plan.missing.len(), 1);
+        let message = &analysis.plan.missing[0].message;
+        assert!(message.contains("Deployment req") && message.contains("ConfigMap \"gone\""), "{message}");
+    }
+
+    #[test]
+    fn declared_dependencies_and_exclusions() {
+        let controller = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: argo-rollouts\n  annotations: {reconfig/configmaps: app}\nspec:\n  template:\n    spec:\n      containers: [{name: x}]\n";
+        let out = sums(&format!("{CM}{controller}"));
+        assert_eq!(out["Deployment argo-rollouts spec.template"].len(), 64);
+
+        let plain = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: argo-rollouts}\nspec:\n  template:\n    spec:\n      containers: [{name: x}]\n";
+        let options = Options {
+            rules: Rules {
+                depends: vec!["deployment/argo-rollouts=configmap/app".parse().expect("depend")],
+                ..Rules::default()
+            },
+            ..Options::default()
+        };
+        assert_eq!(outcomes(&format!("{CM}{plain}"), &options)["Deployment argo-rollouts spec.template"], out["Deployment argo-rollouts spec.template"]);
+        assert!(sums(&format!("{CM}{plain}"))["Deployment argo-rollouts spec.template"].starts_with("skipped"));
+
+        let excluded = deployment("hot", &format!("{WHOLE}\n")).replace("  template:\n", "  template:\n    metadata:\n      annotations: {reconfig/exclude: configmap/app}\n");
+        assert!(sums(&format!("{CM}{excluded}"))["Deployment hot spec.template"].starts_with("skipped"));
+    }
+
+    #[test]
+    fn rollout_with_workload_ref_annotates_its_target() {
+        let rollout = "---\napiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: r\n  annotations: {reconfig/secrets: creds}\nspec:\n  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: w}\n";
+        let yaml = format!("{CM}{SECRET}{rollout}{}", deployment("w", WHOLE));
+        let with_ref = sums(&yaml);
+        assert_eq!(with_ref["Rollout r"], "skipped: uses spec.workloadRef, whose template must stay empty; Deployment w is annotated instead");
+        let alone = sums(&format!("{CM}{SECRET}{}", deployment("w", WHOLE)));
+        assert_ne!(with_ref["Deployment w spec.template"], alone["Deployment w spec.template"], "the Rollout's declared Secret counts for its target");
+
+        let yaml = format!("{CM}{rollout}");
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert_eq!(analysis.changed(), 0);
+        assert!(analysis.plan.warnings[0].message.contains("not in the stream"));
+    }
+
+    #[test]
+    fn kruise_in_place_updates_are_reported() {
+        let cloneset = "---\napiVersion: apps.kruise.io/v1alpha1\nkind: CloneSet\nmetadata: {name: c}\nspec:\n  updateStrategy: {type: InPlaceIfPossible}\n  template:\n    spec:\n      volumes: [{name: c, configMap: {name: app}}]\n";
+        let yaml = format!("{CM}{cloneset}");
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert_eq!(analysis.changed(), 1);
+        assert!(analysis.plan.warnings[0].message.contains("InPlaceIfPossible"));
+    }
+
+    #[test]
+    fn custom_template_paths() {
+        let custom = "---\napiVersion: example.com/v1\nkind: Workflow\nmetadata: {name: wf}\nspec:\n  podTemplate:\n    spec:\n      volumes: [{name: c, configMap: {name: app}}]\n";
+        let options = Options {
+            kinds: crate::manifest::workload::TemplateKinds::with_custom(&["Workflow.example.com=spec.podTemplate".parse().expect("path")]),
+            ..Options::default()
+        };
+        assert_eq!(outcomes(&format!("{CM}{custom}"), &options)["Workflow wf spec.podTemplate"].len(), 64);
+        assert!(sums(&format!("{CM}{custom}")).is_empty());
+    }
+
+    /// The checksum is a public contract: these values must never change.
+    #[test]
+    fn checksums_are_pinned() {
+        let spec = "volumes: [{name: s, secret: {secretName: creds, items: [{key: pass, path: p}]}}]\ncontainers: [{name: x, envFrom: [{configMapRef: {name: app}}], env: [{name: U, valueFrom: {secretKeyRef: {name: creds, key: user}}}]}]";
+        let out = sums(&format!("{CM}{SECRET}{}{}", deployment("whole", WHOLE), deployment("mixed", spec)));
+        insta::assert_debug_snapshot!(out);
+    }
+
+    #[test]
+    fn depend_specs_parse() {
+        let d: Depend = "Deployment.apps/argo-rollouts=configmap/a, secret/b".parse().expect("valid");
+        assert_eq!(d.name, "argo-rollouts");
+        assert_eq!(d.objects, vec![(ConfigKind::ConfigMap, "a".into()), (ConfigKind::Secret, "b".into())]);
+        for bad in ["deployment=configmap/a", "deployment/x=", "deployment/x=pod/y", "deployment/=configmap/a"] {
+            assert!(bad.parse::<Depend>().is_err(), "{bad}");
+        }
+    }
+}
