@@ -190,7 +190,7 @@ class Gen:
     def application_yaml(self, comp):
         r = self.r
         feats = "\n".join(
-            f"    {self.word()}-{r.choice(ROLES)}: {r.choice(['true', 'false'])}"
+            f"  {self.word()}-{r.choice(ROLES)}: {r.choice(['true', 'false'])}"
             for _ in range(r.randint(2, 6)))
         peers = "\n".join(
             f"  - name: {self.word()}\n    url: http://{RELEASE}-{self.word()}:{r.choice([80, 8080, 9090])}"
@@ -266,24 +266,27 @@ class Gen:
         data = {}
         binary = {}
         shape = r.random()
-        if shape < 0.22:
+        if shape < 0.13:
             data["application.yaml"] = Lit(self.application_yaml(comp))
-        elif shape < 0.30:
+        elif shape < 0.18:
             data["nginx.conf"] = Lit(self.nginx_conf(comp))
-        elif shape < 0.38:
+        elif shape < 0.25:
             data["app.properties"] = Lit(self.properties(comp))
-        elif shape < 0.46:
+        elif shape < 0.32:
             data["config.json"] = Lit(self.json_conf(comp))
-        if r.random() < 0.08:
+        if r.random() < 0.06:
             data["entrypoint.sh"] = Lit(self.script(comp))
         # Plain env-style keys: some bare, some quoted as Helm's `quote` does.
-        for _ in range(r.randint(1 if data else 3, 6)):
-            key = f"{self.word().upper()}_{r.choice(['URL', 'TIMEOUT', 'LEVEL', 'ENABLED', 'MAX_CONNS', 'REGION'])}"
-            val = r.choice([
-                Q(str(r.randint(1, 500))), Q(r.choice(["true", "false"])), "info", "eu-west-1",
-                f"http://{RELEASE}-{self.word()}:8080", Q(f"{r.randint(1, 60)}s"), "warn",
+        for _ in range(r.randint(1 if data else 2, 5)):
+            suffix, val = r.choice([
+                ("URL", f"http://{RELEASE}-{self.word()}:8080"),
+                ("TIMEOUT", Q(f"{r.randint(1, 60)}s")),
+                ("LOG_LEVEL", r.choice(["info", "warn", "debug"])),
+                ("ENABLED", Q(r.choice(["true", "false"]))),
+                ("MAX_CONNS", Q(str(r.randint(1, 500)))),
+                ("REGION", r.choice(["eu-west-1", "us-east-2"])),
             ])
-            data[key] = val
+            data[f"{self.word().upper()}_{suffix}"] = val
         if not data or r.random() < 0.08:
             data["banner"] = Lit(f"{comp} — managed by Helm\n")
         if r.random() < 0.06:
@@ -329,7 +332,7 @@ class Chart:
         self.ncomp = max(1, math.ceil(nwork / 3))
         self.comps = self.component_names(self.ncomp)
         self.seq_indent = [rng.random() < 0.7 for _ in range(self.ncomp)]
-        self.helm_labels = [rng.random() < 0.5 for _ in range(self.ncomp)]
+        self.helm_labels = [rng.random() < 0.4 for _ in range(self.ncomp)]
         self.comp_index = {name: i for i, name in enumerate(self.comps)}
         self.cms = {c: [] for c in range(self.ncomp)}
         self.secrets = {c: [] for c in range(self.ncomp)}
@@ -432,161 +435,162 @@ class Chart:
         """ConfigMaps and Secrets a workload of component c uses: mostly its
         own, sometimes a neighbour's shared config. Never empty."""
         r = self.r
-        own = [("cm", n) for n in self.cms[c]] + [("secret", n) for n in self.secrets[c]]
+        own = [("ConfigMap", n) for n in self.cms[c]] + [("Secret", n) for n in self.secrets[c]]
         if not own:
-            own = [("cm", n) for v in self.cms.values() for n in v[:1]]
-        picked = r.sample(own, min(len(own), r.choice([1, 1, 2, 2, 3])))
+            own = [("ConfigMap", n) for v in self.cms.values() for n in v[:1]]
+        picked = r.sample(own, min(len(own), r.choice([1, 1, 1, 2, 2, 3])))
         if r.random() < 0.2:
             shared = self.cms[r.randrange(self.ncomp)][:1]
-            picked += [("cm", n) for n in shared if ("cm", n) not in picked]
-        return ([n for t, n in picked if t == "cm"], [n for t, n in picked if t == "secret"])
+            picked += [("ConfigMap", n) for n in shared if ("ConfigMap", n) not in picked]
+        return picked
 
-    def container(self, comp, name, cms, secs, volumes, init=False):
+    def env_key(self, kind, name):
+        """A key of the object to pull into one env var, env-style keys first."""
+        keys = (self.cm_keys if kind == "ConfigMap" else self.secret_keys)[name]
+        plain = [k for k in keys if "." not in k]
+        return self.r.choice(plain or keys)
+
+    def env_refs(self, refs):
+        """env and envFrom entries consuming refs: whole objects or single keys."""
+        r = self.r
+        env, env_from = [], []
+        for kind, name, form in refs:
+            if form == "envFrom":
+                ref = {"configMapRef" if kind == "ConfigMap" else "secretRef": {"name": name}}
+                if r.random() < 0.15:
+                    ref = {"prefix": "CFG_", **ref}
+                env_from.append(ref)
+            else:
+                key = self.env_key(kind, name)
+                sel = {"name": name, "key": key}
+                if r.random() < 0.1:
+                    sel["optional"] = False
+                env.append({"name": re.sub(r"[^A-Z0-9]", "_", key.upper()),
+                            "valueFrom": {"configMapKeyRef" if kind == "ConfigMap" else "secretKeyRef": sel}})
+        return env, env_from
+
+    def volumes(self, refs):
+        r = self.r
+        vols = []
+        if len(refs) >= 2 and r.random() < 0.4:
+            sources = []
+            for kind, name, _ in refs:
+                src = {"name": name}
+                if r.random() < 0.4:
+                    k = self.env_key(kind, name)
+                    src["items"] = [{"key": k, "path": k}]
+                sources.append({"configMap" if kind == "ConfigMap" else "secret": src})
+            # Projected sources that are not config must be skipped, not hashed.
+            if r.random() < 0.5:
+                sources.append({"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}})
+            else:
+                sources.append({"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}})
+            return [{"name": "config", "projected": {"sources": sources}}]
+        for j, (kind, name, _) in enumerate(refs):
+            if kind == "ConfigMap":
+                v = {"name": name}
+            else:
+                v = {"secretName": name}
+            if r.random() < 0.3:
+                k = self.env_key(kind, name)
+                v["items"] = [{"key": k, "path": k}]
+            if r.random() < 0.2:
+                v["defaultMode"] = 420
+            vols.append({"name": f"{kind.lower()}-{j}", "configMap" if kind == "ConfigMap" else "secret": v})
+        return vols
+
+    def container(self, comp, name, env_refs, volumes, rich):
         r, g = self.r, self.g
         img, tag = r.choice(IMAGES)
         ctr = {
             "name": name,
             "image": Q(img.format(name=comp) + ":" + tag.format(a=r.randint(0, 30), b=r.randint(0, 9), h=g.hexs(8))),
-            "imagePullPolicy": "IfNotPresent",
         }
-        if init:
-            ctr["command"] = ["/bin/sh", "-c"]
-            ctr["args"] = [Lit(f"echo migrating {comp}\n/app/migrate --target latest\n")]
-        else:
+        if rich or r.random() < 0.5:
+            ctr["imagePullPolicy"] = "IfNotPresent"
+        if rich:
             ctr["args"] = [f"--config=/etc/{comp}/application.yaml", f"--log-level={r.choice(['info', 'debug'])}"]
-        env = []
-        if r.random() < 0.4:
-            env.append({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
-        if r.random() < 0.4:
-            env.append({"name": "JAVA_OPTS", "value": Q(f"-Xms{r.choice([256, 512])}m -Xmx{r.choice([512, 1024])}m")})
-        env_from = []
-        for n in cms:
-            form = r.random()
-            if form < 0.4:
-                env_from.append({"configMapRef": {"name": n}})
-            elif form < 0.75:
-                key = r.choice(self.cm_keys[n])
-                env.append({"name": re.sub(r"[^A-Z0-9]", "_", key.upper()),
-                            "valueFrom": {"configMapKeyRef": {"name": n, "key": key}}})
-        for n in secs:
-            form = r.random()
-            if form < 0.35:
-                ref = {"secretRef": {"name": n}}
-                if r.random() < 0.3:
-                    ref = {"prefix": "SECRET_", **ref}
-                env_from.append(ref)
-            elif form < 0.8:
-                key = r.choice(self.secret_keys[n])
-                ref = {"name": n, "key": key}
-                if r.random() < 0.2:
-                    ref["optional"] = False
-                env.append({"name": re.sub(r"[^A-Z0-9]", "_", key.upper()),
-                            "valueFrom": {"secretKeyRef": ref}})
+        env, env_from = self.env_refs(env_refs)
+        if rich:
+            env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                   {"name": "JAVA_OPTS", "value": Q(f"-Xms{r.choice([256, 512])}m -Xmx{r.choice([512, 1024])}m")}] + env
         if env:
             ctr["env"] = env
         if env_from:
             ctr["envFrom"] = env_from
-        if not init:
-            ctr["ports"] = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-            if r.random() < 0.5:
-                ctr["ports"].append({"name": "metrics", "containerPort": 9090, "protocol": "TCP"})
-            if r.random() < 0.6:
-                ctr["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"},
-                                        "initialDelaySeconds": r.choice([10, 15, 30])}
-            if r.random() < 0.6:
-                ctr["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5}
-        ctr["resources"] = {
-            "limits": {"cpu": Q(f"{r.choice([250, 500, 1000, 2000])}m"), "memory": f"{r.choice([256, 512, 1024])}Mi"},
-            "requests": {"cpu": f"{r.choice([50, 100, 200])}m", "memory": f"{r.choice([128, 256])}Mi"},
-        }
-        mounts = [{"name": v["name"], "mountPath": f"/etc/{comp}/{v['name']}", "readOnly": True}
-                  for v in volumes if "emptyDir" not in v]
-        mounts += [{"name": "tmp", "mountPath": "/tmp"} for v in volumes if "emptyDir" in v]
-        if mounts:
-            ctr["volumeMounts"] = mounts
-        if r.random() < 0.4:
-            ctr["securityContext"] = {"runAsNonRoot": True, "readOnlyRootFilesystem": True,
-                                  "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+        ctr["ports"] = [{"name": "http", "containerPort": 8080}]
+        if rich or r.random() < 0.5:
+            ctr["ports"][0]["protocol"] = "TCP"
+        if rich:
+            ctr["ports"].append({"name": "metrics", "containerPort": 9090, "protocol": "TCP"})
+            ctr["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"},
+                                    "initialDelaySeconds": r.choice([10, 15, 30])}
+        if rich or r.random() < 0.35:
+            ctr["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"}}
+        res = {"requests": {"cpu": f"{r.choice([50, 100, 200])}m", "memory": f"{r.choice([128, 256])}Mi"}}
+        if rich or r.random() < 0.5:
+            res["limits"] = {"cpu": Q(f"{r.choice([250, 500, 1000])}m"), "memory": f"{r.choice([256, 512, 1024])}Mi"}
+        ctr["resources"] = res
+        if volumes:
+            ctr["volumeMounts"] = [{"name": v["name"], "mountPath": f"/etc/{comp}/{v['name']}", "readOnly": True}
+                                   for v in volumes]
+        if rich:
+            ctr["securityContext"] = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                      "capabilities": {"drop": ["ALL"]}}
         return ctr
 
-    def volumes(self, cms, secs):
-        """Volumes for some of the refs; the rest are consumed via env."""
-        r = self.r
-        vols = []
-        vcms = [n for n in cms if r.random() < 0.5]
-        vsecs = [n for n in secs if r.random() < 0.4]
-        if len(vcms) + len(vsecs) >= 2 and r.random() < 0.35:
-            sources = []
-            for n in vcms:
-                src = {"name": n}
-                if r.random() < 0.5:
-                    k = r.choice(self.cm_keys[n])
-                    src["items"] = [{"key": k, "path": k}]
-                sources.append({"configMap": src})
-            for n in vsecs:
-                sources.append({"secret": {"name": n}})
-            sources.append({"serviceAccountToken": {"path": "token", "expirationSeconds": 3600, "audience": "vault"}})
-            if r.random() < 0.5:
-                sources.append({"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}})
-            vols.append({"name": "config-bundle", "projected": {"defaultMode": 420, "sources": sources}})
-        else:
-            for j, n in enumerate(vcms):
-                v = {"name": n}
-                if r.random() < 0.3:
-                    k = r.choice(self.cm_keys[n])
-                    v["items"] = [{"key": k, "path": k}]
-                if r.random() < 0.3:
-                    v["defaultMode"] = 420
-                vols.append({"name": f"config-{j}", "configMap": v})
-            for j, n in enumerate(vsecs):
-                v = {"secretName": n}
-                if r.random() < 0.25:
-                    k = r.choice(self.secret_keys[n])
-                    v["items"] = [{"key": k, "path": k}]
-                vols.append({"name": f"secret-{j}", "secret": v})
-        if r.random() < 0.4:
-            vols.append({"name": "tmp", "emptyDir": {}})
-        return vols
+    def init_container(self, comp, ref):
+        env, env_from = self.env_refs([ref])
+        ctr = {"name": "migrate", "image": Q(f"registry.example.com/platform/{comp}-migrations:1.{self.r.randint(0, 9)}.0"),
+               "command": ["/bin/sh", "-c"],
+               "args": [Lit(f"echo migrating {comp}\n/app/migrate --target latest\n")]}
+        if env:
+            ctr["env"] = env
+        if env_from:
+            ctr["envFrom"] = env_from
+        return ctr
 
     def pod_template(self, comp, c, kind):
         r = self.r
-        cms, secs = self.pick_refs(c)
-        vols = self.volumes(cms, secs)
+        # Each reference is consumed one way; together the workloads cover
+        # every form reconfig has to find.
+        refs = [(kind_, name, r.choice(["envFrom", "keyRef", "volume", "volume"])) for kind_, name in self.pick_refs(c)]
+        env_refs = [x for x in refs if x[2] != "volume"]
+        vols = self.volumes([x for x in refs if x[2] == "volume"])
         labels = self.selector(comp)
-        if r.random() < 0.5:
+        if r.random() < 0.3:
             labels["app.kubernetes.io/component"] = r.choice(ROLES)
         tmeta = {}
         ann_shape = r.random()
-        if ann_shape < 0.35:
+        if ann_shape < 0.3:
             tmeta["annotations"] = {"prometheus.io/scrape": Q("true"), "prometheus.io/port": Q("9090")}
-        elif ann_shape < 0.42:
-            # The hand-rolled `include (print $.Template.BasePath ...) | sha256sum`
-            # checksum many charts already carry; it must be overwritten, not duplicated.
-            tmeta["annotations"] = {"checksum/config": self.g.hexs(64), "kubectl.kubernetes.io/default-container": comp}
-        elif ann_shape < 0.47:
+        elif ann_shape < 0.37:
+            # The `include (print $.Template.BasePath ...) | sha256sum` checksum
+            # many charts already carry: it must be overwritten, not duplicated.
+            tmeta["annotations"] = {"checksum/config": self.g.hexs(64)}
+        elif ann_shape < 0.41:
             tmeta["annotations"] = {}
         tmeta["labels"] = labels
         if r.random() < 0.5:
             tmeta = {k: tmeta[k] for k in reversed(list(tmeta))}
+        rich = r.random() < 0.15
         spec = {}
-        if kind != "Job" and r.random() < 0.8:
+        if r.random() < 0.6:
             spec["serviceAccountName"] = f"{RELEASE}-{comp}"
-        if r.random() < 0.5:
-            spec["securityContext"] = {"runAsUser": 10001, "fsGroup": 10001}
-        # Init containers sometimes take over a ref, so every reference form
-        # also appears under initContainers.
-        if r.random() < 0.25:
-            spec["initContainers"] = [self.container(comp, "migrate", cms[:1], secs[:1], [], init=True)]
-        ctrs = [self.container(comp, comp.split("-")[0], cms, secs, vols)]
-        if r.random() < 0.15:
+        if rich:
+            spec["securityContext"] = {"runAsNonRoot": True, "fsGroup": 10001}
+        if r.random() < 0.12:
+            spec["initContainers"] = [self.init_container(comp, refs[0][:2] + (r.choice(["envFrom", "keyRef"]),))]
+        ctrs = [self.container(comp, comp.split("-")[0], env_refs, vols, rich)]
+        if rich and r.random() < 0.3:
             ctrs.append({"name": "config-reloader", "image": Q("ghcr.io/example/reloader:v0.9.1"),
-                         "args": ["--watch=/etc/config"], "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}})
+                         "args": ["--watch=/etc/config"]})
         spec["containers"] = ctrs
         if kind in ("Job", "CronJob"):
             spec["restartPolicy"] = "OnFailure"
-        if r.random() < 0.3:
+        if r.random() < 0.15:
             spec["nodeSelector"] = {"kubernetes.io/os": "linux"}
-        if r.random() < 0.2:
+        if rich and r.random() < 0.3:
             spec["tolerations"] = [{"key": "dedicated", "operator": "Equal", "value": "apps", "effect": "NoSchedule"}]
         if vols:
             spec["volumes"] = vols
@@ -630,8 +634,9 @@ class Chart:
                                                           {"setWeight": 60}, {"pause": {}}]}},
                     }
                 else:
-                    doc["spec"] = {"replicas": r.choice([1, 2, 3]), "revisionHistoryLimit": 5,
-                                   "selector": sel, "template": tpl}
+                    doc["spec"] = {"replicas": r.choice([1, 2, 3]), "selector": sel, "template": tpl}
+                    if r.random() < 0.3:
+                        doc["spec"]["revisionHistoryLimit"] = 5
                 if kind in ANNOTATED:
                     self.pod_templates += 1
                 self.add(kind, name, c, doc)
@@ -644,7 +649,7 @@ class Chart:
             comp = self.comps[c]
             name = f"{RELEASE}-{comp}" + (f"-{i}" if i >= self.ncomp else "")
             ports = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
-            if r.random() < 0.4:
+            if r.random() < 0.25:
                 ports.append({"name": "metrics", "port": 9090, "targetPort": 9090, "protocol": "TCP"})
             self.add("Service", name, c, {"apiVersion": "v1", "kind": "Service", "metadata": self.meta(name, comp),
                                           "spec": {"type": "ClusterIP", "ports": ports,
@@ -663,9 +668,9 @@ class Chart:
             self.add("Role", name, c, {
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": self.meta(name, comp),
                 "rules": [{"apiGroups": [Q("")], "resources": ["configmaps", "secrets"],
-                           "resourceNames": (self.cms.get(c) or ["unused"])[:2], "verbs": ["get", "watch", "list"]},
-                          {"apiGroups": [Q("coordination.k8s.io")], "resources": ["leases"],
-                           "verbs": ["get", "create", "update"]}]})
+                           "verbs": ["get", "watch", "list"]}]
+                + ([{"apiGroups": [Q("coordination.k8s.io")], "resources": ["leases"],
+                     "verbs": ["get", "create", "update"]}] if r.random() < 0.4 else [])})
         for i, c in self.spread("RoleBinding"):
             comp = self.comps[c]
             name = f"{RELEASE}-{comp}-{i}"
@@ -681,7 +686,7 @@ class Chart:
                 "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                 "metadata": self.meta(name, comp, annotations={
                     "cert-manager.io/cluster-issuer": "letsencrypt",
-                    "nginx.ingress.kubernetes.io/proxy-body-size": Q("8m")}),
+                    "nginx.ingress.kubernetes.io/proxy-body-size": Q("8m")} if r.random() < 0.5 else None),
                 "spec": {"ingressClassName": "nginx",
                          "tls": [{"hosts": [Q(host)], "secretName": f"{RELEASE}-{comp}-ingress-tls"}],
                          "rules": [{"host": Q(host), "http": {"paths": [{

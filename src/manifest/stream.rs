@@ -277,13 +277,7 @@ impl<'a> Stream<'a> {
                 let text = &self.text[chunk.range.clone()];
                 let comment_source = source_comment(text);
                 match node::parse_documents(text, limits) {
-                    Err(e) => ChunkResult::Failed(
-                        Problem {
-                            pos: e.pos,
-                            message: e.message,
-                        },
-                        comment_source.map(str::to_string),
-                    ),
+                    Err(e) => ChunkResult::Failed(at_end_of_text(text, e), comment_source.map(str::to_string)),
                     Ok(roots) => ChunkResult::Docs(
                         roots
                             .iter()
@@ -322,6 +316,26 @@ impl<T> Parsed<T> {
             .iter()
             .zip(&self.values)
             .filter_map(|(d, v)| v.as_ref().map(|v| (d, v)))
+    }
+}
+
+/// Errors found at the very end point at the last line of the document, not the next document's marker.
+fn at_end_of_text(text: &str, e: node::SyntaxError) -> Problem {
+    let trimmed = text.trim_end();
+    if e.pos.offset < trimmed.len() {
+        return Problem {
+            pos: e.pos,
+            message: e.message,
+        };
+    }
+    let last_line = trimmed.rsplit('\n').next().unwrap_or("");
+    Problem {
+        pos: Pos {
+            offset: trimmed.len(),
+            line: 1 + trimmed.bytes().filter(|&b| b == b'\n').count(),
+            column: 1 + last_line.chars().count(),
+        },
+        message: format!("{} (the document ends first)", e.message),
     }
 }
 
