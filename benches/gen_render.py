@@ -332,13 +332,14 @@ class Chart:
         self.ncomp = max(1, math.ceil(nwork / 3))
         self.comps = self.component_names(self.ncomp)
         self.seq_indent = [rng.random() < 0.7 for _ in range(self.ncomp)]
-        self.helm_labels = [rng.random() < 0.4 for _ in range(self.ncomp)]
+        self.helm_labels = [rng.random() < 0.35 for _ in range(self.ncomp)]
         self.comp_index = {name: i for i, name in enumerate(self.comps)}
         self.cms = {c: [] for c in range(self.ncomp)}
         self.secrets = {c: [] for c in range(self.ncomp)}
         self.cm_keys = {}
         self.secret_keys = {}
         self.docs = []
+        self.taken = set()
         self.pod_templates = 0
 
     @staticmethod
@@ -363,6 +364,13 @@ class Chart:
         """(index, component) pairs, spreading a kind evenly over components."""
         n = self.counts[kind]
         return [(i, i * self.ncomp // n) for i in range(n)] if n else []
+
+    def unique(self, kind, name):
+        base, n = name, 2
+        while (kind, name) in self.taken:
+            name, n = f"{base}-{n}", n + 1
+        self.taken.add((kind, name))
+        return name
 
     def labels(self, comp):
         if not self.helm_labels[self.comp_index[comp]]:
@@ -399,11 +407,10 @@ class Chart:
     # --- config objects
 
     def configmaps(self):
-        for i, c in self.spread("ConfigMap"):
+        for _, c in self.spread("ConfigMap"):
             comp = self.comps[c]
-            name = f"{RELEASE}-{comp}-{['config', 'env', 'files', 'settings'][len(self.cms[c]) % 4]}"
-            if name in self.cm_keys:
-                name += f"-{i}"
+            suffix = ["config", "env", "files", "settings"][len(self.cms[c]) % 4]
+            name = self.unique("ConfigMap", f"{RELEASE}-{comp}-{suffix}")
             data, binary = self.g.configmap_data(comp)
             doc = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": self.meta(name, comp), "data": data}
             if binary:
@@ -413,13 +420,11 @@ class Chart:
             self.add("ConfigMap", name, c, doc)
 
     def secret_objs(self):
-        for i, c in self.spread("Secret"):
+        for _, c in self.spread("Secret"):
             comp = self.comps[c]
             typ, data, string = self.g.secret_body(comp)
             suffix = "tls" if typ == "kubernetes.io/tls" else ["secret", "credentials", "keys"][len(self.secrets[c]) % 3]
-            name = f"{RELEASE}-{comp}-{suffix}"
-            if name in self.secret_keys:
-                name += f"-{i}"
+            name = self.unique("Secret", f"{RELEASE}-{comp}-{suffix}")
             doc = {"apiVersion": "v1", "kind": "Secret", "metadata": self.meta(name, comp), "type": typ}
             if data:
                 doc["data"] = data
@@ -645,18 +650,18 @@ class Chart:
 
     def others(self):
         r = self.r
-        for i, c in self.spread("Service"):
+        for _, c in self.spread("Service"):
             comp = self.comps[c]
-            name = f"{RELEASE}-{comp}" + (f"-{i}" if i >= self.ncomp else "")
+            name = self.unique("Service", f"{RELEASE}-{comp}")
             ports = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
             if r.random() < 0.25:
                 ports.append({"name": "metrics", "port": 9090, "targetPort": 9090, "protocol": "TCP"})
             self.add("Service", name, c, {"apiVersion": "v1", "kind": "Service", "metadata": self.meta(name, comp),
                                           "spec": {"type": "ClusterIP", "ports": ports,
                                                    "selector": self.selector(comp)}})
-        for i, c in self.spread("ServiceAccount"):
+        for _, c in self.spread("ServiceAccount"):
             comp = self.comps[c]
-            name = f"{RELEASE}-{comp}" + (f"-{i}" if i >= self.ncomp else "")
+            name = self.unique("ServiceAccount", f"{RELEASE}-{comp}")
             ann = {"eks.amazonaws.com/role-arn": f"arn:aws:iam::123456789012:role/{comp}"} if r.random() < 0.3 else None
             doc = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": self.meta(name, comp, annotations=ann)}
             if r.random() < 0.5:
