@@ -72,7 +72,7 @@ pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, Str
                 &options.kinds,
                 &options.annotation_key,
             )? {
-                Some(w) => Item::Workload(w),
+                Some(w) => Item::Workload(Box::new(w)),
                 None => Item::Other,
             },
         )

@@ -14,7 +14,7 @@ use super::workload::{parse_object_ref, GroupKind, KindSpec, Workload};
 #[derive(Debug)]
 pub enum Item {
     Config(ConfigObject),
-    Workload(Workload),
+    Workload(Box<Workload>),
     Other,
 }
 

@@ -198,8 +198,7 @@ impl<'a> Stream<'a> {
         } else {
             std::thread::scope(|scope| {
                 let workers: Vec<_> = groups
-                    .iter()
-                    .cloned()
+                    .into_iter()
                     .map(|range| scope.spawn(|| self.parse_range(range, limits, &handle)))
                     .collect();
                 workers
@@ -339,9 +338,12 @@ fn at_end_of_text(text: &str, e: node::SyntaxError) -> Problem {
     }
 }
 
+/// A document's template file name and what its handler made of it.
+type DocResult<T> = (Option<String>, Result<Option<T>, Problem>);
+
 enum ChunkResult<T> {
     Failed(Problem, Option<String>),
-    Docs(Vec<(Option<String>, Result<Option<T>, Problem>)>),
+    Docs(Vec<DocResult<T>>),
 }
 
 /// Cuts the text before every line that is a document marker (`---` alone or followed by a space).

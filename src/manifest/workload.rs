@@ -505,7 +505,10 @@ mod tests {
         references(docs[0].as_ref().expect("doc"))
     }
 
-    fn summary(refs: &[Reference]) -> Vec<(ConfigKind, &str, bool, bool, Vec<&str>, bool)> {
+    /// (kind, name, whole, env, keys, optional)
+    type Summary<'r> = (ConfigKind, &'r str, bool, bool, Vec<&'r str>, bool);
+
+    fn summary(refs: &[Reference]) -> Vec<Summary<'_>> {
         refs.iter()
             .map(|r| {
                 (
