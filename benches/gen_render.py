@@ -728,7 +728,7 @@ class Chart:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--docs", type=int, default=6000, help="number of documents (default 6000, ~4.7 MB)")
+    ap.add_argument("--docs", type=int, default=6000, help="number of documents (default 6000, about 4.7 MiB)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--out", help="output file (default stdout)")
     a = ap.parse_args()

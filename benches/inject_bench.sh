@@ -36,6 +36,17 @@ if ! python3 -c 'import yaml, sys; sys.exit(not yaml.__with_libyaml__)'; then
          "pure-Python and look far slower than what teams actually run" >&2
 fi
 
+# Peak RSS is read with GNU time; without it the figures are inflated (see timeit_cmd.py).
+if [[ ! -x /usr/bin/time ]]; then
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "inject_bench: installing GNU time" >&2
+        { apt-get install -y -qq time || { apt-get update -qq && apt-get install -y -qq time; }; } >&2 \
+            || echo "inject_bench: WARNING: could not install GNU time; RSS figures will be inflated" >&2
+    else
+        echo "inject_bench: WARNING: /usr/bin/time missing (apt-get install time); RSS figures will be inflated" >&2
+    fi
+fi
+
 echo "== building reconfig (release)" >&2
 cargo build --release || die "cargo build --release failed"
 [[ -x $BIN ]] || die "$BIN was not built"

@@ -1,6 +1,5 @@
 //! `reconfig inject` as users run it: the real binary, fixtures on stdin or as files.
 
-
 use assert_cmd::Command;
 use predicates::prelude::*;
 
@@ -20,7 +19,12 @@ fn fixture(path: &str) -> String {
 }
 
 fn inject(input: &str, args: &[&str]) -> String {
-    let out = reconfig().arg("inject").args(args).write_stdin(input).assert().success();
+    let out = reconfig()
+        .arg("inject")
+        .args(args)
+        .write_stdin(input)
+        .assert()
+        .success();
     String::from_utf8(out.get_output().stdout.clone()).expect("utf8")
 }
 
@@ -46,16 +50,27 @@ fn helm3_render_is_annotated_exactly() {
             let added: Vec<&str> = a.lines().filter(|l| !b.lines().any(|x| x == *l)).collect();
             let removed: Vec<&str> = b.lines().filter(|l| !a.lines().any(|x| x == *l)).collect();
             assert!(added.iter().any(|l| l.contains("checksum/config")), "{a}");
-            assert!(removed.len() <= 1, "a changed document lost lines: {removed:?}");
+            assert!(
+                removed.len() <= 1,
+                "a changed document lost lines: {removed:?}"
+            );
         }
     }
     assert_eq!(
         input.matches("# Source: ").count(),
         output.matches("# Source: ").count()
     );
-    for untouched in ["kind: Service", "kind: ServiceAccount", "shop-migrate", "name: shop-worker\nspec:\n  workloadRef"] {
+    for untouched in [
+        "kind: Service",
+        "kind: ServiceAccount",
+        "shop-migrate",
+        "name: shop-worker\nspec:\n  workloadRef",
+    ] {
         let b = before.iter().find(|d| d.contains(untouched)).expect("doc");
-        assert!(after.contains(b), "{untouched} must come out byte-identical");
+        assert!(
+            after.contains(b),
+            "{untouched} must come out byte-identical"
+        );
     }
 }
 
@@ -69,10 +84,18 @@ fn output_is_idempotent() {
 fn helm4_render_keeps_filenames_and_skips_hooks() {
     let input = fixture(HELM4);
     let output = inject(&input, &[]);
-    assert_eq!(output.matches("postrenderer.helm.sh/postrender-filename").count(), 3);
+    assert_eq!(
+        output
+            .matches("postrenderer.helm.sh/postrender-filename")
+            .count(),
+        3
+    );
     let docs = documents(&output);
     assert!(docs[1].contains("checksum/config"));
-    assert!(!docs[2].contains("checksum/config"), "hooks are not annotated");
+    assert!(
+        !docs[2].contains("checksum/config"),
+        "hooks are not annotated"
+    );
     assert_eq!(docs[2], documents(&input)[2]);
 }
 
@@ -83,7 +106,12 @@ fn changing_one_value_rolls_exactly_its_users() {
     let annotations = |text: &str| -> Vec<String> {
         documents(&inject(text, &[]))
             .iter()
-            .map(|d| d.lines().find(|l| l.contains("checksum/config")).unwrap_or("").to_string())
+            .map(|d| {
+                d.lines()
+                    .find(|l| l.contains("checksum/config"))
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect()
     };
     let (a, b) = (annotations(&input), annotations(&changed));
@@ -93,7 +121,9 @@ fn changing_one_value_rolls_exactly_its_users() {
         .iter()
         .map(|&i| {
             let doc = documents(&input)[i];
-            doc.lines().find_map(|l| l.strip_prefix("  name: ")).unwrap_or("?")
+            doc.lines()
+                .find_map(|l| l.strip_prefix("  name: "))
+                .unwrap_or("?")
         })
         .collect();
     assert_eq!(names, vec!["shop-web", "shop-api"]);
@@ -105,22 +135,43 @@ fn documents_that_are_not_objects_pass_through() {
     let output = inject(input, &[]);
     let (before, after) = (documents(input), documents(&output));
     assert_eq!(before[..3], after[..3]);
-    assert!(after[3].contains("\"metadata\": {\"annotations\": {\"checksum/config\": "), "{}", after[3]);
+    assert!(
+        after[3].contains("\"metadata\": {\"annotations\": {\"checksum/config\": "),
+        "{}",
+        after[3]
+    );
 }
 
 fn fails_with(args: &[&str], input: &str, code: i32) -> String {
-    let out = reconfig().args(args).write_stdin(input).assert().code(code).stdout("");
+    let out = reconfig()
+        .args(args)
+        .write_stdin(input)
+        .assert()
+        .code(code)
+        .stdout("");
     String::from_utf8(out.get_output().stderr.clone()).expect("utf8")
 }
 
 #[test]
 fn bad_input_fails_whole_and_says_where() {
     for (file, expected) in [
-        ("unclosed-flow.yaml", "document 1 (shop/templates/configmap.yaml), line 7, column 23"),
-        ("tab-indent.yaml", "document 2 (shop/templates/configmap.yaml), line 12, column 2"),
-        ("recursive-alias.yaml", "document 1 (shop/templates/configmap.yaml), line 8, column 9"),
+        (
+            "unclosed-flow.yaml",
+            "document 1 (shop/templates/configmap.yaml), line 7, column 23",
+        ),
+        (
+            "tab-indent.yaml",
+            "document 2 (shop/templates/configmap.yaml), line 12, column 2",
+        ),
+        (
+            "recursive-alias.yaml",
+            "document 1 (shop/templates/configmap.yaml), line 8, column 9",
+        ),
         ("alias-bomb.yaml", "alias bomb"),
-        ("bad-base64.yaml", "line 8, column 13: Secret data key \"password\" is not valid base64"),
+        (
+            "bad-base64.yaml",
+            "line 8, column 13: Secret data key \"password\" is not valid base64",
+        ),
     ] {
         let path = format!("tests/fixtures/bad/{file}");
         let stderr = fails_with(&["inject", &path], "", 1);
@@ -135,21 +186,34 @@ fn bad_input_fails_whole_and_says_where() {
 fn every_bad_document_is_reported() {
     let input = "---\na: [\n---\nb: ok\n---\nc: {\n";
     let stderr = fails_with(&["inject"], input, 1);
-    assert!(stderr.contains("document 1,") && stderr.contains("document 3,"), "{stderr}");
+    assert!(
+        stderr.contains("document 1,") && stderr.contains("document 3,"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn oversized_and_non_utf8_input() {
     let stderr = fails_with(&["inject", "--max-input-size", "100"], &fixture(HELM3), 1);
     assert!(stderr.contains("over the 100-byte limit"), "{stderr}");
-    let out = reconfig().arg("inject").write_stdin(b"a: \xff\n".to_vec()).assert().code(1).stdout("");
+    let out = reconfig()
+        .arg("inject")
+        .write_stdin(b"a: \xff\n".to_vec())
+        .assert()
+        .code(1)
+        .stdout("");
     assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("not UTF-8"));
 }
 
 #[test]
 fn missing_references_warn_or_fail_with_strict() {
-    let input = fixture(HELM3).replace("name: shop-nginx\ndata:", "name: shop-nginx-renamed\ndata:");
-    let out = reconfig().arg("inject").write_stdin(input.clone()).assert().success();
+    let input =
+        fixture(HELM3).replace("name: shop-nginx\ndata:", "name: shop-nginx-renamed\ndata:");
+    let out = reconfig()
+        .arg("inject")
+        .write_stdin(input.clone())
+        .assert()
+        .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
         stderr.contains("warning:") && stderr.contains("Deployment shop-web: ConfigMap \"shop-nginx\" (volume \"nginx\") is not in the stream"),
@@ -188,7 +252,10 @@ fn secret_hash_key_file_changes_secret_checksums() {
     let key = dir.path().join("key");
     std::fs::write(&key, "s3cret-key\n").expect("write key");
     let plain = inject(&fixture(HELM3), &[]);
-    let keyed = inject(&fixture(HELM3), &["--secret-hash-key-file", key.to_str().expect("path")]);
+    let keyed = inject(
+        &fixture(HELM3),
+        &["--secret-hash-key-file", key.to_str().expect("path")],
+    );
     assert_ne!(plain, keyed);
     let via_env = reconfig()
         .arg("inject")
@@ -216,13 +283,21 @@ fn namespace_flag_and_env() {
     let input = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: prod}\nspec:\n  template:\n    spec:\n      volumes: [{name: v, configMap: {name: c}}]\n";
     assert!(!inject(input, &[]).contains("checksum/config"));
     assert!(inject(input, &["--namespace", "prod"]).contains("checksum/config"));
-    let out = reconfig().arg("inject").env("RECONFIG_NAMESPACE", "prod").write_stdin(input).assert().success();
+    let out = reconfig()
+        .arg("inject")
+        .env("RECONFIG_NAMESPACE", "prod")
+        .write_stdin(input)
+        .assert()
+        .success();
     assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("checksum/config"));
 }
 
 #[test]
 fn custom_annotation_key() {
-    let output = inject(&fixture(HELM4), &["--annotation", "example.com/config-hash"]);
+    let output = inject(
+        &fixture(HELM4),
+        &["--annotation", "example.com/config-hash"],
+    );
     assert!(output.contains("example.com/config-hash: \"") && !output.contains("checksum/config"));
 }
 
@@ -231,16 +306,40 @@ fn several_files_make_one_stream() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cm = dir.path().join("cm.yaml");
     let deploy = dir.path().join("deploy.yaml");
-    std::fs::write(&cm, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}").expect("write");
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}",
+    )
+    .expect("write");
     std::fs::write(&deploy, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      volumes: [{name: v, configMap: {name: c}}]\n").expect("write");
-    let out = reconfig().arg("inject").arg(&cm).arg(&deploy).assert().success();
+    let out = reconfig()
+        .arg("inject")
+        .arg(&cm)
+        .arg(&deploy)
+        .assert()
+        .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(stdout.starts_with("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n---\napiVersion: apps/v1"), "{stdout}");
     assert!(stdout.contains("checksum/config"));
 
-    std::fs::write(&deploy, "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: [d\n").expect("write");
-    let stderr = fails_with(&["inject", cm.to_str().expect("p"), deploy.to_str().expect("p")], "", 1);
-    assert!(stderr.contains("deploy.yaml: document 2, line 4, column"), "{stderr}");
+    std::fs::write(
+        &deploy,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: [d\n",
+    )
+    .expect("write");
+    let stderr = fails_with(
+        &[
+            "inject",
+            cm.to_str().expect("p"),
+            deploy.to_str().expect("p"),
+        ],
+        "",
+        1,
+    );
+    assert!(
+        stderr.contains("deploy.yaml: document 2, line 4, column"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -249,7 +348,11 @@ fn usage_errors_exit_2() {
     fails_with(&["inject", "--annotation", "Bad Key"], "", 2);
     fails_with(&["inject", "--template-path", "Foo"], "", 2);
     fails_with(&["inject", "/nonexistent/manifest.yaml"], "", 2);
-    fails_with(&["inject", "--secret-hash-key-file", "/nonexistent/key"], "", 2);
+    fails_with(
+        &["inject", "--secret-hash-key-file", "/nonexistent/key"],
+        "",
+        2,
+    );
     fails_with(&["frobnicate"], "", 2);
 }
 
@@ -259,7 +362,9 @@ fn help_teaches() {
         .args(["inject", "--help"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("--post-renderer reconfig --post-renderer-args inject"))
+        .stdout(predicate::str::contains(
+            "--post-renderer reconfig --post-renderer-args inject",
+        ))
         .stdout(predicate::str::contains("reconfig/exclude"))
         .stdout(predicate::str::contains("--log-file"));
 }

@@ -25,13 +25,23 @@ fn quote_style() -> impl Strategy<Value = Quote> {
 }
 
 /// A ConfigMap with keys `k0..kn`, written in one of several equivalent styles.
-fn config_map(name: String, values: Vec<String>, style: Quote, flow: bool, comment: bool) -> String {
+fn config_map(
+    name: String,
+    values: Vec<String>,
+    style: Quote,
+    flow: bool,
+    comment: bool,
+) -> String {
     let mut doc = format!("---\n# Source: chart/templates/{name}.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
     if comment {
         doc.push_str("  # a comment that must not matter\n");
     }
     if flow {
-        let entries: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("k{i}: {}", quoted(v, &style))).collect();
+        let entries: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("k{i}: {}", quoted(v, &style)))
+            .collect();
         doc.push_str(&format!("data: {{{}}}\n", entries.join(", ")));
     } else {
         doc.push_str("data:\n");
@@ -63,7 +73,9 @@ fn deployment(name: &str, cm: &str, uses: &[Use], meta: &TemplateMeta) -> String
     match meta {
         TemplateMeta::None => {}
         TemplateMeta::Labels => doc.push_str("    metadata:\n      labels:\n        app: x\n"),
-        TemplateMeta::Annotations => doc.push_str("    metadata:\n      annotations:\n        other: \"1\"\n"),
+        TemplateMeta::Annotations => {
+            doc.push_str("    metadata:\n      annotations:\n        other: \"1\"\n")
+        }
         TemplateMeta::Flow => doc.push_str("    metadata: {labels: {app: x}}\n"),
     }
     doc.push_str("    spec:\n      containers:\n        - name: app\n          image: app:1\n");
@@ -98,11 +110,21 @@ fn deployment(name: &str, cm: &str, uses: &[Use], meta: &TemplateMeta) -> String
 }
 
 fn a_use() -> impl Strategy<Value = Use> {
-    prop_oneof![Just(Use::Volume), (0..4usize).prop_map(Use::Items), Just(Use::EnvFrom), (0..4usize).prop_map(Use::KeyRef)]
+    prop_oneof![
+        Just(Use::Volume),
+        (0..4usize).prop_map(Use::Items),
+        Just(Use::EnvFrom),
+        (0..4usize).prop_map(Use::KeyRef)
+    ]
 }
 
 fn template_meta() -> impl Strategy<Value = TemplateMeta> {
-    prop_oneof![Just(TemplateMeta::None), Just(TemplateMeta::Labels), Just(TemplateMeta::Annotations), Just(TemplateMeta::Flow)]
+    prop_oneof![
+        Just(TemplateMeta::None),
+        Just(TemplateMeta::Labels),
+        Just(TemplateMeta::Annotations),
+        Just(TemplateMeta::Flow)
+    ]
 }
 
 fn value() -> impl Strategy<Value = String> {
@@ -121,7 +143,14 @@ fn spec() -> impl Strategy<Value = Spec> {
     (
         prop::collection::vec(prop::collection::vec(value(), 4), 1..4),
         prop::collection::vec((quote_style(), any::<bool>(), any::<bool>()), 4),
-        prop::collection::vec((0..4usize, prop::collection::vec(a_use(), 0..4), template_meta()), 0..6),
+        prop::collection::vec(
+            (
+                0..4usize,
+                prop::collection::vec(a_use(), 0..4),
+                template_meta(),
+            ),
+            0..6,
+        ),
         0..3usize,
     )
         .prop_map(|(values, styles, deployments, others)| Spec {
@@ -135,15 +164,30 @@ fn spec() -> impl Strategy<Value = Spec> {
 fn render(spec: &Spec, restyle: bool) -> String {
     let mut out = String::new();
     for (i, values) in spec.values.iter().enumerate() {
-        let (style, flow, comment) = if restyle { spec.styles[i].clone() } else { (Quote::Plain, false, false) };
-        out.push_str(&config_map(format!("cm{i}"), values.clone(), style, flow, comment));
+        let (style, flow, comment) = if restyle {
+            spec.styles[i].clone()
+        } else {
+            (Quote::Plain, false, false)
+        };
+        out.push_str(&config_map(
+            format!("cm{i}"),
+            values.clone(),
+            style,
+            flow,
+            comment,
+        ));
     }
     for i in 0..spec.others {
         out.push_str(&format!("---\n# Source: chart/templates/svc{i}.yaml\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc{i}\nspec:\n  ports: [{{port: 80}}]\n"));
     }
     for (i, (cm, uses, meta)) in spec.deployments.iter().enumerate() {
         // References to cm3 and beyond may point at nothing: missing references must be harmless.
-        out.push_str(&deployment(&format!("d{i}"), &format!("cm{cm}"), uses, meta));
+        out.push_str(&deployment(
+            &format!("d{i}"),
+            &format!("cm{cm}"),
+            uses,
+            meta,
+        ));
     }
     out
 }

@@ -177,7 +177,10 @@ mod tests {
         frame(&mut bytes, b"nope");
         bytes.push(0);
         assert_eq!(got, hex::encode(Sha256::digest(&bytes)));
-        assert_eq!(got, "d4f21d4573c030e744fa1407342212235ef5232e7568d4fc7e602f5d1945bb39");
+        assert_eq!(
+            got,
+            "d4f21d4573c030e744fa1407342212235ef5232e7568d4fc7e602f5d1945bb39"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod edit;
 pub mod node;
 pub mod object;
 pub mod plan;
+mod simple;
 pub mod stream;
 pub mod workload;
 

@@ -181,10 +181,19 @@ enum Frame<'a> {
 /// Parses every document of `text` (usually one) into trees.
 ///
 /// Empty documents come back as `None`, so document numbering stays that of the stream.
+/// Plain block YAML takes the fast path; everything else, errors included, the full parser.
 pub fn parse_documents<'a>(
     text: &'a str,
     limits: Limits,
 ) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
+    match super::simple::parse(text, limits) {
+        Some(docs) => Ok(docs),
+        None => parse_full(text, limits),
+    }
+}
+
+/// Parses with the general YAML parser only.
+pub fn parse_full<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
     let positions = Positions::new(text);
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();

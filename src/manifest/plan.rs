@@ -423,7 +423,10 @@ mod tests {
                     Outcome::Annotate { checksum, .. } => checksum.clone(),
                     Outcome::Skipped(skip) => format!("skipped: {skip}"),
                 };
-                (format!("{} {}", t.workload, t.path).trim().to_string(), value)
+                (
+                    format!("{} {}", t.workload, t.path).trim().to_string(),
+                    value,
+                )
             })
             .collect()
     }
@@ -432,7 +435,8 @@ mod tests {
         outcomes(yaml, &Options::default())
     }
 
-    const CM: &str = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata:\n  a: one\n  b: two\n";
+    const CM: &str =
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata:\n  a: one\n  b: two\n";
     const SECRET: &str = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData:\n  user: admin\n  pass: hunter2\n";
 
     fn deployment(name: &str, spec: &str) -> String {
@@ -443,7 +447,9 @@ mod tests {
     }
 
     fn indent(text: &str, by: usize) -> String {
-        text.lines().map(|l| format!("{}{l}\n", " ".repeat(by))).collect()
+        text.lines()
+            .map(|l| format!("{}{l}\n", " ".repeat(by)))
+            .collect()
     }
 
     const WHOLE: &str = "volumes: [{name: c, configMap: {name: app}}]\ncontainers: [{name: x}]";
@@ -478,18 +484,47 @@ mod tests {
             ("apps.kruise.io/v1beta1", "StatefulSet", "spec.template"),
             ("apps.kruise.io/v1alpha1", "DaemonSet", "spec.template"),
             ("apps.kruise.io/v1alpha1", "BroadcastJob", "spec.template"),
-            ("apps.kruise.io/v1alpha1", "AdvancedCronJob", "spec.template.jobTemplate.spec.template"),
-            ("apps.kruise.io/v1alpha1", "AdvancedCronJob", "spec.template.broadcastJobTemplate.spec.template"),
-            ("apps.kruise.io/v1alpha1", "UnitedDeployment", "spec.template.statefulSetTemplate.spec.template"),
-            ("apps.kruise.io/v1alpha1", "UnitedDeployment", "spec.template.advancedStatefulSetTemplate.spec.template"),
-            ("apps.kruise.io/v1alpha1", "UnitedDeployment", "spec.template.cloneSetTemplate.spec.template"),
-            ("apps.kruise.io/v1alpha1", "UnitedDeployment", "spec.template.deploymentTemplate.spec.template"),
+            (
+                "apps.kruise.io/v1alpha1",
+                "AdvancedCronJob",
+                "spec.template.jobTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "AdvancedCronJob",
+                "spec.template.broadcastJobTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "UnitedDeployment",
+                "spec.template.statefulSetTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "UnitedDeployment",
+                "spec.template.advancedStatefulSetTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "UnitedDeployment",
+                "spec.template.cloneSetTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "UnitedDeployment",
+                "spec.template.deploymentTemplate.spec.template",
+            ),
             ("serving.knative.dev/v1", "Service", "spec.template"),
         ];
         for (api, kind, path) in cases {
             let yaml = format!("{CM}{}", with(api, kind, path));
             let analysis = analyze(&yaml, &Options::default()).expect("valid");
-            let annotated: Vec<_> = analysis.plan.templates.iter().filter(|t| t.edit.is_some()).collect();
+            let annotated: Vec<_> = analysis
+                .plan
+                .templates
+                .iter()
+                .filter(|t| t.edit.is_some())
+                .collect();
             assert_eq!(annotated.len(), 1, "{kind} {path}:\n{yaml}");
             assert_eq!(annotated[0].path, path);
             let mut out = Vec::new();
@@ -499,7 +534,11 @@ mod tests {
             assert_eq!(again.changed(), 0, "{kind}: not idempotent");
         }
         // The core Service and a Job (by default) are left alone.
-        let yaml = format!("{CM}{}{}", with("v1", "Service", "spec.template"), with("batch/v1", "Job", "spec.template"));
+        let yaml = format!(
+            "{CM}{}{}",
+            with("v1", "Service", "spec.template"),
+            with("batch/v1", "Job", "spec.template")
+        );
         let analysis = analyze(&yaml, &Options::default()).expect("valid");
         assert_eq!(analysis.changed(), 0);
     }
@@ -521,26 +560,75 @@ mod tests {
 
     #[test]
     fn hooks_and_opt_outs_are_skipped() {
-        let hook = deployment("h", WHOLE).replace("metadata: {name: h}", "metadata:\n  name: h\n  annotations: {helm.sh/hook: pre-install}");
-        let skip = deployment("s", WHOLE).replace("metadata: {name: s}", "metadata:\n  name: s\n  annotations: {reconfig/skip: \"true\"}");
-        let template_skip = deployment("t", WHOLE).replace("  template:\n", "  template:\n    metadata:\n      annotations: {reconfig/skip: \"true\"}\n");
+        let hook = deployment("h", WHOLE).replace(
+            "metadata: {name: h}",
+            "metadata:\n  name: h\n  annotations: {helm.sh/hook: pre-install}",
+        );
+        let skip = deployment("s", WHOLE).replace(
+            "metadata: {name: s}",
+            "metadata:\n  name: s\n  annotations: {reconfig/skip: \"true\"}",
+        );
+        let template_skip = deployment("t", WHOLE).replace(
+            "  template:\n",
+            "  template:\n    metadata:\n      annotations: {reconfig/skip: \"true\"}\n",
+        );
         let out = sums(&format!("{CM}{hook}{skip}{template_skip}"));
-        assert_eq!(out["Deployment h"], "skipped: Helm hook (pre-install): hooks are not rolled");
+        assert_eq!(
+            out["Deployment h"],
+            "skipped: Helm hook (pre-install): hooks are not rolled"
+        );
         assert_eq!(out["Deployment s"], "skipped: opted out with reconfig/skip");
-        assert_eq!(out["Deployment t spec.template"], "skipped: opted out with reconfig/skip");
+        assert_eq!(
+            out["Deployment t spec.template"],
+            "skipped: opted out with reconfig/skip"
+        );
     }
 
     #[test]
     fn key_level_precision() {
-        let base = sums(&format!("{CM}{}{}", deployment("whole", WHOLE), deployment("key", KEY_A)));
-        let b_changed = sums(&format!("{}{}{}", CM.replace("b: two", "b: TWO"), deployment("whole", WHOLE), deployment("key", KEY_A)));
-        let a_changed = sums(&format!("{}{}{}", CM.replace("a: one", "a: ONE"), deployment("whole", WHOLE), deployment("key", KEY_A)));
-        let key_added = sums(&format!("{}  c: three\n{}{}", CM, deployment("whole", WHOLE), deployment("key", KEY_A)));
-        assert_ne!(base["Deployment whole spec.template"], b_changed["Deployment whole spec.template"]);
-        assert_eq!(base["Deployment key spec.template"], b_changed["Deployment key spec.template"]);
-        assert_ne!(base["Deployment key spec.template"], a_changed["Deployment key spec.template"]);
-        assert_ne!(base["Deployment whole spec.template"], key_added["Deployment whole spec.template"]);
-        assert_eq!(base["Deployment key spec.template"], key_added["Deployment key spec.template"]);
+        let base = sums(&format!(
+            "{CM}{}{}",
+            deployment("whole", WHOLE),
+            deployment("key", KEY_A)
+        ));
+        let b_changed = sums(&format!(
+            "{}{}{}",
+            CM.replace("b: two", "b: TWO"),
+            deployment("whole", WHOLE),
+            deployment("key", KEY_A)
+        ));
+        let a_changed = sums(&format!(
+            "{}{}{}",
+            CM.replace("a: one", "a: ONE"),
+            deployment("whole", WHOLE),
+            deployment("key", KEY_A)
+        ));
+        let key_added = sums(&format!(
+            "{}  c: three\n{}{}",
+            CM,
+            deployment("whole", WHOLE),
+            deployment("key", KEY_A)
+        ));
+        assert_ne!(
+            base["Deployment whole spec.template"],
+            b_changed["Deployment whole spec.template"]
+        );
+        assert_eq!(
+            base["Deployment key spec.template"],
+            b_changed["Deployment key spec.template"]
+        );
+        assert_ne!(
+            base["Deployment key spec.template"],
+            a_changed["Deployment key spec.template"]
+        );
+        assert_ne!(
+            base["Deployment whole spec.template"],
+            key_added["Deployment whole spec.template"]
+        );
+        assert_eq!(
+            base["Deployment key spec.template"],
+            key_added["Deployment key spec.template"]
+        );
     }
 
     #[test]
@@ -548,14 +636,32 @@ mod tests {
         let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {a: one, b: two}\nbinaryData: {bin: aGk=}\n";
         let items = "volumes: [{name: c, configMap: {name: app, items: [{key: a, path: a}]}}]\ncontainers: [{name: x}]";
         let env_from = "containers: [{name: x, envFrom: [{configMapRef: {name: app}}]}]";
-        let run = |cm: &str| sums(&format!("{cm}{}{}", deployment("items", items), deployment("env", env_from)));
+        let run = |cm: &str| {
+            sums(&format!(
+                "{cm}{}{}",
+                deployment("items", items),
+                deployment("env", env_from)
+            ))
+        };
         let base = run(cm);
         let bin_changed = run(&cm.replace("aGk=", "aGo="));
         let b_changed = run(&cm.replace("b: two", "b: 2"));
-        assert_eq!(base["Deployment items spec.template"], bin_changed["Deployment items spec.template"]);
-        assert_eq!(base["Deployment env spec.template"], bin_changed["Deployment env spec.template"]);
-        assert_eq!(base["Deployment items spec.template"], b_changed["Deployment items spec.template"]);
-        assert_ne!(base["Deployment env spec.template"], b_changed["Deployment env spec.template"]);
+        assert_eq!(
+            base["Deployment items spec.template"],
+            bin_changed["Deployment items spec.template"]
+        );
+        assert_eq!(
+            base["Deployment env spec.template"],
+            bin_changed["Deployment env spec.template"]
+        );
+        assert_eq!(
+            base["Deployment items spec.template"],
+            b_changed["Deployment items spec.template"]
+        );
+        assert_ne!(
+            base["Deployment env spec.template"],
+            b_changed["Deployment env spec.template"]
+        );
     }
 
     #[test]
@@ -570,13 +676,20 @@ mod tests {
     fn secrets_hash_string_data_like_data() {
         let data = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ndata:\n  user: YWRtaW4=\n  pass: aHVudGVyMg==\n";
         let spec = "volumes: [{name: s, secret: {secretName: creds}}]\ncontainers: [{name: x}]";
-        assert_eq!(sums(&format!("{SECRET}{}", deployment("w", spec))), sums(&format!("{data}{}", deployment("w", spec))));
+        assert_eq!(
+            sums(&format!("{SECRET}{}", deployment("w", spec))),
+            sums(&format!("{data}{}", deployment("w", spec)))
+        );
     }
 
     #[test]
     fn secret_hash_key_changes_secret_contributions_only() {
         let spec = "volumes: [{name: s, secret: {secretName: creds}}, {name: c, configMap: {name: app}}]\ncontainers: [{name: x}]";
-        let yaml = format!("{CM}{SECRET}{}{}", deployment("both", spec), deployment("cm", WHOLE));
+        let yaml = format!(
+            "{CM}{SECRET}{}{}",
+            deployment("both", spec),
+            deployment("cm", WHOLE)
+        );
         let keyed = Options {
             secret_key: Some(b"k1".to_vec()),
             ..Options::default()
@@ -588,22 +701,45 @@ mod tests {
         let plain = sums(&yaml);
         let k1 = outcomes(&yaml, &keyed);
         let k2 = outcomes(&yaml, &other_key);
-        assert_ne!(plain["Deployment both spec.template"], k1["Deployment both spec.template"]);
-        assert_ne!(k1["Deployment both spec.template"], k2["Deployment both spec.template"]);
-        assert_eq!(plain["Deployment cm spec.template"], k1["Deployment cm spec.template"]);
+        assert_ne!(
+            plain["Deployment both spec.template"],
+            k1["Deployment both spec.template"]
+        );
+        assert_ne!(
+            k1["Deployment both spec.template"],
+            k2["Deployment both spec.template"]
+        );
+        assert_eq!(
+            plain["Deployment cm spec.template"],
+            k1["Deployment cm spec.template"]
+        );
     }
 
     #[test]
     fn namespaces_must_match() {
-        let cm_prod = CM.replace("metadata: {name: app}", "metadata: {name: app, namespace: prod}");
-        let in_prod = deployment("w", WHOLE).replace("metadata: {name: w}", "metadata: {name: w, namespace: prod}");
+        let cm_prod = CM.replace(
+            "metadata: {name: app}",
+            "metadata: {name: app, namespace: prod}",
+        );
+        let in_prod = deployment("w", WHOLE).replace(
+            "metadata: {name: w}",
+            "metadata: {name: w, namespace: prod}",
+        );
         let no_ns = deployment("w", WHOLE);
         // Same explicit namespace.
-        assert_eq!(sums(&format!("{cm_prod}{in_prod}"))["Deployment prod/w spec.template"].len(), 64);
+        assert_eq!(
+            sums(&format!("{cm_prod}{in_prod}"))["Deployment prod/w spec.template"].len(),
+            64
+        );
         // Different namespaces never match.
-        assert!(sums(&format!("{cm_prod}{no_ns}"))["Deployment w spec.template"].starts_with("skipped"));
+        assert!(
+            sums(&format!("{cm_prod}{no_ns}"))["Deployment w spec.template"].starts_with("skipped")
+        );
         // Unnamespaced objects match each other.
-        assert_eq!(sums(&format!("{CM}{no_ns}"))["Deployment w spec.template"].len(), 64);
+        assert_eq!(
+            sums(&format!("{CM}{no_ns}"))["Deployment w spec.template"].len(),
+            64
+        );
         // --namespace fills in for objects that name none.
         let options = Options {
             rules: Rules {
@@ -612,8 +748,15 @@ mod tests {
             },
             ..Options::default()
         };
-        assert_eq!(outcomes(&format!("{cm_prod}{no_ns}"), &options)["Deployment prod/w spec.template"].len(), 64);
-        assert!(outcomes(&format!("{CM}{in_prod}"), &options)["Deployment prod/w spec.template"].len() == 64);
+        assert_eq!(
+            outcomes(&format!("{cm_prod}{no_ns}"), &options)["Deployment prod/w spec.template"]
+                .len(),
+            64
+        );
+        assert!(
+            outcomes(&format!("{CM}{in_prod}"), &options)["Deployment prod/w spec.template"].len()
+                == 64
+        );
     }
 
     #[test]
@@ -628,7 +771,10 @@ mod tests {
         let analysis = analyze(&yaml, &Options::default()).expect("valid");
         assert_eq!(analysis.plan.missing.len(), 1);
         let message = &analysis.plan.missing[0].message;
-        assert!(message.contains("Deployment req") && message.contains("ConfigMap \"gone\""), "{message}");
+        assert!(
+            message.contains("Deployment req") && message.contains("ConfigMap \"gone\""),
+            "{message}"
+        );
     }
 
     #[test]
@@ -640,16 +786,29 @@ mod tests {
         let plain = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: argo-rollouts}\nspec:\n  template:\n    spec:\n      containers: [{name: x}]\n";
         let options = Options {
             rules: Rules {
-                depends: vec!["deployment/argo-rollouts=configmap/app".parse().expect("depend")],
+                depends: vec!["deployment/argo-rollouts=configmap/app"
+                    .parse()
+                    .expect("depend")],
                 ..Rules::default()
             },
             ..Options::default()
         };
-        assert_eq!(outcomes(&format!("{CM}{plain}"), &options)["Deployment argo-rollouts spec.template"], out["Deployment argo-rollouts spec.template"]);
-        assert!(sums(&format!("{CM}{plain}"))["Deployment argo-rollouts spec.template"].starts_with("skipped"));
+        assert_eq!(
+            outcomes(&format!("{CM}{plain}"), &options)["Deployment argo-rollouts spec.template"],
+            out["Deployment argo-rollouts spec.template"]
+        );
+        assert!(
+            sums(&format!("{CM}{plain}"))["Deployment argo-rollouts spec.template"]
+                .starts_with("skipped")
+        );
 
-        let excluded = deployment("hot", &format!("{WHOLE}\n")).replace("  template:\n", "  template:\n    metadata:\n      annotations: {reconfig/exclude: configmap/app}\n");
-        assert!(sums(&format!("{CM}{excluded}"))["Deployment hot spec.template"].starts_with("skipped"));
+        let excluded = deployment("hot", &format!("{WHOLE}\n")).replace(
+            "  template:\n",
+            "  template:\n    metadata:\n      annotations: {reconfig/exclude: configmap/app}\n",
+        );
+        assert!(
+            sums(&format!("{CM}{excluded}"))["Deployment hot spec.template"].starts_with("skipped")
+        );
     }
 
     #[test]
@@ -659,12 +818,17 @@ mod tests {
         let with_ref = sums(&yaml);
         assert_eq!(with_ref["Rollout r"], "skipped: uses spec.workloadRef, whose template must stay empty; Deployment w is annotated instead");
         let alone = sums(&format!("{CM}{SECRET}{}", deployment("w", WHOLE)));
-        assert_ne!(with_ref["Deployment w spec.template"], alone["Deployment w spec.template"], "the Rollout's declared Secret counts for its target");
+        assert_ne!(
+            with_ref["Deployment w spec.template"], alone["Deployment w spec.template"],
+            "the Rollout's declared Secret counts for its target"
+        );
 
         let yaml = format!("{CM}{rollout}");
         let analysis = analyze(&yaml, &Options::default()).expect("valid");
         assert_eq!(analysis.changed(), 0);
-        assert!(analysis.plan.warnings[0].message.contains("not in the stream"));
+        assert!(analysis.plan.warnings[0]
+            .message
+            .contains("not in the stream"));
     }
 
     #[test]
@@ -673,17 +837,26 @@ mod tests {
         let yaml = format!("{CM}{cloneset}");
         let analysis = analyze(&yaml, &Options::default()).expect("valid");
         assert_eq!(analysis.changed(), 1);
-        assert!(analysis.plan.warnings[0].message.contains("InPlaceIfPossible"));
+        assert!(analysis.plan.warnings[0]
+            .message
+            .contains("InPlaceIfPossible"));
     }
 
     #[test]
     fn custom_template_paths() {
         let custom = "---\napiVersion: example.com/v1\nkind: Workflow\nmetadata: {name: wf}\nspec:\n  podTemplate:\n    spec:\n      volumes: [{name: c, configMap: {name: app}}]\n";
         let options = Options {
-            kinds: crate::manifest::workload::TemplateKinds::with_custom(&["Workflow.example.com=spec.podTemplate".parse().expect("path")]),
+            kinds: crate::manifest::workload::TemplateKinds::with_custom(&[
+                "Workflow.example.com=spec.podTemplate"
+                    .parse()
+                    .expect("path"),
+            ]),
             ..Options::default()
         };
-        assert_eq!(outcomes(&format!("{CM}{custom}"), &options)["Workflow wf spec.podTemplate"].len(), 64);
+        assert_eq!(
+            outcomes(&format!("{CM}{custom}"), &options)["Workflow wf spec.podTemplate"].len(),
+            64
+        );
         assert!(sums(&format!("{CM}{custom}")).is_empty());
     }
 
@@ -691,16 +864,33 @@ mod tests {
     #[test]
     fn checksums_are_pinned() {
         let spec = "volumes: [{name: s, secret: {secretName: creds, items: [{key: pass, path: p}]}}]\ncontainers: [{name: x, envFrom: [{configMapRef: {name: app}}], env: [{name: U, valueFrom: {secretKeyRef: {name: creds, key: user}}}]}]";
-        let out = sums(&format!("{CM}{SECRET}{}{}", deployment("whole", WHOLE), deployment("mixed", spec)));
+        let out = sums(&format!(
+            "{CM}{SECRET}{}{}",
+            deployment("whole", WHOLE),
+            deployment("mixed", spec)
+        ));
         insta::assert_debug_snapshot!(out);
     }
 
     #[test]
     fn depend_specs_parse() {
-        let d: Depend = "Deployment.apps/argo-rollouts=configmap/a, secret/b".parse().expect("valid");
+        let d: Depend = "Deployment.apps/argo-rollouts=configmap/a, secret/b"
+            .parse()
+            .expect("valid");
         assert_eq!(d.name, "argo-rollouts");
-        assert_eq!(d.objects, vec![(ConfigKind::ConfigMap, "a".into()), (ConfigKind::Secret, "b".into())]);
-        for bad in ["deployment=configmap/a", "deployment/x=", "deployment/x=pod/y", "deployment/=configmap/a"] {
+        assert_eq!(
+            d.objects,
+            vec![
+                (ConfigKind::ConfigMap, "a".into()),
+                (ConfigKind::Secret, "b".into())
+            ]
+        );
+        for bad in [
+            "deployment=configmap/a",
+            "deployment/x=",
+            "deployment/x=pod/y",
+            "deployment/=configmap/a",
+        ] {
             assert!(bad.parse::<Depend>().is_err(), "{bad}");
         }
     }

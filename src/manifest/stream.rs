@@ -276,7 +276,10 @@ impl<'a> Stream<'a> {
                 let text = &self.text[chunk.range.clone()];
                 let comment_source = source_comment(text);
                 match node::parse_documents(text, limits) {
-                    Err(e) => ChunkResult::Failed(at_end_of_text(text, e), comment_source.map(str::to_string)),
+                    Err(e) => ChunkResult::Failed(
+                        at_end_of_text(text, e),
+                        comment_source.map(str::to_string),
+                    ),
                     Ok(roots) => ChunkResult::Docs(
                         roots
                             .iter()
@@ -353,14 +356,11 @@ enum ChunkResult<T> {
 fn split(text: &str) -> Vec<Chunk> {
     let bytes = text.as_bytes();
     let mut starts = vec![0];
-    let mut search = 0;
-    while let Some(found) = text[search..].find("\n---") {
-        let at = search + found + 1;
-        let after = bytes.get(at + 3).copied();
-        if matches!(after, None | Some(b'\n' | b'\r' | b' ' | b'\t')) {
+    for (found, _) in text.match_indices("\n---") {
+        let at = found + 1;
+        if matches!(bytes.get(at + 3), None | Some(b'\n' | b'\r' | b' ' | b'\t')) {
             starts.push(at);
         }
-        search = at;
     }
     let mut chunks: Vec<Chunk> = Vec::with_capacity(starts.len());
     let mut line = 1;
@@ -465,7 +465,12 @@ mod tests {
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].location.document, 2);
         assert_eq!(diags[0].location.source.as_deref(), Some("x.yaml"));
-        assert_eq!(diags[0].location.line, 6);
+        assert_eq!((diags[0].location.line, diags[0].location.column), (5, 5));
+        assert!(
+            diags[0].message.ends_with("(the document ends first)"),
+            "{}",
+            diags[0].message
+        );
     }
 
     #[test]

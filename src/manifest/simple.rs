@@ -1,0 +1,1079 @@
+//! A fast path for the plain block YAML that Helm and kubectl render.
+//!
+//! General YAML parsers run at 20–50 MB/s here; a render of thousands of
+//! documents would spend most of `inject`'s time in them. This parser accepts a
+//! strict, line-oriented subset (block mappings and sequences, single-line plain
+//! and quoted scalars, literal block scalars, one-line flow collections) and
+//! declines everything else by returning `None`: anchors, tags, folded or
+//! multi-line scalars, tabs, directives, unusual keys. Declined documents go to
+//! the full parser, which also produces every error message.
+//!
+//! When it accepts a document it builds the same tree the full parser builds;
+//! the differential tests below hold it to that.
+
+use std::borrow::Cow;
+
+use saphyr_parser::ScalarStyle;
+
+use super::node::{Limits, Node, Pos, Style, Value};
+
+/// Parses `text` as one document, or declines with `None`.
+pub fn parse(text: &str, limits: Limits) -> Option<Vec<Option<Node<'_>>>> {
+    if text.contains(['\r', '\u{feff}']) {
+        return None;
+    }
+    let mut p = Parser {
+        text,
+        lines: lines(text),
+        i: 0,
+        nodes: 0,
+        depth: 0,
+        limits,
+    };
+    p.prelude()?;
+    if p.i >= p.lines.len() {
+        return Some(if text.starts_with("---") {
+            vec![None]
+        } else {
+            Vec::new()
+        });
+    }
+    let line = p.lines[p.i];
+    let root = p.block(line.indent, line.start + line.indent)?;
+    p.skip_blank()?;
+    (p.i >= p.lines.len()).then_some(vec![Some(root)])
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    start: usize,
+    /// End of the line's text, before its `\n`.
+    end: usize,
+    /// Leading spaces.
+    indent: usize,
+    number: usize,
+    ascii: bool,
+    /// Free of control characters (tab aside), checked for ASCII lines only.
+    clean: bool,
+}
+
+/// Cuts `text` into lines in one pass, noting what the parser needs to know about each.
+fn lines(text: &str) -> Vec<Line> {
+    let mut out = Vec::with_capacity(text.len() / 24 + 1);
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut number = 1;
+    while start < bytes.len() {
+        let mut end = start;
+        let mut high = 0u8;
+        let mut control = false;
+        while end < bytes.len() {
+            let b = bytes[end];
+            if b == b'\n' {
+                break;
+            }
+            high |= b;
+            control |= (b < b' ' && b != b'\t') || b == 0x7f;
+            end += 1;
+        }
+        out.push(Line {
+            start,
+            end,
+            indent: bytes[start..end].iter().take_while(|&&b| b == b' ').count(),
+            number,
+            ascii: high < 0x80,
+            clean: !control,
+        });
+        start = end + 1;
+        number += 1;
+    }
+    out
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    lines: Vec<Line>,
+    /// The current line.
+    i: usize,
+    nodes: usize,
+    depth: usize,
+    limits: Limits,
+}
+
+fn is_indicator(c: u8) -> bool {
+    matches!(
+        c,
+        b'-' | b'?'
+            | b':'
+            | b','
+            | b'['
+            | b']'
+            | b'{'
+            | b'}'
+            | b'#'
+            | b'&'
+            | b'*'
+            | b'!'
+            | b'|'
+            | b'>'
+            | b'\''
+            | b'"'
+            | b'%'
+            | b'@'
+            | b'`'
+    )
+}
+
+/// Characters a key may have without quotes, kept conservative on purpose.
+fn is_key_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'-')
+}
+
+impl<'a> Parser<'a> {
+    fn pos(&self, line: &Line, offset: usize) -> Pos {
+        let column = if line.ascii {
+            offset - line.start + 1
+        } else {
+            self.text[line.start..offset].chars().count() + 1
+        };
+        Pos {
+            offset,
+            line: line.number,
+            column,
+        }
+    }
+
+    fn line_text(&self, line: &Line) -> &'a str {
+        &self.text[line.start..line.end]
+    }
+
+    /// Rejects control characters and the line separators some parsers treat specially.
+    fn printable(&self, line: &Line) -> Option<()> {
+        let ok = line.clean
+            && (line.ascii
+                || self.line_text(line).chars().all(|c| {
+                    c == '\t'
+                        || (!c.is_control()
+                            && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}'))
+                }));
+        ok.then_some(())
+    }
+
+    /// Skips the `---` marker, comments and blank lines before the content.
+    fn prelude(&mut self) -> Option<()> {
+        if let Some(first) = self.lines.first().copied() {
+            let text = self.line_text(&first);
+            if let Some(rest) = text.strip_prefix("---") {
+                let rest = rest.trim_start_matches(' ');
+                if !(rest.is_empty() || rest.starts_with('#'))
+                    || rest.len() == text.len() - 3 && !rest.is_empty()
+                {
+                    return None;
+                }
+                self.i = 1;
+            }
+        }
+        self.skip_blank()
+    }
+
+    /// Moves past blank and comment lines; declines on tabs in indentation and on markers.
+    fn skip_blank(&mut self) -> Option<()> {
+        while let Some(line) = self.lines.get(self.i).copied() {
+            let text = self.line_text(&line);
+            let rest = &text[line.indent..];
+            if rest.is_empty() {
+                self.i += 1;
+                continue;
+            }
+            if rest.starts_with('\t') {
+                return None;
+            }
+            if rest.starts_with('#') {
+                self.printable(&line)?;
+                self.i += 1;
+                continue;
+            }
+            if line.indent == 0
+                && (text.starts_with("---") || text.starts_with("...") || text.starts_with('%'))
+            {
+                return None;
+            }
+            return Some(());
+        }
+        Some(())
+    }
+
+    fn count(&mut self) -> Option<()> {
+        self.nodes += 1;
+        (self.nodes <= self.limits.max_nodes).then_some(())
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth < self.limits.max_depth).then_some(())
+    }
+
+    /// A block mapping or sequence whose first entry starts at byte `at`, column `col` (0-based).
+    fn block(&mut self, col: usize, at: usize) -> Option<Node<'a>> {
+        let line = self.lines[self.i];
+        self.printable(&line)?;
+        let bytes = self.text.as_bytes();
+        if bytes.get(at) == Some(&b'-') && matches!(bytes.get(at + 1), Some(b' ') | None)
+            || at + 1 == line.end && bytes[at] == b'-'
+        {
+            self.sequence(col, at)
+        } else {
+            self.mapping(col, at)
+        }
+    }
+
+    fn mapping(&mut self, col: usize, first_at: usize) -> Option<Node<'a>> {
+        self.enter()?;
+        let mut entries = Vec::new();
+        let mut at = first_at;
+        let start = self.pos(&self.lines[self.i], first_at);
+        loop {
+            let line = self.lines[self.i];
+            self.printable(&line)?;
+            let (key, after_colon) = self.key(&line, at)?;
+            let value = self.value(&line, after_colon, col, key.end)?;
+            self.count()?;
+            entries.push((key, value));
+            self.skip_blank()?;
+            let Some(next) = self.lines.get(self.i).copied() else {
+                break;
+            };
+            if next.indent < col {
+                break;
+            }
+            if next.indent > col {
+                return None;
+            }
+            if self.dash_at(&next, next.start + col) {
+                break;
+            }
+            at = next.start + col;
+        }
+        self.depth -= 1;
+        self.count()?;
+        Some(Node {
+            value: Value::Mapping(entries, Style::Block),
+            start,
+            end: start,
+            aliased: false,
+        })
+    }
+
+    fn dash_at(&self, line: &Line, at: usize) -> bool {
+        let bytes = self.text.as_bytes();
+        bytes.get(at) == Some(&b'-') && (at + 1 == line.end || bytes.get(at + 1) == Some(&b' '))
+    }
+
+    fn sequence(&mut self, col: usize, first_at: usize) -> Option<Node<'a>> {
+        self.enter()?;
+        let mut items = Vec::new();
+        let mut at = first_at;
+        let start = self.pos(&self.lines[self.i], first_at);
+        loop {
+            let line = self.lines[self.i];
+            self.printable(&line)?;
+            let bytes = self.text.as_bytes();
+            if at + 1 >= line.end {
+                return None;
+            }
+            let spaces = bytes[at + 1..line.end]
+                .iter()
+                .take_while(|&&b| b == b' ')
+                .count();
+            let item_at = at + 1 + spaces;
+            if item_at >= line.end || bytes[item_at] == b'#' || bytes[item_at] == b'\t' {
+                return None;
+            }
+            let item_col = col + 1 + spaces;
+            let item = if self.dash_at(&line, item_at) {
+                return None;
+            } else if self.key(&line, item_at).is_some() {
+                self.mapping(item_col, item_at)?
+            } else if bytes[item_at] == b'|' {
+                self.literal(&line, item_at, col)?
+            } else {
+                let node = self.inline(&line, item_at, false)?;
+                self.i += 1;
+                node
+            };
+            self.count()?;
+            items.push(item);
+            self.skip_blank()?;
+            let Some(next) = self.lines.get(self.i).copied() else {
+                break;
+            };
+            if next.indent < col {
+                break;
+            }
+            if next.indent > col {
+                return None;
+            }
+            if !self.dash_at(&next, next.start + col) {
+                break;
+            }
+            at = next.start + col;
+        }
+        self.depth -= 1;
+        self.count()?;
+        Some(Node {
+            value: Value::Sequence(items, Style::Block),
+            start,
+            end: start,
+            aliased: false,
+        })
+    }
+
+    /// A `key:` at `at`: the key node and the offset just past the colon.
+    fn key(&self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
+        let bytes = self.text.as_bytes();
+        let (key, end) = match bytes.get(at)? {
+            b'"' | b'\'' => {
+                let (node, end) = self.quoted(line, at)?;
+                (node, end)
+            }
+            &c if is_key_char(c) && c != b'-' => {
+                let len = bytes[at..line.end]
+                    .iter()
+                    .take_while(|&&b| is_key_char(b))
+                    .count();
+                let end = at + len;
+                let node = Node {
+                    value: Value::Scalar(Cow::Borrowed(&self.text[at..end]), ScalarStyle::Plain),
+                    start: self.pos(line, at),
+                    end: self.pos(line, end),
+                    aliased: false,
+                };
+                (node, end)
+            }
+            _ => return None,
+        };
+        if bytes.get(end) != Some(&b':') {
+            return None;
+        }
+        match bytes.get(end + 1) {
+            None | Some(b' ') => Some((key, end + 1)),
+            Some(b'\n') => Some((key, end + 1)),
+            _ if end + 1 == line.end => Some((key, end + 1)),
+            _ => None,
+        }
+    }
+
+    /// The value after a mapping key's colon; `indent` is the mapping's column.
+    fn value(
+        &mut self,
+        line: &Line,
+        after_colon: usize,
+        indent: usize,
+        key_end: Pos,
+    ) -> Option<Node<'a>> {
+        let bytes = self.text.as_bytes();
+        let rest = &bytes[after_colon..line.end];
+        let spaces = rest.iter().take_while(|&&b| b == b' ').count();
+        if rest.get(spaces) == Some(&b'\t') {
+            return None;
+        }
+        let at = after_colon + spaces;
+        if at >= line.end || (bytes[at] == b'#' && spaces > 0) {
+            self.i += 1;
+            self.skip_blank()?;
+            if let Some(next) = self.lines.get(self.i).copied() {
+                if next.indent > indent {
+                    return self.block(next.indent, next.start + next.indent);
+                }
+                if next.indent == indent && self.dash_at(&next, next.start + indent) {
+                    return self.sequence(indent, next.start + indent);
+                }
+            }
+            return Some(Node {
+                value: Value::Scalar(Cow::Borrowed(""), ScalarStyle::Plain),
+                start: key_end,
+                end: key_end,
+                aliased: false,
+            });
+        }
+        if bytes[at] == b'|' {
+            return self.literal(line, at, indent);
+        }
+        let node = self.inline(line, at, true)?;
+        self.i += 1;
+        Some(node)
+    }
+
+    /// A scalar or flow collection that ends on this line.
+    fn inline(&mut self, line: &Line, at: usize, in_mapping: bool) -> Option<Node<'a>> {
+        let bytes = self.text.as_bytes();
+        let (node, end) = match bytes[at] {
+            b'"' | b'\'' => self.quoted(line, at)?,
+            b'{' | b'[' => self.flow(line, at)?,
+            _ => self.plain(line, at, in_mapping)?,
+        };
+        self.count()?;
+        let rest = &bytes[end..line.end];
+        let spaces = rest
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        if spaces == rest.len() || (spaces > 0 && rest[spaces] == b'#') {
+            Some(node)
+        } else {
+            None
+        }
+    }
+
+    /// A plain scalar running to the end of the line or a comment.
+    fn plain(&self, line: &Line, at: usize, in_mapping: bool) -> Option<(Node<'a>, usize)> {
+        let bytes = self.text.as_bytes();
+        let first = bytes[at];
+        if is_indicator(first) {
+            let next = bytes.get(at + 1).copied();
+            let safe_dash =
+                matches!(first, b'-' | b'?' | b':') && !matches!(next, None | Some(b' ' | b'\t'));
+            if !safe_dash || at + 1 >= line.end {
+                return None;
+            }
+        }
+        let rest = &self.text[at..line.end];
+        let cut = rest
+            .find(" #")
+            .into_iter()
+            .chain(rest.find("\t#"))
+            .min()
+            .unwrap_or(rest.len());
+        let value = rest[..cut].trim_end_matches([' ', '\t']);
+        if value.is_empty() || value.contains(": ") || value.contains(":\t") || value.ends_with(':')
+        {
+            return None;
+        }
+        if !in_mapping && value.contains(" #") {
+            return None;
+        }
+        let end = at + value.len();
+        Some((
+            Node {
+                value: Value::Scalar(Cow::Borrowed(value), ScalarStyle::Plain),
+                start: self.pos(line, at),
+                end: self.pos(line, end),
+                aliased: false,
+            },
+            end,
+        ))
+    }
+
+    /// A single- or double-quoted scalar closed on this line: the node and the offset past its quote.
+    fn quoted(&self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
+        let bytes = self.text.as_bytes();
+        let quote = bytes[at];
+        let body_start = at + 1;
+        let mut owned: Option<String> = None;
+        let mut i = body_start;
+        let mut run_start = body_start;
+        while i < line.end {
+            let b = bytes[i];
+            if b == quote {
+                if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
+                    let s = owned.get_or_insert_with(String::new);
+                    s.push_str(&self.text[run_start..=i]);
+                    i += 2;
+                    run_start = i;
+                    continue;
+                }
+                let value = match owned {
+                    None => Cow::Borrowed(&self.text[body_start..i]),
+                    Some(mut s) => {
+                        s.push_str(&self.text[run_start..i]);
+                        Cow::Owned(s)
+                    }
+                };
+                let style = if quote == b'"' {
+                    ScalarStyle::DoubleQuoted
+                } else {
+                    ScalarStyle::SingleQuoted
+                };
+                return Some((
+                    Node {
+                        value: Value::Scalar(value, style),
+                        start: self.pos(line, at),
+                        end: self.pos(line, i + 1),
+                        aliased: false,
+                    },
+                    i + 1,
+                ));
+            }
+            if b == b'\\' && quote == b'"' {
+                let s = owned.get_or_insert_with(String::new);
+                s.push_str(&self.text[run_start..i]);
+                let (c, len) = escape(&bytes[i + 1..line.end])?;
+                s.push(c);
+                i += 1 + len;
+                run_start = i;
+                continue;
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// A flow collection that closes on this line, without trailing commas or implicit keys.
+    fn flow(&mut self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
+        self.enter()?;
+        let bytes = self.text.as_bytes();
+        let open = bytes[at];
+        let close = if open == b'{' { b'}' } else { b']' };
+        let skip = |mut i: usize| {
+            while i < line.end && bytes[i] == b' ' {
+                i += 1;
+            }
+            i
+        };
+        let mut i = skip(at + 1);
+        let mut entries = Vec::new();
+        let mut items = Vec::new();
+        if bytes.get(i) != Some(&close) {
+            loop {
+                if i >= line.end {
+                    return None;
+                }
+                let (item, end) = self.flow_item(line, i)?;
+                i = skip(end);
+                if open == b'{' {
+                    if bytes.get(i) != Some(&b':') || bytes.get(i + 1) != Some(&b' ') {
+                        return None;
+                    }
+                    i = skip(i + 1);
+                    if i >= line.end {
+                        return None;
+                    }
+                    let (value, end) = self.flow_item(line, i)?;
+                    i = skip(end);
+                    entries.push((item, value));
+                } else {
+                    items.push(item);
+                }
+                self.count()?;
+                match bytes.get(i) {
+                    Some(b',') => {
+                        i = skip(i + 1);
+                        if matches!(bytes.get(i), Some(b'}' | b']') | None) {
+                            return None;
+                        }
+                    }
+                    Some(&c) if c == close => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        let start = self.pos(line, at);
+        let end = self.pos(line, i);
+        let value = if open == b'{' {
+            Value::Mapping(entries, Style::Flow)
+        } else {
+            Value::Sequence(items, Style::Flow)
+        };
+        Some((
+            Node {
+                value,
+                start,
+                end,
+                aliased: false,
+            },
+            i + 1,
+        ))
+    }
+
+    fn flow_item(&mut self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
+        let bytes = self.text.as_bytes();
+        match bytes[at] {
+            b'"' | b'\'' => {
+                let (node, end) = self.quoted(line, at)?;
+                self.count()?;
+                Some((node, end))
+            }
+            b'{' | b'[' => self.flow(line, at),
+            c if is_indicator(c)
+                && !(c == b'-'
+                    && bytes
+                        .get(at + 1)
+                        .is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'-')) =>
+            {
+                None
+            }
+            _ => {
+                let len = bytes[at..line.end]
+                    .iter()
+                    .take_while(|&&b| {
+                        !matches!(
+                            b,
+                            b',' | b'[' | b']' | b'{' | b'}' | b':' | b'#' | b'\t' | b'\'' | b'"'
+                        )
+                    })
+                    .count();
+                let value = self.text[at..at + len].trim_end_matches(' ');
+                if value.is_empty() {
+                    return None;
+                }
+                let end = at + value.len();
+                self.count()?;
+                Some((
+                    Node {
+                        value: Value::Scalar(Cow::Borrowed(value), ScalarStyle::Plain),
+                        start: self.pos(line, at),
+                        end: self.pos(line, end),
+                        aliased: false,
+                    },
+                    end,
+                ))
+            }
+        }
+    }
+
+    /// A literal block scalar (`|`, `|-`, `|+`) whose header is at `at`; `parent` is the mapping's column.
+    fn literal(&mut self, line: &Line, at: usize, parent: usize) -> Option<Node<'a>> {
+        let bytes = self.text.as_bytes();
+        let mut h = at + 1;
+        let chomp = match bytes.get(h) {
+            Some(b'-') => {
+                h += 1;
+                b'-'
+            }
+            Some(b'+') => {
+                h += 1;
+                b'+'
+            }
+            _ => b' ',
+        };
+        let rest = &self.text[h..line.end];
+        let trimmed = rest.trim_start_matches(' ');
+        if !(trimmed.is_empty() || (trimmed.starts_with('#') && trimmed.len() < rest.len())) {
+            return None;
+        }
+        self.i += 1;
+        let first = *self.lines.get(self.i)?;
+        if first.indent <= parent || first.indent == first.end - first.start {
+            return None;
+        }
+        let indent = first.indent;
+        let mut value = String::new();
+        let mut trailing = 0usize;
+        let mut last = first;
+        while let Some(l) = self.lines.get(self.i).copied() {
+            let text = self.line_text(&l);
+            if l.indent == text.len() {
+                if l.indent > indent {
+                    return None;
+                }
+                trailing += 1;
+            } else if l.indent >= indent {
+                self.printable(&l)?;
+                for _ in 0..trailing {
+                    value.push('\n');
+                }
+                trailing = 0;
+                value.push_str(&text[indent..]);
+                value.push('\n');
+                last = l;
+            } else {
+                break;
+            }
+            self.i += 1;
+        }
+        if last.end >= self.text.len() {
+            return None;
+        }
+        match chomp {
+            b'-' => {
+                value.pop();
+            }
+            b'+' => value.extend(std::iter::repeat_n('\n', trailing)),
+            _ => {}
+        }
+        if trailing > 0 && chomp == b'+' && self.i >= self.lines.len() {
+            return None;
+        }
+        self.count()?;
+        let start = self.pos(&first, first.start + indent);
+        Some(Node {
+            value: Value::Scalar(Cow::Owned(value), ScalarStyle::Literal),
+            start,
+            end: start,
+            aliased: false,
+        })
+    }
+}
+
+/// Decodes one double-quoted escape (after the backslash): the character and the bytes it used.
+fn escape(rest: &[u8]) -> Option<(char, usize)> {
+    let simple = match rest.first()? {
+        b'0' => '\0',
+        b'a' => '\u{7}',
+        b'b' => '\u{8}',
+        b't' | b'\t' => '\t',
+        b'n' => '\n',
+        b'v' => '\u{b}',
+        b'f' => '\u{c}',
+        b'r' => '\r',
+        b'e' => '\u{1b}',
+        b' ' => ' ',
+        b'"' => '"',
+        b'/' => '/',
+        b'\\' => '\\',
+        b'N' => '\u{85}',
+        b'_' => '\u{a0}',
+        b'L' => '\u{2028}',
+        b'P' => '\u{2029}',
+        b'x' => return hex_escape(rest, 2),
+        b'u' => return hex_escape(rest, 4),
+        b'U' => return hex_escape(rest, 8),
+        _ => return None,
+    };
+    Some((simple, 1))
+}
+
+fn hex_escape(rest: &[u8], digits: usize) -> Option<(char, usize)> {
+    let hex = std::str::from_utf8(rest.get(1..1 + digits)?).ok()?;
+    let code = u32::from_str_radix(hex, 16).ok()?;
+    Some((char::from_u32(code)?, 1 + digits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::node::parse_documents;
+
+    /// The full parser's result, bypassing the fast path.
+    fn full(text: &str) -> Option<Vec<Option<Node<'_>>>> {
+        crate::manifest::node::parse_full(text, Limits::default()).ok()
+    }
+
+    /// Compares what callers rely on: structure, values, styles, starts, and plain scalar ends.
+    fn same(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
+        let here = || format!("at line {} column {}", a.start.line, a.start.column);
+        match (&a.value, &b.value) {
+            (Value::Scalar(x, sx), Value::Scalar(y, sy)) => {
+                if x != y || sx != sy {
+                    return Err(format!("scalar {x:?}/{sx:?} vs {y:?}/{sy:?} {}", here()));
+                }
+                if *sx == ScalarStyle::Plain && !x.is_empty() && a.end != b.end {
+                    return Err(format!(
+                        "plain scalar end {:?} vs {:?} {}",
+                        a.end,
+                        b.end,
+                        here()
+                    ));
+                }
+            }
+            (Value::Mapping(x, fx), Value::Mapping(y, fy)) => {
+                if x.len() != y.len() || fx != fy {
+                    return Err(format!(
+                        "mapping of {} vs {} ({fx:?}/{fy:?}) {}",
+                        x.len(),
+                        y.len(),
+                        here()
+                    ));
+                }
+                if *fx == Style::Flow && a.end.offset != b.end.offset {
+                    return Err(format!("flow mapping end {:?} vs {:?}", a.end, b.end));
+                }
+                for ((ka, va), (kb, vb)) in x.iter().zip(y) {
+                    same(ka, kb)?;
+                    same(va, vb)?;
+                }
+            }
+            (Value::Sequence(x, fx), Value::Sequence(y, fy)) => {
+                if x.len() != y.len() || fx != fy {
+                    return Err(format!("sequence of {} vs {} {}", x.len(), y.len(), here()));
+                }
+                for (va, vb) in x.iter().zip(y) {
+                    same(va, vb)?;
+                }
+                return Ok(());
+            }
+            _ => return Err(format!("different node kinds {}", here())),
+        }
+        if a.start != b.start {
+            return Err(format!("start {:?} vs {:?}", a.start, b.start));
+        }
+        Ok(())
+    }
+
+    /// Holds the fast path to its contract on one text; returns whether it accepted.
+    fn check(text: &str) -> bool {
+        let Some(fast) = parse(text, Limits::default()) else {
+            return false;
+        };
+        let Some(full) = full(text) else {
+            panic!("fast path accepted text the full parser rejects:\n{text}");
+        };
+        assert_eq!(fast.len(), full.len(), "document count:\n{text}");
+        for (a, b) in fast.iter().zip(&full) {
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    if let Err(e) = same(a, b) {
+                        panic!("{e}\n{text}");
+                    }
+                }
+                (None, None) => {}
+                (a, b) => {
+                    let null = |n: &Option<Node<'_>>| n.as_ref().is_none_or(Node::is_null);
+                    assert!(null(a) && null(b), "empty document mismatch:\n{text}");
+                }
+            }
+        }
+        true
+    }
+
+    const TYPICAL: &str = r#"---
+# Source: chart/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app.kubernetes.io/name: "web"
+    helm.sh/chart: 'web-1.0.0'
+  annotations: {}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web, tier: "front"}
+  template:
+    metadata:
+      annotations:
+        checksum/config: "abc"   # trailing comment
+        note: it's a value with spaces, commas [and] brackets
+    spec:
+      containers:
+      - name: web
+        image: "nginx:1.27"
+        args: ["--port", "8080", --verbose]
+        env:
+          - name: A
+            value: "tab\there \"quoted\" \u00e9"
+          - name: B
+            valueFrom:
+              configMapKeyRef: {name: cm, key: b}
+        resources: {}
+        ports:
+          -   containerPort: 80
+              name: http
+      volumes:
+        - name: c
+          configMap:
+            name: cm
+            items: []
+---
+"#;
+
+    #[test]
+    fn accepts_typical_helm_output_and_agrees() {
+        let doc = TYPICAL.strip_suffix("---\n").expect("marker");
+        assert!(check(doc));
+        let literal = "apiVersion: v1\nkind: ConfigMap\ndata:\n  a.conf: |\n    line 1\n\n      indented\n    last\n  b: |-\n    no newline\n  c: |+\n    keep\n\n  d: x\n";
+        assert!(check(literal));
+        assert!(check("---\n# only a comment\n"));
+        assert!(check(
+            "a: ünïcödé\nb: 'it''s'\nc: \"\\x41\\u00e9\\U0001F600\"\n"
+        ));
+    }
+
+    #[test]
+    fn declines_what_it_does_not_know() {
+        for text in [
+            "a: &x 1\nb: *x\n",
+            "a: !!str 1\n",
+            "a: >\n  folded\n",
+            "a: multi\n  line\n",
+            "a: \"multi\n  line\"\n",
+            "a: {b: 1,\n  c: 2}\n",
+            "a:\n\tb: 1\n",
+            "%YAML 1.2\n---\na: 1\n",
+            "? complex\n: key\n",
+            "a: 1\n...\n",
+            "a: 1\r\nb: 2\r\n",
+            "key with space: 1\n",
+            "a: b: c\n",
+            "- - nested\n",
+            "a: {b: 1, }\n",
+            "a: |2\n   x\n",
+            "a: [1, 2",
+            "a: 'unterminated\n",
+        ] {
+            assert!(
+                parse(text, Limits::default()).is_none(),
+                "should decline: {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_path_is_taken_for_fixtures() {
+        for file in [
+            "tests/fixtures/helm3-render.yaml",
+            "tests/fixtures/helm4-render.yaml",
+        ] {
+            let text = std::fs::read_to_string(file).expect("fixture");
+            for doc in text.split("\n---\n") {
+                let doc = format!("---\n{}\n", doc.trim_start_matches("---\n").trim_end());
+                assert!(check(&doc), "fast path declined a fixture document:\n{doc}");
+            }
+        }
+    }
+
+    #[test]
+    fn parse_documents_uses_either_path_alike() {
+        let doc = TYPICAL.strip_suffix("---\n").expect("marker");
+        let a = parse_documents(doc, Limits::default()).expect("valid");
+        let b = full(doc).expect("valid");
+        same(a[0].as_ref().expect("doc"), b[0].as_ref().expect("doc")).expect("same tree");
+    }
+
+    mod differential {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree;
+
+        /// Pieces of Kubernetes-flavoured YAML, some valid, some subtly not.
+        fn fragment() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("key: value".to_string()),
+                Just("key:".to_string()),
+                Just("- item".to_string()),
+                Just("- key: value".to_string()),
+                Just("-   key: 'single ''quoted'''".to_string()),
+                Just("key: \"dq \\\" \\n \\t\"".to_string()),
+                Just("key: |".to_string()),
+                Just("key: |-".to_string()),
+                Just("key: |+".to_string()),
+                Just("- |".to_string()),
+                Just("- |-".to_string()),
+                Just("  literal text".to_string()),
+                Just("key: {a: 1, b: [x, 'y'], c: {}}".to_string()),
+                Just("key: [a, {b: c}]".to_string()),
+                Just("key: value # comment".to_string()),
+                Just("key: value#not-comment".to_string()),
+                Just("# comment".to_string()),
+                Just(String::new()),
+                Just("key: a: b".to_string()),
+                Just("key: -1".to_string()),
+                Just("key: - x".to_string()),
+                Just("key: ? x".to_string()),
+                Just("key: :x".to_string()),
+                Just("\"quoted key\": v".to_string()),
+                Just("'k': v".to_string()),
+                Just("key: [a, b".to_string()),
+                Just("key: {a: b}}".to_string()),
+                Just("key: 'x' y".to_string()),
+                Just("key:  spaced  ".to_string()),
+                Just("key: \ttab".to_string()),
+                Just("key: x\ty".to_string()),
+                Just("-".to_string()),
+                Just("---".to_string()),
+                Just("key: @at".to_string()),
+                Just("key: %pct".to_string()),
+                Just("key: ,comma".to_string()),
+                Just("key: a,b".to_string()),
+                Just("key: [a: b]".to_string()),
+                Just("key: {a}".to_string()),
+                Just("key: \"\\q\"".to_string()),
+                "[a-z:#' \"{}\\[\\],|-]{0,12}",
+            ]
+        }
+
+        fn document() -> impl Strategy<Value = String> {
+            prop::collection::vec((0..4usize, fragment()), 1..14).prop_map(|lines| {
+                lines
+                    .into_iter()
+                    .map(|(indent, text)| format!("{}{text}\n", "  ".repeat(indent)))
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn agrees_with_the_full_parser_or_declines(text in document()) {
+                check(&text);
+            }
+        }
+
+        /// Small edits to a realistic document: the places where a subset parser goes wrong.
+        fn mutated() -> impl Strategy<Value = String> {
+            let base = TYPICAL.strip_suffix("---\n").unwrap_or(TYPICAL).to_string();
+            let len = base.len();
+            let edit = (
+                0..len,
+                0..3u8,
+                prop::sample::select(vec![
+                    " ", "  ", "\t", ":", "#", "-", "'", "\"", "{", "}", "[", "]", ",", "|", "\n",
+                    "a", "&", "*", "!", "?", "\\",
+                ]),
+            );
+            prop::collection::vec(edit, 1..4).prop_map(move |edits| {
+                let mut text = base.clone();
+                for (at, op, s) in edits {
+                    let mut at = at.min(text.len());
+                    while !text.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    match op {
+                        0 => text.insert_str(at, s),
+                        1 => {
+                            let end = (at + 1..=text.len())
+                                .find(|&e| text.is_char_boundary(e))
+                                .unwrap_or(text.len());
+                            text.replace_range(at..end, "");
+                        }
+                        _ => {
+                            let end = (at + 1..=text.len())
+                                .find(|&e| text.is_char_boundary(e))
+                                .unwrap_or(text.len());
+                            text.replace_range(at..end, s);
+                        }
+                    }
+                }
+                text
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn agrees_on_edited_documents_or_declines(text in mutated()) {
+                check(&text);
+            }
+        }
+
+        #[test]
+        fn accepts_enough_to_matter() {
+            let mut runner = proptest::test_runner::TestRunner::deterministic();
+            let (fragments, edits) = (document(), mutated());
+            let accepted = |strategy: &dyn Fn(&mut proptest::test_runner::TestRunner) -> String,
+                            runner: &mut _| {
+                (0..2000).filter(|_| check(&strategy(runner))).count()
+            };
+            let from_fragments = accepted(
+                &|r| fragments.new_tree(r).expect("value").current(),
+                &mut runner,
+            );
+            let from_edits = accepted(
+                &|r| edits.new_tree(r).expect("value").current(),
+                &mut runner,
+            );
+            assert!(
+                from_fragments > 100,
+                "the fragment test only saw {from_fragments} accepted documents"
+            );
+            assert!(
+                from_edits > 200,
+                "the edit test only saw {from_edits} accepted documents"
+            );
+        }
+    }
+}
