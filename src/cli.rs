@@ -21,7 +21,7 @@ use crate::inject::InjectArgs;
     max_term_width = 100
 )]
 pub struct Cli {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Diagnostics")]
     pub log: LogArgs,
 
     #[command(subcommand)]
