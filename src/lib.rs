@@ -8,6 +8,7 @@ pub mod cli;
 pub mod inject;
 pub mod logging;
 pub mod manifest;
+pub mod validate;
 
 /// How a command failed, which decides the exit code.
 #[derive(Debug, thiserror::Error)]
