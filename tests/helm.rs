@@ -1,0 +1,626 @@
+//! End to end with the real Helm 3.17.2 and Helm 4.1.4: `examples/chart` rendered
+//! through `reconfig inject` as a Helm 3 post-renderer and as the Helm 4 plugin
+//! in `helm-snippets/helm-plugin`, plus the chart snippets in `helm-snippets/`.
+//!
+//! The Helm binaries come from `tests/tools/install-helm.sh`, which this file
+//! runs itself (a no-op once cached), so plain `cargo test` works. If Helm
+//! cannot be installed, every test here fails: nothing is skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const CHART: &str = "examples/chart";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Tools {
+    helm3: PathBuf,
+    helm4: PathBuf,
+    kubectl: PathBuf,
+}
+
+/// Installs (or finds in the cache) the Helm binaries, once per test process.
+fn tools() -> &'static Tools {
+    static TOOLS: OnceLock<Tools> = OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let script = root().join("tests/tools/install-helm.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "{} failed ({}); the Helm end-to-end tests need it:\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).expect("utf8");
+        let get = |key: &str| -> PathBuf {
+            let path = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or_else(|| panic!("install-helm.sh printed no {key}=:\n{stdout}"));
+            let path = PathBuf::from(path);
+            assert!(path.is_file(), "{} is missing", path.display());
+            path
+        };
+        Tools {
+            helm3: get("HELM3"),
+            helm4: get("HELM4"),
+            kubectl: get("KUBECTL"),
+        }
+    })
+}
+
+/// The directory of the reconfig binary under test, for PATH.
+fn reconfig_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_reconfig"))
+        .parent()
+        .expect("binary dir")
+        .to_path_buf()
+}
+
+fn path_with_reconfig() -> OsString {
+    let mut dirs = vec![reconfig_dir()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).expect("PATH")
+}
+
+/// One Helm generation with its own HELM_*_HOME, so the user's plugins,
+/// repositories and caches play no part, and a kubeconfig that points nowhere.
+struct Helm {
+    exe: PathBuf,
+    home: tempfile::TempDir,
+    v4: bool,
+}
+
+impl Helm {
+    fn new(exe: &Path, v4: bool) -> Helm {
+        Helm {
+            exe: exe.to_path_buf(),
+            home: tempfile::tempdir().expect("tempdir"),
+            v4,
+        }
+    }
+
+    fn v3() -> Helm {
+        Helm::new(&tools().helm3, false)
+    }
+
+    /// Helm 4 with the plugin installed from `helm-snippets/helm-plugin`.
+    fn v4() -> Helm {
+        let helm = Helm::new(&tools().helm4, true);
+        helm.install_plugin(&root().join("helm-snippets/helm-plugin"));
+        helm
+    }
+
+    fn install_plugin(&self, dir: &Path) {
+        let out = self.run(&["plugin", "install", dir.to_str().expect("utf8 path")]);
+        assert!(out.contains("Installed plugin: reconfig"), "{out}");
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        let home = self.home.path();
+        cmd.current_dir(root())
+            .env("HELM_DATA_HOME", home.join("data"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("KUBECONFIG", home.join("no-kubeconfig"))
+            .env("PATH", path_with_reconfig())
+            .env_remove("HELM_PLUGINS")
+            .env_remove("HELM_DEBUG")
+            .env_remove("RECONFIG_LOG_FILE")
+            .env_remove("RECONFIG_NAMESPACE")
+            .env_remove("RECONFIG_SECRET_HASH_KEY_FILE");
+        cmd
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run helm")
+    }
+
+    /// Runs helm, asserts success, returns stdout.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "helm {} failed ({}):\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
+    /// The arguments that make this Helm post-render with reconfig.
+    fn post_renderer(&self) -> Vec<&'static str> {
+        if self.v4 {
+            vec!["--post-renderer", "reconfig"]
+        } else {
+            vec![
+                "--post-renderer",
+                "reconfig",
+                "--post-renderer-args",
+                "inject",
+            ]
+        }
+    }
+
+    /// `helm template shop examples/chart` through reconfig, with extra arguments.
+    fn render(&self, extra: &[&str]) -> String {
+        let mut args = vec!["template", "shop", CHART];
+        args.extend(self.post_renderer());
+        args.extend(extra);
+        self.run(&args)
+    }
+
+    /// The same render without reconfig. Helm 4 re-serializes whatever a
+    /// post-renderer returns (list indentation changes, for one), so there
+    /// the baseline goes through a plugin that returns its input unchanged.
+    fn render_plain(&self, extra: &[&str]) -> String {
+        let mut args = vec!["template", "shop", CHART];
+        if self.v4 {
+            self.install_script_plugin("identity", "exec cat");
+            args.extend(["--post-renderer", "identity"]);
+        }
+        args.extend(extra);
+        self.run(&args)
+    }
+
+    /// Installs a postrenderer/v1 plugin NAME whose command is a sh script.
+    fn install_script_plugin(&self, name: &str, body: &str) {
+        let dir = self.home.path().join(format!("plugin-{name}"));
+        if dir.exists() {
+            return;
+        }
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("plugin.yaml"),
+            format!(
+                "apiVersion: v1\ntype: postrenderer/v1\nname: {name}\nversion: 0.1.0\n\
+                 runtime: subprocess\nruntimeConfig:\n  platformCommand:\n\
+                 \x20   - command: ${{HELM_PLUGIN_DIR}}/run.sh\n"
+            ),
+        )
+        .unwrap();
+        write_script(&dir.join("run.sh"), &format!("#!/bin/sh\n{body}\n"));
+        let out = self.run(&["plugin", "install", dir.to_str().expect("utf8 path")]);
+        assert!(out.contains(&format!("Installed plugin: {name}")), "{out}");
+    }
+}
+
+/// One document of a rendered stream, read the way Helm writes them: block
+/// YAML, `kind:` and `metadata.name` at fixed indents.
+#[derive(Debug)]
+struct Doc {
+    text: String,
+    source: Option<String>,
+    kind: String,
+    name: String,
+}
+
+impl Doc {
+    fn id(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+
+    /// Values of every annotation line with this key.
+    fn annotations(&self, key: &str) -> Vec<String> {
+        let prefix = format!("{key}: ");
+        self.text
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix(&prefix))
+            .map(|v| v.trim_matches('"').to_string())
+            .collect()
+    }
+
+    fn checksum(&self) -> Option<String> {
+        let mut all = self.annotations("checksum/config");
+        assert!(all.len() <= 1, "{} has several checksums", self.id());
+        all.pop()
+    }
+
+    fn is_hook(&self) -> bool {
+        self.text.contains("helm.sh/hook:")
+    }
+}
+
+fn docs(stream: &str) -> Vec<Doc> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut flush = |text: &mut String| {
+        let t = std::mem::take(text);
+        if t.trim().is_empty() {
+            return;
+        }
+        let kind = t
+            .lines()
+            .find_map(|l| l.strip_prefix("kind: "))
+            .unwrap_or_else(|| panic!("no kind in:\n{t}"))
+            .to_string();
+        let name = t
+            .lines()
+            .skip_while(|l| *l != "metadata:")
+            .find_map(|l| l.strip_prefix("  name: "))
+            .unwrap_or_else(|| panic!("no metadata.name in:\n{t}"))
+            .to_string();
+        let source = t
+            .lines()
+            .find_map(|l| l.strip_prefix("# Source: "))
+            .map(str::to_string);
+        docs.push(Doc {
+            text: t,
+            source,
+            kind,
+            name,
+        });
+    };
+    for line in stream.lines() {
+        if line == "---" {
+            flush(&mut current);
+        } else {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    flush(&mut current);
+    docs
+}
+
+/// `Kind/name` → checksum annotation, for every document.
+fn checksums(stream: &str) -> BTreeMap<String, Option<String>> {
+    let mut map = BTreeMap::new();
+    for d in docs(stream) {
+        let id = d.id();
+        assert!(map.insert(id.clone(), d.checksum()).is_none(), "{id} twice");
+    }
+    map
+}
+
+const ANNOTATED: &[&str] = &[
+    "CronJob/shop-report",
+    "Deployment/shop-edge",
+    "Deployment/shop-web",
+    "Rollout/shop-api",
+    "StatefulSet/shop-worker",
+];
+
+/// Everything the example chart's render must show, whichever Helm made it.
+fn check_render(post: &str, plain: &str) {
+    let (post_docs, plain_docs) = (docs(post), docs(plain));
+    assert_eq!(
+        post_docs.iter().map(Doc::id).collect::<Vec<_>>(),
+        plain_docs.iter().map(Doc::id).collect::<Vec<_>>(),
+        "the post-renderer must keep every document, in order"
+    );
+
+    let annotated: Vec<String> = post_docs
+        .iter()
+        .filter(|d| d.checksum().is_some())
+        .map(Doc::id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(annotated, ANNOTATED, "annotated workloads");
+
+    for (p, q) in post_docs.iter().zip(&plain_docs) {
+        // Helm shows each document under its real template file.
+        let source = p.source.as_deref().unwrap_or_else(|| {
+            panic!("{} lost its # Source: comment", p.id());
+        });
+        assert_eq!(p.source, q.source, "{}", p.id());
+        assert!(
+            source.starts_with("shop/templates/") && !source.contains("generated-by-postrender"),
+            "{}: {source}",
+            p.id()
+        );
+        if let Some(sum) = p.checksum() {
+            assert_eq!(sum.len(), 64, "{}: {sum}", p.id());
+            assert!(!p.is_hook());
+            assert_only_annotation_added(q, p);
+        } else {
+            assert_eq!(p.text, q.text, "{} must come out unchanged", p.id());
+        }
+    }
+
+    let hooks: Vec<String> = post_docs
+        .iter()
+        .filter(|d| d.is_hook())
+        .map(Doc::id)
+        .collect();
+    assert_eq!(hooks, ["ConfigMap/shop-migrate", "Job/shop-migrate"]);
+
+    let edge = post_docs
+        .iter()
+        .find(|d| d.id() == "Rollout/shop-edge")
+        .expect("Rollout/shop-edge");
+    assert!(edge.text.contains("  workloadRef:"), "{}", edge.text);
+    assert!(
+        !edge.text.contains("template:"),
+        "a Rollout with workloadRef must stay template-free:\n{}",
+        edge.text
+    );
+
+    // Helm 4 strips its own filename annotation again before printing.
+    assert!(!post.contains("postrenderer.helm.sh/"), "{post}");
+    assert!(!post.contains("generated-by-postrender"), "{post}");
+}
+
+/// `after` is `before` plus the checksum line (and `annotations:`/`metadata:`
+/// where the pod template had none), every other line kept in order.
+fn assert_only_annotation_added(before: &Doc, after: &Doc) {
+    let mut old = before.text.lines().peekable();
+    for line in after.text.lines() {
+        if old.peek() == Some(&line) {
+            old.next();
+        } else {
+            let t = line.trim_start();
+            assert!(
+                t.starts_with("checksum/config: \"") || t == "annotations:" || t == "metadata:",
+                "{}: unexpected line {line:?}",
+                after.id()
+            );
+        }
+    }
+    assert_eq!(old.next(), None, "{}: lines were lost", after.id());
+}
+
+#[test]
+fn helm3_post_renderer_annotates_workloads_keeps_sources() {
+    let helm = Helm::v3();
+    let post = helm.render(&[]);
+    let plain = helm.render_plain(&[]);
+    check_render(&post, &plain);
+}
+
+#[test]
+fn helm4_plugin_annotates_workloads_keeps_file_names() {
+    let helm = Helm::v4();
+    let post = helm.render(&[]);
+    let plain = helm.render_plain(&[]);
+    check_render(&post, &plain);
+    // Both generations feed reconfig the same objects: same checksums.
+    assert_eq!(checksums(&post), checksums(&Helm::v3().render(&[])));
+}
+
+/// Helm 4's side of the contract, as reference.md describes it, seen by a
+/// plugin that keeps a copy of its stdin.
+#[test]
+fn helm4_sends_hooks_and_filenames_to_the_plugin() {
+    let helm = Helm::new(&tools().helm4, true);
+    let capture = helm.home.path().join("stdin.yaml");
+    helm.install_script_plugin("capture", &format!("exec tee '{}'", capture.display()));
+    helm.run(&[
+        "template",
+        "shop",
+        CHART,
+        "-n",
+        "demo",
+        "--post-renderer",
+        "capture",
+    ]);
+    let sent = fs::read_to_string(&capture).unwrap();
+    let sent_docs = docs(&sent);
+    assert!(
+        sent_docs.iter().any(|d| d.id() == "Job/shop-migrate"),
+        "Helm 4 sends hooks"
+    );
+    assert!(!sent.contains("# Source:"), "Helm 4 sends no # Source:");
+    for d in &sent_docs {
+        assert_eq!(
+            d.annotations("postrenderer.helm.sh/postrender-filename")
+                .len(),
+            1,
+            "{}",
+            d.id()
+        );
+    }
+    assert!(!sent.contains("demo"), "Helm 4 gives no namespace");
+}
+
+#[test]
+fn show_only_still_works() {
+    for helm in [Helm::v3(), Helm::v4()] {
+        let out = helm.render(&["--show-only", "templates/cronjob.yaml"]);
+        let d = docs(&out);
+        assert_eq!(d.len(), 1, "{out}");
+        assert_eq!(d[0].id(), "CronJob/shop-report");
+        assert_eq!(d[0].source.as_deref(), Some("shop/templates/cronjob.yaml"));
+        assert!(d[0].checksum().is_some(), "{out}");
+    }
+}
+
+#[test]
+fn changing_one_value_rolls_exactly_its_users() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "logLevel=debug",
+            &["Deployment/shop-web", "Rollout/shop-api"],
+        ),
+        ("featureFlags=checkout", &["Deployment/shop-web"]),
+        ("worker.concurrency=8", &["StatefulSet/shop-worker"]),
+        (
+            "worker.reportFormat=json",
+            &["CronJob/shop-report", "StatefulSet/shop-worker"],
+        ),
+        ("edge.workerConnections=2048", &["Deployment/shop-edge"]),
+        (
+            "db.password=hunter2",
+            &["Deployment/shop-web", "StatefulSet/shop-worker"],
+        ),
+        ("migrate.lockTimeout=5m", &[]),
+    ];
+    for helm in [Helm::v3(), Helm::v4()] {
+        let base = checksums(&helm.render(&[]));
+        for (set, users) in cases {
+            let changed = checksums(&helm.render(&["--set", set]));
+            assert_eq!(
+                base.keys().collect::<Vec<_>>(),
+                changed.keys().collect::<Vec<_>>()
+            );
+            let differing: Vec<&str> = base
+                .iter()
+                .filter(|(id, sum)| changed[*id] != **sum)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            assert_eq!(&differing, users, "--set {set} (helm 4: {})", helm.v4);
+        }
+    }
+}
+
+#[test]
+fn helm4_passes_post_renderer_args_on() {
+    let helm = Helm::v4();
+    let out = helm.render(&["--post-renderer-args=--annotation=example.com/config-hash"]);
+    let d = docs(&out);
+    let with_key: BTreeSet<String> = d
+        .iter()
+        .filter(|d| d.annotations("example.com/config-hash").len() == 1)
+        .map(Doc::id)
+        .collect();
+    assert_eq!(with_key, ANNOTATED.iter().map(|s| s.to_string()).collect());
+    assert!(!out.contains("checksum/config"));
+
+    // An explicit subcommand passes through unchanged.
+    let out = helm.render(&[
+        "--post-renderer-args",
+        "inject",
+        "--post-renderer-args",
+        "-q",
+    ]);
+    assert_eq!(checksums(&out).values().flatten().count(), ANNOTATED.len());
+}
+
+const MISSING: &str = r#"ConfigMap "shop-extra""#;
+
+#[test]
+fn helm3_shows_why_the_post_renderer_failed() {
+    let helm = Helm::v3();
+    let out = helm.output(&[
+        "template",
+        "shop",
+        CHART,
+        "--set",
+        "extraEnvFromConfigMap=shop-extra",
+        "--post-renderer",
+        "reconfig",
+        "--post-renderer-args",
+        "inject",
+        "--post-renderer-args",
+        "--strict",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "helm must fail:\n{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr.contains(MISSING), "{stderr}");
+    assert!(
+        stderr.contains("shop/templates/deployment.yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn helm4_failure_is_diagnosable_through_the_log_file() {
+    let helm = Helm::v4();
+    let log = helm.home.path().join("reconfig.log");
+    let log_arg = format!("--post-renderer-args=--log-file={}", log.display());
+    let out = helm.output(&[
+        "template",
+        "shop",
+        CHART,
+        "--set",
+        "extraEnvFromConfigMap=shop-extra",
+        "--post-renderer",
+        "reconfig",
+        "--post-renderer-args=--strict",
+        &log_arg,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "helm must fail:\n{stderr}");
+    assert!(
+        stderr.contains(r#"plugin "reconfig" exited with error"#),
+        "{stderr}"
+    );
+    // Helm 4 swallows the plugin's stderr, even on failure ...
+    assert!(!stderr.contains(MISSING), "{stderr}");
+    // ... so the diagnostic is in the log file.
+    let logged = fs::read_to_string(&log).expect("reconfig wrote its log file");
+    assert!(logged.contains(MISSING), "{logged}");
+    assert!(
+        logged.contains("shop/templates/deployment.yaml"),
+        "{logged}"
+    );
+}
+
+fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A copy of the plugin with `bin/reconfig` inside it, run with a PATH that
+/// has no reconfig: the launcher finds the binary next to itself.
+#[test]
+fn helm4_plugin_runs_the_binary_next_to_it() {
+    let helm = Helm::new(&tools().helm4, true);
+    let plugin = helm.home.path().join("reconfig-plugin");
+    fs::create_dir_all(plugin.join("bin")).unwrap();
+    for f in ["plugin.yaml", "reconfig-plugin.sh"] {
+        fs::copy(
+            root().join("helm-snippets/helm-plugin").join(f),
+            plugin.join(f),
+        )
+        .unwrap();
+    }
+    helm.install_plugin(&plugin);
+    let args = ["template", "shop", CHART, "--post-renderer", "reconfig"];
+
+    // Not in bin/ and not on PATH: Helm fails, and the launcher says why.
+    let bare_path = "/usr/bin:/bin";
+    let out = helm
+        .cmd()
+        .env("PATH", bare_path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let direct = Command::new(plugin.join("reconfig-plugin.sh"))
+        .env("PATH", bare_path)
+        .env_remove("HELM_PLUGIN_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(direct.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&direct.stderr).contains("no reconfig binary"));
+
+    fs::copy(env!("CARGO_BIN_EXE_reconfig"), plugin.join("bin/reconfig")).unwrap();
+    let out = helm
+        .cmd()
+        .env("PATH", bare_path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(checksums(&out).values().flatten().count(), ANNOTATED.len());
+}
+
+#[test]
+fn helm_lint_accepts_the_example_chart() {
+    for helm in [Helm::v3(), Helm::v4()] {
+        helm.run(&["lint", "--strict", CHART]);
+    }
+}
