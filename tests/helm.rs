@@ -67,8 +67,11 @@ fn reconfig_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// PATH with the reconfig under test first, then kubectl 1.35 (for
+/// `kubectl kustomize`), then the caller's PATH.
 fn path_with_reconfig() -> OsString {
-    let mut dirs = vec![reconfig_dir()];
+    let kubectl_dir = tools().kubectl.parent().expect("kubectl dir").to_path_buf();
+    let mut dirs = vec![reconfig_dir(), kubectl_dir];
     dirs.extend(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     ));
@@ -623,4 +626,323 @@ fn helm_lint_accepts_the_example_chart() {
     for helm in [Helm::v3(), Helm::v4()] {
         helm.run(&["lint", "--strict", CHART]);
     }
+}
+
+// ---- helm-snippets/: the library chart, through its demo chart ----------------
+
+/// A copy of `helm-snippets/{demo,reconfig-snippets}` with the dependency built,
+/// so tests can edit the chart. Returns (tempdir, demo chart path).
+fn snippets_demo(helm: &Helm) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in ["demo", "reconfig-snippets"] {
+        copy_dir(
+            &root().join("helm-snippets").join(dir),
+            &tmp.path().join(dir),
+        );
+    }
+    let demo = tmp.path().join("demo");
+    let _ = fs::remove_dir_all(demo.join("charts"));
+    helm.run(&["dependency", "build", demo.to_str().unwrap()]);
+    (tmp, demo)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn find<'a>(docs: &'a [Doc], id: &str) -> &'a Doc {
+    docs.iter()
+        .find(|d| d.id() == id)
+        .unwrap_or_else(|| panic!("no {id} in the render"))
+}
+
+/// The text between `start` (a line ending in ':') and the next line indented
+/// no deeper than it.
+fn block<'a>(text: &'a str, start: &str) -> &'a str {
+    let at = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} in:\n{text}"));
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let indent = at - line_start;
+    let rest = &text[at..];
+    let mut end = rest.len();
+    let mut offset = 0;
+    for (i, line) in rest.split_inclusive('\n').enumerate() {
+        if i > 0 {
+            let ind = line.len() - line.trim_start().len();
+            if !line.trim().is_empty() && ind <= indent {
+                end = offset;
+                break;
+            }
+        }
+        offset += line.len();
+    }
+    &rest[..end]
+}
+
+fn assert_hardened_sidecar(container: &str) {
+    for needle in [
+        "- name: reconfig-watch",
+        "image: \"registry.example.com/reconfig:0.1.0\"",
+        "- watch\n",
+        "\"--dir=/config/raw\"",
+        "\"--listen=:9533\"",
+        "- name: watch-metrics\n",
+        "containerPort: 9533",
+        "livenessProbe:\n",
+        "path: /healthz",
+        "readinessProbe:\n",
+        "path: /readyz",
+        "runAsNonRoot: true",
+        "runAsUser: 10001",
+        "allowPrivilegeEscalation: false",
+        "readOnlyRootFilesystem: true",
+        "drop: [ALL]",
+        "requests:\n",
+        "limits:\n",
+        "memory: 64Mi",
+    ] {
+        assert!(
+            container.contains(needle),
+            "{needle:?} missing in:\n{container}"
+        );
+    }
+    assert!(
+        !container.contains("add:"),
+        "no capability is added:\n{container}"
+    );
+}
+
+#[test]
+fn snippets_render_and_lint_with_both_helms() {
+    let (h3, h4) = (Helm::v3(), Helm::v4());
+    let (_tmp, demo) = snippets_demo(&h3);
+    let demo = demo.to_str().unwrap();
+    let mut renders = Vec::new();
+    for helm in [&h3, &h4] {
+        helm.run(&["lint", "--strict", demo]);
+        renders.push(helm.run(&["template", "r", demo, "-n", "apps"]));
+    }
+    assert_eq!(
+        renders[0], renders[1],
+        "Helm 3 and Helm 4 render the snippets alike"
+    );
+    let all = docs(&renders[0]);
+
+    // Native sidecar: an init container that keeps running, gating the app on /readyz.
+    let native = &find(&all, "Deployment/r-native").text;
+    assert!(
+        native.contains("      shareProcessNamespace: true\n"),
+        "{native}"
+    );
+    assert!(native.contains("      serviceAccountName: r-reconfig\n"));
+    let init = block(native, "initContainers:");
+    assert_hardened_sidecar(init);
+    assert!(init.contains("restartPolicy: Always"), "{init}");
+    let startup = block(init, "startupProbe:");
+    assert!(startup.contains("path: /readyz") && startup.contains("port: watch-metrics"));
+    for arg in ["--publish=/config/live", "--signal=SIGHUP", "--process=app"] {
+        assert!(init.contains(&format!("\"{arg}\"")), "{arg} in:\n{init}");
+    }
+    assert!(
+        block(native, "volumes:").contains("- name: reconfig-published\n          emptyDir:"),
+        "{native}"
+    );
+
+    // Classic form: a plain container next to the app; webhook mode needs no shared PIDs.
+    let classic = &find(&all, "Deployment/r-classic").text;
+    assert!(!classic.contains("shareProcessNamespace"), "{classic}");
+    assert!(!classic.contains("initContainers"), "{classic}");
+    let containers = block(classic, "containers:");
+    assert_hardened_sidecar(containers);
+    assert!(!containers.contains("restartPolicy"));
+    assert!(!containers.contains("startupProbe"));
+    assert!(containers.contains("\"--webhook=http://127.0.0.1:8080/-/reload\""));
+
+    // RBAC in the release namespace: Events and its own pod.
+    for id in [
+        "ServiceAccount/r-reconfig",
+        "Role/r-reconfig",
+        "RoleBinding/r-reconfig",
+    ] {
+        assert!(find(&all, id).text.contains("  namespace: apps\n"), "{id}");
+    }
+    let role = &find(&all, "Role/r-reconfig").text;
+    assert!(role.contains("resources: [events]\n    verbs: [create, patch]"));
+    assert!(role.contains("resources: [pods]\n    verbs: [get, patch]"));
+    let policy = &find(&all, "ValidatingAdmissionPolicy/apps-r-reconfig-own-pod").text;
+    assert!(policy.contains("system:serviceaccount:apps:r-reconfig"));
+    find(
+        &all,
+        "ValidatingAdmissionPolicyBinding/apps-r-reconfig-own-pod",
+    );
+}
+
+#[test]
+fn watch_snippet_rejects_a_signal_without_a_target() {
+    let helm = Helm::v3();
+    let (_tmp, demo) = snippets_demo(&helm);
+    let out = helm.output(&[
+        "template",
+        "r",
+        demo.to_str().unwrap(),
+        "--set",
+        "reconfigWatch.process=",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("signal needs process or pidFile"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn checksum_snippet_hashes_data_not_template_text() {
+    let (h3, h4) = (Helm::v3(), Helm::v4());
+    let (_tmp, demo) = snippets_demo(&h3);
+    // For contrast, the common idiom that hashes the template's text.
+    fs::write(
+        demo.join("templates/naive.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: naive\ndata:\n  \
+         sum: {{ include (print $.Template.BasePath \"/configmap.yaml\") . | sha256sum | quote }}\n",
+    )
+    .unwrap();
+    let demo_str = demo.to_str().unwrap().to_string();
+    let sums = |helm: &Helm, set: &[&str]| -> (String, String) {
+        let mut args = vec!["template", "r", demo_str.as_str()];
+        for s in set {
+            args.extend(["--set", s]);
+        }
+        let all = docs(&helm.run(&args));
+        let ours = find(&all, "Deployment/r-checksum").checksum().unwrap();
+        let naive = find(&all, "ConfigMap/naive")
+            .annotations("sum")
+            .pop()
+            .unwrap();
+        (ours, naive)
+    };
+
+    let (base, naive_base) = sums(&h3, &[]);
+    assert_eq!(base.len(), 64);
+    assert_eq!(sums(&h4, &[]).0, base, "same checksum under Helm 4");
+
+    // A comment, a label, the chart version and key order: nothing the pod sees.
+    let cm = demo.join("templates/configmap.yaml");
+    let text = fs::read_to_string(&cm).unwrap();
+    let schema = "  app.schema.json: |\n    {\"type\": \"object\", \"required\": [\"logLevel\"]}\n";
+    let edited = text
+        .replacen("\ndata:\n", "\n# a new comment\ndata:\n", 1)
+        .replacen("  labels:\n", "  labels:\n    team: payments\n", 1)
+        .replacen(schema, "", 1)
+        .replacen("\ndata:\n", &format!("\ndata:\n{schema}"), 1);
+    assert_ne!(edited, text);
+    fs::write(&cm, &edited).unwrap();
+    let chart = demo.join("Chart.yaml");
+    let meta = fs::read_to_string(&chart).unwrap();
+    fs::write(&chart, meta.replace("version: 0.3.0", "version: 0.3.1")).unwrap();
+
+    let (after_edit, naive_after_edit) = sums(&h3, &[]);
+    assert_eq!(
+        after_edit, base,
+        "comment/label/version/order changes must not restart pods"
+    );
+    assert_ne!(
+        naive_after_edit, naive_base,
+        "the text-hashing idiom changes on the same edit"
+    );
+
+    // Data does count, in the ConfigMap and in the Secret of the same file.
+    let (debug, _) = sums(&h3, &["config.logLevel=debug"]);
+    assert_ne!(debug, base);
+    let (token, _) = sums(&h3, &["secret.apiToken=other"]);
+    assert_ne!(token, base);
+    assert_ne!(token, debug);
+    assert_eq!(sums(&h4, &["config.logLevel=debug"]).0, debug);
+}
+
+// ---- examples/kustomize ---------------------------------------------------------
+
+fn run_pipeline(script: &str) -> String {
+    let out = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(root())
+        .env("PATH", path_with_reconfig())
+        .env_remove("RECONFIG_LOG_FILE")
+        .env_remove("RECONFIG_NAMESPACE")
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn kustomize_build_piped_into_reconfig() {
+    assert!(tools().kubectl.is_file());
+    let prod = run_pipeline(
+        "kubectl kustomize examples/kustomize/overlays/prod | reconfig inject -n prod",
+    );
+    let base = run_pipeline("kubectl kustomize examples/kustomize/base | reconfig inject");
+    let (prod, base) = (checksums(&prod), checksums(&base));
+    let (p, b) = (&prod["Deployment/api"], &base["Deployment/api"]);
+    assert!(p.is_some() && b.is_some(), "{prod:?} {base:?}");
+    assert_ne!(p, b, "the overlay's RATE_LIMIT patch changes the checksum");
+}
+
+/// Helm, then kustomize patches, then reconfig: the checksum sees the patched
+/// config. The chain's patch sets LOG_LEVEL=warn, so its checksums must equal
+/// those of `--set logLevel=warn` without kustomize.
+#[test]
+fn helm_post_renderer_chained_with_kustomize() {
+    let h3 = Helm::v3();
+    let h4 = Helm::v4();
+    let dir = root().join("examples/kustomize/post-render");
+    let out = h4.run(&["plugin", "install", dir.to_str().unwrap()]);
+    assert!(
+        out.contains("Installed plugin: kustomize-reconfig"),
+        "{out}"
+    );
+
+    let expected = checksums(&h3.render(&["--set", "logLevel=warn"]));
+    let base = checksums(&h3.render(&[]));
+    assert_ne!(expected["Deployment/shop-web"], base["Deployment/shop-web"]);
+
+    let chained3 = h3.run(&[
+        "template",
+        "shop",
+        CHART,
+        "--post-renderer",
+        "examples/kustomize/post-render/post-render.sh",
+    ]);
+    let chained4 = h4.run(&[
+        "template",
+        "shop",
+        CHART,
+        "--post-renderer",
+        "kustomize-reconfig",
+    ]);
+    for chained in [&chained3, &chained4] {
+        assert_eq!(checksums(chained), expected);
+        let web = docs(chained)
+            .into_iter()
+            .find(|d| d.id() == "Deployment/shop-web")
+            .unwrap();
+        assert!(web.text.contains("  replicas: 4\n"), "{}", web.text);
+    }
+    // Helm 4 still knows every file name after kustomize.
+    assert!(!chained4.contains("generated-by-postrender"));
+    assert!(chained4.contains("# Source: shop/templates/deployment.yaml"));
 }

@@ -1,0 +1,110 @@
+{{/*
+reconfig.watch.rbac - ServiceAccount, Role and RoleBinding for the sidecar's
+optional Kubernetes API features: recording Events, and reading and patching
+its own pod (e.g. an annotation with the applied config hash).
+
+  {{- include "reconfig.watch.rbac" (dict "name" "shop-reconfig" "namespace" .Release.Namespace) }}
+
+Put it in a template file of its own and set the pod's serviceAccountName to
+the same name. Optional keys: labels (a dict), createServiceAccount (default true),
+restrictToOwnPod (default false; see below).
+
+A Role cannot name "its own pod": pod names are generated, so `patch pods`
+covers every pod in the namespace. restrictToOwnPod adds a
+ValidatingAdmissionPolicy (Kubernetes 1.30+, needs rights to create
+cluster-scoped policies) that lets this ServiceAccount change only the pod
+its token is bound to, and only that pod's metadata.
+*/}}
+{{- define "reconfig.watch.rbac" -}}
+{{- $name := required "reconfig.watch.rbac: name is required" .name -}}
+{{- $ns := required "reconfig.watch.rbac: namespace is required" .namespace -}}
+{{- if ne (toString .createServiceAccount) "false" }}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ns }}
+  {{- with .labels }}
+  labels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ns }}
+  {{- with .labels }}
+  labels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+rules:
+  # Events about reloads and rejected configs, in both API groups in use.
+  - apiGroups: [""]
+    resources: [events]
+    verbs: [create, patch]
+  - apiGroups: [events.k8s.io]
+    resources: [events]
+    verbs: [create, patch]
+  # Its own pod: read it, and patch its metadata.
+  - apiGroups: [""]
+    resources: [pods]
+    verbs: [get, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ns }}
+  {{- with .labels }}
+  labels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $name }}
+    namespace: {{ $ns }}
+{{- if .restrictToOwnPod }}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: {{ printf "%s-%s-own-pod" $ns $name }}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: [v1]
+        operations: [UPDATE]
+        resources: [pods]
+  matchConditions:
+    - name: is-reconfig
+      expression: {{ printf "request.userInfo.username == 'system:serviceaccount:%s:%s'" $ns $name | quote }}
+  validations:
+    - expression: >-
+        'authentication.kubernetes.io/pod-name' in request.userInfo.extra &&
+        request.userInfo.extra['authentication.kubernetes.io/pod-name'][0] == object.metadata.name
+      message: reconfig may change only the pod it runs in
+    - expression: object.spec == oldObject.spec
+      message: reconfig may change only pod metadata
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {{ printf "%s-%s-own-pod" $ns $name }}
+spec:
+  policyName: {{ printf "%s-%s-own-pod" $ns $name }}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        kubernetes.io/metadata.name: {{ $ns }}
+{{- end }}
+{{- end -}}
