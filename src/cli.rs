@@ -5,8 +5,13 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, Subcommand};
 
 use crate::inject::InjectArgs;
+use crate::watch::WatchArgs;
 
 /// Make Kubernetes config changes take effect safely.
+///
+/// `watch` runs as a sidecar: it validates every change of mounted ConfigMaps
+/// and Secrets before it signals, calls or restarts the app, so a bad config
+/// never reaches it.
 ///
 /// `inject` writes a checksum of the ConfigMaps and Secrets each pod template
 /// uses into its annotations, so a config change rolls exactly the workloads
@@ -32,6 +37,17 @@ pub struct Cli {
 pub enum Command {
     /// Annotate pod templates with a checksum of the config they use (Helm post-renderer).
     Inject(InjectArgs),
+    /// Sidecar: watch mounted config, validate every change, then reload the app.
+    Watch(Box<WatchArgs>),
+}
+
+/// How diagnostics are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (with timestamps for `watch`).
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
 }
 
 /// Where diagnostics go and how many there are.
@@ -50,4 +66,8 @@ pub struct LogArgs {
     /// Only errors, no warnings.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Log as text or JSON lines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "RECONFIG_LOG_FORMAT")]
+    pub log_format: LogFormat,
 }

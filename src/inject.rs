@@ -302,7 +302,7 @@ fn parse_annotation_key(s: &str) -> Result<String, String> {
 }
 
 /// Parses sizes like `1048576`, `512KiB`, `64MiB`, `1GiB`.
-fn parse_size(s: &str) -> Result<usize, String> {
+pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);

@@ -8,7 +8,10 @@ pub mod cli;
 pub mod inject;
 pub mod logging;
 pub mod manifest;
+pub mod reload;
+pub mod serve;
 pub mod validate;
+pub mod watch;
 
 /// How a command failed, which decides the exit code.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::fmt::{layer, FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -59,35 +59,82 @@ impl<'a> MakeWriter<'a> for SharedFile {
     }
 }
 
-/// Installs the global subscriber for the one-shot commands.
-pub fn init(verbose: u8, quiet: bool, log_file: Option<&Path>) -> std::io::Result<()> {
-    let level = match (quiet, verbose) {
-        (true, _) => LevelFilter::ERROR,
-        (false, 0) => LevelFilter::WARN,
-        (false, 1) => LevelFilter::INFO,
-        (false, _) => LevelFilter::DEBUG,
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `reconfig: warning: …` for one-shot commands.
+    Plain,
+    /// Timestamped lines with fields, for the long-running sidecar.
+    Service,
+    /// JSON lines.
+    Json,
+}
+
+/// Installs the global subscriber. `base` is the level shown without -v/-q.
+pub fn init(
+    style: Style,
+    base: LevelFilter,
+    verbose: u8,
+    quiet: bool,
+    log_file: Option<&Path>,
+) -> std::io::Result<()> {
+    let level = if quiet {
+        LevelFilter::ERROR
+    } else {
+        match (base, verbose) {
+            (base, 0) => base,
+            (LevelFilter::WARN, 1) => LevelFilter::INFO,
+            (_, 1) => LevelFilter::DEBUG,
+            _ => LevelFilter::TRACE,
+        }
     };
-    let stderr = tracing_subscriber::fmt::layer()
-        .event_format(Plain)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_filter(level);
-    let file = match log_file {
-        Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            Some(
-                tracing_subscriber::fmt::layer()
+    let file = log_file
+        .map(|path| OpenOptions::new().create(true).append(true).open(path))
+        .transpose()?
+        .map(|f| SharedFile(Arc::new(Mutex::new(f))));
+    let registry = tracing_subscriber::registry();
+    match style {
+        Style::Plain => registry
+            .with(
+                layer()
                     .event_format(Plain)
-                    .with_writer(SharedFile(Arc::new(Mutex::new(file))))
+                    .with_writer(std::io::stderr)
                     .with_ansi(false)
                     .with_filter(level),
             )
-        }
-        None => None,
-    };
-    tracing_subscriber::registry()
-        .with(stderr)
-        .with(file)
-        .init();
+            .with(file.map(|f| {
+                layer()
+                    .event_format(Plain)
+                    .with_writer(f)
+                    .with_ansi(false)
+                    .with_filter(level)
+            }))
+            .init(),
+        Style::Service => registry
+            .with(
+                layer()
+                    .with_target(false)
+                    .with_writer(std::io::stderr)
+                    .with_ansi(false)
+                    .with_filter(level),
+            )
+            .with(file.map(|f| {
+                layer()
+                    .with_target(false)
+                    .with_writer(f)
+                    .with_ansi(false)
+                    .with_filter(level)
+            }))
+            .init(),
+        Style::Json => registry
+            .with(
+                layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_filter(level),
+            )
+            .with(file.map(|f| layer().json().with_writer(f).with_filter(level)))
+            .init(),
+    }
     Ok(())
 }

@@ -3,17 +3,32 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use reconfig::cli::{Cli, Command};
-use reconfig::{inject, logging};
+use reconfig::cli::{Cli, Command, LogFormat};
+use reconfig::logging::{self, Style};
+use reconfig::{inject, watch};
+use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(cli.log.verbose, cli.log.quiet, cli.log.log_file.as_deref()) {
+    let (style, base) = match (&cli.command, cli.log.log_format) {
+        (Command::Inject(_), LogFormat::Text) => (Style::Plain, LevelFilter::WARN),
+        (Command::Inject(_), LogFormat::Json) => (Style::Json, LevelFilter::WARN),
+        (Command::Watch(_), LogFormat::Text) => (Style::Service, LevelFilter::INFO),
+        (Command::Watch(_), LogFormat::Json) => (Style::Json, LevelFilter::INFO),
+    };
+    if let Err(e) = logging::init(
+        style,
+        base,
+        cli.log.verbose,
+        cli.log.quiet,
+        cli.log.log_file.as_deref(),
+    ) {
         eprintln!("reconfig: error: cannot open the log file: {e}");
         return ExitCode::from(2);
     }
     let result = match cli.command {
         Command::Inject(args) => inject::run(args),
+        Command::Watch(args) => watch::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

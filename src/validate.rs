@@ -98,7 +98,9 @@ impl FromStr for SchemaSpec {
         let (file, schema) = s
             .split_once('=')
             .filter(|(f, p)| !f.is_empty() && !p.is_empty())
-            .ok_or_else(|| format!("`{s}` should be FILE=SCHEMA.json, e.g. config.yaml=/schemas/config.json"))?;
+            .ok_or_else(|| {
+                format!("`{s}` should be FILE=SCHEMA.json, e.g. config.yaml=/schemas/config.json")
+            })?;
         Ok(SchemaSpec {
             file: file.to_string(),
             schema: PathBuf::from(schema),
@@ -218,15 +220,24 @@ pub struct Validator {
 
 impl Validator {
     /// Loads and compiles the schemas; a broken schema is a usage error, reported at start.
-    pub fn new(format: Option<Format>, schemas: &[SchemaSpec], command: Option<ValidateCommand>) -> anyhow::Result<Self> {
+    pub fn new(
+        format: Option<Format>,
+        schemas: &[SchemaSpec],
+        command: Option<ValidateCommand>,
+    ) -> anyhow::Result<Self> {
         let mut compiled = Vec::new();
         for spec in schemas {
             let text = std::fs::read_to_string(&spec.schema)
                 .map_err(|e| anyhow::anyhow!("reading schema {}: {e}", spec.schema.display()))?;
-            let json: Json = serde_json::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("schema {} is not JSON: {e}", spec.schema.display()))?;
-            let validator = jsonschema::validator_for(&json)
-                .map_err(|e| anyhow::anyhow!("schema {} is not a valid JSON Schema: {e}", spec.schema.display()))?;
+            let json: Json = serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("schema {} is not JSON: {e}", spec.schema.display())
+            })?;
+            let validator = jsonschema::validator_for(&json).map_err(|e| {
+                anyhow::anyhow!(
+                    "schema {} is not a valid JSON Schema: {e}",
+                    spec.schema.display()
+                )
+            })?;
             compiled.push((spec.file.clone(), validator));
         }
         Ok(Validator {
@@ -254,7 +265,10 @@ impl Validator {
             let format = self.format.or_else(|| Format::of(name));
             let Some(format) = format else {
                 if schema.is_some() {
-                    problems.push(Invalid::new(path, "has a schema but no known format (use --format)"));
+                    problems.push(Invalid::new(
+                        path,
+                        "has a schema but no known format (use --format)",
+                    ));
                 }
                 continue;
             };
@@ -269,7 +283,12 @@ impl Validator {
 }
 
 /// Parses one file and applies its schema.
-pub fn check_text(path: &str, text: &str, format: Format, schema: Option<&jsonschema::Validator>) -> Vec<Invalid> {
+pub fn check_text(
+    path: &str,
+    text: &str,
+    format: Format,
+    schema: Option<&jsonschema::Validator>,
+) -> Vec<Invalid> {
     match format {
         Format::Yaml => match parse_documents(text, Limits::default()) {
             Err(e) => vec![Invalid {
@@ -279,7 +298,9 @@ pub fn check_text(path: &str, text: &str, format: Format, schema: Option<&jsonsc
                 reason: e.message,
             }],
             Ok(docs) => {
-                let Some(schema) = schema else { return Vec::new() };
+                let Some(schema) = schema else {
+                    return Vec::new();
+                };
                 let mut problems = Vec::new();
                 for doc in docs.iter() {
                     let json = doc.as_ref().map_or(Json::Null, to_json);
@@ -321,17 +342,27 @@ pub fn check_text(path: &str, text: &str, format: Format, schema: Option<&jsonsc
             }
             Ok(table) => match serde_json::to_value(table) {
                 Ok(json) => schema_errors(path, &json, schema),
-                Err(e) => vec![Invalid::new(path, format!("cannot check against the schema: {e}"))],
+                Err(e) => vec![Invalid::new(
+                    path,
+                    format!("cannot check against the schema: {e}"),
+                )],
             },
         },
     }
 }
 
 fn schema_errors(path: &str, json: &Json, schema: Option<&jsonschema::Validator>) -> Vec<Invalid> {
-    let Some(schema) = schema else { return Vec::new() };
+    let Some(schema) = schema else {
+        return Vec::new();
+    };
     schema
         .iter_errors(json)
-        .map(|e| Invalid::new(path, schema_reason(&e.instance_path().to_string(), &e.to_string())))
+        .map(|e| {
+            Invalid::new(
+                path,
+                schema_reason(&e.instance_path().to_string(), &e.to_string()),
+            )
+        })
         .collect()
 }
 
@@ -408,7 +439,8 @@ fn plain_scalar(s: &str) -> Json {
         }
     }
     let looks_float = s.bytes().any(|b| b.is_ascii_digit())
-        && s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
     if looks_float {
         if let Some(n) = s.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
             return Json::Number(n);
@@ -445,19 +477,44 @@ mod tests {
         assert_eq!((json[0].line, json[0].column), (Some(2), Some(7)));
         let toml = check_text("c.toml", "a = 1\nb = \n", Format::Toml, None);
         assert_eq!(toml[0].line, Some(2));
-        assert!(check_text("c.yaml", "a:\n\tb: 1\n", Format::Yaml, None)[0].reason.contains("tab"));
+        assert!(check_text("c.yaml", "a:\n\tb: 1\n", Format::Yaml, None)[0]
+            .reason
+            .contains("tab"));
     }
 
     #[test]
     fn schemas_apply_to_yaml_with_typed_scalars_and_lines() {
-        let s = schema(r#"{"type": "object", "properties": {"port": {"type": "integer"}, "debug": {"type": "boolean"}, "name": {"type": "string"}}, "required": ["port"]}"#);
-        assert!(check_text("c.yaml", "port: 8080\ndebug: true\nname: '123'\n", Format::Yaml, Some(&s)).is_empty());
-        let problems = check_text("c.yaml", "debug: true\nport: \"8080\"\n", Format::Yaml, Some(&s));
+        let s = schema(
+            r#"{"type": "object", "properties": {"port": {"type": "integer"}, "debug": {"type": "boolean"}, "name": {"type": "string"}}, "required": ["port"]}"#,
+        );
+        assert!(check_text(
+            "c.yaml",
+            "port: 8080\ndebug: true\nname: '123'\n",
+            Format::Yaml,
+            Some(&s)
+        )
+        .is_empty());
+        let problems = check_text(
+            "c.yaml",
+            "debug: true\nport: \"8080\"\n",
+            Format::Yaml,
+            Some(&s),
+        );
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].line, Some(2));
-        assert!(problems[0].reason.contains("/port"), "{}", problems[0].reason);
-        assert_eq!(check_text("c.yaml", "debug: true\n", Format::Yaml, Some(&s)).len(), 1);
-        assert_eq!(check_text("c.json", "{\"port\": \"x\"}", Format::Json, Some(&s)).len(), 1);
+        assert!(
+            problems[0].reason.contains("/port"),
+            "{}",
+            problems[0].reason
+        );
+        assert_eq!(
+            check_text("c.yaml", "debug: true\n", Format::Yaml, Some(&s)).len(),
+            1
+        );
+        assert_eq!(
+            check_text("c.json", "{\"port\": \"x\"}", Format::Json, Some(&s)).len(),
+            1
+        );
         assert!(check_text("c.toml", "port = 1\n", Format::Toml, Some(&s)).is_empty());
     }
 
@@ -488,9 +545,18 @@ mod tests {
         )
         .expect("validator");
         let mut files = BTreeMap::new();
-        files.insert("/etc/app/app.yaml".to_string(), ("app.yaml".to_string(), b"y: 1\n".to_vec()));
-        files.insert("/etc/app/other.yaml".to_string(), ("other.yaml".to_string(), b"y: 1\n".to_vec()));
-        files.insert("/etc/app/blob.bin".to_string(), ("blob.bin".to_string(), vec![0xff, 0]));
+        files.insert(
+            "/etc/app/app.yaml".to_string(),
+            ("app.yaml".to_string(), b"y: 1\n".to_vec()),
+        );
+        files.insert(
+            "/etc/app/other.yaml".to_string(),
+            ("other.yaml".to_string(), b"y: 1\n".to_vec()),
+        );
+        files.insert(
+            "/etc/app/blob.bin".to_string(),
+            ("blob.bin".to_string(), vec![0xff, 0]),
+        );
         let problems = v.check_files(&files);
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].file, "/etc/app/app.yaml");
@@ -512,7 +578,9 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn commands_run_without_a_shell_and_time_out() {
-        let cmd = ValidateCommand::parse("sh -c 'echo checked {dir}; exit 3'", Duration::from_secs(5)).expect("parse");
+        let cmd =
+            ValidateCommand::parse("sh -c 'echo checked {dir}; exit 3'", Duration::from_secs(5))
+                .expect("parse");
         let outcome = run_command(&cmd.argv(Path::new("/tmp/x")), cmd.timeout).await;
         assert!(!outcome.success);
         assert_eq!(outcome.output, "checked /tmp/x");
@@ -521,10 +589,22 @@ mod tests {
         let ok = run_command(&["true".to_string()], Duration::from_secs(5)).await;
         assert!(ok.success);
 
-        let slow = run_command(&["sleep".to_string(), "5".to_string()], Duration::from_millis(100)).await;
-        assert!(!slow.success && slow.status.contains("timed out"), "{}", slow.status);
+        let slow = run_command(
+            &["sleep".to_string(), "5".to_string()],
+            Duration::from_millis(100),
+        )
+        .await;
+        assert!(
+            !slow.success && slow.status.contains("timed out"),
+            "{}",
+            slow.status
+        );
 
-        let missing = run_command(&["/nonexistent/validator".to_string()], Duration::from_secs(1)).await;
+        let missing = run_command(
+            &["/nonexistent/validator".to_string()],
+            Duration::from_secs(1),
+        )
+        .await;
         assert!(!missing.success && missing.status.contains("cannot start"));
         assert!(ValidateCommand::parse("unbalanced 'quote", Duration::from_secs(1)).is_err());
     }

@@ -263,7 +263,7 @@ pub fn parse_full<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'
                         message: format!("nesting deeper than {} levels", limits.max_depth),
                     });
                 }
-                let style = if span_text(text, start, end).ends_with(['{', '[']) {
+                let style = if span_text(text, start, end).trim_end().ends_with(['{', '[']) {
                     Style::Flow
                 } else {
                     Style::Block
@@ -394,7 +394,8 @@ mod tests {
 
     #[test]
     fn tells_flow_from_block() {
-        let root = one("a: {x: 1}\nb:\n  y: 2\n");
+        let root = one("a: {x: 1}\nb:\n  y: 2\nc: { z: 3 }\n");
+        assert!(matches!(root.get("c").map(|n| &n.value), Some(Value::Mapping(_, Style::Flow))));
         assert!(matches!(
             root.get("a").map(|n| &n.value),
             Some(Value::Mapping(_, Style::Flow))

@@ -1,0 +1,186 @@
+//! `--webhook URL`: tell the app over HTTP (Prometheus' `/-/reload`, configmap-reload style).
+
+use std::time::Duration;
+
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+pub struct Webhook {
+    url: Uri,
+    method: Method,
+    /// Accepted status codes; empty means any 2xx.
+    accept: Vec<u16>,
+    timeout: Duration,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl Webhook {
+    pub fn new(
+        url: &str,
+        method: &str,
+        accept: Vec<u16>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "`{url}`: https is not supported; reload endpoints are reached over the pod's loopback, use http://localhost:PORT/…"
+                ))
+            }
+            _ => return Err(format!("`{url}` must start with http://")),
+        }
+        if uri.host().is_none() {
+            return Err(format!("`{url}` has no host"));
+        }
+        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector);
+        Ok(Webhook {
+            url: uri,
+            method,
+            accept,
+            timeout,
+            client,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        self.url.to_string()
+    }
+
+    /// Sends one request; the config hash travels in `X-Reconfig-Hash` for the receiver's logs.
+    pub async fn call(&self, hash: &str) -> Result<String, String> {
+        let request = Request::builder()
+            .method(self.method.clone())
+            .uri(self.url.clone())
+            .header(
+                "user-agent",
+                concat!("reconfig/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("x-reconfig-hash", hash)
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))?
+            .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+        let status = response.status().as_u16();
+        let accepted = if self.accept.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.accept.contains(&status)
+        };
+        if accepted {
+            Ok(format!("{} {} → {status}", self.method, self.url))
+        } else {
+            Err(format!("{} {} answered {status}", self.method, self.url))
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Parses `--webhook-status 200,202,204`.
+pub fn parse_statuses(s: &str) -> Result<Vec<u16>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|c| (100..600).contains(c))
+                .ok_or_else(|| format!("`{p}` is not an HTTP status code"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-shot HTTP server on loopback that answers with `status` and returns the request it saw.
+    async fn serve_once(status: u16) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/-/reload", listener.local_addr().expect("addr"));
+        let handle = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let n = stream.read(&mut buf).await.expect("read");
+            let reply =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            stream.write_all(reply.as_bytes()).await.expect("write");
+            String::from_utf8_lossy(&buf[..n]).to_string()
+        });
+        (url, handle)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn posts_with_the_hash_and_checks_the_status() {
+        let (url, seen) = serve_once(200).await;
+        let hook = Webhook::new(&url, "post", Vec::new(), Duration::from_secs(2)).expect("webhook");
+        hook.call("abc123").await.expect("2xx is success");
+        let request = seen.await.expect("server");
+        assert!(request.starts_with("POST /-/reload HTTP/1.1"), "{request}");
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains("x-reconfig-hash: abc123"),
+            "{request}"
+        );
+
+        let (url, _) = serve_once(500).await;
+        let hook = Webhook::new(&url, "POST", Vec::new(), Duration::from_secs(2)).expect("webhook");
+        assert!(hook.call("x").await.unwrap_err().contains("answered 500"));
+
+        let (url, _) = serve_once(302).await;
+        let hook = Webhook::new(&url, "GET", vec![302], Duration::from_secs(2)).expect("webhook");
+        hook.call("x").await.expect("302 accepted when configured");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn refused_connections_and_bad_urls() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        drop(listener);
+        let hook = Webhook::new(&url, "POST", Vec::new(), Duration::from_secs(2)).expect("webhook");
+        assert!(hook.call("x").await.unwrap_err().contains("request failed"));
+        assert!(Webhook::new("https://x/", "POST", Vec::new(), Duration::from_secs(1)).is_err());
+        assert!(
+            Webhook::new("localhost:9090", "POST", Vec::new(), Duration::from_secs(1)).is_err()
+        );
+        assert!(Webhook::new(
+            "http://x/",
+            "BAD METHOD",
+            Vec::new(),
+            Duration::from_secs(1)
+        )
+        .is_err());
+        assert_eq!(parse_statuses("200, 204"), Ok(vec![200, 204]));
+        assert!(parse_statuses("2xx").is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! When to act on a burst of file events.
+//!
+//! A kubelet `..data` swap is atomic, so it only waits a few milliseconds for
+//! other volumes that update at the same moment. Plain folders change in place
+//! or file by file, so they wait for a quiet period after the last event.
+
+use std::time::{Duration, Instant};
+
+/// Window that lets simultaneous kubelet swaps of several volumes land as one reload.
+pub const SWAP_WINDOW: Duration = Duration::from_millis(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A kubelet volume committed an update.
+    Swap,
+    /// Something changed in a plain folder.
+    Edit,
+}
+
+#[derive(Debug, Default)]
+pub struct Debouncer {
+    quiet: Duration,
+    deadline: Option<Instant>,
+}
+
+impl Debouncer {
+    pub fn new(quiet: Duration) -> Self {
+        Debouncer {
+            quiet,
+            deadline: None,
+        }
+    }
+
+    /// Records an event; edits push the deadline back, swaps never delay it further.
+    pub fn event(&mut self, change: Change, now: Instant) {
+        let wait = match change {
+            Change::Swap => SWAP_WINDOW.min(self.quiet),
+            Change::Edit => self.quiet,
+        };
+        let candidate = now + wait;
+        self.deadline = Some(match (self.deadline, change) {
+            (Some(existing), Change::Swap) => existing.min(candidate),
+            (Some(existing), Change::Edit) => existing.max(candidate),
+            (None, _) => candidate,
+        });
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether it is time to act, clearing the deadline if so.
+    pub fn take_due(&mut self, now: Instant) -> bool {
+        match self.deadline {
+            Some(d) if d <= now => {
+                self.deadline = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_wait_for_quiet() {
+        let t = Instant::now();
+        let mut d = Debouncer::new(Duration::from_millis(100));
+        d.event(Change::Edit, t);
+        d.event(Change::Edit, t + Duration::from_millis(60));
+        assert!(!d.take_due(t + Duration::from_millis(120)));
+        assert!(d.take_due(t + Duration::from_millis(160)));
+        assert!(d.deadline().is_none());
+    }
+
+    #[test]
+    fn swaps_act_fast_and_coalesce() {
+        let t = Instant::now();
+        let mut d = Debouncer::new(Duration::from_millis(100));
+        d.event(Change::Swap, t);
+        d.event(Change::Swap, t + Duration::from_millis(2));
+        assert_eq!(d.deadline(), Some(t + SWAP_WINDOW));
+        d.event(Change::Edit, t + Duration::from_millis(3));
+        assert_eq!(d.deadline(), Some(t + Duration::from_millis(103)));
+        let mut tiny = Debouncer::new(Duration::ZERO);
+        tiny.event(Change::Swap, t);
+        assert!(tiny.take_due(t));
+    }
+}

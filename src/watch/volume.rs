@@ -1,0 +1,197 @@
+//! Turning inotify events on the watched folders into changes worth evaluating.
+//!
+//! Kubelet volumes are watched on their root, never on file paths (a watch on a
+//! file follows the old inode and goes silent after the first update), and only
+//! the `..data` name counts, whatever kind of event a library reports for it.
+
+use std::path::{Path, PathBuf};
+
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::debounce::Change;
+use super::snapshot::{layout, Layout, DATA_LINK};
+
+/// What the watcher thread reports to the event loop.
+#[derive(Debug)]
+pub enum Signal {
+    Changed(Change),
+    Error(String),
+}
+
+struct Folder {
+    path: PathBuf,
+    layout: Layout,
+    watched: bool,
+}
+
+pub struct Volumes {
+    watcher: RecommendedWatcher,
+    folders: Vec<Folder>,
+}
+
+impl Volumes {
+    /// Starts the inotify watcher; folders that do not exist yet are picked up by [`Volumes::retry_missing`].
+    pub fn new(dirs: &[PathBuf], tx: UnboundedSender<Signal>) -> notify::Result<Self> {
+        let targets: Vec<(PathBuf, Layout)> = dirs.iter().map(|d| (d.clone(), layout(d))).collect();
+        let classify = targets.clone();
+        let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+            let signal = match result {
+                Err(e) => Some(Signal::Error(e.to_string())),
+                Ok(event) => classify_event(&classify, &event).map(Signal::Changed),
+            };
+            if let Some(signal) = signal {
+                let _ = tx.send(signal);
+            }
+        })?;
+        let mut volumes = Volumes {
+            watcher,
+            folders: targets
+                .into_iter()
+                .map(|(path, layout)| Folder {
+                    path,
+                    layout,
+                    watched: false,
+                })
+                .collect(),
+        };
+        volumes.retry_missing();
+        Ok(volumes)
+    }
+
+    /// Watches folders that were missing; returns how many came up (they need an evaluation).
+    pub fn retry_missing(&mut self) -> usize {
+        let mut added = 0;
+        for folder in self.folders.iter_mut().filter(|f| !f.watched) {
+            let (path, mode) = watch_target(&folder.path, folder.layout);
+            if !path.exists() {
+                continue;
+            }
+            match self.watcher.watch(&path, mode) {
+                Ok(()) => {
+                    folder.watched = true;
+                    added += 1;
+                    tracing::info!(dir = %folder.path.display(), layout = ?folder.layout, "watching");
+                }
+                Err(e) => tracing::warn!(dir = %folder.path.display(), "cannot watch yet: {e}"),
+            }
+        }
+        added
+    }
+
+    pub fn all_watched(&self) -> bool {
+        self.folders.iter().all(|f| f.watched)
+    }
+
+    pub fn missing(&self) -> Vec<&Path> {
+        self.folders
+            .iter()
+            .filter(|f| !f.watched)
+            .map(|f| f.path.as_path())
+            .collect()
+    }
+}
+
+/// Kubelet roots and single files are watched through their folder, non-recursively.
+fn watch_target(dir: &Path, layout: Layout) -> (PathBuf, RecursiveMode) {
+    match layout {
+        Layout::Kubelet => (dir.to_path_buf(), RecursiveMode::NonRecursive),
+        Layout::Plain if dir.is_file() => (
+            dir.parent().unwrap_or(dir).to_path_buf(),
+            RecursiveMode::NonRecursive,
+        ),
+        Layout::Plain => (dir.to_path_buf(), RecursiveMode::Recursive),
+    }
+}
+
+fn classify_event(targets: &[(PathBuf, Layout)], event: &notify::Event) -> Option<Change> {
+    if matches!(event.kind, EventKind::Access(_)) {
+        return None;
+    }
+    let mut change = None;
+    for path in &event.paths {
+        for (dir, layout) in targets {
+            let hit = match layout {
+                Layout::Kubelet => (path.parent() == Some(dir.as_path())
+                    && path.file_name().is_some_and(|n| n == DATA_LINK))
+                .then_some(Change::Swap),
+                Layout::Plain if path == dir => Some(Change::Edit),
+                Layout::Plain if dir.is_file() => None,
+                Layout::Plain => {
+                    (path.starts_with(dir) && !ignored_path(path)).then_some(Change::Edit)
+                }
+            };
+            change = change.or(hit);
+        }
+    }
+    change
+}
+
+fn ignored_path(path: &Path) -> bool {
+    path.file_name()
+        .map(|n| n.to_string_lossy())
+        .is_some_and(|n| {
+            n.starts_with('.') || n.ends_with('~') || n.ends_with(".swp") || n == "4913"
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, ModifyKind, RenameMode};
+
+    fn event(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn only_data_counts_on_kubelet_roots_whatever_the_kind() {
+        let targets = vec![(PathBuf::from("/etc/cfg"), Layout::Kubelet)];
+        for kind in [
+            EventKind::Create(CreateKind::Any),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+        ] {
+            assert_eq!(
+                classify_event(&targets, &event(kind, "/etc/cfg/..data")),
+                Some(Change::Swap)
+            );
+        }
+        let create = EventKind::Create(CreateKind::Any);
+        assert_eq!(
+            classify_event(&targets, &event(create, "/etc/cfg/..data_tmp")),
+            None
+        );
+        assert_eq!(
+            classify_event(&targets, &event(create, "/etc/cfg/..2026_11_22_10_00_00.1")),
+            None
+        );
+        assert_eq!(
+            classify_event(&targets, &event(create, "/etc/other/..data")),
+            None
+        );
+    }
+
+    #[test]
+    fn plain_folders_see_edits_but_not_editor_noise() {
+        let targets = vec![(PathBuf::from("/srv/conf"), Layout::Plain)];
+        let modify = EventKind::Modify(ModifyKind::Any);
+        assert_eq!(
+            classify_event(&targets, &event(modify, "/srv/conf/sub/a.yaml")),
+            Some(Change::Edit)
+        );
+        assert_eq!(
+            classify_event(&targets, &event(modify, "/srv/conf/.a.yaml.swp")),
+            None
+        );
+        assert_eq!(
+            classify_event(&targets, &event(modify, "/srv/other/a.yaml")),
+            None
+        );
+        let access = EventKind::Access(notify::event::AccessKind::Any);
+        assert_eq!(
+            classify_event(&targets, &event(access, "/srv/conf/a.yaml")),
+            None
+        );
+    }
+}
