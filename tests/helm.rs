@@ -946,3 +946,73 @@ fn helm_post_renderer_chained_with_kustomize() {
     assert!(!chained4.contains("generated-by-postrender"));
     assert!(chained4.contains("# Source: shop/templates/deployment.yaml"));
 }
+
+// ---- examples/argocd-cmp -------------------------------------------------------
+
+/// The `generate` script of the CMP's plugin.yaml: the literal block under `args: - |`.
+fn cmp_generate_script() -> String {
+    let text = fs::read_to_string(root().join("examples/argocd-cmp/plugin.yaml")).unwrap();
+    let after = &text[text.find("  generate:\n").expect("generate")..];
+    assert!(after.contains("command: [bash, -c]"), "{after}");
+    let start = after.find("- |\n").expect("literal block") + 4;
+    let mut script = String::new();
+    for line in after[start..].lines() {
+        match line.strip_prefix("        ") {
+            Some(l) => script.push_str(l),
+            None if line.trim().is_empty() => {}
+            None => break,
+        }
+        script.push('\n');
+    }
+    assert!(script.contains("reconfig inject"), "{script}");
+    script
+}
+
+/// Runs the CMP's generate as argocd-cmp-server would: in the app's folder,
+/// with the Application's variables, `helm` being the given binary.
+fn run_cmp(helm: &Path, values_file: &str) -> Output {
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(helm, bin.path().join("helm")).unwrap();
+    let mut dirs = vec![bin.path().to_path_buf()];
+    dirs.extend(std::env::split_paths(&path_with_reconfig()));
+    let home = tempfile::tempdir().unwrap();
+    Command::new("bash")
+        .args(["-c", &cmp_generate_script()])
+        .current_dir(root().join(CHART))
+        .env("PATH", std::env::join_paths(dirs).unwrap())
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .env("ARGOCD_APP_NAME", "shop")
+        .env("ARGOCD_APP_NAMESPACE", "shop-prod")
+        .env("KUBE_VERSION", "1.31.0")
+        .env("ARGOCD_ENV_VALUES_FILE", values_file)
+        .env_remove("RECONFIG_LOG_FILE")
+        .env_remove("RECONFIG_NAMESPACE")
+        .output()
+        .expect("bash")
+}
+
+#[test]
+fn argocd_cmp_generate_renders_annotated_manifests() {
+    let expected = checksums(&Helm::v3().render(&[]));
+    for helm in [&tools().helm3, &tools().helm4] {
+        let first = run_cmp(helm, "values.yaml");
+        assert!(
+            first.status.success(),
+            "{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        let out = String::from_utf8(first.stdout).unwrap();
+        assert_eq!(checksums(&out), expected, "{}", helm.display());
+        // Deterministic: a refresh renders the same bytes, so Argo CD sees no drift.
+        let second = run_cmp(helm, "values.yaml");
+        assert_eq!(String::from_utf8(second.stdout).unwrap(), out);
+
+        let failed = run_cmp(helm, "no-such-values.yaml");
+        assert!(
+            !failed.status.success(),
+            "a failing helm template must fail generate"
+        );
+    }
+}
