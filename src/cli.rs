@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+use crate::check::CheckArgs;
 use crate::inject::InjectArgs;
 use crate::watch::WatchArgs;
 
@@ -12,6 +13,8 @@ use crate::watch::WatchArgs;
 /// `watch` runs as a sidecar: it validates every change of mounted ConfigMaps
 /// and Secrets before it signals, calls or restarts the app, so a bad config
 /// never reaches it.
+///
+/// `check` runs the same validation in CI.
 ///
 /// `inject` writes a checksum of the ConfigMaps and Secrets each pod template
 /// uses into its annotations, so a config change rolls exactly the workloads
@@ -39,6 +42,8 @@ pub enum Command {
     Inject(InjectArgs),
     /// Sidecar: watch mounted config, validate every change, then reload the app.
     Watch(Box<WatchArgs>),
+    /// CI dry run: validate config files, folders or rendered ConfigMaps as `watch` would.
+    Check(CheckArgs),
 }
 
 /// How diagnostics are written.

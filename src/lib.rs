@@ -4,6 +4,7 @@
 //! it to the command line, files and the terminal.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod cli;
 pub mod inject;
 pub mod logging;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use reconfig::cli::{Cli, Command, LogFormat};
 use reconfig::logging::{self, Style};
-use reconfig::{inject, watch};
+use reconfig::{check, inject, watch};
 use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
@@ -13,6 +13,8 @@ fn main() -> ExitCode {
     let (style, base) = match (&cli.command, cli.log.log_format) {
         (Command::Inject(_), LogFormat::Text) => (Style::Plain, LevelFilter::WARN),
         (Command::Inject(_), LogFormat::Json) => (Style::Json, LevelFilter::WARN),
+        (Command::Check(_), LogFormat::Text) => (Style::Plain, LevelFilter::WARN),
+        (Command::Check(_), LogFormat::Json) => (Style::Json, LevelFilter::WARN),
         (Command::Watch(_), LogFormat::Text) => (Style::Service, LevelFilter::INFO),
         (Command::Watch(_), LogFormat::Json) => (Style::Json, LevelFilter::INFO),
     };
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inject(args) => inject::run(args),
         Command::Watch(args) => watch::run(*args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

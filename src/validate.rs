@@ -290,34 +290,36 @@ pub fn check_text(
     schema: Option<&jsonschema::Validator>,
 ) -> Vec<Invalid> {
     match format {
-        Format::Yaml => match parse_documents(text, Limits::default()) {
-            Err(e) => vec![Invalid {
-                file: path.to_string(),
-                line: Some(e.pos.line),
-                column: Some(e.pos.column),
-                reason: e.message,
-            }],
-            Ok(docs) => {
-                let Some(schema) = schema else {
-                    return Vec::new();
-                };
-                let mut problems = Vec::new();
-                for doc in docs.iter() {
-                    let json = doc.as_ref().map_or(Json::Null, to_json);
-                    for error in schema.iter_errors(&json) {
-                        let pointer = error.instance_path().to_string();
-                        let node = doc.as_ref().and_then(|d| find(d, &pointer));
-                        problems.push(Invalid {
-                            file: path.to_string(),
-                            line: node.map(|n| n.start.line),
-                            column: node.map(|n| n.start.column),
-                            reason: schema_reason(&pointer, &error.to_string()),
-                        });
+        Format::Yaml => {
+            match parse_documents(text, Limits::default()).map_err(|e| e.at_content_end(text)) {
+                Err(e) => vec![Invalid {
+                    file: path.to_string(),
+                    line: Some(e.pos.line),
+                    column: Some(e.pos.column),
+                    reason: e.message,
+                }],
+                Ok(docs) => {
+                    let Some(schema) = schema else {
+                        return Vec::new();
+                    };
+                    let mut problems = Vec::new();
+                    for doc in docs.iter() {
+                        let json = doc.as_ref().map_or(Json::Null, to_json);
+                        for error in schema.iter_errors(&json) {
+                            let pointer = error.instance_path().to_string();
+                            let node = doc.as_ref().and_then(|d| find(d, &pointer));
+                            problems.push(Invalid {
+                                file: path.to_string(),
+                                line: node.map(|n| n.start.line),
+                                column: node.map(|n| n.start.column),
+                                reason: schema_reason(&pointer, &error.to_string()),
+                            });
+                        }
                     }
+                    problems
                 }
-                problems
             }
-        },
+        }
         Format::Json => match serde_json::from_str::<Json>(text) {
             Err(e) => vec![Invalid {
                 file: path.to_string(),

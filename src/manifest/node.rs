@@ -67,6 +67,25 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+impl SyntaxError {
+    /// An error found at the very end points at the last line of content, not the line after it.
+    pub fn at_content_end(self, text: &str) -> SyntaxError {
+        let trimmed = text.trim_end();
+        if self.pos.offset < trimmed.len() {
+            return self;
+        }
+        let last_line = trimmed.rsplit('\n').next().unwrap_or("");
+        SyntaxError {
+            pos: Pos {
+                offset: trimmed.len(),
+                line: 1 + trimmed.bytes().filter(|&b| b == b'\n').count(),
+                column: 1 + last_line.chars().count(),
+            },
+            message: format!("{} (the text ends first)", self.message),
+        }
+    }
+}
+
 impl<'a> Node<'a> {
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
@@ -395,7 +414,10 @@ mod tests {
     #[test]
     fn tells_flow_from_block() {
         let root = one("a: {x: 1}\nb:\n  y: 2\nc: { z: 3 }\n");
-        assert!(matches!(root.get("c").map(|n| &n.value), Some(Value::Mapping(_, Style::Flow))));
+        assert!(matches!(
+            root.get("c").map(|n| &n.value),
+            Some(Value::Mapping(_, Style::Flow))
+        ));
         assert!(matches!(
             root.get("a").map(|n| &n.value),
             Some(Value::Mapping(_, Style::Flow))

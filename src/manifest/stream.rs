@@ -277,7 +277,13 @@ impl<'a> Stream<'a> {
                 let comment_source = source_comment(text);
                 match node::parse_documents(text, limits) {
                     Err(e) => ChunkResult::Failed(
-                        at_end_of_text(text, e),
+                        {
+                            let e = e.at_content_end(text);
+                            Problem {
+                                pos: e.pos,
+                                message: e.message,
+                            }
+                        },
                         comment_source.map(str::to_string),
                     ),
                     Ok(roots) => ChunkResult::Docs(
@@ -318,26 +324,6 @@ impl<T> Parsed<T> {
             .iter()
             .zip(&self.values)
             .filter_map(|(d, v)| v.as_ref().map(|v| (d, v)))
-    }
-}
-
-/// Errors found at the very end point at the last line of the document, not the next document's marker.
-fn at_end_of_text(text: &str, e: node::SyntaxError) -> Problem {
-    let trimmed = text.trim_end();
-    if e.pos.offset < trimmed.len() {
-        return Problem {
-            pos: e.pos,
-            message: e.message,
-        };
-    }
-    let last_line = trimmed.rsplit('\n').next().unwrap_or("");
-    Problem {
-        pos: Pos {
-            offset: trimmed.len(),
-            line: 1 + trimmed.bytes().filter(|&b| b == b'\n').count(),
-            column: 1 + last_line.chars().count(),
-        },
-        message: format!("{} (the document ends first)", e.message),
     }
 }
 
@@ -467,7 +453,7 @@ mod tests {
         assert_eq!(diags[0].location.source.as_deref(), Some("x.yaml"));
         assert_eq!((diags[0].location.line, diags[0].location.column), (5, 5));
         assert!(
-            diags[0].message.ends_with("(the document ends first)"),
+            diags[0].message.ends_with("(the text ends first)"),
             "{}",
             diags[0].message
         );

@@ -1,0 +1,140 @@
+//! `reconfig check` as CI runs it: folders, files and rendered manifests.
+
+use assert_cmd::Command;
+
+const GOOD: &str = "tests/fixtures/check/good";
+const BAD: &str = "tests/fixtures/check/bad";
+const SCHEMA: &str = "tests/fixtures/check/app.schema.json";
+
+fn check(args: &[&str], stdin: &str) -> (i32, String) {
+    let out = Command::cargo_bin("reconfig")
+        .expect("binary")
+        .arg("check")
+        .args(args)
+        .write_stdin(stdin)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn valid_folders_pass_and_unknown_formats_are_left_alone() {
+    let (code, stderr) = check(&[GOOD], "");
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn syntax_errors_name_file_line_and_column() {
+    let (code, stderr) = check(&[BAD], "");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("tests/fixtures/check/bad/app.yaml:2:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 problem(s) in 1 file(s)"), "{stderr}");
+}
+
+#[test]
+fn schemas_apply_by_file_name() {
+    let schema = format!("app.yaml={SCHEMA}");
+    assert_eq!(check(&["--schema", &schema, GOOD], "").0, 0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("app.yaml"), "server:\n  port: \"8080\"\n").expect("write");
+    let (code, stderr) = check(
+        &["--schema", &schema, dir.path().to_str().expect("path")],
+        "",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("app.yaml:2:9: schema: at /server/port"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn external_validators_see_the_folder() {
+    assert_eq!(
+        check(
+            &["--validate-cmd", "sh -c 'test -f {dir}/app.yaml'", GOOD],
+            ""
+        )
+        .0,
+        0
+    );
+    let (code, stderr) = check(
+        &["--validate-cmd", "sh -c 'echo nope >&2; exit 4'", GOOD],
+        "",
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("nope"), "{stderr}");
+}
+
+#[test]
+fn rendered_configmaps_are_checked_key_by_key() {
+    let render = std::fs::read_to_string("examples/helm-render.yaml").expect("example");
+    let (code, stderr) = check(&["--manifests", "-"], &render);
+    assert_eq!(code, 0, "{stderr}");
+
+    let broken = render.replace("ttl: 30s", "ttl: [30s");
+    let (code, stderr) = check(&["--manifests", "-"], &broken);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("configmap/shop-config/app.yaml:4:12"),
+        "{stderr}"
+    );
+
+    let staged = check(
+        &[
+            "--manifests",
+            "-",
+            "--validate-cmd",
+            "sh -c 'test -f {dir}/nginx.conf'",
+        ],
+        &render,
+    );
+    assert_eq!(staged.0, 0, "{}", staged.1);
+}
+
+#[test]
+fn whole_configmap_schemas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = dir.path().join("cm.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "required": ["LOG_LEVEL"], "properties": {"LOG_LEVEL": {"enum": ["debug", "info", "warn"]}}}"#,
+    )
+    .expect("write");
+    let spec = format!("configmap/shop-config={}", schema.display());
+    let render = std::fs::read_to_string("examples/helm-render.yaml").expect("example");
+    assert_eq!(
+        check(&["--manifests", "-", "--schema", &spec], &render).0,
+        0
+    );
+    let (code, stderr) = check(
+        &["--manifests", "-", "--schema", &spec],
+        &render.replace("LOG_LEVEL: \"info\"", "LOG_LEVEL: \"loud\""),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("configmap/shop-config: schema: at /LOG_LEVEL"),
+        "{stderr}"
+    );
+    let missing = format!("configmap/nope={}", schema.display());
+    assert_eq!(
+        check(&["--manifests", "-", "--schema", &missing], &render).0,
+        1
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(check(&[], "").0, 2);
+    assert_eq!(check(&["/nonexistent/folder"], "").0, 2);
+    assert_eq!(
+        check(&["--schema", "app.yaml=/nonexistent.json", GOOD], "").0,
+        2
+    );
+}
