@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -180,7 +181,9 @@ impl Helm {
         self.run(&args)
     }
 
-    /// Installs a postrenderer/v1 plugin NAME whose command is a sh script.
+    /// Installs a postrenderer/v1 plugin NAME that runs `sh run.sh` with this body.
+    /// The script is read by sh, never exec'd: a file just written can be
+    /// ETXTBSY to exec while another test thread forks.
     fn install_script_plugin(&self, name: &str, body: &str) {
         let dir = self.home.path().join(format!("plugin-{name}"));
         if dir.exists() {
@@ -192,11 +195,12 @@ impl Helm {
             format!(
                 "apiVersion: v1\ntype: postrenderer/v1\nname: {name}\nversion: 0.1.0\n\
                  runtime: subprocess\nruntimeConfig:\n  platformCommand:\n\
-                 \x20   - command: ${{HELM_PLUGIN_DIR}}/run.sh\n"
+                 \x20   - command: /bin/sh\n\
+                 \x20     args: [\"${{HELM_PLUGIN_DIR}}/run.sh\"]\n"
             ),
         )
         .unwrap();
-        write_script(&dir.join("run.sh"), &format!("#!/bin/sh\n{body}\n"));
+        fs::write(dir.join("run.sh"), format!("{body}\n")).unwrap();
         let out = self.run(&["plugin", "install", dir.to_str().expect("utf8 path")]);
         assert!(out.contains(&format!("Installed plugin: {name}")), "{out}");
     }
@@ -565,12 +569,6 @@ fn helm4_failure_is_diagnosable_through_the_log_file() {
     );
 }
 
-fn write_script(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// A copy of the plugin with `bin/reconfig` inside it, run with a PATH that
 /// has no reconfig: the launcher finds the binary next to itself.
 #[test]
@@ -578,8 +576,10 @@ fn helm4_plugin_runs_the_binary_next_to_it() {
     let helm = Helm::new(&tools().helm4, true);
     let plugin = helm.home.path().join("reconfig-plugin");
     fs::create_dir_all(plugin.join("bin")).unwrap();
+    // Symlinks, not copies: exec'ing a file this process just wrote can fail
+    // with ETXTBSY while another test thread forks.
     for f in ["plugin.yaml", "reconfig-plugin.sh"] {
-        fs::copy(
+        symlink(
             root().join("helm-snippets/helm-plugin").join(f),
             plugin.join(f),
         )
@@ -605,7 +605,7 @@ fn helm4_plugin_runs_the_binary_next_to_it() {
     assert_eq!(direct.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&direct.stderr).contains("no reconfig binary"));
 
-    fs::copy(env!("CARGO_BIN_EXE_reconfig"), plugin.join("bin/reconfig")).unwrap();
+    symlink(env!("CARGO_BIN_EXE_reconfig"), plugin.join("bin/reconfig")).unwrap();
     let out = helm
         .cmd()
         .env("PATH", bare_path)
@@ -972,7 +972,7 @@ fn cmp_generate_script() -> String {
 /// with the Application's variables, `helm` being the given binary.
 fn run_cmp(helm: &Path, values_file: &str) -> Output {
     let bin = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(helm, bin.path().join("helm")).unwrap();
+    symlink(helm, bin.path().join("helm")).unwrap();
     let mut dirs = vec![bin.path().to_path_buf()];
     dirs.extend(std::env::split_paths(&path_with_reconfig()));
     let home = tempfile::tempdir().unwrap();
