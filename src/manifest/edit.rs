@@ -33,6 +33,8 @@ enum Place {
         at: usize,
         indent: usize,
         missing: usize,
+        /// `at` starts a line (above the first key's comments); otherwise it is the key itself, after a `- `.
+        own_line: bool,
     },
     /// A new entry before a flow mapping's closing brace.
     Flow {
@@ -152,8 +154,12 @@ impl Slot {
                 at,
                 indent,
                 missing,
+                own_line,
             } => {
                 let mut text = String::new();
+                if *own_line {
+                    text.push_str(&" ".repeat(*indent));
+                }
                 let levels = &LEVELS[LEVELS.len() - missing..];
                 for (i, level) in levels.iter().enumerate() {
                     text.push_str(level);
@@ -164,7 +170,9 @@ impl Slot {
                 text.push_str(": ");
                 text.push_str(&quote(value));
                 text.push('\n');
-                text.push_str(&" ".repeat(*indent));
+                if !*own_line {
+                    text.push_str(&" ".repeat(*indent));
+                }
                 Edit {
                     range: *at..*at,
                     text,
@@ -194,11 +202,22 @@ fn insert(
         return Err(SlotError::NotMapping(what));
     };
     let place = match (style, entries.first()) {
-        (Style::Block, Some((first, _))) => Place::Block {
-            at: first.start.offset,
-            indent: first.start.column - 1,
-            missing,
-        },
+        (Style::Block, Some((first, _))) => {
+            let indent = first.start.column - 1;
+            let key_at = first.start.offset;
+            let line_start = text[..key_at].rfind('\n').map_or(0, |i| i + 1);
+            let own_line = text[line_start..key_at].bytes().all(|b| b == b' ');
+            Place::Block {
+                at: if own_line {
+                    above_comments(text, line_start, indent)
+                } else {
+                    key_at
+                },
+                indent,
+                missing,
+                own_line,
+            }
+        }
         _ => {
             let at = closing_brace(text, mapping.end.offset);
             let before = text[..at].trim_end();
@@ -213,6 +232,22 @@ fn insert(
         existing: None,
         place,
     })
+}
+
+/// The start of the comment lines (at `indent`) right above the line at `line_start`: they belong to the key below.
+fn above_comments(text: &str, line_start: usize, indent: usize) -> usize {
+    let mut at = line_start;
+    while at > 0 {
+        let previous = text[..at - 1].rfind('\n').map_or(0, |i| i + 1);
+        let line = &text[previous..at - 1];
+        let body = line.trim_start_matches(' ');
+        if body.starts_with('#') && line.len() - body.len() == indent {
+            at = previous;
+        } else {
+            break;
+        }
+    }
+    at
 }
 
 /// The `}` that closes a flow mapping: the parser's end marker may stop at a trailing `,` before it.
@@ -358,10 +393,18 @@ mod tests {
     }
 
     #[test]
-    fn inserts_after_comments() {
+    fn keeps_comments_with_their_key() {
+        assert_eq!(
+            annotate("spec:\n  template:\n    metadata:\n      annotations:\n        # about a\n        a: b\n", "1"),
+            "spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: \"1\"\n        # about a\n        a: b\n"
+        );
+    }
+
+    #[test]
+    fn inserts_above_the_comments_of_the_first_key() {
         assert_eq!(
             annotate("spec:\n  template:\n    # comment\n    spec: {}\n", "1"),
-            "spec:\n  template:\n    # comment\n    metadata:\n      annotations:\n        checksum/config: \"1\"\n    spec: {}\n"
+            "spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: \"1\"\n    # comment\n    spec: {}\n"
         );
     }
 
