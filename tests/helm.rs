@@ -787,6 +787,93 @@ fn snippets_render_and_lint_with_both_helms() {
     );
 }
 
+/// The `args:` list of the sidecar in a rendered container block.
+fn sidecar_args(container: &str) -> Vec<String> {
+    let args = block(container, "args:");
+    args.lines()
+        .skip(1)
+        .map(|l| {
+            let v = l.trim_start().strip_prefix("- ").expect("list item");
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+                .to_string()
+        })
+        .collect()
+}
+
+/// The rendered arguments are ones the real `reconfig watch` accepts: clap
+/// parses every argument before acting on `--help`, so an unknown flag or a bad
+/// value fails with exit 2 and a good command line prints help.
+fn assert_watch_accepts(args: &[String]) {
+    assert_eq!(args.first().map(String::as_str), Some("watch"), "{args:?}");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_reconfig"))
+            .args(args)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--help"]);
+    assert!(
+        ok.status.success(),
+        "reconfig rejects {args:?}:\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(run(&["--no-such-flag", "--help"]).status.code(), Some(2));
+}
+
+#[test]
+fn watch_snippet_args_are_accepted_by_reconfig_watch() {
+    let helm = Helm::v3();
+    let (_tmp, demo) = snippets_demo(&helm);
+    let demo = demo.to_str().unwrap();
+    let all = docs(&helm.run(&[
+        "template",
+        "r",
+        demo,
+        "--set",
+        "reconfigWatch.restart=true,reconfigWatch.exec=/bin/true",
+        "--set",
+        "reconfigWatch.extraArgs={--debounce=200ms,--jitter=2s}",
+    ]));
+    let native = sidecar_args(block(
+        &find(&all, "Deployment/r-native").text,
+        "initContainers:",
+    ));
+    for arg in [
+        "--restart",
+        "--exec=/bin/true",
+        "--debounce=200ms",
+        "--process=app",
+    ] {
+        assert!(native.iter().any(|a| a == arg), "{arg} in {native:?}");
+    }
+    assert_watch_accepts(&native);
+    let classic = block(&find(&all, "Deployment/r-classic").text, "containers:");
+    let classic = &classic[classic.find("- name: reconfig-watch").unwrap()..];
+    assert_watch_accepts(&sidecar_args(classic));
+
+    // Several webhooks.
+    let all = docs(&helm.run(&[
+        "template",
+        "r",
+        demo,
+        "--set",
+        "reconfigWatch.webhook={http://127.0.0.1:1/a,http://127.0.0.1:2/b}",
+    ]));
+    let native = sidecar_args(block(
+        &find(&all, "Deployment/r-native").text,
+        "initContainers:",
+    ));
+    let hooks: Vec<&String> = native
+        .iter()
+        .filter(|a| a.starts_with("--webhook="))
+        .collect();
+    assert_eq!(hooks.len(), 2, "{native:?}");
+    assert_watch_accepts(&native);
+}
+
 #[test]
 fn watch_snippet_rejects_a_signal_without_a_target() {
     let helm = Helm::v3();

@@ -44,7 +44,7 @@ plus, in the pod spec:
 {{- with $w.pidFile }}
 - {{ printf "--pid-file=%s" . | quote }}
 {{- end }}
-{{- with $w.webhook }}
+{{- range (kindIs "slice" $w.webhook | ternary $w.webhook (compact (list $w.webhook))) }}
 - {{ printf "--webhook=%s" . | quote }}
 {{- end }}
 {{- with $w.exec }}
