@@ -113,7 +113,12 @@ impl Helm {
     }
 
     fn cmd(&self) -> Command {
-        let mut cmd = Command::new(&self.exe);
+        self.cmd_with(&self.exe)
+    }
+
+    /// A command for another Helm binary with this one's homes and PATH.
+    fn cmd_with(&self, exe: &Path) -> Command {
+        let mut cmd = Command::new(exe);
         let home = self.home.path();
         cmd.current_dir(root())
             .env("HELM_DATA_HOME", home.join("data"))
@@ -506,6 +511,50 @@ fn helm4_passes_post_renderer_args_on() {
         "-q",
     ]);
     assert_eq!(checksums(&out).values().flatten().count(), ANNOTATED.len());
+}
+
+/// `helm install` (client-side dry run: no cluster here) goes through the plugin too.
+#[test]
+fn helm4_install_dry_run_uses_the_plugin() {
+    let helm = Helm::v4();
+    let out = helm.run(&[
+        "install",
+        "shop",
+        CHART,
+        "-n",
+        "shop",
+        "--dry-run=client",
+        "--post-renderer",
+        "reconfig",
+        "--post-renderer-args=--namespace=shop",
+    ]);
+    assert_eq!(
+        out.matches("checksum/config: ").count(),
+        ANNOTATED.len(),
+        "{out}"
+    );
+    assert!(!out.contains("generated-by-postrender"));
+}
+
+/// Helm 3 and Helm 4 share ~/.local/share/helm by default. Helm 3 cannot read
+/// a Helm 4 plugin.yaml: it warns on every command, but still works.
+#[test]
+fn helm3_tolerates_the_helm4_plugin_in_a_shared_data_home() {
+    let helm = Helm::v4();
+    let out = helm
+        .cmd_with(&tools().helm3)
+        .args(["template", "shop", CHART])
+        .args(Helm::v3().post_renderer())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("failed to load plugin"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        checksums(&stdout).values().flatten().count(),
+        ANNOTATED.len()
+    );
 }
 
 const MISSING: &str = r#"ConfigMap "shop-extra""#;
