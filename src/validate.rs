@@ -211,6 +211,16 @@ pub async fn run_command(argv: &[String], timeout: Duration) -> CommandOutcome {
     }
 }
 
+/// Folds a command's output into one line, so each log record stays one line.
+pub fn one_line(output: &str) -> String {
+    output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 /// Everything that decides whether a set of config files is valid.
 pub struct Validator {
     format: Option<Format>,
@@ -255,7 +265,16 @@ impl Validator {
     /// Parses every file and applies the schemas. `files` maps a user-facing path to the file's
     /// name inside its folder and its bytes.
     pub fn check_files(&self, files: &BTreeMap<String, (String, Vec<u8>)>) -> Vec<Invalid> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<Invalid> = self
+            .schemas
+            .iter()
+            .filter(|(file, _)| {
+                !files
+                    .iter()
+                    .any(|(path, (name, _))| path == file || name == file)
+            })
+            .map(|(file, _)| Invalid::new(file, "is missing, but a --schema names it"))
+            .collect();
         for (path, (name, bytes)) in files {
             let schema = self
                 .schemas
@@ -562,6 +581,14 @@ mod tests {
         let problems = v.check_files(&files);
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].file, "/etc/app/app.yaml");
+        files.remove("/etc/app/app.yaml");
+        let problems = v.check_files(&files);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].reason.contains("missing"),
+            "{}",
+            problems[0].reason
+        );
         assert!(v.command.is_none() && !v.is_trivial());
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::serve::Shared;
-use crate::validate::run_command;
+use crate::validate::{one_line, run_command};
 use signal::{Signal, Signaller, Target};
 use webhook::Webhook;
 
@@ -55,12 +55,8 @@ impl Action {
                 let detail = if outcome.output.is_empty() {
                     format!("`{}` {}", argv.join(" "), outcome.status)
                 } else {
-                    format!(
-                        "`{}` {}: {}",
-                        argv.join(" "),
-                        outcome.status,
-                        outcome.output
-                    )
+                    let output = one_line(&outcome.output);
+                    format!("`{}` {}: {output}", argv.join(" "), outcome.status)
                 };
                 if outcome.success {
                     Ok(detail)
@@ -83,7 +79,7 @@ async fn send(target: Target, signal: Signal) -> Result<String, String> {
                 .iter()
                 .map(|p| format!("{} ({})", p.pid, p.name))
                 .collect();
-            format!("SIG{name} sent to {}", pids.join(", "))
+            format!("{name} sent to {}", pids.join(", "))
         })
         .map_err(|e| e.to_string())
 }

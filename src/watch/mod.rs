@@ -21,7 +21,7 @@ use crate::reload::signal::{parse_signal, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{self, short, Action, Policy, Version};
 use crate::serve::{self, Shared};
-use crate::validate::{run_command, Format, SchemaSpec, ValidateCommand, Validator};
+use crate::validate::{one_line, run_command, Format, SchemaSpec, ValidateCommand, Validator};
 use crate::Failure;
 use debounce::Debouncer;
 use publish::Publisher;
@@ -296,6 +296,7 @@ async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
         has_actions,
         seen: None,
         running: None,
+        degraded: false,
     };
     engine.evaluate(!args.reload_on_start).await;
 
@@ -370,10 +371,12 @@ struct Engine {
     shared: Arc<Shared>,
     actions: latest::Sender<Option<Version>>,
     has_actions: bool,
-    /// Hash of the newest content evaluated, valid or not: the same bytes are not evaluated twice.
-    seen: Option<String>,
-    /// Hash of the newest valid config.
+    /// Hash of the newest content evaluated, valid or not, and its verdict: the same bytes are not evaluated twice.
+    seen: Option<(String, Result<(), String>)>,
+    /// Hash of the newest valid config, the one the app runs on.
     running: Option<String>,
+    /// A read failed since `seen` was judged; the next successful read restores its readiness.
+    degraded: bool,
 }
 
 impl Engine {
@@ -384,11 +387,17 @@ impl Engine {
             Err(e) => return self.unreadable(e),
         };
         let hash = snapshot.hash();
-        if self.seen.as_deref() == Some(hash.as_str()) {
-            debug!(hash = %short(&hash), "content unchanged");
-            return;
+        if let Some((seen, verdict)) = &self.seen {
+            if *seen == hash {
+                debug!(hash = %short(&hash), "content unchanged");
+                if std::mem::take(&mut self.degraded) {
+                    self.shared.set_ready(verdict.clone());
+                }
+                return;
+            }
         }
-        self.seen = Some(hash.clone());
+        self.degraded = false;
+        self.seen = Some((hash.clone(), Ok(())));
 
         let problems = self.validator.check_files(&snapshot.for_validation());
         if !problems.is_empty() {
@@ -414,12 +423,8 @@ impl Engine {
                 if let (Some(p), Some(stage)) = (&self.publisher, stage) {
                     p.discard(stage);
                 }
-                let reason = format!(
-                    "`{}` {}: {}",
-                    argv.join(" "),
-                    outcome.status,
-                    outcome.output
-                );
+                let output = one_line(&outcome.output);
+                let reason = format!("`{}` {}: {output}", argv.join(" "), outcome.status);
                 return self.invalid(&hash, &[reason]);
             }
             debug!(output = %outcome.output, "validator passed");
@@ -431,6 +436,11 @@ impl Engine {
             info!(hash = %short(&hash), "published");
         }
         self.shared.metrics.config_valid.set(1);
+        if self.running.as_deref() == Some(hash.as_str()) {
+            info!(hash = %short(&hash), "config is valid and already running; nothing to do");
+            self.shared.set_ready(Ok(()));
+            return;
+        }
         self.running = Some(hash.clone());
         if quiet || !self.has_actions {
             info!(hash = %short(&hash), files = snapshot.files.len(), "config is valid");
@@ -438,23 +448,24 @@ impl Engine {
             self.shared.set_ready(Ok(()));
         } else {
             info!(hash = %short(&hash), files = snapshot.files.len(), "config is valid; reloading");
+            let why = format!("config {} is valid but not yet applied", short(&hash));
+            self.shared.set_ready(Err(why));
             self.actions.send_replace(Some(Version { hash }));
         }
     }
 
     fn unreadable(&mut self, e: SnapshotError) {
         self.shared.metrics.watcher_errors.inc();
+        self.degraded = true;
         match &e {
             SnapshotError::TooLarge { .. } | SnapshotError::Collision(_) => {
-                self.seen = None;
-                self.invalid("-", &[e.to_string()]);
+                self.invalid("-", &[e.to_string()])
             }
             _ => {
                 warn!("cannot read the config: {e}; keeping the last good one");
-                self.seen = None;
                 if self.running.is_none() {
-                    self.shared
-                        .set_ready(Err(format!("waiting for a readable config: {e}")));
+                    let why = format!("waiting for a readable config: {e}");
+                    self.shared.set_ready(Err(why));
                 }
             }
         }
@@ -470,13 +481,20 @@ impl Engine {
             Some(h) => format!("the app keeps config {}", short(h)),
             None => "no valid config yet".to_string(),
         };
-        self.shared.set_ready(Err(format!(
+        let why = format!(
             "config {} is invalid: {}; {keeping}",
             short(hash),
             reasons.first().map_or("", String::as_str)
-        )));
+        );
+        if let Some((seen, verdict)) = &mut self.seen {
+            if seen == hash {
+                *verdict = Err(why.clone());
+            }
+        }
+        self.shared.set_ready(Err(why));
     }
 
+    /// Publishing failed: the same content is tried again on the next event or resync.
     fn failed(&mut self, why: &str) {
         error!("{why}");
         self.seen = None;
