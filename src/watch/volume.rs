@@ -33,7 +33,17 @@ pub struct Volumes {
 impl Volumes {
     /// Starts the inotify watcher; folders that do not exist yet are picked up by [`Volumes::retry_missing`].
     pub fn new(dirs: &[PathBuf], tx: UnboundedSender<Signal>) -> notify::Result<Self> {
-        let targets: Vec<(PathBuf, Layout)> = dirs.iter().map(|d| (d.clone(), layout(d))).collect();
+        // notify reports absolute paths (a relative watch is joined to the working directory),
+        // so relative --dir values are made absolute here or no event would ever match them.
+        let targets: Vec<(PathBuf, Layout)> = dirs
+            .iter()
+            .map(|d| {
+                (
+                    std::path::absolute(d).unwrap_or_else(|_| d.clone()),
+                    layout(d),
+                )
+            })
+            .collect();
         let classify = targets.clone();
         let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
             let signal = match result {

@@ -1,0 +1,48 @@
+//! Real programs the tests drive: found on PATH or in the sbin folders Debian uses.
+
+use std::path::{Path, PathBuf};
+
+/// Whether this is a CI run (`CI=true`, as GitHub Actions, GitLab and most others set it).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// An executable called `name` on PATH or in /usr/sbin, /usr/bin, /sbin, /bin.
+pub fn find(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The program, or `None` after a loud message when it is missing and this is not CI.
+/// Under CI a missing program fails the test: a silent skip would hide a broken setup.
+pub fn require(name: &str, package: &str) -> Option<PathBuf> {
+    if let Some(found) = find(name) {
+        return Some(found);
+    }
+    let message = format!(
+        "`{name}` is not installed: it comes with Debian's `{package}` package, which \
+         `bash tests/run.sh` installs (apt-get install -y {package})"
+    );
+    if under_ci() {
+        panic!("{message}. CI is set, so this test fails instead of skipping.");
+    }
+    eprintln!("\n******** SKIPPING: {message} ********\n");
+    None
+}
+
+/// Every program of the list, or `None` (see [`require`]).
+pub fn require_all(names: &[(&str, &str)]) -> Option<Vec<PathBuf>> {
+    let found: Vec<Option<PathBuf>> = names
+        .iter()
+        .map(|(name, package)| require(name, package))
+        .collect();
+    found.into_iter().collect()
+}

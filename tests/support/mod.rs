@@ -1,0 +1,15 @@
+//! Helpers shared by the `reconfig watch` integration tests (`tests/watch_*.rs`).
+//!
+//! - [`atomic_writer`]: kubelet's AtomicWriter, to update volumes exactly as kubelet does;
+//! - [`reconfig`]: start `reconfig watch` on a free loopback port, read its log, /readyz, /metrics;
+//! - [`http`]: a plain-TCP HTTP client and a loopback webhook receiver that records requests;
+//! - [`wait`]: polling with timeouts (never a fixed sleep as an assertion);
+//! - [`bins`]: finding real programs (prometheus, promtool, nginx), failing under CI when missing.
+
+#![allow(dead_code)]
+
+pub mod atomic_writer;
+pub mod bins;
+pub mod http;
+pub mod reconfig;
+pub mod wait;
