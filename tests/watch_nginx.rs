@@ -57,6 +57,49 @@ struct Nginx {
 }
 
 impl Nginx {
+    /// Starts nginx through `launcher` on a free port with a v1 config in `vol`, and waits until
+    /// it serves; a port taken meanwhile by someone else means another try.
+    fn start(launcher: &Path, name: &str, prefix: &Path, vol: &AtomicWriter) -> Nginx {
+        for _ in 0..3 {
+            let addr = reserve_port();
+            vol.write(&conf(prefix, addr, "v1", "")).expect("write");
+            let _ = fs::remove_file(prefix.join("logs/error.log"));
+            let child = Command::new(launcher)
+                .arg("-p")
+                .arg(prefix)
+                .arg("-c")
+                .arg(vol.root().join("nginx.conf"))
+                .arg("-e")
+                .arg(prefix.join("logs/error.log"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start nginx");
+            let mut ngx = Nginx {
+                child,
+                addr,
+                prefix: prefix.to_path_buf(),
+                name: name.to_string(),
+            };
+            let started = wait_for("nginx to serve v1 or exit", TIMEOUT, || {
+                if let Ok(Some(status)) = ngx.child.try_wait() {
+                    return Ok(Err(status));
+                }
+                match ngx.body() {
+                    Some(b) if b == "v1" => Ok(Ok(())),
+                    other => Err(format!("{other:?}\n{}", ngx.error_log())),
+                }
+            });
+            match started {
+                Ok(()) => return ngx,
+                Err(_) if ngx.error_log().contains("Address already in use") => continue,
+                Err(status) => panic!("nginx exited ({status}):\n{}", ngx.error_log()),
+            }
+        }
+        panic!("nginx could not get a free port in 3 attempts");
+    }
+
     fn body(&self) -> Option<String> {
         http::get(self.addr, "/")
             .ok()
@@ -166,32 +209,9 @@ fn nginx_master_is_signalled_for_good_configs_and_never_for_rejected_ones() {
     let launcher = tmp.path().join(&name);
     std::os::unix::fs::symlink(&nginx, &launcher).expect("symlink");
 
-    let addr = reserve_port();
     let vol = AtomicWriter::new(tmp.path().join("config"));
-    vol.write(&conf(&prefix, addr, "v1", "")).expect("write");
-    let child = Command::new(&launcher)
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(vol.root().join("nginx.conf"))
-        .arg("-e")
-        .arg(prefix.join("logs/error.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let master = child.id();
-    let ngx = Nginx {
-        child,
-        addr,
-        prefix: prefix.clone(),
-        name: name.clone(),
-    };
-    wait_for("nginx to serve v1", TIMEOUT, || match ngx.body() {
-        Some(b) if b == "v1" => Ok(()),
-        other => Err(format!("{other:?}\n{}", ngx.error_log())),
-    });
+    let ngx = Nginx::start(&launcher, &name, &prefix, &vol);
+    let (addr, master) = (ngx.addr, ngx.child.id());
     let workers = wait_for("two nginx workers", TIMEOUT, || {
         let w = children_named(master, &name);
         if w.len() == 2 {
