@@ -1,7 +1,7 @@
 //! When to act on a burst of file events.
 //!
-//! A kubelet `..data` swap is atomic, so it only waits a few milliseconds for
-//! other volumes that update at the same moment. Plain folders change in place
+//! A kubelet `..data` swap is atomic, so it acts at once, or, when several
+//! folders are watched, waits a few milliseconds for the others to land too. Plain folders change in place
 //! or file by file, so they wait for a quiet period after the last event.
 
 use std::time::{Duration, Instant};
@@ -20,13 +20,21 @@ pub enum Change {
 #[derive(Debug, Default)]
 pub struct Debouncer {
     quiet: Duration,
+    /// [`SWAP_WINDOW`] when several folders are watched; nothing to wait for with one.
+    swap_window: Duration,
     deadline: Option<Instant>,
 }
 
 impl Debouncer {
-    pub fn new(quiet: Duration) -> Self {
+    pub fn new(quiet: Duration, folders: usize) -> Self {
+        let swap_window = if folders > 1 {
+            SWAP_WINDOW
+        } else {
+            Duration::ZERO
+        };
         Debouncer {
             quiet,
+            swap_window,
             deadline: None,
         }
     }
@@ -34,7 +42,7 @@ impl Debouncer {
     /// Records an event; edits push the deadline back, swaps never delay it further.
     pub fn event(&mut self, change: Change, now: Instant) {
         let wait = match change {
-            Change::Swap => SWAP_WINDOW.min(self.quiet),
+            Change::Swap => self.swap_window.min(self.quiet),
             Change::Edit => self.quiet,
         };
         let candidate = now + wait;
@@ -68,7 +76,7 @@ mod tests {
     #[test]
     fn edits_wait_for_quiet() {
         let t = Instant::now();
-        let mut d = Debouncer::new(Duration::from_millis(100));
+        let mut d = Debouncer::new(Duration::from_millis(100), 1);
         d.event(Change::Edit, t);
         d.event(Change::Edit, t + Duration::from_millis(60));
         assert!(!d.take_due(t + Duration::from_millis(120)));
@@ -79,13 +87,13 @@ mod tests {
     #[test]
     fn swaps_act_fast_and_coalesce() {
         let t = Instant::now();
-        let mut d = Debouncer::new(Duration::from_millis(100));
+        let mut d = Debouncer::new(Duration::from_millis(100), 2);
         d.event(Change::Swap, t);
         d.event(Change::Swap, t + Duration::from_millis(2));
         assert_eq!(d.deadline(), Some(t + SWAP_WINDOW));
         d.event(Change::Edit, t + Duration::from_millis(3));
         assert_eq!(d.deadline(), Some(t + Duration::from_millis(103)));
-        let mut tiny = Debouncer::new(Duration::ZERO);
+        let mut tiny = Debouncer::new(Duration::from_millis(100), 1);
         tiny.event(Change::Swap, t);
         assert!(tiny.take_due(t));
     }

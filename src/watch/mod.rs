@@ -57,7 +57,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DIR", required = true)]
     pub dir: Vec<PathBuf>,
 
-    /// Quiet period after the last change in a plain folder (kubelet swaps wait at most 5ms).
+    /// Quiet period after the last change in a plain folder (kubelet swaps act at once, or within 5ms with several --dir).
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
     pub debounce: Duration,
 
@@ -300,7 +300,7 @@ async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
     };
     engine.evaluate(!args.reload_on_start).await;
 
-    let mut debouncer = Debouncer::new(args.debounce);
+    let mut debouncer = Debouncer::new(args.debounce, args.dir.len());
     let mut resync = (!args.resync.is_zero())
         .then(|| tokio::time::interval_at(tokio::time::Instant::now() + args.resync, args.resync));
     let mut retry = tokio::time::interval(Duration::from_secs(1));

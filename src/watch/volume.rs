@@ -5,6 +5,7 @@
 //! the `..data` name counts, whatever kind of event a library reports for it.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
@@ -21,13 +22,14 @@ pub enum Signal {
 
 struct Folder {
     path: PathBuf,
-    layout: Layout,
     watched: bool,
 }
 
 pub struct Volumes {
     watcher: RecommendedWatcher,
     folders: Vec<Folder>,
+    /// What the event callback classifies against; a folder's layout is settled when it is first watched.
+    targets: Arc<RwLock<Vec<(PathBuf, Layout)>>>,
 }
 
 impl Volumes {
@@ -35,20 +37,24 @@ impl Volumes {
     pub fn new(dirs: &[PathBuf], tx: UnboundedSender<Signal>) -> notify::Result<Self> {
         // notify reports absolute paths (a relative watch is joined to the working directory),
         // so relative --dir values are made absolute here or no event would ever match them.
-        let targets: Vec<(PathBuf, Layout)> = dirs
+        let absolute: Vec<PathBuf> = dirs
             .iter()
-            .map(|d| {
-                (
-                    std::path::absolute(d).unwrap_or_else(|_| d.clone()),
-                    layout(d),
-                )
-            })
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
             .collect();
+        let targets = Arc::new(RwLock::new(
+            absolute
+                .iter()
+                .map(|d| (d.clone(), layout(d)))
+                .collect::<Vec<_>>(),
+        ));
         let classify = targets.clone();
         let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
             let signal = match result {
                 Err(e) => Some(Signal::Error(e.to_string())),
-                Ok(event) => classify_event(&classify, &event).map(Signal::Changed),
+                Ok(event) => {
+                    let targets = classify.read().unwrap_or_else(|p| p.into_inner());
+                    classify_event(&targets, &event).map(Signal::Changed)
+                }
             };
             if let Some(signal) = signal {
                 let _ = tx.send(signal);
@@ -56,32 +62,48 @@ impl Volumes {
         })?;
         let mut volumes = Volumes {
             watcher,
-            folders: targets
+            folders: absolute
                 .into_iter()
-                .map(|(path, layout)| Folder {
+                .map(|path| Folder {
                     path,
-                    layout,
                     watched: false,
                 })
                 .collect(),
+            targets,
         };
         volumes.retry_missing();
         Ok(volumes)
     }
 
     /// Watches folders that were missing; returns how many came up (they need an evaluation).
+    ///
+    /// The layout is read again here: a volume that appears late is a kubelet volume by then.
     pub fn retry_missing(&mut self) -> usize {
         let mut added = 0;
-        for folder in self.folders.iter_mut().filter(|f| !f.watched) {
-            let (path, mode) = watch_target(&folder.path, folder.layout);
+        for (i, folder) in self
+            .folders
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, f)| !f.watched)
+        {
+            let layout = layout(&folder.path);
+            let (path, mode) = watch_target(&folder.path, layout);
             if !path.exists() {
                 continue;
+            }
+            if let Some(target) = self
+                .targets
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(i)
+            {
+                target.1 = layout;
             }
             match self.watcher.watch(&path, mode) {
                 Ok(()) => {
                     folder.watched = true;
                     added += 1;
-                    tracing::info!(dir = %folder.path.display(), layout = ?folder.layout, "watching");
+                    tracing::info!(dir = %folder.path.display(), ?layout, "watching");
                 }
                 Err(e) => tracing::warn!(dir = %folder.path.display(), "cannot watch yet: {e}"),
             }
@@ -91,14 +113,6 @@ impl Volumes {
 
     pub fn all_watched(&self) -> bool {
         self.folders.iter().all(|f| f.watched)
-    }
-
-    pub fn missing(&self) -> Vec<&Path> {
-        self.folders
-            .iter()
-            .filter(|f| !f.watched)
-            .map(|f| f.path.as_path())
-            .collect()
     }
 }
 
