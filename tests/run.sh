@@ -27,4 +27,4 @@ if [ ${#watch_deps[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     [ "$policy_ours" -eq 0 ] || "${as_root[@]}" rm -f /usr/sbin/policy-rc.d
 fi
 
-cargo test --locked --all-targets
+cargo test --locked --all-targets --no-fail-fast
