@@ -2,19 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use base64::Engine as _;
 use tracing::{error, info};
 
+use crate::cli::ValidationArgs;
 use crate::manifest::node::{Limits, Node};
 use crate::manifest::object::ObjectMeta;
 use crate::manifest::stream::{Problem, Stream, StreamError};
-use crate::validate::{
-    check_text, run_command, Format, Invalid, SchemaSpec, ValidateCommand, Validator,
-};
-use crate::watch::parse_duration;
+use crate::validate::{check_text, run_command, Format, Invalid, SchemaSpec};
 use crate::watch::snapshot::{self, Snapshot};
 use crate::Failure;
 
@@ -45,36 +42,21 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "paths")]
     pub manifests: Option<PathBuf>,
 
-    /// Parse every file as this format instead of going by extension.
-    #[arg(long, value_name = "yaml|json|toml")]
-    pub format: Option<Format>,
-
-    /// Validate a file (or a whole ConfigMap: configmap/NAME) against a JSON Schema. Repeatable.
-    #[arg(long, value_name = "FILE=SCHEMA.json")]
-    pub schema: Vec<SchemaSpec>,
-
-    /// An external validator, run without a shell; `{dir}` is the folder holding the files.
-    #[arg(long, value_name = "CMD")]
-    pub validate_cmd: Option<String>,
-
-    /// Time limit for --validate-cmd.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub validate_timeout: Duration,
+    #[command(flatten)]
+    pub validation: ValidationArgs,
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
-    let command = args
-        .validate_cmd
-        .as_deref()
-        .map(|c| ValidateCommand::parse(c, args.validate_timeout))
-        .transpose()
-        .map_err(|e| Failure::Usage(anyhow::anyhow!("--validate-cmd: {e}")))?;
     let (whole_object, per_file): (Vec<SchemaSpec>, Vec<SchemaSpec>) = args
+        .validation
         .schema
         .iter()
         .cloned()
         .partition(|s| object_schema_name(&s.file).is_some());
-    let validator = Validator::new(args.format, &per_file, command).map_err(Failure::Usage)?;
+    let validator = args
+        .validation
+        .validator(&per_file)
+        .map_err(Failure::Usage)?;
 
     let files = match &args.manifests {
         Some(path) => from_manifests(path)?,
@@ -294,10 +276,8 @@ mod tempdir {
 
     impl Staged {
         pub fn new() -> std::io::Result<Self> {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u32(std::process::id());
-            let path = std::env::temp_dir().join(format!("reconfig-check-{:016x}", h.finish()));
+            let name = format!("reconfig-check-{:016x}", crate::random_u64());
+            let path = std::env::temp_dir().join(name);
             std::fs::create_dir(&path)?;
             Ok(Staged(path))
         }

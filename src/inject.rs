@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use tracing::{debug, error, info, warn};
 
+use crate::cli::parse_size;
 use crate::manifest::plan::{Depend, Outcome};
 use crate::manifest::stream::{Diagnostic, StreamError};
 use crate::manifest::workload::{TemplateKinds, TemplatePath};
@@ -301,25 +302,6 @@ fn parse_annotation_key(s: &str) -> Result<String, String> {
     }
 }
 
-/// Parses sizes like `1048576`, `512KiB`, `64MiB`, `1GiB`.
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "ki" | "kib" => 1 << 10,
-        "m" | "mb" | "mi" | "mib" => 1 << 20,
-        "g" | "gb" | "gi" | "gib" => 1 << 30,
-        _ => return Err(format!("`{s}` is not a size (e.g. 64MiB)")),
-    };
-    digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| format!("`{s}` is not a size (e.g. 64MiB)"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,13 +319,5 @@ mod tests {
         for bad in ["", "/x", "Example.com/x", "x/", "-x", "a b", "a/b/c"] {
             assert!(parse_annotation_key(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10"), Ok(10));
-        assert_eq!(parse_size("2KiB"), Ok(2048));
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert!(parse_size("lots").is_err());
     }
 }

@@ -33,3 +33,14 @@ impl Failure {
         }
     }
 }
+
+/// Random bits for names and jitter, from std's per-process hasher keys and the clock;
+/// not for cryptography, and no RNG crate needed.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    h.write_u128(now.unwrap_or_default().as_nanos());
+    h.write_u32(std::process::id());
+    h.finish()
+}

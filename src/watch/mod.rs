@@ -17,11 +17,12 @@ use tokio::sync::mpsc;
 use tokio::sync::watch as latest;
 use tracing::{debug, error, info, warn};
 
+use crate::cli::{parse_duration, parse_size, ValidationArgs};
 use crate::reload::signal::{parse_signal, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{self, short, Action, Policy, Version};
 use crate::serve::{self, Shared};
-use crate::validate::{one_line, run_command, Format, SchemaSpec, ValidateCommand, Validator};
+use crate::validate::{one_line, run_command, Validator};
 use crate::Failure;
 use debounce::Debouncer;
 use publish::Publisher;
@@ -65,21 +66,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_duration)]
     pub resync: Duration,
 
-    /// Parse every file as this format instead of going by extension.
-    #[arg(long, value_name = "yaml|json|toml")]
-    pub format: Option<Format>,
-
-    /// Validate a file against a JSON Schema (also applies to YAML and TOML). Repeatable.
-    #[arg(long, value_name = "FILE=SCHEMA.json")]
-    pub schema: Vec<SchemaSpec>,
-
-    /// An external validator, run without a shell; exit 0 means valid.
-    #[arg(long, value_name = "CMD")]
-    pub validate_cmd: Option<String>,
-
-    /// Time limit for --validate-cmd.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub validate_timeout: Duration,
+    #[command(flatten)]
+    pub validation: ValidationArgs,
 
     /// Publish each validated version into DIR in kubelet's ..data layout; point the app here.
     #[arg(long, value_name = "DIR")]
@@ -155,28 +143,8 @@ pub struct WatchArgs {
     pub listen: String,
 
     /// Largest file accepted; a bigger one is reported and not forwarded.
-    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = crate::inject::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
     pub max_file_size: usize,
-}
-
-/// Parses `250ms`, `5s`, `3m`, `1h`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 5s, 3m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("`{s}` is not a duration (e.g. 500ms, 5s, 3m)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{s}` is out of range"))
 }
 
 impl WatchArgs {
@@ -250,13 +218,7 @@ pub fn run(args: WatchArgs) -> Result<(), Failure> {
 
 async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
     let policy = args.policy()?;
-    let command = args
-        .validate_cmd
-        .as_deref()
-        .map(|c| ValidateCommand::parse(c, args.validate_timeout))
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--validate-cmd: {e}"))?;
-    let validator = Validator::new(args.format, &args.schema, command)?;
+    let validator = args.validation.validator(&args.validation.schema)?;
     for dir in &args.dir {
         if let Some(warning) = snapshot::never_updates(dir) {
             warn!("{warning}");
@@ -500,20 +462,5 @@ impl Engine {
         self.seen = None;
         self.shared.metrics.watcher_errors.inc();
         self.shared.set_ready(Err(why.to_string()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
     }
 }

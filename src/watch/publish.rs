@@ -135,15 +135,7 @@ fn stage_name() -> String {
 }
 
 fn random_suffix() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    (h.finish() % 1_000_000_000) as u32
+    (crate::random_u64() % 1_000_000_000) as u32
 }
 
 /// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
