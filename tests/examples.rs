@@ -1,6 +1,14 @@
 //! The examples do what their READMEs say.
 
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
 use assert_cmd::Command;
+use support::atomic_writer::{payload, AtomicWriter};
+use support::reconfig::Reconfig;
+use support::wait::wait_for;
 
 const ARGO: &str = "examples/argo-rollouts-config";
 
@@ -104,4 +112,108 @@ fn argo_rollouts_config_is_checked_against_its_schemas() {
 
     let (code, err) = argo_check(&manifest.replace("sha256: \"dac10cbf", "sha256: \"not-hex"));
     assert_eq!(code, 1, "{err}");
+}
+
+const PLUGINS_V1: &str =
+    "- name: \"argoproj-labs/gatewayAPI\"\n  location: \"https://example.com/gatewayapi-v0.4.0\"\n";
+const PLUGINS_V2: &str =
+    "- name: \"argoproj-labs/gatewayAPI\"\n  location: \"https://example.com/gatewayapi-v0.5.0\"\n";
+const PLUGINS_BROKEN: &str =
+    "- name: \"argoproj-labs/gatewayAPI\"\n  locaton: \"https://example.com/gatewayapi-v0.6.0\"\n";
+
+/// Part 3 of the Argo Rollouts example: the sidecar restarts the controller on a valid edit only.
+#[test]
+fn argo_rollouts_sidecar_restarts_the_controller_on_valid_edits_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = AtomicWriter::new(tmp.path().join("argo-rollouts-config"));
+    volume
+        .write(&payload(&[("trafficRouterPlugins", PLUGINS_V1)]))
+        .expect("write");
+    let mut controller = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("a stand-in controller");
+    let pid_file = tmp.path().join("controller.pid");
+    std::fs::write(&pid_file, controller.id().to_string()).expect("pid file");
+
+    let schema = format!("trafficRouterPlugins={ARGO}/schemas/plugins.schema.json");
+    let dir = volume.root().to_str().expect("path").to_string();
+    let pid = pid_file.to_str().expect("path").to_string();
+    let sidecar = Reconfig::start(&[
+        "--dir",
+        &dir,
+        "--format",
+        "yaml",
+        "--schema",
+        &schema,
+        "--restart",
+        "--pid-file",
+        &pid,
+    ]);
+    sidecar.wait_ready(200);
+
+    volume
+        .write(&payload(&[("trafficRouterPlugins", PLUGINS_BROKEN)]))
+        .expect("write");
+    sidecar.wait_log("config rejected", 1);
+    sidecar.wait_ready(503);
+    assert!(
+        sidecar
+            .log()
+            .contains("\"location\" is a required property"),
+        "{}",
+        sidecar.log()
+    );
+    assert!(
+        controller.try_wait().expect("wait").is_none(),
+        "an invalid edit must not restart the controller"
+    );
+
+    volume
+        .write(&payload(&[("trafficRouterPlugins", PLUGINS_V2)]))
+        .expect("write");
+    let status = wait_for(
+        "the controller to be restarted",
+        Duration::from_secs(10),
+        || {
+            controller
+                .try_wait()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "still running".to_string())
+        },
+    );
+    assert_eq!(status.signal(), Some(15), "restarted with SIGTERM");
+    sidecar.wait_ready(200);
+}
+
+/// The Prometheus example's ConfigMap passes promtool through `check`, and a broken one does not.
+#[test]
+fn prometheus_example_config_is_checked_with_promtool() {
+    if support::bins::require("promtool", "prometheus").is_none() {
+        return;
+    }
+    let configmap =
+        std::fs::read_to_string("examples/prometheus-hot-reload/configmap.yaml").expect("example");
+    let promtool = "promtool check config {dir}/prometheus.yml";
+    let (code, _, err) = reconfig(
+        &["check", "--manifests", "-", "--validate-cmd", promtool],
+        &configmap,
+    );
+    assert_eq!(code, 0, "{err}");
+    let broken = configmap.replace("scrape_interval: 30s", "scrape_interval: soon");
+    let (code, _, err) = reconfig(
+        &["check", "--manifests", "-", "--validate-cmd", promtool],
+        &broken,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("promtool check config"), "{err}");
+
+    let deployment =
+        std::fs::read_to_string("examples/prometheus-hot-reload/deployment.yaml").expect("example");
+    let (code, out, err) = reconfig(&["inject"], &format!("{configmap}---\n{deployment}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("checksum/config"),
+        "the Deployment mounts the ConfigMap, so it gets a checksum"
+    );
 }

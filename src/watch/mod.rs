@@ -389,7 +389,7 @@ impl Engine {
                 let reason = format!("`{}` {}: {output}", argv.join(" "), outcome.status);
                 return self.invalid(&hash, &[reason]);
             }
-            debug!(output = %outcome.output, "validator passed");
+            info!(output = %one_line(&outcome.output), "validator passed");
         }
         if let (Some(p), Some(stage)) = (&self.publisher, stage) {
             if let Err(e) = p.commit(stage) {
