@@ -7,6 +7,7 @@ use clap::{ArgAction, Parser, Subcommand};
 
 use crate::check::CheckArgs;
 use crate::inject::InjectArgs;
+use crate::plan::PlanArgs;
 use crate::validate::{Format, SchemaSpec, ValidateCommand, Validator};
 use crate::watch::WatchArgs;
 
@@ -16,7 +17,7 @@ use crate::watch::WatchArgs;
 /// and Secrets before it signals, calls or restarts the app, so a bad config
 /// never reaches it.
 ///
-/// `check` runs the same validation in CI.
+/// `check` runs the same validation in CI; `plan` shows which workloads a change restarts.
 ///
 /// `inject` writes a checksum of the ConfigMaps and Secrets each pod template
 /// uses into its annotations, so a config change rolls exactly the workloads
@@ -46,6 +47,8 @@ pub enum Command {
     Watch(Box<WatchArgs>),
     /// CI dry run: validate config files, folders or rendered ConfigMaps as `watch` would.
     Check(CheckArgs),
+    /// CI dry run: which workloads a config change restarts, and why (compares two renders).
+    Plan(PlanArgs),
 }
 
 /// How diagnostics are written.

@@ -10,7 +10,7 @@ use crate::cli::parse_size;
 use crate::manifest::plan::{Depend, Outcome};
 use crate::manifest::stream::{Diagnostic, StreamError};
 use crate::manifest::workload::{TemplateKinds, TemplatePath};
-use crate::manifest::{self, Options, DEFAULT_ANNOTATION};
+use crate::manifest::{self, Analysis, Options, DEFAULT_ANNOTATION};
 use crate::Failure;
 
 const EXAMPLES: &str = "\
@@ -45,11 +45,23 @@ pub struct InjectArgs {
     #[arg(short, long, value_name = "KEY", default_value = DEFAULT_ANNOTATION, value_parser = parse_annotation_key)]
     pub annotation: String,
 
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+
+    /// Fail when a required ConfigMap or Secret is not in the stream (a warning otherwise).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// How a manifest stream is read and matched up; shared by `inject` and `plan`.
+#[derive(Debug, clap::Args)]
+pub struct ManifestArgs {
     /// Namespace of objects that set none (Helm 4 gives post-renderers none).
     #[arg(short, long, env = "RECONFIG_NAMESPACE", value_name = "NS")]
     pub namespace: Option<String>,
 
-    /// Annotate Jobs too. Their pod template is immutable, so `helm upgrade` fails if it changes.
+    /// Annotate (or, in plan, count) Jobs too. Their pod template is immutable, so `helm upgrade`
+    /// fails if it changes.
     #[arg(long)]
     pub include_jobs: bool,
 
@@ -63,10 +75,6 @@ pub struct InjectArgs {
     #[arg(long, value_name = "KIND/NAME=KIND/NAME")]
     pub depends: Vec<Depend>,
 
-    /// Fail when a required ConfigMap or Secret is not in the stream (a warning otherwise).
-    #[arg(long)]
-    pub strict: bool,
-
     /// Hash Secret values with HMAC-SHA256 under the key in this file (one trailing newline is
     /// ignored). Without it, anyone who can read a Deployment can test guesses of a short
     /// Secret value against its checksum.
@@ -78,43 +86,61 @@ pub struct InjectArgs {
     pub max_input_size: usize,
 }
 
+impl ManifestArgs {
+    pub fn options(&self, annotation_key: &str) -> Result<Options, Failure> {
+        let secret_key = self
+            .secret_hash_key_file
+            .as_deref()
+            .map(read_key)
+            .transpose()
+            .map_err(Failure::Usage)?;
+        Ok(Options {
+            annotation_key: annotation_key.to_string(),
+            rules: manifest::plan::Rules {
+                namespace: self.namespace.clone(),
+                include_jobs: self.include_jobs,
+                depends: self.depends.clone(),
+            },
+            secret_key,
+            kinds: TemplateKinds::with_custom(&self.template_path),
+            max_input_size: self.max_input_size,
+            ..Options::default()
+        })
+    }
+}
+
+/// Analyzes a stream read by [`read_inputs`], pointing diagnostics at file lines.
+pub(crate) fn analyze<'a>(
+    text: &'a str,
+    parts: &[Part],
+    options: &Options,
+) -> Result<Analysis<'a>, Failure> {
+    match manifest::analyze(text, options) {
+        Ok(analysis) => Ok(analysis),
+        Err(StreamError::Invalid(mut diagnostics)) => {
+            relocate(&mut diagnostics, parts);
+            Err(Failure::Invalid(
+                StreamError::Invalid(diagnostics).to_string(),
+            ))
+        }
+        Err(e) => Err(Failure::Invalid(e.to_string())),
+    }
+}
+
 /// One input and where it starts in the combined stream, for locating diagnostics.
-struct Part {
+pub(crate) struct Part {
     name: String,
     first_line: usize,
 }
 
 pub fn run(args: InjectArgs) -> Result<(), Failure> {
-    let secret_key = args
-        .secret_hash_key_file
-        .as_deref()
-        .map(read_key)
-        .transpose()
-        .map_err(Failure::Usage)?;
-    let options = Options {
-        annotation_key: args.annotation.clone(),
-        rules: manifest::plan::Rules {
-            namespace: args.namespace.clone(),
-            include_jobs: args.include_jobs,
-            depends: args.depends.clone(),
-        },
-        secret_key,
-        kinds: TemplateKinds::with_custom(&args.template_path),
-        max_input_size: args.max_input_size,
-        ..Options::default()
-    };
-    let (text, parts) = read_inputs(&args.files, args.max_input_size)?;
-
-    let analysis = match manifest::analyze(&text, &options) {
-        Ok(analysis) => analysis,
-        Err(StreamError::Invalid(mut diagnostics)) => {
-            relocate(&mut diagnostics, &parts);
-            return Err(Failure::Invalid(
-                StreamError::Invalid(diagnostics).to_string(),
-            ));
-        }
-        Err(e) => return Err(Failure::Invalid(e.to_string())),
-    };
+    let options = args.manifest.options(&args.annotation)?;
+    let (text, mut parts) = read_inputs(&args.files, args.manifest.max_input_size)?;
+    if parts.len() == 1 && parts[0].name == "<stdin>" {
+        // A plain filter: diagnostics need no file name.
+        parts.clear();
+    }
+    let analysis = analyze(&text, &parts, &options)?;
 
     let mut warnings = analysis.plan.warnings.clone();
     let mut missing = analysis.plan.missing.clone();
@@ -175,7 +201,7 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
 }
 
 /// Reads all inputs into one stream; each file starts a new document.
-fn read_inputs(files: &[PathBuf], limit: usize) -> Result<(String, Vec<Part>), Failure> {
+pub(crate) fn read_inputs(files: &[PathBuf], limit: usize) -> Result<(String, Vec<Part>), Failure> {
     let stdin_only = [PathBuf::from("-")];
     let files = if files.is_empty() {
         &stdin_only[..]
@@ -228,9 +254,6 @@ fn read_inputs(files: &[PathBuf], limit: usize) -> Result<(String, Vec<Part>), F
         line += chunk.bytes().filter(|&b| b == b'\n').count();
         text.push_str(&chunk);
     }
-    if parts.len() == 1 && parts[0].name == "<stdin>" {
-        parts.clear();
-    }
     Ok((text, parts))
 }
 
@@ -241,7 +264,7 @@ fn read_limited(reader: impl Read, limit: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Rewrites stream lines as file lines when input came from files.
-fn relocate(diagnostics: &mut [Diagnostic], parts: &[Part]) {
+pub(crate) fn relocate(diagnostics: &mut [Diagnostic], parts: &[Part]) {
     for d in diagnostics {
         if let Some(part) = parts.iter().rev().find(|p| p.first_line <= d.location.line) {
             d.location.file = Some(part.name.clone());

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod inject;
 pub mod logging;
 pub mod manifest;
+pub mod plan;
 pub mod reload;
 pub mod serve;
 pub mod validate;

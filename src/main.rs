@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use reconfig::cli::{Cli, Command, LogFormat};
 use reconfig::logging::{self, Style};
-use reconfig::{check, inject, watch};
+use reconfig::{check, inject, plan, watch};
 use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         (Command::Inject(_), LogFormat::Json) => (Style::Json, LevelFilter::WARN),
         (Command::Check(_), LogFormat::Text) => (Style::Plain, LevelFilter::WARN),
         (Command::Check(_), LogFormat::Json) => (Style::Json, LevelFilter::WARN),
+        (Command::Plan(_), LogFormat::Text) => (Style::Plain, LevelFilter::WARN),
+        (Command::Plan(_), LogFormat::Json) => (Style::Json, LevelFilter::WARN),
         (Command::Watch(_), LogFormat::Text) => (Style::Service, LevelFilter::INFO),
         (Command::Watch(_), LogFormat::Json) => (Style::Json, LevelFilter::INFO),
     };
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Command::Inject(args) => inject::run(args),
         Command::Watch(args) => watch::run(*args),
         Command::Check(args) => check::run(args),
+        Command::Plan(args) => plan::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

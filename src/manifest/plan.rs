@@ -110,6 +110,7 @@ impl fmt::Display for Skip {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Used {
     pub kind: ConfigKind,
+    pub namespace: String,
     pub name: String,
     /// The keys read, or `None` for the whole object.
     pub keys: Option<Vec<String>>,
@@ -350,6 +351,7 @@ pub fn plan(parsed: &Parsed<Item>, rules: &Rules, annotation_key: &str) -> Plan 
                 .iter()
                 .map(|(_, object, selection, via)| Used {
                     kind: object.kind,
+                    namespace: ns.clone(),
                     name: object.name.clone(),
                     keys: (!selection.whole).then(|| {
                         selection

@@ -1,0 +1,78 @@
+//! `reconfig plan` on two renders of the example chart.
+
+use assert_cmd::Command;
+
+const RENDER: &str = "examples/helm-render.yaml";
+
+fn plan(new: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("reconfig")
+        .expect("binary")
+        .args(["plan", RENDER, "-"])
+        .args(args)
+        .write_stdin(new)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn render() -> String {
+    std::fs::read_to_string(RENDER).expect("example")
+}
+
+#[test]
+fn names_the_workloads_a_change_restarts_and_why() {
+    let (code, out, err) = plan(&render().replace("ttl: 30s", "ttl: 60s"), &[]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn an_identical_render_restarts_nothing() {
+    let (_, out, _) = plan(&render(), &[]);
+    assert!(
+        out.ends_with("0 of 7 pod template(s) restart for config.\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_lines_for_tools() {
+    let (_, out, _) = plan(
+        &render().replace("czNjcjN0", "bmV3cGFzcw=="),
+        &["--output", "json"],
+    );
+    let restarts: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .filter(|v: &serde_json::Value| v["verdict"] == "restart")
+        .collect();
+    let names: Vec<&str> = restarts
+        .iter()
+        .filter_map(|v| v["workload"].as_str())
+        .collect();
+    // The password is read by shop-web (secretKeyRef), shop-api (projected, whole) and shop-worker (envFrom).
+    assert_eq!(
+        names,
+        vec![
+            "Deployment shop-web",
+            "Deployment shop-worker",
+            "Rollout shop-api"
+        ]
+    );
+    assert_eq!(
+        restarts[0]["reasons"][0],
+        "Secret shop-db: password changed"
+    );
+}
+
+#[test]
+fn invalid_renders_fail_like_inject() {
+    let (code, out, err) = plan("a: [\n", &[]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains("<stdin>: document 1, line 1"), "{err}");
+}
