@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use base64::Engine as _;
 use tracing::{error, info};
 
 use crate::cli::ValidationArgs;
 use crate::manifest::node::{Limits, Node};
-use crate::manifest::object::ObjectMeta;
+use crate::manifest::object::{config_data, ConfigKind, ObjectMeta};
 use crate::manifest::stream::{Problem, Stream, StreamError};
 use crate::validate::{check_text, run_command, Format, Invalid, SchemaSpec};
 use crate::watch::snapshot::{self, Snapshot};
@@ -158,49 +157,28 @@ fn from_manifests(path: &Path) -> Result<Files, Failure> {
     Ok(files)
 }
 
-/// A ConfigMap's or Secret's keys with the bytes a pod would read.
+/// A ConfigMap's or Secret's keys with the bytes a pod would read, named `configmap/NAME/KEY`.
 fn config_files(root: &Node<'_>) -> Result<Vec<(String, String, Vec<u8>)>, Problem> {
     let Some(meta) = ObjectMeta::read(root) else {
         return Ok(Vec::new());
     };
-    let (prefix, fields): (&str, &[(&str, bool)]) = match (meta.group, meta.kind) {
-        ("", "ConfigMap") => ("configmap", &[("data", false), ("binaryData", true)]),
-        ("", "Secret") => ("secret", &[("data", true), ("stringData", false)]),
-        _ => return Ok(Vec::new()),
+    let Some((kind, items)) = config_data(root, &meta)? else {
+        return Ok(Vec::new());
     };
-    let mut out = Vec::new();
-    for (field, encoded) in fields {
-        let Some(entries) = root.get(field).and_then(Node::entries) else {
-            continue;
-        };
-        for (key, value) in entries {
-            let (Some(key), Some(text)) = (key.as_str(), value.as_str()) else {
-                return Err(Problem::at(
-                    value,
-                    format!("{field} values must be strings"),
-                ));
-            };
-            let bytes = if *encoded {
-                let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                base64::engine::general_purpose::STANDARD
-                    .decode(compact)
-                    .map_err(|e| {
-                        Problem::at(
-                            value,
-                            format!("{field} key \"{key}\" is not valid base64: {e}"),
-                        )
-                    })?
-            } else {
-                text.as_bytes().to_vec()
-            };
-            out.push((
-                format!("{prefix}/{}/{key}", meta.name),
-                key.to_string(),
-                bytes,
-            ));
-        }
-    }
-    Ok(out)
+    let prefix = match kind {
+        ConfigKind::ConfigMap => "configmap",
+        ConfigKind::Secret => "secret",
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| {
+            (
+                format!("{prefix}/{}/{}", meta.name, item.key),
+                item.key,
+                item.bytes,
+            )
+        })
+        .collect())
 }
 
 /// `configmap/NAME` or `secret/NAME` in a `--schema` means the object's whole data.

@@ -104,55 +104,79 @@ pub fn value_digest(kind: ConfigKind, secret_key: Option<&[u8]>, bytes: &[u8]) -
     }
 }
 
+/// One key of a ConfigMap or Secret, with the bytes a pod reads for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataItem {
+    pub key: String,
+    pub bytes: Vec<u8>,
+    /// `binaryData` keys become files but never environment variables.
+    pub in_env: bool,
+}
+
+/// The keys of a ConfigMap or Secret, decoded; `Ok(None)` for other kinds.
+///
+/// Base64 fields come first, so Secret `stringData` wins over `data` when both
+/// are collected into a map, as in the API server.
+pub fn config_data(
+    root: &Node<'_>,
+    meta: &ObjectMeta<'_, '_>,
+) -> Result<Option<(ConfigKind, Vec<DataItem>)>, Problem> {
+    let kind = match (meta.group, meta.kind) {
+        ("", "ConfigMap") => ConfigKind::ConfigMap,
+        ("", "Secret") => ConfigKind::Secret,
+        _ => return Ok(None),
+    };
+    let (plain, encoded) = match kind {
+        ConfigKind::ConfigMap => ("data", "binaryData"),
+        ConfigKind::Secret => ("stringData", "data"),
+    };
+    let mut items = Vec::new();
+    for (field, is_encoded) in [(encoded, true), (plain, false)] {
+        for (key, value) in data_entries(root, field)? {
+            let name = key
+                .as_str()
+                .ok_or_else(|| Problem::at(key, format!("{kind} keys must be strings")))?;
+            let text = scalar(kind, field, key, value)?;
+            let bytes = if is_encoded {
+                decode_base64(text).map_err(|e| {
+                    Problem::at(
+                        value,
+                        format!("{kind} {field} key \"{name}\" is not valid base64: {e}"),
+                    )
+                })?
+            } else {
+                text.as_bytes().to_vec()
+            };
+            items.push(DataItem {
+                key: name.to_string(),
+                bytes,
+                in_env: !is_encoded || kind == ConfigKind::Secret,
+            });
+        }
+    }
+    Ok(Some((kind, items)))
+}
+
 impl ConfigObject {
-    /// Reads a ConfigMap or Secret; other kinds give `Ok(None)`.
-    ///
-    /// Secret `stringData` is merged over `data` like the API server does, so the
-    /// same bytes hash the same whichever field holds them.
+    /// Reads a ConfigMap or Secret as per-key digests; other kinds give `Ok(None)`.
     pub fn read(
         root: &Node<'_>,
         meta: &ObjectMeta<'_, '_>,
         secret_key: Option<&[u8]>,
     ) -> Result<Option<Self>, Problem> {
-        let kind = match (meta.group, meta.kind) {
-            ("", "ConfigMap") => ConfigKind::ConfigMap,
-            ("", "Secret") => ConfigKind::Secret,
-            _ => return Ok(None),
+        let Some((kind, items)) = config_data(root, meta)? else {
+            return Ok(None);
         };
-        let mut keys = BTreeMap::new();
-        let mut add = |key: &Node<'_>, bytes: &[u8], in_env: bool| -> Result<(), Problem> {
-            let name = key
-                .as_str()
-                .ok_or_else(|| Problem::at(key, format!("{kind} keys must be strings")))?;
-            keys.insert(
-                name.to_string(),
-                KeyDigest {
-                    digest: value_digest(kind, secret_key, bytes),
-                    in_env,
-                },
-            );
-            Ok(())
-        };
-        let (plain, encoded) = match kind {
-            ConfigKind::ConfigMap => ("data", "binaryData"),
-            ConfigKind::Secret => ("stringData", "data"),
-        };
-        for (key, value) in data_entries(root, encoded)? {
-            let text = scalar(kind, encoded, key, value)?;
-            let bytes = decode_base64(text).map_err(|e| {
-                Problem::at(
-                    value,
-                    format!(
-                        "{kind} {encoded} key \"{}\" is not valid base64: {e}",
-                        key.as_str().unwrap_or("?")
-                    ),
-                )
-            })?;
-            add(key, &bytes, kind == ConfigKind::Secret)?;
-        }
-        for (key, value) in data_entries(root, plain)? {
-            add(key, scalar(kind, plain, key, value)?.as_bytes(), true)?;
-        }
+        let keys = items
+            .into_iter()
+            .map(|item| {
+                let digest = KeyDigest {
+                    digest: value_digest(kind, secret_key, &item.bytes),
+                    in_env: item.in_env,
+                };
+                (item.key, digest)
+            })
+            .collect();
         Ok(Some(ConfigObject {
             kind,
             name: meta.name.to_string(),
