@@ -10,7 +10,7 @@ use crate::cli::ValidationArgs;
 use crate::manifest::node::{Limits, Node};
 use crate::manifest::object::{config_data, ConfigKind, ObjectMeta};
 use crate::manifest::stream::{Problem, Stream, StreamError};
-use crate::validate::{check_text, run_command, Format, Invalid, SchemaSpec};
+use crate::validate::{check_text, run_command, Candidate, Format, Invalid, SchemaSpec};
 use crate::watch::snapshot::{self, Snapshot};
 use crate::Failure;
 
@@ -61,7 +61,11 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         Some(path) => from_manifests(path)?,
         None => from_paths(&args.paths)?,
     };
-    let mut problems = validator.check_files(&files);
+    let candidates: Vec<Candidate<'_>> = files
+        .iter()
+        .map(|(path, (name, bytes))| Candidate { path, name, bytes })
+        .collect();
+    let mut problems = validator.check_files(&candidates);
     problems.extend(check_objects(&files, &whole_object).map_err(Failure::Usage)?);
 
     if let Some(command) = &validator.command {
@@ -119,7 +123,11 @@ fn from_paths(paths: &[PathBuf]) -> Result<Files, Failure> {
         }
         _ => Failure::Usage(anyhow::anyhow!("{e}")),
     })?;
-    Ok(snapshot.for_validation())
+    Ok(snapshot
+        .files
+        .into_iter()
+        .map(|(path, file)| (path, (file.name, file.bytes)))
+        .collect())
 }
 
 /// The folder a validator should look at for a path: the `..data` target of a kubelet volume.

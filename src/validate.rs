@@ -3,7 +3,6 @@
 //! `watch` runs this on every change and `check` runs it in CI; both must agree,
 //! so everything that decides validity lives here.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -221,6 +220,14 @@ pub fn one_line(output: &str) -> String {
         .join(" | ")
 }
 
+/// A file to validate: the path users see, its name inside its folder, and its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub path: &'a str,
+    pub name: &'a str,
+    pub bytes: &'a [u8],
+}
+
 /// Everything that decides whether a set of config files is valid.
 pub struct Validator {
     format: Option<Format>,
@@ -257,25 +264,15 @@ impl Validator {
         })
     }
 
-    /// Whether validating costs anything beyond parsing.
-    pub fn is_trivial(&self) -> bool {
-        self.schemas.is_empty() && self.command.is_none()
-    }
-
-    /// Parses every file and applies the schemas. `files` maps a user-facing path to the file's
-    /// name inside its folder and its bytes.
-    pub fn check_files(&self, files: &BTreeMap<String, (String, Vec<u8>)>) -> Vec<Invalid> {
+    /// Parses every file and applies the schemas.
+    pub fn check_files(&self, files: &[Candidate<'_>]) -> Vec<Invalid> {
         let mut problems: Vec<Invalid> = self
             .schemas
             .iter()
-            .filter(|(file, _)| {
-                !files
-                    .iter()
-                    .any(|(path, (name, _))| path == file || name == file)
-            })
+            .filter(|(file, _)| !files.iter().any(|f| f.path == file || f.name == file))
             .map(|(file, _)| Invalid::new(file, "is missing, but a --schema names it"))
             .collect();
-        for (path, (name, bytes)) in files {
+        for &Candidate { path, name, bytes } in files {
             let schema = self
                 .schemas
                 .iter()
@@ -565,23 +562,16 @@ mod tests {
             None,
         )
         .expect("validator");
-        let mut files = BTreeMap::new();
-        files.insert(
-            "/etc/app/app.yaml".to_string(),
-            ("app.yaml".to_string(), b"y: 1\n".to_vec()),
-        );
-        files.insert(
-            "/etc/app/other.yaml".to_string(),
-            ("other.yaml".to_string(), b"y: 1\n".to_vec()),
-        );
-        files.insert(
-            "/etc/app/blob.bin".to_string(),
-            ("blob.bin".to_string(), vec![0xff, 0]),
-        );
+        let file = |path, name, bytes| Candidate { path, name, bytes };
+        let mut files = vec![
+            file("/etc/app/app.yaml", "app.yaml", &b"y: 1\n"[..]),
+            file("/etc/app/other.yaml", "other.yaml", &b"y: 1\n"[..]),
+            file("/etc/app/blob.bin", "blob.bin", &[0xff, 0][..]),
+        ];
         let problems = v.check_files(&files);
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].file, "/etc/app/app.yaml");
-        files.remove("/etc/app/app.yaml");
+        files.remove(0);
         let problems = v.check_files(&files);
         assert_eq!(problems.len(), 1);
         assert!(
@@ -589,7 +579,7 @@ mod tests {
             "{}",
             problems[0].reason
         );
-        assert!(v.command.is_none() && !v.is_trivial());
+        assert!(v.command.is_none());
     }
 
     #[test]

@@ -361,7 +361,7 @@ impl Engine {
         self.degraded = false;
         self.seen = Some((hash.clone(), Ok(())));
 
-        let problems = self.validator.check_files(&snapshot.for_validation());
+        let problems = self.validator.check_files(&snapshot.candidates());
         if !problems.is_empty() {
             let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
             return self.invalid(&hash, &reasons);

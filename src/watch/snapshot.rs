@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::validate::Candidate;
+
 /// The symlink kubelet swaps atomically on every update.
 pub const DATA_LINK: &str = "..data";
 
@@ -140,11 +142,15 @@ impl Snapshot {
         hex::encode(hasher.finalize())
     }
 
-    /// The files as the validator takes them.
-    pub fn for_validation(&self) -> BTreeMap<String, (String, Vec<u8>)> {
+    /// The files as the validator takes them, borrowed.
+    pub fn candidates(&self) -> Vec<Candidate<'_>> {
         self.files
             .iter()
-            .map(|(path, f)| (path.clone(), (f.name.clone(), f.bytes.clone())))
+            .map(|(path, f)| Candidate {
+                path,
+                name: &f.name,
+                bytes: &f.bytes,
+            })
             .collect()
     }
 }
