@@ -292,11 +292,7 @@ pub fn plan(parsed: &Parsed<Item>, rules: &Rules, annotation_key: &str) -> Plan 
                         .flatten()
                         .map(|d| (d, "the Rollout's workloadRef")),
                 );
-            let mut declared_owned = Vec::new();
             for ((kind, name), via) in declared {
-                declared_owned.push((*kind, name.clone(), via));
-            }
-            for (kind, name, via) in &declared_owned {
                 wanted.push((
                     *kind,
                     name.as_str(),
