@@ -121,7 +121,6 @@ pub struct Used {
 pub enum Outcome {
     Annotate {
         checksum: String,
-        previous: Option<String>,
         uses: Vec<Used>,
     },
     Skipped(Skip),
@@ -372,7 +371,6 @@ pub fn plan(parsed: &Parsed<Item>, rules: &Rules, annotation_key: &str) -> Plan 
             push(
                 Outcome::Annotate {
                     checksum: sum,
-                    previous: slot.existing.clone(),
                     uses,
                 },
                 edit,
