@@ -119,10 +119,7 @@ pub struct Used {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Annotate {
-        checksum: String,
-        uses: Vec<Used>,
-    },
+    Annotate { checksum: String, uses: Vec<Used> },
     Skipped(Skip),
 }
 
