@@ -7,6 +7,8 @@
 pub mod check;
 pub mod cli;
 pub mod inject;
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod logging;
 pub mod manifest;
 pub mod plan;

@@ -5,13 +5,14 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::{FilterFn, LevelFilter};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{layer, FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{filter::LevelFilter, Layer};
+use tracing_subscriber::Layer;
 
 /// `reconfig: warning: …`, the shape compilers and cargo use.
 struct Plain;
@@ -70,6 +71,16 @@ pub enum Style {
     Json,
 }
 
+/// Shows reconfig's own events at `level`; libraries' (the kube client's request spans, hyper's
+/// connection chatter) only at trace level (-vv), since reconfig reports their failures itself.
+fn ours(level: LevelFilter) -> FilterFn<impl Fn(&Metadata<'_>) -> bool + Clone> {
+    FilterFn::new(move |meta: &Metadata<'_>| {
+        level >= *meta.level()
+            && (level == LevelFilter::TRACE || meta.target().starts_with("reconfig"))
+    })
+    .with_max_level_hint(level)
+}
+
 /// Installs the global subscriber. `base` is the level shown without -v/-q.
 pub fn init(
     style: Style,
@@ -100,14 +111,14 @@ pub fn init(
                     .event_format(Plain)
                     .with_writer(std::io::stderr)
                     .with_ansi(false)
-                    .with_filter(level),
+                    .with_filter(ours(level)),
             )
             .with(file.map(|f| {
                 layer()
                     .event_format(Plain)
                     .with_writer(f)
                     .with_ansi(false)
-                    .with_filter(level)
+                    .with_filter(ours(level))
             }))
             .init(),
         Style::Service => registry
@@ -116,14 +127,14 @@ pub fn init(
                     .with_target(false)
                     .with_writer(std::io::stderr)
                     .with_ansi(false)
-                    .with_filter(level),
+                    .with_filter(ours(level)),
             )
             .with(file.map(|f| {
                 layer()
                     .with_target(false)
                     .with_writer(f)
                     .with_ansi(false)
-                    .with_filter(level)
+                    .with_filter(ours(level))
             }))
             .init(),
         Style::Json => registry
@@ -131,9 +142,9 @@ pub fn init(
                 layer()
                     .json()
                     .with_writer(std::io::stderr)
-                    .with_filter(level),
+                    .with_filter(ours(level)),
             )
-            .with(file.map(|f| layer().json().with_writer(f).with_filter(level)))
+            .with(file.map(|f| layer().json().with_writer(f).with_filter(ours(level))))
             .init(),
     }
     Ok(())

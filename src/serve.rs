@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::Full;
@@ -34,6 +34,12 @@ pub struct ActionLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiResult {
+    pub request: String,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HashLabel {
     pub hash: String,
 }
@@ -48,6 +54,7 @@ pub struct Metrics {
     pub config_valid: Gauge,
     pub watcher_errors: Counter,
     pub action_seconds: Family<ActionLabel, Histogram>,
+    pub api_requests: Family<ApiResult, Counter>,
     current_hash: Mutex<Option<String>>,
 }
 
@@ -98,6 +105,12 @@ impl Default for Metrics {
             "Time each reload action took",
             action_seconds.clone(),
         );
+        let api_requests = Family::<ApiResult, Counter>::default();
+        registry.register(
+            "kube_requests",
+            "Kubernetes API requests (--events, --annotate-pod) by request and result",
+            api_requests.clone(),
+        );
         Metrics {
             registry,
             reloads,
@@ -107,6 +120,7 @@ impl Default for Metrics {
             config_valid,
             watcher_errors,
             action_seconds,
+            api_requests,
             current_hash: Mutex::new(None),
         }
     }
@@ -125,6 +139,15 @@ impl Metrics {
                 action: action.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    pub fn api_request(&self, request: &str, result: &str) {
+        self.api_requests
+            .get_or_create(&ApiResult {
+                request: request.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     pub fn succeeded_now(&self) {
@@ -166,9 +189,28 @@ pub struct Health {
     pub alive: Result<(), String>,
 }
 
+/// What happened to a config version, for reporters beyond logs and metrics (Kubernetes Events, pod annotations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The config found at start is valid; nothing was done with it.
+    Started { hash: String },
+    /// A changed config is valid and in place: its actions succeeded, or it was published.
+    Applied { hash: String, detail: String },
+    /// Validation refused this version; the app keeps its last good one.
+    Rejected { hash: String, reason: String },
+    /// A valid version that could not be put in place: publishing failed, or the actions gave up.
+    Failed { hash: String, reason: String },
+}
+
+/// Receives every [`Note`]; it must not block, since notes come from the event loop.
+pub trait NoteSink: Send + Sync {
+    fn note(&self, note: &Note);
+}
+
 pub struct Shared {
     pub health: Mutex<Health>,
     pub metrics: Metrics,
+    sink: OnceLock<Box<dyn NoteSink>>,
 }
 
 impl Shared {
@@ -179,7 +221,19 @@ impl Shared {
                 alive: Ok(()),
             }),
             metrics: Metrics::default(),
+            sink: OnceLock::new(),
         })
+    }
+
+    /// Installs the one reporter of notes; a second call is refused and returns it.
+    pub fn set_sink(&self, sink: Box<dyn NoteSink>) -> Result<(), Box<dyn NoteSink>> {
+        self.sink.set(sink)
+    }
+
+    pub fn note(&self, note: Note) {
+        if let Some(sink) = self.sink.get() {
+            sink.note(&note);
+        }
     }
 
     pub fn set_ready(&self, ready: Result<(), String>) {

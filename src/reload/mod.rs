@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::serve::Shared;
+use crate::serve::{Note, Shared};
 use crate::validate::{one_line, run_command};
 use signal::{Signal, Signaller, Target};
 use webhook::Webhook;
@@ -161,6 +161,7 @@ async fn apply(
     }
     let mut pending: Vec<&Action> = policy.actions.iter().collect();
     let mut attempt = 0u32;
+    let mut done = Vec::new();
     loop {
         let mut failed = Vec::new();
         for action in pending {
@@ -171,11 +172,12 @@ async fn apply(
                 Ok(detail) => {
                     metrics.reload(action.name(), "success", took);
                     tracing::info!(action = action.name(), hash = %short(&version.hash), took_ms = took.as_millis() as u64, "reloaded: {detail}");
+                    done.push(detail);
                 }
                 Err(why) => {
                     metrics.reload(action.name(), "failure", took);
                     tracing::warn!(action = action.name(), hash = %short(&version.hash), attempt = attempt + 1, "reload failed: {why}");
-                    failed.push(action);
+                    failed.push((action, why));
                 }
             }
         }
@@ -183,17 +185,27 @@ async fn apply(
             metrics.running(&version.hash);
             metrics.succeeded_now();
             shared.set_ready(Ok(()));
+            shared.note(Note::Applied {
+                hash: version.hash.clone(),
+                detail: done.join("; "),
+            });
             return Applied::Done;
         }
         attempt += 1;
         if attempt > policy.retries {
-            let names: Vec<&str> = failed.iter().map(|a| a.name()).collect();
-            shared.set_ready(Err(format!(
+            let names: Vec<&str> = failed.iter().map(|(a, _)| a.name()).collect();
+            let reason = format!(
                 "config {} is valid but {} failed {} times; waiting for the next change",
                 short(&version.hash),
                 names.join(", "),
                 attempt
-            )));
+            );
+            shared.set_ready(Err(reason.clone()));
+            let last: Vec<&str> = failed.iter().map(|(_, why)| why.as_str()).collect();
+            shared.note(Note::Failed {
+                hash: version.hash.clone(),
+                reason: format!("{reason}: {}", last.join("; ")),
+            });
             return Applied::Done;
         }
         let backoff = policy
@@ -201,7 +213,7 @@ async fn apply(
             .saturating_mul(2u32.saturating_pow(attempt - 1))
             .min(policy.max_backoff);
         if let Some(early) = wait_or_newer(backoff, rx).await {
-            for action in &failed {
+            for (action, _) in &failed {
                 metrics.reload(action.name(), "superseded", Duration::ZERO);
             }
             tracing::info!(
@@ -210,7 +222,7 @@ async fn apply(
             );
             return early;
         }
-        pending = failed;
+        pending = failed.into_iter().map(|(action, _)| action).collect();
     }
 }
 

@@ -21,7 +21,7 @@ use crate::cli::{parse_duration, parse_size, ValidationArgs};
 use crate::reload::signal::{parse_signal, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{self, short, Action, Policy, Version};
-use crate::serve::{self, Shared};
+use crate::serve::{self, Note, Shared};
 use crate::validate::{one_line, run_command, Validator};
 use crate::Failure;
 use debounce::Debouncer;
@@ -145,6 +145,51 @@ pub struct WatchArgs {
     /// Largest file accepted; a bigger one is reported and not forwarded.
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
     pub max_file_size: usize,
+
+    /// Record Kubernetes Events on this pod when a config is rejected, applied, or cannot be applied.
+    #[arg(
+        long,
+        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+    )]
+    pub events: bool,
+
+    /// Keep this pod's reconfig/config-hash, reconfig/config-status and reconfig/config-message annotations current.
+    #[arg(
+        long,
+        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+    )]
+    pub annotate_pod: bool,
+
+    /// This pod's name [default: the host name, which is the pod name unless spec.hostname is set].
+    #[arg(
+        long,
+        env = "POD_NAME",
+        value_name = "NAME",
+        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+    )]
+    pub pod_name: Option<String>,
+
+    /// This pod's namespace [default: the service account's, or the kubeconfig context's].
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        value_name = "NS",
+        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+    )]
+    pub pod_namespace: Option<String>,
+
+    /// This pod's UID, so `kubectl describe pod` lists the events [default: read from the API].
+    #[arg(
+        long,
+        env = "POD_UID",
+        value_name = "UID",
+        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+    )]
+    pub pod_uid: Option<String>,
+
+    /// Time limit for each Kubernetes API request.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)")]
+    pub kube_timeout: Duration,
 }
 
 impl WatchArgs {
@@ -237,6 +282,9 @@ async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
         listener.local_addr()?
     );
     let server = tokio::spawn(serve::serve(listener, shared.clone()));
+    if args.events || args.annotate_pod {
+        report_to_the_api(&args, &shared).await?;
+    }
 
     let actions = policy.actions.iter().map(Action::name).collect::<Vec<_>>();
     let has_actions = !actions.is_empty();
@@ -308,6 +356,32 @@ async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "kube")]
+async fn report_to_the_api(args: &WatchArgs, shared: &Shared) -> anyhow::Result<()> {
+    let settings = crate::kube::Settings {
+        events: args.events,
+        annotate: args.annotate_pod,
+        pod_name: args.pod_name.clone().filter(|n| !n.is_empty()),
+        pod_namespace: args.pod_namespace.clone().filter(|n| !n.is_empty()),
+        pod_uid: args.pod_uid.clone().filter(|n| !n.is_empty()),
+        timeout: args.kube_timeout,
+    };
+    let reporter = crate::kube::connect(settings, shared.metrics.api_requests.clone())
+        .await
+        .context("--events/--annotate-pod")?;
+    if shared.set_sink(Box::new(reporter)).is_err() {
+        anyhow::bail!("a note reporter is already installed");
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "kube"))]
+async fn report_to_the_api(_: &WatchArgs, _: &Shared) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "--events and --annotate-pod need the Kubernetes API, and this reconfig was built without it (cargo feature `kube`)"
+    )
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -369,7 +443,7 @@ impl Engine {
         let stage = match &self.publisher {
             Some(p) => match p.stage(&snapshot) {
                 Ok(stage) => Some(stage),
-                Err(e) => return self.failed(&format!("cannot stage the config: {e}")),
+                Err(e) => return self.failed(&hash, &format!("cannot stage the config: {e}")),
             },
             None => None,
         };
@@ -393,7 +467,7 @@ impl Engine {
         }
         if let (Some(p), Some(stage)) = (&self.publisher, stage) {
             if let Err(e) = p.commit(stage) {
-                return self.failed(&e.to_string());
+                return self.failed(&hash, &e.to_string());
             }
             info!(hash = %short(&hash), "published");
         }
@@ -408,6 +482,15 @@ impl Engine {
             info!(hash = %short(&hash), files = snapshot.files.len(), "config is valid");
             self.shared.metrics.running(&hash);
             self.shared.set_ready(Ok(()));
+            self.shared.note(if quiet {
+                Note::Started { hash }
+            } else {
+                let detail = match &self.publisher {
+                    Some(p) => format!("published to {}", p.root().display()),
+                    None => "validated (no action configured)".to_string(),
+                };
+                Note::Applied { hash, detail }
+            });
         } else {
             info!(hash = %short(&hash), files = snapshot.files.len(), "config is valid; reloading");
             let why = format!("config {} is valid but not yet applied", short(&hash));
@@ -454,13 +537,21 @@ impl Engine {
             }
         }
         self.shared.set_ready(Err(why));
+        self.shared.note(Note::Rejected {
+            hash: hash.to_string(),
+            reason: reasons.join("; "),
+        });
     }
 
     /// Publishing failed: the same content is tried again on the next event or resync.
-    fn failed(&mut self, why: &str) {
+    fn failed(&mut self, hash: &str, why: &str) {
         error!("{why}");
         self.seen = None;
         self.shared.metrics.watcher_errors.inc();
         self.shared.set_ready(Err(why.to_string()));
+        self.shared.note(Note::Failed {
+            hash: hash.to_string(),
+            reason: why.to_string(),
+        });
     }
 }

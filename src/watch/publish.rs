@@ -36,6 +36,10 @@ impl Publisher {
         Publisher { dir }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.dir
+    }
+
     fn fail(&self, action: impl Into<String>) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
         let action = action.into();
         move |source| PublishError {

@@ -1,0 +1,633 @@
+//! The sidecar's optional Kubernetes API features: Events on its own pod
+//! (`--events`) and annotations on it that say which config the app runs
+//! (`--annotate-pod`).
+//!
+//! The API is a side channel. A slow, absent or forbidding API server never
+//! delays a reload: notes go through a bounded queue (events) or a
+//! newest-only slot (annotations) to their own tasks, every request has a time
+//! limit, and failures are logged and counted. Annotations are retried with
+//! backoff until they land, since only the newest state matters; an event is
+//! tried a few times and then dropped.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::reload::short;
+use crate::serve::{ApiResult, Note, NoteSink};
+
+/// The full content hash of the config the app runs on.
+pub const HASH_ANNOTATION: &str = "reconfig/config-hash";
+/// `applied`, `rejected` (the newest version is invalid) or `failed` (valid, but not put in place).
+pub const STATUS_ANNOTATION: &str = "reconfig/config-status";
+/// Why the newest version is not running; absent when it is.
+pub const MESSAGE_ANNOTATION: &str = "reconfig/config-message";
+
+/// `reportingController` of our Events: a qualified name, like `kubernetes.io/kubelet`.
+const REPORTING_CONTROLLER: &str = "reconfig/watch";
+/// events.k8s.io/v1 refuses a longer `note`.
+const NOTE_LIMIT: usize = 1024;
+/// Events waiting to be sent; more than this while the API is down are dropped, not buffered.
+const EVENT_QUEUE: usize = 64;
+const EVENT_ATTEMPTS: u32 = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const RBAC_HINT: &str = "grant it with the Role in helm-snippets (reconfig.watch.rbac)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The inner error is shown, not chained: its own chain repeats it.
+    #[error(
+        "no Kubernetes API access (neither a kubeconfig nor an in-cluster service account): {0}"
+    )]
+    Config(kube::config::InferConfigError),
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(kube::Error),
+    #[error("cannot tell which pod this is: set POD_NAME from the downward API, or --pod-name")]
+    NoPodName,
+}
+
+/// What to report and about which pod.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub events: bool,
+    pub annotate: bool,
+    /// Defaults to the host name, which is the pod name unless `spec.hostname` is set.
+    pub pod_name: Option<String>,
+    /// Defaults to the kubeconfig's or service account's namespace.
+    pub pod_namespace: Option<String>,
+    /// Events carry it so `kubectl describe pod` finds them; looked up when not given.
+    pub pod_uid: Option<String>,
+    /// Limit for each API request.
+    pub timeout: Duration,
+}
+
+/// This pod, as Events refer to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRef {
+    pub name: String,
+    pub namespace: String,
+    pub uid: Option<String>,
+}
+
+/// Hands notes to the API tasks without ever waiting for them.
+pub struct Reporter {
+    events: Option<mpsc::Sender<Note>>,
+    annotations: Option<watch::Sender<Option<PodState>>>,
+    requests: Family<ApiResult, Counter>,
+}
+
+impl NoteSink for Reporter {
+    fn note(&self, note: &Note) {
+        if let Some(events) = &self.events {
+            let news = !matches!(note, Note::Started { .. });
+            if news && events.try_send(note.clone()).is_err() {
+                warn!("Kubernetes API: {EVENT_QUEUE} events are waiting to be sent; dropping this one");
+                count(&self.requests, "event", "dropped");
+            }
+        }
+        if let Some(annotations) = &self.annotations {
+            annotations.send_modify(|state| {
+                state.get_or_insert_with(PodState::default).apply(note);
+            });
+        }
+    }
+}
+
+/// Connects and starts the reporting tasks; call inside the runtime.
+pub async fn connect(
+    settings: Settings,
+    requests: Family<ApiResult, Counter>,
+) -> Result<Reporter, KubeError> {
+    let mut config = kube::Config::infer().await.map_err(KubeError::Config)?;
+    config.connect_timeout = Some(settings.timeout);
+    config.read_timeout = Some(settings.timeout);
+    config.write_timeout = Some(settings.timeout);
+    // One retry policy, ours: the client's own would retry inside our time limit.
+    config.default_retry = false;
+    let namespace = settings
+        .pod_namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let name = match settings.pod_name.clone() {
+        Some(name) => name,
+        None => host_name().ok_or(KubeError::NoPodName)?,
+    };
+    let cluster = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config).map_err(KubeError::Client)?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let pod = Arc::new(PodHandle {
+        pods: pods.clone(),
+        pod: Mutex::new(PodRef {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            uid: settings.pod_uid.clone(),
+        }),
+        timeout: settings.timeout,
+        requests: requests.clone(),
+    });
+    info!(
+        server = %cluster,
+        pod = %format!("{namespace}/{name}"),
+        events = settings.events,
+        annotate_pod = settings.annotate,
+        "reporting to the Kubernetes API"
+    );
+    let events = settings.events.then(|| {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
+        tokio::spawn(send_events(api, pod.clone(), rx));
+        tx
+    });
+    let annotations = settings.annotate.then(|| {
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(keep_annotations(pod.clone(), rx));
+        tx
+    });
+    Ok(Reporter {
+        events,
+        annotations,
+        requests,
+    })
+}
+
+fn host_name() -> Option<String> {
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The pod's identity plus what talking about it needs.
+struct PodHandle {
+    pods: Api<Pod>,
+    pod: Mutex<PodRef>,
+    timeout: Duration,
+    requests: Family<ApiResult, Counter>,
+}
+
+impl PodHandle {
+    fn current(&self) -> PodRef {
+        self.pod.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes the UID from an API answer, unless one was given.
+    fn learn_uid(&self, pod: &Pod) {
+        let mut current = self.pod.lock().unwrap_or_else(|p| p.into_inner());
+        if current.uid.is_none() {
+            current.uid.clone_from(&pod.metadata.uid);
+        }
+    }
+
+    /// The pod with its UID, fetched once if it was not given; without it the Event still goes out.
+    async fn with_uid(&self) -> PodRef {
+        let pod = self.current();
+        if pod.uid.is_some() {
+            return pod;
+        }
+        match tokio::time::timeout(self.timeout, self.pods.get(&pod.name)).await {
+            Ok(Ok(found)) => {
+                count(&self.requests, "get_pod", "success");
+                self.learn_uid(&found);
+                self.current()
+            }
+            Ok(Err(e)) => {
+                count(&self.requests, "get_pod", "failure");
+                warn!(
+                    "Kubernetes API: cannot read pod {}/{} for its UID ({}); events will not show in `kubectl describe pod` (set POD_UID from the downward API)",
+                    pod.namespace,
+                    pod.name,
+                    explain(&e, "get pods")
+                );
+                pod
+            }
+            Err(_) => {
+                count(&self.requests, "get_pod", "failure");
+                warn!(
+                    "Kubernetes API: reading pod {}/{} took over {:?}",
+                    pod.namespace, pod.name, self.timeout
+                );
+                pod
+            }
+        }
+    }
+}
+
+async fn send_events(api: Api<Event>, pod: Arc<PodHandle>, mut rx: mpsc::Receiver<Note>) {
+    let mut uid_tried = false;
+    while let Some(note) = rx.recv().await {
+        let target = if uid_tried {
+            pod.current()
+        } else {
+            uid_tried = true;
+            pod.with_uid().await
+        };
+        let Some(event) = event_for(&target, &note, Timestamp::now()) else {
+            continue;
+        };
+        let reason = event.reason.clone().unwrap_or_default();
+        for attempt in 1..=EVENT_ATTEMPTS {
+            let result =
+                tokio::time::timeout(pod.timeout, api.create(&PostParams::default(), &event)).await;
+            let why = match result {
+                Ok(Ok(_)) => {
+                    count(&pod.requests, "event", "success");
+                    debug!(reason = %reason, "event recorded");
+                    break;
+                }
+                Ok(Err(e)) if !retryable(&e) => {
+                    count(&pod.requests, "event", "failure");
+                    warn!(
+                        "Kubernetes API: cannot record the {reason} event: {}",
+                        explain(&e, "create events.events.k8s.io")
+                    );
+                    break;
+                }
+                Ok(Err(e)) => explain(&e, "create events.events.k8s.io"),
+                Err(_) => format!("no answer within {:?}", pod.timeout),
+            };
+            count(&pod.requests, "event", "failure");
+            if attempt == EVENT_ATTEMPTS {
+                warn!(
+                    "Kubernetes API: dropping the {reason} event after {attempt} attempts: {why}"
+                );
+            } else {
+                debug!("Kubernetes API: recording the {reason} event failed ({why}); retrying");
+                tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+            }
+        }
+    }
+}
+
+async fn keep_annotations(pod: Arc<PodHandle>, mut rx: watch::Receiver<Option<PodState>>) {
+    let mut backoff = Duration::from_secs(1);
+    let mut failing = false;
+    loop {
+        let state = rx.borrow_and_update().clone();
+        if let Some(state) = state {
+            let name = pod.current().name;
+            let params = PatchParams {
+                field_manager: Some("reconfig".into()),
+                ..PatchParams::default()
+            };
+            let patch = Patch::Merge(state.patch());
+            let result =
+                tokio::time::timeout(pod.timeout, pod.pods.patch(&name, &params, &patch)).await;
+            let why = match result {
+                Ok(Ok(updated)) => {
+                    count(&pod.requests, "annotate_pod", "success");
+                    pod.learn_uid(&updated);
+                    if std::mem::take(&mut failing) {
+                        info!("Kubernetes API: pod annotations are up to date again");
+                    }
+                    debug!(status = state.status, "pod annotated");
+                    backoff = Duration::from_secs(1);
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => explain(&e, "patch pods"),
+                Err(_) => format!("no answer within {:?}", pod.timeout),
+            };
+            count(&pod.requests, "annotate_pod", "failure");
+            if !std::mem::replace(&mut failing, true) {
+                warn!("Kubernetes API: cannot annotate pod {name}: {why}; retrying with backoff");
+            } else {
+                debug!("Kubernetes API: annotating pod {name} failed again: {why}");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                changed = rx.changed() => if changed.is_err() { return },
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn count(requests: &Family<ApiResult, Counter>, request: &str, result: &str) {
+    requests
+        .get_or_create(&ApiResult {
+            request: request.to_string(),
+            result: result.to_string(),
+        })
+        .inc();
+}
+
+/// Server errors, throttling and transport failures may pass; a refusal will not.
+fn retryable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        _ => true,
+    }
+}
+
+/// One line for the log, with the fix when the cause is known.
+fn explain(e: &kube::Error, permission: &str) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            let text = format!("{} {}: {}", status.code, status.reason, status.message);
+            match status.code {
+                403 => format!("{text} (the service account needs `{permission}`: {RBAC_HINT})"),
+                404 => format!(
+                    "{text} (is POD_NAME/POD_NAMESPACE this pod? set them from the downward API)"
+                ),
+                _ => text,
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What the pod's annotations say, built up from notes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodState {
+    /// The config the app runs on, once there is one.
+    pub hash: Option<String>,
+    pub status: &'static str,
+    pub message: Option<String>,
+}
+
+impl PodState {
+    pub fn apply(&mut self, note: &Note) {
+        match note {
+            Note::Started { hash } | Note::Applied { hash, .. } => {
+                self.hash = Some(hash.clone());
+                self.status = "applied";
+                self.message = None;
+            }
+            Note::Rejected { hash, reason } => {
+                self.status = "rejected";
+                self.message = Some(truncate(
+                    &format!("config {}: {reason}", short(hash)),
+                    NOTE_LIMIT,
+                ));
+            }
+            Note::Failed { hash, reason } => {
+                self.status = "failed";
+                self.message = Some(truncate(
+                    &format!("config {}: {reason}", short(hash)),
+                    NOTE_LIMIT,
+                ));
+            }
+        }
+    }
+
+    /// A JSON merge patch; `null` removes what no longer holds.
+    pub fn patch(&self) -> Value {
+        json!({
+            "metadata": {
+                "annotations": {
+                    HASH_ANNOTATION: self.hash,
+                    STATUS_ANNOTATION: self.status,
+                    MESSAGE_ANNOTATION: self.message,
+                }
+            }
+        })
+    }
+}
+
+/// The Event a note deserves; start-up is not news.
+pub fn event_for(pod: &PodRef, note: &Note, now: Timestamp) -> Option<Event> {
+    let (kind, reason, action, text) = match note {
+        Note::Started { .. } => return None,
+        Note::Applied { hash, detail } => (
+            "Normal",
+            "ConfigApplied",
+            "Reload",
+            format!("config {} applied: {detail}", short(hash)),
+        ),
+        Note::Rejected { hash, reason } => (
+            "Warning",
+            "ConfigRejected",
+            "Validate",
+            format!(
+                "config {} rejected, the app keeps its last good config: {reason}",
+                short(hash)
+            ),
+        ),
+        Note::Failed { hash, reason } => (
+            "Warning",
+            "ConfigNotApplied",
+            "Reload",
+            format!("config {} is valid but not applied: {reason}", short(hash)),
+        ),
+    };
+    Some(Event {
+        metadata: ObjectMeta {
+            name: Some(event_name(&pod.name, crate::random_u64())),
+            namespace: Some(pod.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        type_: Some(kind.into()),
+        reason: Some(reason.into()),
+        action: Some(action.into()),
+        note: Some(truncate(&text, NOTE_LIMIT)),
+        regarding: Some(ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(pod.name.clone()),
+            namespace: Some(pod.namespace.clone()),
+            uid: pod.uid.clone(),
+            ..ObjectReference::default()
+        }),
+        reporting_controller: Some(REPORTING_CONTROLLER.into()),
+        reporting_instance: Some(truncate_bytes(&pod.name, 128).to_string()),
+        ..Event::default()
+    })
+}
+
+/// `POD.SUFFIX`, as the kubelet names its events; kept within the 253 characters of a name.
+fn event_name(pod: &str, suffix: u64) -> String {
+    format!("{}.{suffix:016x}", truncate_bytes(pod, 253 - 17))
+}
+
+fn truncate_bytes(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// At most `limit` bytes, cut at a character boundary and marked.
+fn truncate(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let marker = "…";
+    format!("{}{marker}", truncate_bytes(text, limit - marker.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> PodRef {
+        PodRef {
+            name: "web-7d9f".into(),
+            namespace: "shop".into(),
+            uid: Some("0a1b".into()),
+        }
+    }
+
+    fn rejected() -> Note {
+        Note::Rejected {
+            hash: "1234567890abcdef".into(),
+            reason: "nginx.conf line 3: unexpected \"}\"".into(),
+        }
+    }
+
+    #[test]
+    fn a_rejection_is_a_warning_on_the_pod() {
+        let event = event_for(&pod(), &rejected(), Timestamp::UNIX_EPOCH).expect("event");
+        let value = serde_json::to_value(&event).expect("json");
+        assert_eq!(value["type"], "Warning");
+        assert_eq!(value["reason"], "ConfigRejected");
+        assert_eq!(value["action"], "Validate");
+        assert_eq!(value["reportingController"], "reconfig/watch");
+        assert_eq!(value["reportingInstance"], "web-7d9f");
+        assert_eq!(
+            value["note"],
+            "config 1234567890ab rejected, the app keeps its last good config: nginx.conf line 3: unexpected \"}\""
+        );
+        assert_eq!(
+            value["regarding"],
+            json!({"apiVersion": "v1", "kind": "Pod", "name": "web-7d9f", "namespace": "shop", "uid": "0a1b"})
+        );
+        assert_eq!(value["eventTime"], "1970-01-01T00:00:00.000000Z");
+        assert_eq!(value["metadata"]["namespace"], "shop");
+        let name = value["metadata"]["name"].as_str().expect("name");
+        assert!(
+            name.starts_with("web-7d9f.") && name.len() == "web-7d9f.".len() + 16,
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn applied_and_failed_versions_have_their_own_reasons() {
+        let applied = Note::Applied {
+            hash: "ab".into(),
+            detail: "SIGHUP sent to 7 (nginx)".into(),
+        };
+        let event = event_for(&pod(), &applied, Timestamp::UNIX_EPOCH).expect("event");
+        assert_eq!(event.type_.as_deref(), Some("Normal"));
+        assert_eq!(event.reason.as_deref(), Some("ConfigApplied"));
+        assert_eq!(
+            event.note.as_deref(),
+            Some("config ab applied: SIGHUP sent to 7 (nginx)")
+        );
+        let failed = Note::Failed {
+            hash: "cd".into(),
+            reason: "webhook failed 9 times".into(),
+        };
+        let event = event_for(&pod(), &failed, Timestamp::UNIX_EPOCH).expect("event");
+        assert_eq!(event.type_.as_deref(), Some("Warning"));
+        assert_eq!(event.reason.as_deref(), Some("ConfigNotApplied"));
+        let started = Note::Started { hash: "ef".into() };
+        assert!(event_for(&pod(), &started, Timestamp::UNIX_EPOCH).is_none());
+    }
+
+    #[test]
+    fn notes_and_names_stay_within_the_api_limits() {
+        let long = Note::Rejected {
+            hash: "h".into(),
+            reason: "é".repeat(2000),
+        };
+        let mut long_pod = pod();
+        long_pod.name = "p".repeat(300);
+        let event = event_for(&long_pod, &long, Timestamp::UNIX_EPOCH).expect("event");
+        let note = event.note.expect("note");
+        assert!(
+            note.len() <= NOTE_LIMIT && note.ends_with('…'),
+            "{}",
+            note.len()
+        );
+        assert!(event.metadata.name.expect("name").len() <= 253);
+        assert_eq!(event.reporting_instance.expect("instance").len(), 128);
+        assert_eq!(event_name("web", 0xab), "web.00000000000000ab");
+    }
+
+    #[test]
+    fn annotations_follow_the_newest_note() {
+        let mut state = PodState::default();
+        state.apply(&Note::Started { hash: "h0".into() });
+        assert_eq!(
+            state.patch(),
+            json!({"metadata": {"annotations": {
+                "reconfig/config-hash": "h0",
+                "reconfig/config-status": "applied",
+                "reconfig/config-message": null,
+            }}})
+        );
+        state.apply(&rejected());
+        let patch = state.patch();
+        let annotations = &patch["metadata"]["annotations"];
+        assert_eq!(
+            annotations["reconfig/config-hash"], "h0",
+            "the app still runs h0"
+        );
+        assert_eq!(annotations["reconfig/config-status"], "rejected");
+        assert_eq!(
+            annotations["reconfig/config-message"],
+            "config 1234567890ab: nginx.conf line 3: unexpected \"}\""
+        );
+        state.apply(&Note::Applied {
+            hash: "h1".into(),
+            detail: "published".into(),
+        });
+        assert_eq!(
+            state.patch()["metadata"]["annotations"]["reconfig/config-hash"],
+            "h1"
+        );
+        assert_eq!(state.message, None);
+    }
+
+    #[test]
+    fn a_first_config_that_is_invalid_names_no_hash() {
+        let mut state = PodState::default();
+        state.apply(&rejected());
+        assert_eq!(
+            state.patch()["metadata"]["annotations"]["reconfig/config-hash"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn refusals_are_not_retried_and_carry_their_fix() {
+        let status = |code: u16| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                reason: "Forbidden".into(),
+                message: "events.events.k8s.io is forbidden".into(),
+                ..kube::core::Status::default()
+            }))
+        };
+        assert!(!retryable(&status(403)));
+        assert!(!retryable(&status(422)));
+        assert!(retryable(&status(429)));
+        assert!(retryable(&status(503)));
+        let text = explain(&status(403), "create events.events.k8s.io");
+        assert!(
+            text.starts_with("403 Forbidden: events.events.k8s.io is forbidden"),
+            "{text}"
+        );
+        assert!(text.contains("reconfig.watch.rbac"), "{text}");
+    }
+}

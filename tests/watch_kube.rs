@@ -1,0 +1,319 @@
+//! `reconfig watch --events --annotate-pod` against a loopback server that speaks the
+//! Kubernetes API's JSON (no API server can run here; this is kube-rs's own testing approach,
+//! with the real kube client inside the real binary, configured by a real kubeconfig).
+//!
+//! What must hold: each config version shows on the pod (Events and annotations), and the API
+//! is a side channel: refusing, failing or absent, it never holds back a reload.
+
+#![cfg(feature = "kube")]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use support::atomic_writer::{payload, AtomicWriter, Payload};
+use support::http::{reserve_port, Receiver};
+use support::kube_api::FakeApi;
+use support::reconfig::{self as rc, Reconfig};
+use support::wait::{wait_for, TIMEOUT};
+
+const NS: &str = "shop";
+const POD: &str = "web-0";
+const HASH: &str = "reconfig/config-hash";
+const STATUS: &str = "reconfig/config-status";
+const MESSAGE: &str = "reconfig/config-message";
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn config(text: &str) -> Payload {
+    payload(&[("app.yaml", text)])
+}
+
+/// `reconfig watch` with the API features on, pointed at `kubeconfig`, as pod shop/web-0.
+fn watch(kubeconfig: &Path, args: &[&str]) -> Command {
+    let mut all = vec!["-v", "--events", "--annotate-pod"];
+    all.extend_from_slice(args);
+    let mut cmd = rc::command(&all);
+    cmd.env("KUBECONFIG", kubeconfig)
+        .env("POD_NAME", POD)
+        .env("POD_NAMESPACE", NS)
+        .env_remove("POD_UID")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT");
+    cmd
+}
+
+/// Waits until the fake API holds `n` events; returns them.
+fn wait_events(api: &FakeApi, n: usize) -> Vec<Value> {
+    wait_for(&format!("{n} event(s)"), TIMEOUT, || {
+        let events = api.events();
+        if events.len() >= n {
+            Ok(events)
+        } else {
+            Err(format!("{} so far: {events:?}", events.len()))
+        }
+    })
+}
+
+/// Waits until the pod's `reconfig/config-status` says `status`; returns the annotations.
+fn wait_status(api: &FakeApi, status: &str) -> std::collections::BTreeMap<String, String> {
+    wait_for(&format!("config-status {status}"), TIMEOUT, || {
+        let annotations = api.annotations(NS, POD);
+        if annotations.get(STATUS).map(String::as_str) == Some(status) {
+            Ok(annotations)
+        } else {
+            Err(format!("{annotations:?}"))
+        }
+    })
+}
+
+#[test]
+fn each_version_shows_on_the_pod_as_events_and_annotations() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let api = FakeApi::start();
+    api.add_pod(NS, POD, "uid-web-0");
+    let kubeconfig = api.kubeconfig(tmp.path(), "default");
+    let vol = AtomicWriter::new(tmp.path().join("vol"));
+    vol.write(&config("port: 1\n")).expect("write");
+    let hook = Receiver::start();
+    let url = hook.url("/-/reload");
+    let r = Reconfig::spawn(watch(
+        &kubeconfig,
+        &["--dir", s(vol.root()), "--webhook", &url],
+    ));
+
+    // Start-up: the annotations name the running config; starting is not an event.
+    let first = wait_status(&api, "applied");
+    let started = r.hashes("config is valid").remove(0);
+    assert!(first[HASH].starts_with(&started), "{first:?} vs {started}");
+    assert!(!first.contains_key(MESSAGE));
+    assert_eq!(
+        first["prometheus.io/scrape"], "true",
+        "other annotations are kept"
+    );
+
+    // An invalid version: a Warning event naming file and line, the app keeps its config.
+    vol.write(&config("port: [1\n")).expect("write");
+    let events = wait_events(&api, 1);
+    let rejected = &events[0];
+    assert_eq!(rejected["type"], "Warning");
+    assert_eq!(rejected["reason"], "ConfigRejected");
+    assert_eq!(rejected["action"], "Validate");
+    assert_eq!(rejected["reportingController"], "reconfig/watch");
+    assert_eq!(rejected["reportingInstance"], POD);
+    assert_eq!(rejected["regarding"]["kind"], "Pod");
+    assert_eq!(rejected["regarding"]["name"], POD);
+    assert_eq!(
+        rejected["regarding"]["uid"], "uid-web-0",
+        "looked up, so `kubectl describe pod` lists it"
+    );
+    let note = rejected["note"].as_str().expect("note");
+    assert!(
+        note.contains("app.yaml")
+            && note.contains("app.yaml:1:9")
+            && note.contains("keeps its last good config"),
+        "{note}"
+    );
+    let annotations = wait_status(&api, "rejected");
+    assert_eq!(
+        annotations[HASH], first[HASH],
+        "the app still runs the first config"
+    );
+    assert!(annotations[MESSAGE].contains("app.yaml"), "{annotations:?}");
+    assert_eq!(hook.count(), 0, "an invalid config is never forwarded");
+
+    // A valid version: reloaded, a Normal event saying how, the annotations move on.
+    vol.write(&config("port: 2\n")).expect("write");
+    r.wait_reloaded(1);
+    let events = wait_events(&api, 2);
+    let applied = &events[1];
+    assert_eq!(applied["type"], "Normal");
+    assert_eq!(applied["reason"], "ConfigApplied");
+    assert_eq!(applied["action"], "Reload");
+    assert!(
+        applied["note"]
+            .as_str()
+            .expect("note")
+            .contains("/-/reload"),
+        "{applied}"
+    );
+    let annotations = wait_status(&api, "applied");
+    let reloaded = hook.successes()[0].hash.clone().expect("hash");
+    assert_eq!(
+        annotations[HASH], reloaded,
+        "the hash the app was told about"
+    );
+    assert!(!annotations.contains_key(MESSAGE), "{annotations:?}");
+
+    let requests = api.requests();
+    for request in &requests {
+        assert_eq!(
+            request.headers.get("authorization").map(String::as_str),
+            Some("Bearer test-token"),
+            "the kubeconfig's credentials are used: {request:?}"
+        );
+    }
+    let gets = requests.iter().filter(|q| q.method == "GET").count();
+    assert!(gets <= 1, "the pod UID is read at most once ({gets} reads)");
+    assert!(requests
+        .iter()
+        .filter(|q| q.method == "PATCH")
+        .all(|q| q.headers["content-type"] == "application/merge-patch+json"));
+    let recorded = r.wait_metric(
+        "reconfig_kube_requests_total",
+        &[("request", "event"), ("result", "success")],
+        2.0,
+    );
+    assert_eq!(recorded, 2.0);
+}
+
+#[test]
+fn a_refusing_api_never_holds_back_a_reload() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let api = FakeApi::start();
+    api.add_pod(NS, POD, "uid-web-0");
+    api.fail_next(403, usize::MAX);
+    let kubeconfig = api.kubeconfig(tmp.path(), NS);
+    let vol = AtomicWriter::new(tmp.path().join("vol"));
+    vol.write(&config("port: 1\n")).expect("write");
+    let hook = Receiver::start();
+    let url = hook.url("/-/reload");
+    let mut r = Reconfig::spawn(watch(
+        &kubeconfig,
+        &["--dir", s(vol.root()), "--webhook", &url],
+    ));
+    r.wait_ready(200);
+
+    vol.write(&config("port: 2\n")).expect("write");
+    r.wait_reloaded(1);
+    assert_eq!(hook.successes().len(), 1);
+    r.wait_metric(
+        "reconfig_kube_requests_total",
+        &[("request", "event"), ("result", "failure")],
+        1.0,
+    );
+    r.wait_metric(
+        "reconfig_kube_requests_total",
+        &[("request", "annotate_pod"), ("result", "failure")],
+        1.0,
+    );
+    let hint = r.wait_log("needs `create events.events.k8s.io`", 1);
+    assert!(
+        hint.contains("403 Forbidden") && hint.contains("reconfig.watch.rbac"),
+        "{hint}"
+    );
+    assert!(api.events().is_empty());
+    // A refusal is not retried: the event was tried once.
+    let posts = api.requests().iter().filter(|q| q.method == "POST").count();
+    assert_eq!(posts, 1);
+
+    vol.write(&config("port: 3\n")).expect("write");
+    r.wait_reloaded(2);
+    assert_eq!(hook.successes().len(), 2);
+    assert_eq!(r.readyz().status, 200);
+    assert!(r.try_status().is_none(), "still running:\n{}", r.log());
+}
+
+#[test]
+fn annotations_land_once_the_api_recovers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let api = FakeApi::start();
+    api.add_pod(NS, POD, "uid-web-0");
+    api.fail_next(503, 2);
+    let kubeconfig = api.kubeconfig(tmp.path(), NS);
+    let vol = AtomicWriter::new(tmp.path().join("vol"));
+    vol.write(&config("port: 1\n")).expect("write");
+    let mut cmd = watch(&kubeconfig, &["--dir", s(vol.root())]);
+    cmd.env("POD_UID", "uid-given");
+    let r = Reconfig::spawn(cmd);
+
+    let annotations = wait_status(&api, "applied");
+    assert!(annotations[HASH].starts_with(&r.hashes("config is valid")[0]));
+    let patches = api
+        .requests()
+        .iter()
+        .filter(|q| q.method == "PATCH")
+        .count();
+    assert_eq!(patches, 3, "two failures, then success");
+    r.wait_metric(
+        "reconfig_kube_requests_total",
+        &[("request", "annotate_pod"), ("result", "success")],
+        1.0,
+    );
+    r.wait_log("pod annotations are up to date again", 1);
+
+    // With POD_UID given the pod is never read; with no action a valid change is applied as is.
+    vol.write(&config("port: [\n")).expect("write");
+    let events = wait_events(&api, 1);
+    assert_eq!(events[0]["regarding"]["uid"], "uid-given");
+    vol.write(&config("port: 2\n")).expect("write");
+    let events = wait_events(&api, 2);
+    assert_eq!(events[1]["reason"], "ConfigApplied");
+    assert!(api.requests().iter().all(|q| q.method != "GET"));
+}
+
+#[test]
+fn an_unreachable_api_never_holds_back_a_reload() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let closed = reserve_port();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: http://{closed}\n\
+             contexts:\n- name: gone\n  context:\n    cluster: gone\n    user: gone\n\
+             current-context: gone\nusers:\n- name: gone\n  user: {{}}\n"
+        ),
+    )
+    .expect("kubeconfig");
+    let vol = AtomicWriter::new(tmp.path().join("vol"));
+    vol.write(&config("port: 1\n")).expect("write");
+    let hook = Receiver::start();
+    let url = hook.url("/-/reload");
+    let r = Reconfig::spawn(watch(
+        &kubeconfig,
+        &[
+            "--dir",
+            s(vol.root()),
+            "--webhook",
+            &url,
+            "--kube-timeout",
+            "2s",
+        ],
+    ));
+    r.wait_ready(200);
+    for n in 2..=3 {
+        vol.write(&config(&format!("port: {n}\n"))).expect("write");
+        r.wait_reloaded(n - 1);
+    }
+    assert_eq!(hook.successes().len(), 2);
+    r.wait_metric(
+        "reconfig_kube_requests_total",
+        &[("request", "annotate_pod"), ("result", "failure")],
+        1.0,
+    );
+    r.wait_log("cannot annotate pod web-0", 1);
+}
+
+#[test]
+fn without_api_access_it_says_so_and_exits_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let vol = AtomicWriter::new(tmp.path().join("vol"));
+    vol.write(&config("port: 1\n")).expect("write");
+    let mut cmd = watch(
+        &tmp.path().join("no-such-kubeconfig"),
+        &["--dir", s(vol.root())],
+    );
+    cmd.env("HOME", tmp.path());
+    let output = cmd.output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--events/--annotate-pod: no Kubernetes API access"),
+        "{stderr}"
+    );
+}
