@@ -802,6 +802,26 @@ fn snippets_render_and_lint_with_both_helms() {
     for arg in ["--publish=/config/live", "--signal=SIGHUP", "--process=app"] {
         assert!(init.contains(&format!("\"{arg}\"")), "{arg} in:\n{init}");
     }
+    for arg in ["- --events\n", "- --annotate-pod\n"] {
+        assert!(init.contains(arg), "{arg} in:\n{init}");
+    }
+    for (var, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+        ("POD_UID", "metadata.uid"),
+    ] {
+        let trimmed: Vec<&str> = init.lines().map(str::trim).collect();
+        let want = [
+            format!("- name: {var}"),
+            "valueFrom:".into(),
+            "fieldRef:".into(),
+            format!("fieldPath: {field}"),
+        ];
+        assert!(
+            trimmed.windows(4).any(|w| w == want),
+            "{var} from {field} in:\n{init}"
+        );
+    }
     assert!(
         block(native, "volumes:").contains("- name: reconfig-published\n          emptyDir:"),
         "{native}"
@@ -826,8 +846,15 @@ fn snippets_render_and_lint_with_both_helms() {
         assert!(find(&all, id).text.contains("  namespace: apps\n"), "{id}");
     }
     let role = &find(&all, "Role/r-reconfig").text;
-    assert!(role.contains("resources: [events]\n    verbs: [create, patch]"));
-    assert!(role.contains("resources: [pods]\n    verbs: [get, patch]"));
+    assert!(
+        role.contains("apiGroups: [events.k8s.io]\n    resources: [events]\n    verbs: [create]\n")
+    );
+    assert!(role.contains("apiGroups: [\"\"]\n    resources: [pods]\n    verbs: [get, patch]\n"));
+    assert_eq!(
+        role.matches("apiGroups:").count(),
+        2,
+        "nothing beyond what --events and --annotate-pod use:\n{role}"
+    );
     let policy = &find(&all, "ValidatingAdmissionPolicy/apps-r-reconfig-own-pod").text;
     assert!(policy.contains("system:serviceaccount:apps:r-reconfig"));
     find(

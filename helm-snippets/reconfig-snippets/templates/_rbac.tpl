@@ -1,7 +1,7 @@
 {{/*
 reconfig.watch.rbac - ServiceAccount, Role and RoleBinding for the sidecar's
-optional Kubernetes API features: recording Events, and reading and patching
-its own pod (e.g. an annotation with the applied config hash).
+optional Kubernetes API features: `--events` (Events on its own pod) and
+`--annotate-pod` (reconfig/config-hash and -status annotations on it).
 
   {{- include "reconfig.watch.rbac" (dict "name" "shop-reconfig" "namespace" .Release.Namespace) }}
 
@@ -41,14 +41,11 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 rules:
-  # Events about reloads and rejected configs, in both API groups in use.
-  - apiGroups: [""]
-    resources: [events]
-    verbs: [create, patch]
+  # --events: one new events.k8s.io/v1 Event per config version.
   - apiGroups: [events.k8s.io]
     resources: [events]
-    verbs: [create, patch]
-  # Its own pod: read it, and patch its metadata.
+    verbs: [create]
+  # Its own pod: read its UID (when POD_UID is not set), patch its annotations.
   - apiGroups: [""]
     resources: [pods]
     verbs: [get, patch]

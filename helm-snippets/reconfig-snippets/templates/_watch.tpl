@@ -59,6 +59,12 @@ plus, in the pod spec:
 {{- range $w.schemas }}
 - {{ printf "--schema=%s" . | quote }}
 {{- end }}
+{{- if $w.events }}
+- --events
+{{- end }}
+{{- if $w.annotatePod }}
+- --annotate-pod
+{{- end }}
 - {{ printf "--listen=:%v" ($w.port | default 9533) | quote }}
 {{- range $w.extraArgs }}
 - {{ . | quote }}
@@ -86,7 +92,7 @@ plus, in the pod spec:
   args:
     {{- include "reconfig.watch.args" $w | nindent 4 }}
   env:
-    # For the optional Kubernetes API features (Events, patching its own pod).
+    # Who "this pod" is for --events and --annotate-pod.
     - name: POD_NAME
       valueFrom:
         fieldRef:
@@ -95,6 +101,10 @@ plus, in the pod spec:
       valueFrom:
         fieldRef:
           fieldPath: metadata.namespace
+    - name: POD_UID
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.uid
     {{- with $w.env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
