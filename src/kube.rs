@@ -182,10 +182,10 @@ impl PodHandle {
     }
 
     /// Takes the UID from an API answer, unless one was given.
-    fn learn_uid(&self, pod: &Pod) {
+    fn learn_uid(&self, meta: &ObjectMeta) {
         let mut current = self.pod.lock().unwrap_or_else(|p| p.into_inner());
         if current.uid.is_none() {
-            current.uid.clone_from(&pod.metadata.uid);
+            current.uid.clone_from(&meta.uid);
         }
     }
 
@@ -195,10 +195,10 @@ impl PodHandle {
         if pod.uid.is_some() {
             return pod;
         }
-        match tokio::time::timeout(self.timeout, self.pods.get(&pod.name)).await {
+        match tokio::time::timeout(self.timeout, self.pods.get_metadata(&pod.name)).await {
             Ok(Ok(found)) => {
                 count(&self.requests, "get_pod", "success");
-                self.learn_uid(&found);
+                self.learn_uid(&found.metadata);
                 self.current()
             }
             Ok(Err(e)) => {
@@ -282,11 +282,12 @@ async fn keep_annotations(pod: Arc<PodHandle>, mut rx: watch::Receiver<Option<Po
             };
             let patch = Patch::Merge(state.patch());
             let result =
-                tokio::time::timeout(pod.timeout, pod.pods.patch(&name, &params, &patch)).await;
+                tokio::time::timeout(pod.timeout, pod.pods.patch_metadata(&name, &params, &patch))
+                    .await;
             let why = match result {
                 Ok(Ok(updated)) => {
                     count(&pod.requests, "annotate_pod", "success");
-                    pod.learn_uid(&updated);
+                    pod.learn_uid(&updated.metadata);
                     if std::mem::take(&mut failing) {
                         info!("Kubernetes API: pod annotations are up to date again");
                     }

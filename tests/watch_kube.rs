@@ -159,10 +159,18 @@ fn each_version_shows_on_the_pod_as_events_and_annotations() {
     }
     let gets = requests.iter().filter(|q| q.method == "GET").count();
     assert!(gets <= 1, "the pod UID is read at most once ({gets} reads)");
-    assert!(requests
-        .iter()
-        .filter(|q| q.method == "PATCH")
-        .all(|q| q.headers["content-type"] == "application/merge-patch+json"));
+    let patches: Vec<_> = requests.iter().filter(|q| q.method == "PATCH").collect();
+    assert!(patches.len() >= 3, "{patches:?}");
+    for patch in patches {
+        assert_eq!(
+            patch.headers["content-type"],
+            "application/merge-patch+json"
+        );
+        assert!(
+            patch.headers["accept"].contains("as=PartialObjectMetadata"),
+            "only the metadata comes back: {patch:?}"
+        );
+    }
     let recorded = r.wait_metric(
         "reconfig_kube_requests_total",
         &[("request", "event"), ("result", "success")],

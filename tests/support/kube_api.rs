@@ -219,7 +219,7 @@ fn answer(
     match (method, parts.as_slice()) {
         ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => {
             match state.pods.get(&(ns.to_string(), name.to_string())) {
-                Some(pod) => (200, pod.clone()),
+                Some(pod) => (200, as_asked(pod, headers)),
                 None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
             }
         }
@@ -235,7 +235,7 @@ fn answer(
             match state.pods.get_mut(&(ns.to_string(), name.to_string())) {
                 Some(pod) => {
                     merge(pod, &body);
-                    (200, pod.clone())
+                    (200, as_asked(pod, headers))
                 }
                 None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
             }
@@ -254,6 +254,20 @@ fn answer(
             "NotFound",
             &format!("the fake API does not serve {method} {path}"),
         ),
+    }
+}
+
+/// The object, or only its metadata when the client asks for `PartialObjectMetadata`.
+fn as_asked(object: &Value, headers: &BTreeMap<String, String>) -> Value {
+    let accept = headers
+        .get("accept")
+        .map(String::as_str)
+        .unwrap_or_default();
+    if accept.contains("as=PartialObjectMetadata") {
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+               "metadata": object["metadata"].clone()})
+    } else {
+        object.clone()
     }
 }
 
