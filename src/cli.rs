@@ -69,7 +69,8 @@ pub struct LogArgs {
     #[arg(long, global = true, env = "RECONFIG_LOG_FILE", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
-    /// More output: -v shows what was annotated and why, -vv debug detail.
+    /// More output: -v adds detail (inject: what was annotated and why), -vv everything,
+    /// the libraries' own logs included.
     #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
