@@ -368,3 +368,21 @@ fn help_teaches() {
         .stdout(predicate::str::contains("reconfig/exclude"))
         .stdout(predicate::str::contains("--log-file"));
 }
+
+#[test]
+fn windows_line_endings_are_kept_in_the_lines_it_adds() {
+    let input = fixture(HELM3).replace('\n', "\r\n");
+    let output = inject(&input, &[]);
+    assert!(output.contains("checksum/config"), "{output}");
+    assert_eq!(
+        output.matches('\n').count(),
+        output.matches("\r\n").count(),
+        "no bare LF in a CRLF stream"
+    );
+    assert_eq!(
+        output.replace("\r\n", "\n"),
+        inject(&fixture(HELM3), &[]),
+        "the same annotations as with LF"
+    );
+    assert_eq!(inject(&output, &[]), output, "idempotent");
+}

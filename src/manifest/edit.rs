@@ -35,6 +35,8 @@ enum Place {
         missing: usize,
         /// `at` starts a line (above the first key's comments); otherwise it is the key itself, after a `- `.
         own_line: bool,
+        /// The key's line ends in `\r\n`, so the new lines do too.
+        crlf: bool,
     },
     /// A new entry before a flow mapping's closing brace.
     Flow {
@@ -155,7 +157,9 @@ impl Slot {
                 indent,
                 missing,
                 own_line,
+                crlf,
             } => {
+                let newline = if *crlf { "\r\n" } else { "\n" };
                 let mut text = String::new();
                 if *own_line {
                     text.push_str(&" ".repeat(*indent));
@@ -163,13 +167,14 @@ impl Slot {
                 let levels = &LEVELS[LEVELS.len() - missing..];
                 for (i, level) in levels.iter().enumerate() {
                     text.push_str(level);
-                    text.push_str(":\n");
+                    text.push(':');
+                    text.push_str(newline);
                     text.push_str(&" ".repeat(indent + 2 * (i + 1)));
                 }
                 text.push_str(key);
                 text.push_str(": ");
                 text.push_str(&quote(value));
-                text.push('\n');
+                text.push_str(newline);
                 if !*own_line {
                     text.push_str(&" ".repeat(*indent));
                 }
@@ -207,6 +212,9 @@ fn insert(
             let key_at = first.start.offset;
             let line_start = text[..key_at].rfind('\n').map_or(0, |i| i + 1);
             let own_line = text[line_start..key_at].bytes().all(|b| b == b' ');
+            let crlf = text[key_at..]
+                .find('\n')
+                .is_some_and(|end| text[..key_at + end].ends_with('\r'));
             Place::Block {
                 at: if own_line {
                     above_comments(text, line_start, indent)
@@ -216,6 +224,7 @@ fn insert(
                 indent,
                 missing,
                 own_line,
+                crlf,
             }
         }
         _ => {
@@ -354,6 +363,18 @@ mod tests {
             .map(str::to_string);
         assert_eq!(annotation.as_deref(), Some(value), "{out}");
         out
+    }
+
+    #[test]
+    fn new_lines_keep_the_documents_line_ending() {
+        assert_eq!(
+            annotate("spec:\r\n  template:\r\n    spec: {}\r\n", "1"),
+            "spec:\r\n  template:\r\n    metadata:\r\n      annotations:\r\n        checksum/config: \"1\"\r\n    spec: {}\r\n"
+        );
+        assert_eq!(
+            annotate("spec:\r\n  template:\r\n    metadata:\r\n      annotations:\r\n        a: b\r\n", "1"),
+            "spec:\r\n  template:\r\n    metadata:\r\n      annotations:\r\n        checksum/config: \"1\"\r\n        a: b\r\n"
+        );
     }
 
     #[test]
