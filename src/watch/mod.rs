@@ -274,6 +274,9 @@ async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
     }
 
     let shared = Shared::new();
+    if args.events || args.annotate_pod {
+        report_to_the_api(&args, &shared).await?;
+    }
     let listener = serve::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -282,9 +285,6 @@ async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
         listener.local_addr()?
     );
     let server = tokio::spawn(serve::serve(listener, shared.clone()));
-    if args.events || args.annotate_pod {
-        report_to_the_api(&args, &shared).await?;
-    }
 
     let actions = policy.actions.iter().map(Action::name).collect::<Vec<_>>();
     let has_actions = !actions.is_empty();
