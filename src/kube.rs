@@ -90,9 +90,11 @@ impl NoteSink for Reporter {
     fn note(&self, note: &Note) {
         if let Some(events) = &self.events {
             let news = !matches!(note, Note::Started { .. });
-            if news && events.try_send(note.clone()).is_err() {
-                warn!("Kubernetes API: {EVENT_QUEUE} events are waiting to be sent; dropping this one");
-                count(&self.requests, "event", "dropped");
+            if news {
+                if let Err(mpsc::error::TrySendError::Full(_)) = events.try_send(note.clone()) {
+                    warn!("Kubernetes API: {EVENT_QUEUE} events are waiting to be sent; dropping this one");
+                    count(&self.requests, "event", "dropped");
+                }
             }
         }
         if let Some(annotations) = &self.annotations {
@@ -124,9 +126,8 @@ pub async fn connect(
     };
     let cluster = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(KubeError::Client)?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let pod = Arc::new(PodHandle {
-        pods: pods.clone(),
+        pods: Api::namespaced(client.clone(), &namespace),
         pod: Mutex::new(PodRef {
             name: name.clone(),
             namespace: namespace.clone(),
