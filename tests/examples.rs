@@ -217,3 +217,97 @@ fn prometheus_example_config_is_checked_with_promtool() {
         "the Deployment mounts the ConfigMap, so it gets a checksum"
     );
 }
+
+/// The `reconfig watch` arguments of `sidecar.yaml`, as the container gets them.
+fn sidecar_yaml_args() -> Vec<String> {
+    let text = std::fs::read_to_string(format!("{ARGO}/sidecar.yaml")).expect("sidecar.yaml");
+    let start = text.find("            - watch\n").expect("the watch args");
+    text[start..]
+        .lines()
+        .map(str::trim)
+        .take_while(|l| l.starts_with("- ") || l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("- "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `sidecar.yaml`'s command line is one `reconfig watch` accepts (clap parses it all before `--help`).
+#[test]
+fn argo_rollouts_sidecar_yaml_args_are_accepted() {
+    let args = sidecar_yaml_args();
+    assert!(args.contains(&"--events".to_string()), "{args:?}");
+    let run = |extra: &str| {
+        Command::cargo_bin("reconfig")
+            .expect("binary")
+            .args(&args)
+            .arg(extra)
+            .arg("--help")
+            .output()
+            .expect("runs")
+    };
+    assert!(
+        run("-v").status.success(),
+        "sidecar.yaml's arguments: {args:?}"
+    );
+    assert_eq!(run("--no-such-flag").status.code(), Some(2));
+}
+
+/// Part 3 with `--events`: a rejected edit becomes a Warning event on the pod, through the
+/// Kubernetes API (a loopback stand-in), with sidecar.yaml's own flags.
+#[cfg(feature = "kube")]
+#[test]
+fn argo_rollouts_sidecar_reports_a_rejected_edit_as_an_event() {
+    let args = sidecar_yaml_args();
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let api = support::kube_api::FakeApi::start();
+    let kubeconfig = api.kubeconfig(tmp.path(), "argo-rollouts");
+    let volume = AtomicWriter::new(tmp.path().join("argo-rollouts-config"));
+    volume
+        .write(&payload(&[("trafficRouterPlugins", PLUGINS_V1)]))
+        .expect("write");
+    let dir = volume.root().to_str().expect("path").to_string();
+    let schema = format!("--schema=trafficRouterPlugins={ARGO}/schemas/plugins.schema.json");
+    // sidecar.yaml's flags, with this test's folders and no target to restart.
+    let local: Vec<String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with("--restart") && !a.starts_with("--process"))
+        .map(|a| match a {
+            a if a.starts_with("--dir=") => format!("--dir={dir}"),
+            a if a.starts_with("--schema=trafficRouterPlugins=") => schema.clone(),
+            a if a.starts_with("--schema=") => String::new(),
+            a => a.clone(),
+        })
+        .filter(|a| !a.is_empty())
+        .collect();
+    let local: Vec<&str> = local.iter().map(String::as_str).collect();
+    let mut cmd = support::reconfig::command(&local);
+    cmd.env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAME", "argo-rollouts-7c9d-x2kq")
+        .env("POD_NAMESPACE", "argo-rollouts")
+        .env("POD_UID", "5d1e")
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    let sidecar = Reconfig::spawn(cmd);
+    sidecar.wait_ready(200);
+
+    volume
+        .write(&payload(&[("trafficRouterPlugins", PLUGINS_BROKEN)]))
+        .expect("write");
+    let events = wait_for("a ConfigRejected event", Duration::from_secs(30), || {
+        let events = api.events();
+        events.first().cloned().ok_or_else(|| sidecar.log())
+    });
+    assert_eq!(events["type"], "Warning");
+    assert_eq!(events["reason"], "ConfigRejected");
+    assert_eq!(events["regarding"]["name"], "argo-rollouts-7c9d-x2kq");
+    assert_eq!(events["regarding"]["uid"], "5d1e");
+    let note = events["note"].as_str().expect("note");
+    assert!(
+        note.contains("rejected, the app keeps its last good config: ")
+            && note.contains(
+                "trafficRouterPlugins:1:3: schema: at /0: \"location\" is a required property"
+            ),
+        "{note}"
+    );
+}
