@@ -91,10 +91,8 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
             info!("`{}` passed", argv.join(" "));
         } else {
             problems.push(Invalid {
-                file: argv.join(" "),
-                line: None,
-                column: None,
-                reason: format!("{}: {}", outcome.status, outcome.output),
+                detail: (!outcome.output.is_empty()).then(|| outcome.output.clone()),
+                ..Invalid::new(&argv.join(" "), outcome.status.to_string())
             });
         }
     }
@@ -221,12 +219,10 @@ fn check_objects(files: &Files, schemas: &[SchemaSpec]) -> anyhow::Result<Vec<In
             })
             .collect();
         if data.is_empty() {
-            problems.push(Invalid {
-                file: spec.file.clone(),
-                line: None,
-                column: None,
-                reason: "has a schema but is not in the input".into(),
-            });
+            problems.push(Invalid::new(
+                &spec.file,
+                "has a schema but is not in the input",
+            ));
             continue;
         }
         let object = serde_json::Value::Object(data);

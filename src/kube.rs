@@ -9,6 +9,7 @@
 //! backoff until they land, since only the newest state matters; an event is
 //! tried a few times and then dropped.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ pub struct Settings {
     pub pod_uid: Option<String>,
     /// Limit for each API request.
     pub timeout: Duration,
+    /// Put validators' full messages, which may quote config values, in Events and annotations.
+    pub details: bool,
 }
 
 /// This pod, as Events refer to it.
@@ -84,10 +87,17 @@ pub struct Reporter {
     events: Option<mpsc::Sender<Note>>,
     annotations: Option<watch::Sender<Option<PodState>>>,
     requests: Family<ApiResult, Counter>,
+    details: bool,
 }
 
 impl NoteSink for Reporter {
     fn note(&self, note: &Note) {
+        let note = if self.details {
+            Cow::Borrowed(note)
+        } else {
+            Cow::Owned(without_details(note))
+        };
+        let note = note.as_ref();
         if let Some(events) = &self.events {
             let news = !matches!(note, Note::Started { .. });
             if news {
@@ -158,6 +168,7 @@ pub async fn connect(
         events,
         annotations,
         requests,
+        details: settings.details,
     })
 }
 
@@ -353,6 +364,20 @@ fn explain(e: &kube::Error, permission: &str) -> String {
     }
 }
 
+/// A rejection as anyone who can read Events or pods may see it: validators quote values
+/// (a JSON Schema error repeats the offending value, which may be a Secret's), so only where
+/// and what, with a pointer to the log.
+pub fn without_details(note: &Note) -> Note {
+    match note {
+        Note::Rejected { hash, summary, .. } => Note::Rejected {
+            hash: hash.clone(),
+            reason: format!("{summary} (details in the sidecar's log)"),
+            summary: summary.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
 /// What the pod's annotations say, built up from notes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodState {
@@ -370,7 +395,7 @@ impl PodState {
                 self.status = "applied";
                 self.message = None;
             }
-            Note::Rejected { hash, reason } => {
+            Note::Rejected { hash, reason, .. } => {
                 self.status = "rejected";
                 self.message = Some(truncate(
                     &format!("config {}: {reason}", short(hash)),
@@ -411,7 +436,7 @@ pub fn event_for(pod: &PodRef, note: &Note, now: Timestamp) -> Option<Event> {
             "Reload",
             format!("config {} applied: {detail}", short(hash)),
         ),
-        Note::Rejected { hash, reason } => (
+        Note::Rejected { hash, reason, .. } => (
             "Warning",
             "ConfigRejected",
             "Validate",
@@ -493,7 +518,29 @@ mod tests {
         Note::Rejected {
             hash: "1234567890abcdef".into(),
             reason: "nginx.conf line 3: unexpected \"}\"".into(),
+            summary: "nginx.conf".into(),
         }
+    }
+
+    #[test]
+    fn rejections_shown_beyond_the_log_quote_no_values() {
+        let note = Note::Rejected {
+            hash: "h".into(),
+            reason: "app.yaml:2:11: schema: at /password: 12345 is not of type \"string\"".into(),
+            summary: "app.yaml:2:11: schema: at /password".into(),
+        };
+        let Note::Rejected { reason, .. } = without_details(&note) else {
+            panic!("still a rejection");
+        };
+        assert_eq!(
+            reason,
+            "app.yaml:2:11: schema: at /password (details in the sidecar's log)"
+        );
+        let applied = Note::Applied {
+            hash: "h".into(),
+            detail: "SIGHUP sent".into(),
+        };
+        assert_eq!(without_details(&applied), applied);
     }
 
     #[test]
@@ -551,6 +598,7 @@ mod tests {
         let long = Note::Rejected {
             hash: "h".into(),
             reason: "é".repeat(2000),
+            summary: String::new(),
         };
         let mut long_pod = pod();
         long_pod.name = "p".repeat(300);

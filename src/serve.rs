@@ -197,7 +197,13 @@ pub enum Note {
     /// A changed config is valid and in place: its actions succeeded, or it was published.
     Applied { hash: String, detail: String },
     /// Validation refused this version; the app keeps its last good one.
-    Rejected { hash: String, reason: String },
+    Rejected {
+        hash: String,
+        /// Everything the validators said, config values included.
+        reason: String,
+        /// Where and what, quoting no value from the config.
+        summary: String,
+    },
     /// A valid version that could not be put in place: publishing failed, or the actions gave up.
     Failed { hash: String, reason: String },
 }

@@ -56,11 +56,35 @@ pub struct Invalid {
     pub file: String,
     pub line: Option<usize>,
     pub column: Option<usize>,
+    /// What is wrong, in words that quote no value from the file.
     pub reason: String,
+    /// The validator's own words, which may quote values (a Secret's, say).
+    pub detail: Option<String>,
 }
 
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.location(f)?;
+        write!(f, ": {}", self.reason)?;
+        match &self.detail {
+            Some(detail) => write!(f, ": {detail}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Invalid {
+    pub fn new(file: &str, reason: impl Into<String>) -> Self {
+        Invalid {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            reason: reason.into(),
+            detail: None,
+        }
+    }
+
+    fn location(&self, f: &mut impl fmt::Write) -> fmt::Result {
         f.write_str(&self.file)?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
@@ -68,18 +92,16 @@ impl fmt::Display for Invalid {
                 write!(f, ":{column}")?;
             }
         }
-        write!(f, ": {}", self.reason)
+        Ok(())
     }
-}
 
-impl Invalid {
-    fn new(file: &str, reason: impl Into<String>) -> Self {
-        Invalid {
-            file: file.to_string(),
-            line: None,
-            column: None,
-            reason: reason.into(),
-        }
+    /// Where and what, without the detail: fit for places readable by more people than the config.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let _ = self.location(&mut out);
+        out.push_str(": ");
+        out.push_str(&self.reason);
+        out
     }
 }
 
@@ -313,6 +335,7 @@ pub fn check_text(
                     line: Some(e.pos.line),
                     column: Some(e.pos.column),
                     reason: e.message,
+                    detail: None,
                 }],
                 Ok(docs) => {
                     let Some(schema) = schema else {
@@ -328,7 +351,8 @@ pub fn check_text(
                                 file: path.to_string(),
                                 line: node.map(|n| n.start.line),
                                 column: node.map(|n| n.start.column),
-                                reason: schema_reason(&pointer, &error.to_string()),
+                                reason: schema_reason(&pointer),
+                                detail: Some(error.to_string()),
                             });
                         }
                     }
@@ -342,6 +366,7 @@ pub fn check_text(
                 line: Some(e.line()),
                 column: Some(e.column()),
                 reason: e.to_string(),
+                detail: None,
             }],
             Ok(json) => schema_errors(path, &json, schema),
         },
@@ -356,6 +381,7 @@ pub fn check_text(
                     line,
                     column,
                     reason: e.message().to_string(),
+                    detail: None,
                 }]
             }
             Ok(table) => match serde_json::to_value(table) {
@@ -375,20 +401,19 @@ fn schema_errors(path: &str, json: &Json, schema: Option<&jsonschema::Validator>
     };
     schema
         .iter_errors(json)
-        .map(|e| {
-            Invalid::new(
-                path,
-                schema_reason(&e.instance_path().to_string(), &e.to_string()),
-            )
+        .map(|e| Invalid {
+            detail: Some(e.to_string()),
+            ..Invalid::new(path, schema_reason(&e.instance_path().to_string()))
         })
         .collect()
 }
 
-fn schema_reason(pointer: &str, message: &str) -> String {
+/// JSON Schema messages quote the offending value, so they go in the detail; the pointer names keys only.
+fn schema_reason(pointer: &str) -> String {
     if pointer.is_empty() {
-        format!("schema: {message}")
+        "schema".to_string()
     } else {
-        format!("schema: at {pointer}: {message}")
+        format!("schema: at {pointer}")
     }
 }
 

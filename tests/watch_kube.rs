@@ -81,9 +81,23 @@ fn each_version_shows_on_the_pod_as_events_and_annotations() {
     vol.write(&config("port: 1\n")).expect("write");
     let hook = Receiver::start();
     let url = hook.url("/-/reload");
+    let schema_file = tmp.path().join("app.schema.json");
+    std::fs::write(
+        &schema_file,
+        r#"{"properties": {"port": {"type": "integer"}}}"#,
+    )
+    .expect("schema");
+    let schema = format!("app.yaml={}", s(&schema_file));
     let r = Reconfig::spawn(watch(
         &kubeconfig,
-        &["--dir", s(vol.root()), "--webhook", &url],
+        &[
+            "--dir",
+            s(vol.root()),
+            "--webhook",
+            &url,
+            "--schema",
+            &schema,
+        ],
     ));
 
     // Start-up: the annotations name the running config; starting is not an event.
@@ -148,6 +162,20 @@ fn each_version_shows_on_the_pod_as_events_and_annotations() {
         "the hash the app was told about"
     );
     assert!(!annotations.contains_key(MESSAGE), "{annotations:?}");
+
+    // A value the schema refuses: the log quotes it, the Event and the annotation do not.
+    vol.write(&config("port: \"hunter2\"\n")).expect("write");
+    let events = wait_events(&api, 3);
+    let note = events[2]["note"].as_str().expect("note");
+    assert!(
+        note.ends_with("app.yaml:1:7: schema: at /port (details in the sidecar's log)"),
+        "{note}"
+    );
+    let annotations = wait_status(&api, "rejected");
+    assert!(!annotations[MESSAGE].contains("hunter2"), "{annotations:?}");
+    assert!(r
+        .wait_log("config rejected", 2)
+        .contains("\"hunter2\" is not of type"));
 
     let requests = api.requests();
     for request in &requests {

@@ -22,7 +22,7 @@ use crate::reload::signal::{parse_signal, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{self, short, Action, Policy, Version};
 use crate::serve::{self, Note, Shared};
-use crate::validate::{one_line, run_command, Validator};
+use crate::validate::{one_line, run_command, Invalid, Validator};
 use crate::Failure;
 use debounce::Debouncer;
 use publish::Publisher;
@@ -186,6 +186,13 @@ pub struct WatchArgs {
         help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
     )]
     pub pod_uid: Option<String>,
+
+    /// Put validators' full messages in Events and annotations; they may quote config values, Secrets' included.
+    #[arg(
+        long,
+        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+    )]
+    pub report_details: bool,
 
     /// Time limit for each Kubernetes API request.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)")]
@@ -365,6 +372,7 @@ async fn report_to_the_api(args: &WatchArgs, shared: &Shared) -> anyhow::Result<
         pod_namespace: args.pod_namespace.clone().filter(|n| !n.is_empty()),
         pod_uid: args.pod_uid.clone().filter(|n| !n.is_empty()),
         timeout: args.kube_timeout,
+        details: args.report_details,
     };
     let reporter = crate::kube::connect(settings, shared.metrics.api_requests.clone())
         .await
@@ -437,8 +445,7 @@ impl Engine {
 
         let problems = self.validator.check_files(&snapshot.candidates());
         if !problems.is_empty() {
-            let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            return self.invalid(&hash, &reasons);
+            return self.invalid(&hash, &problems);
         }
         let stage = match &self.publisher {
             Some(p) => match p.stage(&snapshot) {
@@ -460,8 +467,11 @@ impl Engine {
                     p.discard(stage);
                 }
                 let output = one_line(&outcome.output);
-                let reason = format!("`{}` {}: {output}", argv.join(" "), outcome.status);
-                return self.invalid(&hash, &[reason]);
+                let problem = Invalid {
+                    detail: (!output.is_empty()).then_some(output),
+                    ..Invalid::new(&format!("`{}`", argv.join(" ")), outcome.status.to_string())
+                };
+                return self.invalid(&hash, &[problem]);
             }
             info!(output = %one_line(&outcome.output), "validator passed");
         }
@@ -504,7 +514,7 @@ impl Engine {
         self.degraded = true;
         match &e {
             SnapshotError::TooLarge { .. } | SnapshotError::Collision(_) => {
-                self.invalid("-", &[e.to_string()])
+                self.invalid("-", &[Invalid::new(&e.to_string(), "not forwarded")])
             }
             _ => {
                 warn!("cannot read the config: {e}; keeping the last good one");
@@ -516,8 +526,9 @@ impl Engine {
         }
     }
 
-    fn invalid(&mut self, hash: &str, reasons: &[String]) {
-        for reason in reasons {
+    fn invalid(&mut self, hash: &str, problems: &[Invalid]) {
+        let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        for reason in &reasons {
             error!(hash = %short(hash), "config rejected: {reason}");
         }
         self.shared.metrics.validation_failures.inc();
@@ -537,9 +548,11 @@ impl Engine {
             }
         }
         self.shared.set_ready(Err(why));
+        let summaries: Vec<String> = problems.iter().map(Invalid::summary).collect();
         self.shared.note(Note::Rejected {
             hash: hash.to_string(),
             reason: reasons.join("; "),
+            summary: summaries.join("; "),
         });
     }
 

@@ -65,6 +65,9 @@ plus, in the pod spec:
 {{- if $w.annotatePod }}
 - --annotate-pod
 {{- end }}
+{{- if $w.reportDetails }}
+- --report-details
+{{- end }}
 - {{ printf "--listen=:%v" ($w.port | default 9533) | quote }}
 {{- range $w.extraArgs }}
 - {{ . | quote }}
