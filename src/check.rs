@@ -43,6 +43,10 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub validation: ValidationArgs,
+
+    /// Print validators' full messages for Secret keys too; they may quote the Secret's values into CI logs.
+    #[arg(long)]
+    pub show_secret_values: bool,
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
@@ -98,7 +102,14 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     }
 
     for p in &problems {
-        error!("{p}");
+        if p.detail.is_some() && p.file.starts_with("secret/") && !args.show_secret_values {
+            error!(
+                "{} (the message would quote the Secret's value; --show-secret-values prints it)",
+                p.summary()
+            );
+        } else {
+            error!("{p}");
+        }
     }
     if problems.is_empty() {
         info!("{} file(s) valid", files.len());

@@ -138,3 +138,33 @@ fn usage_errors_exit_2() {
         2
     );
 }
+
+#[test]
+fn secret_values_stay_out_of_ci_logs() {
+    let render = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\nstringData:\n  app.yaml: |\n    server:\n      port: hunter2\n";
+    let schema = format!("--schema=app.yaml={SCHEMA}");
+    let (code, stderr) = check(&["--manifests", "-", &schema], render);
+    assert_eq!(code, 1);
+    assert!(
+        stderr
+            .contains("secret/app/app.yaml:2:9: schema: at /server/port (the message would quote"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    let (code, stderr) = check(
+        &["--manifests", "-", &schema, "--show-secret-values"],
+        render,
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("\"hunter2\" is not of type"), "{stderr}");
+
+    let configmap = render
+        .replace("kind: Secret", "kind: ConfigMap")
+        .replace("stringData", "data");
+    let (_, stderr) = check(&["--manifests", "-", &schema], &configmap);
+    assert!(
+        stderr.contains("\"hunter2\" is not of type"),
+        "ConfigMaps are shown in full: {stderr}"
+    );
+}
