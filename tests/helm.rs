@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use support::kube_api::FakeApi;
+
+mod support;
+
 const CHART: &str = "examples/chart";
 
 fn root() -> &'static Path {
@@ -1177,5 +1181,101 @@ fn argocd_cmp_generate_renders_annotated_manifests() {
             !failed.status.success(),
             "a failing helm template must fail generate"
         );
+    }
+}
+
+// ---- install and upgrade, against a stand-in API server --------------------
+
+/// Workload id → its pod template's checksum, as the (stand-in) cluster stores them.
+fn stored_checksums(api: &FakeApi) -> BTreeMap<String, Option<String>> {
+    let mut found = BTreeMap::new();
+    for kind in ["Deployment", "StatefulSet", "CronJob", "Rollout", "Job"] {
+        for object in api.objects(kind) {
+            let spec = &object["spec"];
+            let template = if kind == "CronJob" {
+                &spec["jobTemplate"]["spec"]["template"]
+            } else {
+                &spec["template"]
+            };
+            let name = object["metadata"]["name"].as_str().expect("name");
+            let checksum = template["metadata"]["annotations"]["checksum/config"]
+                .as_str()
+                .map(str::to_string);
+            found.insert(format!("{kind}/{name}"), checksum);
+        }
+    }
+    found
+}
+
+/// `helm install` then `helm upgrade` with one value changed, as a cluster sees them: the
+/// objects Helm creates carry the checksums, and the upgrade changes exactly the users'.
+/// No API server can run here: the stand-in (tests/support/kube_api.rs) serves discovery and
+/// keeps what Helm writes (Helm 3 creates with POST and upgrades with strategic-merge and merge
+/// patches, Helm 4 server-side applies; both store releases as protobuf Secrets), but serves no
+/// OpenAPI schemas (so `--disable-openapi-validation`) and runs no hooks (so `--no-hooks`).
+#[test]
+fn install_and_upgrade_roll_exactly_the_users_of_a_changed_value() {
+    for helm in [Helm::v3(), Helm::v4()] {
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let run = |verb: &str, extra: &[&str]| {
+            let mut args = vec![
+                verb,
+                "shop",
+                CHART,
+                "-n",
+                "shop",
+                "--no-hooks",
+                "--disable-openapi-validation",
+            ];
+            args.extend(helm.post_renderer());
+            args.extend(extra);
+            let out = helm
+                .cmd()
+                .env("KUBECONFIG", &kubeconfig)
+                .args(&args)
+                .output()
+                .expect("run helm");
+            assert!(
+                out.status.success(),
+                "helm {} (helm 4: {}) failed:\n{}",
+                args.join(" "),
+                helm.v4,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+
+        run("install", &[]);
+        let installed = stored_checksums(&api);
+        let annotated: Vec<&str> = installed
+            .iter()
+            .filter(|(_, sum)| sum.is_some())
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(annotated, ANNOTATED, "helm 4: {}", helm.v4);
+        assert!(
+            installed.contains_key("Rollout/shop-edge"),
+            "the workloadRef Rollout is created too: {installed:?}"
+        );
+
+        run("upgrade", &["--set", "logLevel=debug"]);
+        let upgraded = stored_checksums(&api);
+        let differing: Vec<&str> = installed
+            .iter()
+            .filter(|(id, sum)| upgraded[*id] != **sum)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(
+            differing,
+            ["Deployment/shop-web", "Rollout/shop-api"],
+            "helm 4: {}",
+            helm.v4
+        );
+        let releases = api
+            .objects("Secret")
+            .iter()
+            .filter(|s| s["metadata"]["labels"]["owner"] == "helm")
+            .count();
+        assert_eq!(releases, 2, "Helm stored two release versions");
     }
 }

@@ -1,7 +1,13 @@
 //! A loopback stand-in for the Kubernetes API server (no real one can run here). It speaks the
-//! API's JSON for what `reconfig watch --events --annotate-pod` asks: read a pod, merge-patch
-//! it, create `events.k8s.io/v1` Events, checking the fields the real server checks. It
-//! records every request, and can be told to answer the next requests with an error.
+//! API's JSON: discovery for a fixed set of kinds, and create, get, list (with label
+//! selectors), replace, merge-style patch and delete of any object of those kinds, kept in
+//! memory. That covers what `reconfig watch --events --annotate-pod` asks (read and patch its
+//! pod, create `events.k8s.io/v1` Events, checked as the real server checks them) and what
+//! `helm install` and `helm upgrade` do. It records every request, and can be told to answer
+//! the next requests with an error.
+//!
+//! Patches of every type (merge, strategic merge, server-side apply) are applied as JSON merge
+//! patches: exact for the maps the tests read (annotations), approximate for lists.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -12,11 +18,31 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// The kinds served: (group/version, plural, kind).
+const KINDS: &[(&str, &str, &str)] = &[
+    ("v1", "configmaps", "ConfigMap"),
+    ("v1", "secrets", "Secret"),
+    ("v1", "services", "Service"),
+    ("v1", "pods", "Pod"),
+    ("v1", "podtemplates", "PodTemplate"),
+    ("v1", "serviceaccounts", "ServiceAccount"),
+    ("apps/v1", "deployments", "Deployment"),
+    ("apps/v1", "statefulsets", "StatefulSet"),
+    ("apps/v1", "daemonsets", "DaemonSet"),
+    ("apps/v1", "replicasets", "ReplicaSet"),
+    ("batch/v1", "jobs", "Job"),
+    ("batch/v1", "cronjobs", "CronJob"),
+    ("events.k8s.io/v1", "events", "Event"),
+    ("argoproj.io/v1alpha1", "rollouts", "Rollout"),
+];
+
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
     pub path: String,
+    /// The query string, without the `?`.
+    pub query: String,
     /// Header lines, lower-cased names.
     pub headers: BTreeMap<String, String>,
     pub body: Value,
@@ -24,8 +50,10 @@ pub struct Recorded {
 
 #[derive(Default)]
 struct State {
-    pods: BTreeMap<(String, String), Value>,
-    events: Vec<Value>,
+    /// Objects by their API path, e.g. `/apis/apps/v1/namespaces/shop/deployments/web`.
+    objects: BTreeMap<String, Value>,
+    /// Bumped on every write, and stamped on the object as its resourceVersion.
+    version: u64,
     requests: Vec<Recorded>,
     /// Answer this many requests with this status before behaving again.
     failing: Option<(u16, usize)>,
@@ -70,13 +98,13 @@ impl FakeApi {
                          "annotations": {"prometheus.io/scrape": "true"}},
             "spec": {"containers": [{"name": "app", "image": "app:1"}]},
         });
-        self.state()
-            .pods
-            .insert((namespace.to_string(), name.to_string()), pod);
+        let path = format!("/api/v1/namespaces/{namespace}/pods/{name}");
+        self.state().objects.insert(path, pod);
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Value {
-        self.state().pods[&(namespace.to_string(), name.to_string())].clone()
+        let path = format!("/api/v1/namespaces/{namespace}/pods/{name}");
+        self.state().objects[&path].clone()
     }
 
     /// The pod's annotations, as strings.
@@ -92,8 +120,27 @@ impl FakeApi {
             .unwrap_or_default()
     }
 
+    /// Every stored object of `kind`, in the order they were last written.
+    pub fn objects(&self, kind: &str) -> Vec<Value> {
+        let mut found: Vec<Value> = self
+            .state()
+            .objects
+            .values()
+            .filter(|o| o["kind"] == kind)
+            .cloned()
+            .collect();
+        found.sort_by_key(|o| {
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        });
+        found
+    }
+
+    /// The Events created, oldest first.
     pub fn events(&self) -> Vec<Value> {
-        self.state().events.clone()
+        self.objects("Event")
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -154,13 +201,26 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
             .unwrap_or(0);
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
+        let protobuf = headers
+            .get("content-type")
+            .is_some_and(|t| t == "application/vnd.kubernetes.protobuf");
         let body: Value = if body.is_empty() {
             Value::Null
+        } else if protobuf {
+            protobuf::decode(&body).unwrap_or_else(|| {
+                Value::String(format!(
+                    "undecodable protobuf: {:?}",
+                    &body[..body.len().min(64)]
+                ))
+            })
         } else {
             serde_json::from_slice(&body)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned()))
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
         };
-        let path = target.split('?').next().unwrap_or_default().to_string();
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path.to_string(), query.to_string()),
+            None => (target.clone(), String::new()),
+        };
         let close = headers
             .get("connection")
             .is_some_and(|c| c.eq_ignore_ascii_case("close"));
@@ -169,10 +229,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
             state.requests.push(Recorded {
                 method: method.clone(),
                 path: path.clone(),
+                query: query.clone(),
                 headers: headers.clone(),
                 body: body.clone(),
             });
-            answer(&mut state, &method, &path, &headers, body)
+            answer(&mut state, &method, &path, &query, &headers, body)
         };
         let reply = reply.to_string();
         write!(
@@ -195,10 +256,49 @@ fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
     )
 }
 
+/// A resource path taken apart: group/version, namespace, plural, name.
+struct Target<'a> {
+    group_version: String,
+    namespace: Option<&'a str>,
+    plural: &'a str,
+    kind: &'static str,
+    name: Option<&'a str>,
+}
+
+fn target(path: &str) -> Option<Target<'_>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group_version, rest) = match parts.as_slice() {
+        ["api", "v1", rest @ ..] => ("v1".to_string(), rest),
+        ["apis", group, version, rest @ ..] => (format!("{group}/{version}"), rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
+        _ => (None, rest),
+    };
+    let (plural, name) = match rest {
+        [plural] => (*plural, None),
+        [plural, name] => (*plural, Some(*name)),
+        _ => return None,
+    };
+    let kind = KINDS
+        .iter()
+        .find(|(gv, p, _)| *gv == group_version && *p == plural)
+        .map(|(_, _, kind)| *kind)?;
+    Some(Target {
+        group_version,
+        namespace,
+        plural,
+        kind,
+        name,
+    })
+}
+
 fn answer(
     state: &mut State,
     method: &str,
     path: &str,
+    query: &str,
     headers: &BTreeMap<String, String>,
     body: Value,
 ) -> (u16, Value) {
@@ -215,45 +315,187 @@ fn answer(
             &format!("{method} {path}: the fake API was told to answer {code}"),
         );
     }
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (method, parts.as_slice()) {
-        ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => {
-            match state.pods.get(&(ns.to_string(), name.to_string())) {
-                Some(pod) => (200, as_asked(pod, headers)),
-                None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
-            }
+    if method == "GET" {
+        if let Some(found) = discovery(path) {
+            return (200, found);
         }
-        ("PATCH", ["api", "v1", "namespaces", ns, "pods", name]) => {
-            let kind = headers.get("content-type").cloned().unwrap_or_default();
-            if kind != "application/merge-patch+json" {
-                return status(
-                    415,
-                    "UnsupportedMediaType",
-                    &format!("not a merge patch: {kind}"),
-                );
-            }
-            match state.pods.get_mut(&(ns.to_string(), name.to_string())) {
-                Some(pod) => {
-                    merge(pod, &body);
-                    (200, as_asked(pod, headers))
-                }
-                None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
-            }
-        }
-        ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
-            if let Err(why) = check_event(ns, &body) {
-                return status(422, "Invalid", &format!("Event is invalid: {why}"));
-            }
-            let mut event = body;
-            event["metadata"]["uid"] = json!(format!("event-{}", state.events.len()));
-            state.events.push(event.clone());
-            (201, event)
-        }
-        _ => status(
+    }
+    let Some(t) = target(path) else {
+        return status(
             404,
             "NotFound",
             &format!("the fake API does not serve {method} {path}"),
+        );
+    };
+    let collection = path.trim_end_matches('/');
+    match (method, t.name) {
+        ("GET", Some(name)) => match state.objects.get(path) {
+            Some(object) => (200, as_asked(object, headers)),
+            None => not_found(&t, name),
+        },
+        ("GET", None) => {
+            let selector = query_value(query, "labelSelector");
+            let items: Vec<Value> = state
+                .objects
+                .iter()
+                .filter(|(p, _)| p.rsplit_once('/').is_some_and(|(c, _)| c == collection))
+                .map(|(_, o)| o.clone())
+                .filter(|o| matches_labels(o, selector.as_deref()))
+                .collect();
+            let version = state.version.to_string();
+            (
+                200,
+                json!({"kind": format!("{}List", t.kind), "apiVersion": t.group_version,
+                       "metadata": {"resourceVersion": version}, "items": items}),
+            )
+        }
+        ("POST", None) => {
+            if t.kind == "Event" {
+                if let Err(why) = check_event(t.namespace.unwrap_or_default(), &body) {
+                    return status(422, "Invalid", &format!("Event is invalid: {why}"));
+                }
+            }
+            let Some(name) = body["metadata"]["name"].as_str().map(str::to_string) else {
+                return status(422, "Invalid", "metadata.name: Required value");
+            };
+            let item = format!("{collection}/{name}");
+            if state.objects.contains_key(&item) {
+                return status(
+                    409,
+                    "AlreadyExists",
+                    &format!("{} \"{name}\" already exists", t.plural),
+                );
+            }
+            let stored = store(state, &item, body, &t);
+            (201, stored)
+        }
+        ("PUT", Some(name)) => {
+            if !state.objects.contains_key(path) {
+                return not_found(&t, name);
+            }
+            let stored = store(state, path, body, &t);
+            (200, stored)
+        }
+        ("PATCH", Some(name)) => {
+            let kind = headers.get("content-type").cloned().unwrap_or_default();
+            let apply = kind == "application/apply-patch+yaml";
+            if !apply
+                && kind != "application/merge-patch+json"
+                && kind != "application/strategic-merge-patch+json"
+            {
+                return status(415, "UnsupportedMediaType", &format!("patch type {kind}"));
+            }
+            let mut object = match state.objects.get(path) {
+                Some(object) => object.clone(),
+                None if apply => json!({}),
+                None => return not_found(&t, name),
+            };
+            merge(&mut object, &body);
+            let stored = store(state, path, object, &t);
+            (200, as_asked(&stored, headers))
+        }
+        ("DELETE", Some(name)) => match state.objects.remove(path) {
+            Some(_) => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success",
+                       "details": {"name": name, "kind": t.plural}}),
+            ),
+            None => not_found(&t, name),
+        },
+        _ => status(
+            405,
+            "MethodNotAllowed",
+            &format!("{method} is not supported on {path}"),
         ),
+    }
+}
+
+/// Stamps what the server sets (uid, resourceVersion, kind) and keeps the object.
+fn store(state: &mut State, path: &str, mut object: Value, t: &Target<'_>) -> Value {
+    state.version += 1;
+    let uid = object["metadata"]["uid"]
+        .as_str()
+        .map_or_else(|| format!("uid-{}", state.version), str::to_string);
+    object["apiVersion"] = json!(t.group_version);
+    object["kind"] = json!(t.kind);
+    object["metadata"]["uid"] = json!(uid);
+    object["metadata"]["resourceVersion"] = json!(state.version.to_string());
+    if let Some(ns) = t.namespace {
+        object["metadata"]["namespace"] = json!(ns);
+    }
+    state.objects.insert(path.to_string(), object.clone());
+    object
+}
+
+fn not_found(t: &Target<'_>, name: &str) -> (u16, Value) {
+    status(
+        404,
+        "NotFound",
+        &format!("{} \"{name}\" not found", t.plural),
+    )
+}
+
+fn query_value(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| v.replace("%3D", "=").replace("%2C", ","))
+    })
+}
+
+/// Equality selectors only (`a=b,c=d`), which is what Helm's release storage uses.
+fn matches_labels(object: &Value, selector: Option<&str>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return true;
+    };
+    selector.split(',').all(|term| match term.split_once('=') {
+        Some((k, v)) => object["metadata"]["labels"][k] == v,
+        None => false,
+    })
+}
+
+/// Legacy discovery documents for [`KINDS`].
+fn discovery(path: &str) -> Option<Value> {
+    let resources = |gv: &str| {
+        let list: Vec<Value> = KINDS
+            .iter()
+            .filter(|(g, _, _)| *g == gv)
+            .map(|(_, plural, kind)| {
+                json!({"name": plural, "singularName": kind.to_lowercase(), "namespaced": true,
+                       "kind": kind,
+                       "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+            })
+            .collect();
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+               "resources": list})
+    };
+    match path.trim_end_matches('/') {
+        "/version" => Some(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0",
+                                  "platform": "linux/amd64"})),
+        "/api" => Some(json!({"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})),
+        "/apis" => {
+            let mut groups: Vec<&str> = KINDS
+                .iter()
+                .map(|(gv, _, _)| *gv)
+                .filter(|gv| gv.contains('/'))
+                .collect();
+            groups.dedup();
+            let groups: Vec<Value> = groups
+                .iter()
+                .filter_map(|gv| gv.split_once('/').map(|(g, v)| (gv, g, v)))
+                .map(|(gv, g, v)| {
+                    json!({"name": g, "versions": [{"groupVersion": gv, "version": v}],
+                           "preferredVersion": {"groupVersion": gv, "version": v}})
+                })
+                .collect();
+            Some(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        }
+        "/api/v1" => Some(resources("v1")),
+        other => {
+            let gv = other.strip_prefix("/apis/")?;
+            (gv.matches('/').count() == 1 && KINDS.iter().any(|(g, _, _)| *g == gv))
+                .then(|| resources(gv))
+        }
     }
 }
 
@@ -343,5 +585,136 @@ fn merge(target: &mut Value, patch: &Value) {
         } else {
             merge(object.entry(key.clone()).or_insert(Value::Null), value);
         }
+    }
+}
+
+/// Just enough of the API's protobuf encoding to read what Helm's typed client sends that way:
+/// the Secrets (and ConfigMaps) of its release storage. Answers are JSON, which clients accept.
+mod protobuf {
+    use base64::Engine as _;
+    use serde_json::{json, Map, Value};
+
+    /// `k8s\0` + runtime.Unknown{typeMeta{apiVersion, kind}, raw} → the object as JSON.
+    pub fn decode(bytes: &[u8]) -> Option<Value> {
+        let unknown = bytes.strip_prefix(b"k8s\0")?;
+        let mut kind = String::new();
+        let mut raw: &[u8] = &[];
+        for (field, value) in fields(unknown)? {
+            match field {
+                1 => {
+                    for (f, v) in fields(value)? {
+                        if f == 2 {
+                            kind = text(v);
+                        }
+                    }
+                }
+                2 => raw = value,
+                _ => {}
+            }
+        }
+        let mut object = Map::new();
+        let mut data = Map::new();
+        for (field, value) in fields(raw)? {
+            match (kind.as_str(), field) {
+                (_, 1) => {
+                    object.insert("metadata".into(), metadata(value)?);
+                }
+                ("Secret", 2) => {
+                    let (k, v) = entry(value)?;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+                    data.insert(text(k), json!(encoded));
+                }
+                ("Secret", 3) => {
+                    object.insert("type".into(), json!(text(value)));
+                }
+                ("ConfigMap", 2) => {
+                    let (k, v) = entry(value)?;
+                    data.insert(text(k), json!(text(v)));
+                }
+                _ => {}
+            }
+        }
+        object.insert("data".into(), Value::Object(data));
+        object.insert("kind".into(), json!(kind));
+        object.insert("apiVersion".into(), json!("v1"));
+        Some(Value::Object(object))
+    }
+
+    /// ObjectMeta: name (1), namespace (3), resourceVersion (6), labels (11).
+    fn metadata(bytes: &[u8]) -> Option<Value> {
+        let mut meta = Map::new();
+        let mut labels = Map::new();
+        for (field, value) in fields(bytes)? {
+            match field {
+                1 => {
+                    meta.insert("name".into(), json!(text(value)));
+                }
+                3 => {
+                    meta.insert("namespace".into(), json!(text(value)));
+                }
+                6 => {
+                    meta.insert("resourceVersion".into(), json!(text(value)));
+                }
+                11 => {
+                    let (k, v) = entry(value)?;
+                    labels.insert(text(k), json!(text(v)));
+                }
+                _ => {}
+            }
+        }
+        meta.insert("labels".into(), Value::Object(labels));
+        Some(Value::Object(meta))
+    }
+
+    /// A map entry message: key (1), value (2).
+    fn entry(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+        let mut key: &[u8] = &[];
+        let mut value: &[u8] = &[];
+        for (field, v) in fields(bytes)? {
+            match field {
+                1 => key = v,
+                2 => value = v,
+                _ => {}
+            }
+        }
+        Some((key, value))
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// The length-delimited fields of a message (varint fields are skipped).
+    fn fields(mut bytes: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let key = varint(&mut bytes)?;
+            match key & 7 {
+                0 => {
+                    varint(&mut bytes)?;
+                }
+                2 => {
+                    let len = usize::try_from(varint(&mut bytes)?).ok()?;
+                    let value = bytes.get(..len)?;
+                    bytes = &bytes[len..];
+                    out.push((key >> 3, value));
+                }
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
+    fn varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = bytes.split_first()?;
+            *bytes = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
     }
 }
