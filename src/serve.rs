@@ -141,15 +141,6 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn api_request(&self, request: &str, result: &str) {
-        self.api_requests
-            .get_or_create(&ApiResult {
-                request: request.to_string(),
-                result: result.to_string(),
-            })
-            .inc();
-    }
-
     pub fn succeeded_now(&self) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -272,14 +272,13 @@ fn argo_rollouts_sidecar_reports_a_rejected_edit_as_an_event() {
     let local: Vec<String> = args
         .iter()
         .skip(1)
-        .filter(|a| !a.starts_with("--restart") && !a.starts_with("--process"))
-        .map(|a| match a {
-            a if a.starts_with("--dir=") => format!("--dir={dir}"),
-            a if a.starts_with("--schema=trafficRouterPlugins=") => schema.clone(),
-            a if a.starts_with("--schema=") => String::new(),
-            a => a.clone(),
+        .filter_map(|a| match a {
+            a if a.starts_with("--restart") || a.starts_with("--process") => None,
+            a if a.starts_with("--dir=") => Some(format!("--dir={dir}")),
+            a if a.starts_with("--schema=trafficRouterPlugins=") => Some(schema.clone()),
+            a if a.starts_with("--schema=") => None,
+            a => Some(a.clone()),
         })
-        .filter(|a| !a.is_empty())
         .collect();
     let local: Vec<&str> = local.iter().map(String::as_str).collect();
     let mut cmd = support::reconfig::command(&local);

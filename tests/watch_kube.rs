@@ -296,16 +296,7 @@ fn annotations_land_once_the_api_recovers() {
 fn an_unreachable_api_never_holds_back_a_reload() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let closed = reserve_port();
-    let kubeconfig = tmp.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: http://{closed}\n\
-             contexts:\n- name: gone\n  context:\n    cluster: gone\n    user: gone\n\
-             current-context: gone\nusers:\n- name: gone\n  user: {{}}\n"
-        ),
-    )
-    .expect("kubeconfig");
+    let kubeconfig = support::kube_api::kubeconfig(tmp.path(), &format!("http://{closed}"), NS);
     let vol = AtomicWriter::new(tmp.path().join("vol"));
     vol.write(&config("port: 1\n")).expect("write");
     let hook = Receiver::start();

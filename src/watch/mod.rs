@@ -45,6 +45,8 @@ Examples:
 {dir} in --validate-cmd is the folder holding the candidate files: the staged copy with --publish,
 otherwise the volume's current ..data folder (or the plain folder).";
 
+const KUBE_API: &str = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)";
+
 /// Watch mounted ConfigMaps/Secrets, validate every change, and only then tell the app.
 ///
 /// Kubelet volumes are recognised by their `..data` link and react to its swap;
@@ -149,14 +151,14 @@ pub struct WatchArgs {
     /// Record Kubernetes Events on this pod when a config is rejected, applied, or cannot be applied.
     #[arg(
         long,
-        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+        help_heading = KUBE_API
     )]
     pub events: bool,
 
     /// Keep this pod's reconfig/config-hash, reconfig/config-status and reconfig/config-message annotations current.
     #[arg(
         long,
-        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+        help_heading = KUBE_API
     )]
     pub annotate_pod: bool,
 
@@ -165,7 +167,7 @@ pub struct WatchArgs {
         long,
         env = "POD_NAME",
         value_name = "NAME",
-        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+        help_heading = KUBE_API
     )]
     pub pod_name: Option<String>,
 
@@ -174,7 +176,7 @@ pub struct WatchArgs {
         long,
         env = "POD_NAMESPACE",
         value_name = "NS",
-        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+        help_heading = KUBE_API
     )]
     pub pod_namespace: Option<String>,
 
@@ -183,19 +185,19 @@ pub struct WatchArgs {
         long,
         env = "POD_UID",
         value_name = "UID",
-        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+        help_heading = KUBE_API
     )]
     pub pod_uid: Option<String>,
 
     /// Put validators' full messages in Events and annotations; they may quote config values, Secrets' included.
     #[arg(
         long,
-        help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)"
+        help_heading = KUBE_API
     )]
     pub report_details: bool,
 
     /// Time limit for each Kubernetes API request.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)")]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = KUBE_API)]
     pub kube_timeout: Duration,
 }
 

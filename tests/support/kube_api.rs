@@ -155,16 +155,20 @@ impl FakeApi {
 
     /// Writes a kubeconfig that points here, with a bearer token, and returns its path.
     pub fn kubeconfig(&self, dir: &Path, namespace: &str) -> PathBuf {
-        let path = dir.join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
-             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {namespace}\n\
-             current-context: fake\nusers:\n- name: fake\n  user:\n    token: test-token\n",
-            self.url()
-        );
-        std::fs::write(&path, text).expect("write kubeconfig");
-        path
+        kubeconfig(dir, &self.url(), namespace)
     }
+}
+
+/// Writes `dir/kubeconfig` for `server` (bearer token `test-token`) and returns its path.
+pub fn kubeconfig(dir: &Path, server: &str, namespace: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\n\
+         contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {namespace}\n\
+         current-context: fake\nusers:\n- name: fake\n  user:\n    token: test-token\n"
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
 }
 
 fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
