@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use tracing::{error, info};
 
-use crate::cli::ValidationArgs;
+use crate::cli::validation::ValidationArgs;
 use crate::manifest::node::{Limits, Node};
 use crate::manifest::object::{config_data, ConfigKind, ObjectMeta};
 use crate::manifest::stream::{Problem, Stream, StreamError};
@@ -80,7 +80,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
                 .parent()
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
             _ => {
-                staged = stage(&files).map_err(Failure::Usage)?;
+                staged = stage(&files).map_err(Failure::Internal)?;
                 staged.path().to_path_buf()
             }
         };
@@ -89,7 +89,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
             .enable_all()
             .build()
             .context("starting the runtime")
-            .map_err(Failure::Usage)?;
+            .map_err(Failure::Internal)?;
         let outcome = runtime.block_on(run_command(&argv, command.timeout));
         if outcome.success {
             info!("`{}` passed", argv.join(" "));
@@ -130,7 +130,7 @@ fn from_paths(paths: &[PathBuf]) -> Result<Files, Failure> {
         snapshot::SnapshotError::TooLarge { .. } | snapshot::SnapshotError::Collision(_) => {
             Failure::Invalid(e.to_string())
         }
-        _ => Failure::Usage(anyhow::anyhow!("{e}")),
+        _ => Failure::Internal(anyhow::anyhow!("{e}")),
     })?;
     Ok(snapshot
         .files
@@ -155,7 +155,7 @@ fn from_manifests(path: &Path) -> Result<Files, Failure> {
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
     }
-    .map_err(Failure::Usage)?;
+    .map_err(Failure::Internal)?;
     let stream =
         Stream::new(&text, 256 * 1024 * 1024).map_err(|e| Failure::Invalid(e.to_string()))?;
     let parsed = stream
@@ -290,7 +290,7 @@ mod tempdir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::node::parse_documents;
+    use crate::manifest::parse::parse_documents;
 
     #[test]
     fn config_files_of_configmaps_and_secrets() {

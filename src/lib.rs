@@ -1,38 +1,45 @@
 //! reconfig: make Kubernetes config changes take effect safely.
 //!
-//! The library holds the logic; `main.rs` and the subcommand modules only wire
-//! it to the command line, files and the terminal.
+//! The library holds the logic: reading inputs (`input`, `config`), the models and the
+//! decisions (`manifest`, `validate`), and the sidecar's run time (`watch`, `reload`).
+//! `cli/` only wires those to the command line, files and the terminal, and `main.rs` only
+//! starts it.
 #![forbid(unsafe_code)]
 
 pub mod check;
 pub mod cli;
-pub mod inject;
+pub mod input;
 #[cfg(feature = "kube")]
 pub mod kube;
 pub mod logging;
 pub mod manifest;
-pub mod plan;
 pub mod reload;
 pub mod serve;
+pub mod units;
 pub mod validate;
 pub mod watch;
 
 /// How a command failed, which decides the exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    /// The input or config is invalid: exit code 1.
+    /// The input or config is invalid, or failed validation: exit code 1.
     #[error("{0}")]
     Invalid(String),
-    /// Bad usage, or the environment failed us (unreadable file, closed stdout): exit code 2.
+    /// Bad flags or arguments that clap could not catch (a `--validate-cmd` that does not
+    /// parse, an empty key file): exit code 2.
     #[error("{0:#}")]
     Usage(anyhow::Error),
+    /// The environment or the program failed us (an unreadable file, a closed stdout, a
+    /// runtime that would not start): exit code 2.
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
 }
 
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Invalid(_) => 1,
-            Failure::Usage(_) => 2,
+            Failure::Usage(_) | Failure::Internal(_) => 2,
         }
     }
 }

@@ -1,25 +1,16 @@
+//! The `reconfig` binary: parse the command line, start logging, run, exit with the code the
+//! failure names. Everything else lives in the library (`reconfig::cli` wires it).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use reconfig::cli::{Cli, Command, LogFormat};
-use reconfig::logging::{self, Style};
-use reconfig::{check, inject, plan, watch};
-use tracing_subscriber::filter::LevelFilter;
+use reconfig::cli::Cli;
+use reconfig::logging;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (style, base) = match (&cli.command, cli.log.log_format) {
-        (Command::Inject(_), LogFormat::Text) => (Style::Plain, LevelFilter::WARN),
-        (Command::Inject(_), LogFormat::Json) => (Style::Json, LevelFilter::WARN),
-        (Command::Check(_), LogFormat::Text) => (Style::Plain, LevelFilter::WARN),
-        (Command::Check(_), LogFormat::Json) => (Style::Json, LevelFilter::WARN),
-        (Command::Plan(_), LogFormat::Text) => (Style::Plain, LevelFilter::WARN),
-        (Command::Plan(_), LogFormat::Json) => (Style::Json, LevelFilter::WARN),
-        (Command::Watch(_), LogFormat::Text) => (Style::Service, LevelFilter::INFO),
-        (Command::Watch(_), LogFormat::Json) => (Style::Json, LevelFilter::INFO),
-    };
+    let (style, base) = cli.log_style();
     if let Err(e) = logging::init(
         style,
         base,
@@ -30,13 +21,7 @@ fn main() -> ExitCode {
         eprintln!("reconfig: error: cannot open the log file: {e}");
         return ExitCode::from(2);
     }
-    let result = match cli.command {
-        Command::Inject(args) => inject::run(args),
-        Command::Watch(args) => watch::run(*args),
-        Command::Check(args) => check::run(args),
-        Command::Plan(args) => plan::run(args),
-    };
-    match result {
+    match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             tracing::error!("{failure}");

@@ -13,7 +13,8 @@ use saphyr_parser::ScalarStyle;
 use serde_json::Value as Json;
 use tokio::io::AsyncReadExt;
 
-use crate::manifest::node::{parse_documents, Limits, Node, Value};
+use crate::manifest::node::{Limits, Node, Value};
+use crate::manifest::parse::parse_documents;
 
 /// Bytes of a validator's output kept for the log.
 const OUTPUT_LIMIT: usize = 16 * 1024;

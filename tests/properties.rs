@@ -2,7 +2,7 @@
 //! byte-identical, a second run changes nothing, and formatting never moves a checksum.
 
 use proptest::prelude::*;
-use reconfig::manifest::plan::Outcome;
+use reconfig::manifest::resolve::Outcome;
 use reconfig::manifest::{analyze, Options};
 
 #[derive(Debug, Clone)]
@@ -202,7 +202,7 @@ fn inject(text: &str) -> String {
 fn checksums(text: &str) -> Vec<(String, Option<String>)> {
     analyze(text, &Options::default())
         .expect("valid")
-        .plan
+        .resolution
         .templates
         .iter()
         .map(|t| {
@@ -210,7 +210,7 @@ fn checksums(text: &str) -> Vec<(String, Option<String>)> {
                 Outcome::Annotate { checksum, .. } => Some(checksum.clone()),
                 Outcome::Skipped(_) => None,
             };
-            (t.workload.clone(), sum)
+            (t.workload.to_string(), sum)
         })
         .collect()
 }

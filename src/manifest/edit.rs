@@ -344,7 +344,8 @@ pub fn apply(text: &str, edits: &mut [Edit]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::node::{parse_documents, Limits};
+    use crate::manifest::node::Limits;
+    use crate::manifest::parse::parse_documents;
 
     const KEY: &str = "checksum/config";
 

@@ -1,118 +1,26 @@
 //! The manifest model shared by `inject`, `check --manifests` and `plan`:
-//! YAML stream → documents → ConfigMaps, Secrets and workloads → checksums.
+//! YAML stream → documents → ConfigMaps, Secrets and workloads → resolved pod templates
+//! → checksums and edits; and the comparison of two renders.
 //!
-//! Nothing here reads files or knows about the command line.
+//! Nothing here reads files or knows about the command line (`input` and `cli` do).
+//! Data flows one way through the modules below: `stream` cuts the text and `parse`
+//! turns each piece into a `node` tree (with the `fast` or the `full` parser); `object`
+//! and `workload` read documents; `index` finds objects by id; `resolve` decides every
+//! pod template using `checksum` and `edit`; `analysis` ties the steps together;
+//! `compare` explains the difference between two analyses.
 
+pub mod analysis;
 pub mod checksum;
+pub mod compare;
 pub mod edit;
+mod fast;
+mod full;
+pub mod index;
 pub mod node;
 pub mod object;
-pub mod plan;
-mod simple;
+pub mod parse;
+pub mod resolve;
 pub mod stream;
 pub mod workload;
 
-use std::io::{self, Write};
-
-use node::Limits;
-use object::{ConfigObject, ObjectMeta};
-use plan::{Item, Plan, Rules};
-use stream::{Parsed, Stream, StreamError};
-use workload::{TemplateKinds, Workload};
-
-/// Default annotation written on pod templates.
-pub const DEFAULT_ANNOTATION: &str = "checksum/config";
-
-/// Everything that shapes how a stream is read and annotated.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub annotation_key: String,
-    pub rules: Rules,
-    /// Key for HMAC-SHA256 over Secret values; plain SHA-256 without it.
-    pub secret_key: Option<Vec<u8>>,
-    pub kinds: TemplateKinds,
-    pub limits: Limits,
-    pub max_input_size: usize,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            annotation_key: DEFAULT_ANNOTATION.to_string(),
-            rules: Rules::default(),
-            secret_key: None,
-            kinds: TemplateKinds::default(),
-            limits: Limits::default(),
-            max_input_size: 256 * 1024 * 1024,
-        }
-    }
-}
-
-/// A parsed stream with its plan, ready to be written out.
-pub struct Analysis<'a> {
-    stream: Stream<'a>,
-    pub parsed: Parsed<Item>,
-    pub plan: Plan,
-}
-
-/// Parses and plans a whole stream. Any invalid document fails the whole stream.
-pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, StreamError> {
-    let stream = Stream::new(text, options.max_input_size)?;
-    let parsed = stream.parse(options.limits, |doc| {
-        let Some(meta) = ObjectMeta::read(doc.root) else {
-            return Ok(Item::Other);
-        };
-        if let Some(object) = ConfigObject::read(doc.root, &meta, options.secret_key.as_deref())? {
-            return Ok(Item::Config(object));
-        }
-        Ok(
-            match Workload::read(
-                doc.root,
-                doc.text,
-                &meta,
-                &options.kinds,
-                &options.annotation_key,
-            )? {
-                Some(w) => Item::Workload(Box::new(w)),
-                None => Item::Other,
-            },
-        )
-    })?;
-    let plan = plan::plan(&parsed, &options.rules, &options.annotation_key);
-    Ok(Analysis {
-        stream,
-        parsed,
-        plan,
-    })
-}
-
-impl Analysis<'_> {
-    /// Writes the stream with the planned edits; untouched pieces are copied byte for byte.
-    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
-        let mut edits: Vec<Vec<edit::Edit>> = vec![Vec::new(); self.stream.pieces().count()];
-        for t in &self.plan.templates {
-            if let Some(e) = &t.edit {
-                edits[self.parsed.docs[t.doc].piece()].push(e.clone());
-            }
-        }
-        let text = self.stream.text();
-        for (range, piece_edits) in self.stream.pieces().zip(edits.iter_mut()) {
-            let piece = &text[range];
-            if piece_edits.is_empty() {
-                out.write_all(piece.as_bytes())?;
-            } else {
-                out.write_all(edit::apply(piece, piece_edits).as_bytes())?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Number of pod templates whose annotation is written or changed.
-    pub fn changed(&self) -> usize {
-        self.plan
-            .templates
-            .iter()
-            .filter(|t| t.edit.is_some())
-            .count()
-    }
-}
+pub use analysis::{analyze, Analysis, Options, DEFAULT_ANNOTATION};

@@ -74,6 +74,29 @@ impl fmt::Display for ConfigKind {
     }
 }
 
+/// Which ConfigMap or Secret: its kind, namespace (the stream's default filled in) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId {
+    pub kind: ConfigKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectId {
+    pub fn new(kind: ConfigKind, namespace: &str, name: &str) -> Self {
+        ObjectId {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// Kind and name, as messages name an object a workload uses (its namespace is the workload's).
+    pub fn kind_and_name(&self) -> String {
+        format!("{} {}", self.kind, self.name)
+    }
+}
+
 /// One key of a ConfigMap or Secret, reduced to a digest of the bytes a pod reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyDigest {
@@ -158,6 +181,15 @@ pub fn config_data(
 }
 
 impl ConfigObject {
+    /// Its identity, with `default_namespace` for an object that names none.
+    pub fn id(&self, default_namespace: &str) -> ObjectId {
+        ObjectId::new(
+            self.kind,
+            self.namespace.as_deref().unwrap_or(default_namespace),
+            &self.name,
+        )
+    }
+
     /// Reads a ConfigMap or Secret as per-key digests; other kinds give `Ok(None)`.
     pub fn read(
         root: &Node<'_>,
@@ -228,7 +260,8 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::node::{parse_documents, Limits};
+    use crate::manifest::node::Limits;
+    use crate::manifest::parse::parse_documents;
 
     fn read(text: &str, key: Option<&[u8]>) -> Result<Option<ConfigObject>, Problem> {
         let docs = parse_documents(text, Limits::default()).expect("yaml");

@@ -7,7 +7,8 @@
 use std::fmt;
 use std::ops::Range;
 
-use super::node::{self, Limits, Node, Pos};
+use super::node::{Limits, Node, Pos};
+use super::parse::parse_documents;
 
 /// Helm 4 names a document's template with this annotation instead of a comment.
 pub const HELM4_FILENAME_ANNOTATION: &str = "postrenderer.helm.sh/postrender-filename";
@@ -102,9 +103,9 @@ fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
 
 /// One `---`-delimited piece of the input.
 #[derive(Debug, Clone)]
-struct Chunk {
+struct Piece {
     range: Range<usize>,
-    /// 1-based stream line of the chunk's first byte.
+    /// 1-based stream line of the piece's first byte.
     line: usize,
 }
 
@@ -121,14 +122,14 @@ pub struct Document<'a, 'n> {
 pub struct DocInfo {
     pub number: usize,
     pub source: Option<String>,
-    chunk: usize,
+    piece: usize,
     line: usize,
 }
 
 impl DocInfo {
     /// Index of the piece holding the document: edit offsets are relative to it.
     pub fn piece(&self) -> usize {
-        self.chunk
+        self.piece
     }
 
     /// Turns a position inside the document into a stream location.
@@ -145,7 +146,7 @@ impl DocInfo {
 
 pub struct Stream<'a> {
     text: &'a str,
-    chunks: Vec<Chunk>,
+    pieces: Vec<Piece>,
 }
 
 /// What every document of a stream turned into, in stream order.
@@ -165,7 +166,7 @@ impl<'a> Stream<'a> {
         }
         Ok(Stream {
             text,
-            chunks: split(text),
+            pieces: split(text),
         })
     }
 
@@ -175,7 +176,7 @@ impl<'a> Stream<'a> {
 
     /// Byte ranges of the pieces that together make up the whole input, in order.
     pub fn pieces(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        self.chunks.iter().map(|c| c.range.clone())
+        self.pieces.iter().map(|c| c.range.clone())
     }
 
     /// Parses every document and hands its tree to `handle`, on all cores.
@@ -192,9 +193,9 @@ impl<'a> Stream<'a> {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
         };
-        let groups = balance(&self.chunks, threads);
-        let results: Vec<Vec<ChunkResult<T>>> = if groups.len() <= 1 {
-            vec![self.parse_range(0..self.chunks.len(), limits, &handle)]
+        let groups = balance(&self.pieces, threads);
+        let results: Vec<Vec<PieceResult<T>>> = if groups.len() <= 1 {
+            vec![self.parse_range(0..self.pieces.len(), limits, &handle)]
         } else {
             std::thread::scope(|scope| {
                 let workers: Vec<_> = groups
@@ -214,15 +215,15 @@ impl<'a> Stream<'a> {
         let mut docs = Vec::new();
         let mut values = Vec::new();
         let mut diagnostics = Vec::new();
-        for (chunk_index, result) in results.into_iter().flatten().enumerate() {
-            let chunk = &self.chunks[chunk_index];
+        for (piece_index, result) in results.into_iter().flatten().enumerate() {
+            let piece = &self.pieces[piece_index];
             match result {
-                ChunkResult::Failed(problem, sources) => {
+                PieceResult::Failed(problem, sources) => {
                     let info = DocInfo {
                         number: docs.len() + 1,
                         source: sources,
-                        chunk: chunk_index,
-                        line: chunk.line,
+                        piece: piece_index,
+                        line: piece.line,
                     };
                     diagnostics.push(Diagnostic {
                         location: info.at(problem.pos),
@@ -231,13 +232,13 @@ impl<'a> Stream<'a> {
                     docs.push(info);
                     values.push(None);
                 }
-                ChunkResult::Docs(parsed) => {
+                PieceResult::Docs(parsed) => {
                     for (source, value) in parsed {
                         let info = DocInfo {
                             number: docs.len() + 1,
                             source,
-                            chunk: chunk_index,
-                            line: chunk.line,
+                            piece: piece_index,
+                            line: piece.line,
                         };
                         match value {
                             Err(problem) => {
@@ -266,17 +267,17 @@ impl<'a> Stream<'a> {
         range: Range<usize>,
         limits: Limits,
         handle: &F,
-    ) -> Vec<ChunkResult<T>>
+    ) -> Vec<PieceResult<T>>
     where
         F: Fn(&Document<'a, '_>) -> Result<T, Problem>,
     {
-        self.chunks[range]
+        self.pieces[range]
             .iter()
-            .map(|chunk| {
-                let text = &self.text[chunk.range.clone()];
+            .map(|piece| {
+                let text = &self.text[piece.range.clone()];
                 let comment_source = source_comment(text);
-                match node::parse_documents(text, limits) {
-                    Err(e) => ChunkResult::Failed(
+                match parse_documents(text, limits) {
+                    Err(e) => PieceResult::Failed(
                         {
                             let e = e.at_content_end(text);
                             Problem {
@@ -286,7 +287,7 @@ impl<'a> Stream<'a> {
                         },
                         comment_source.map(str::to_string),
                     ),
-                    Ok(roots) => ChunkResult::Docs(
+                    Ok(roots) => PieceResult::Docs(
                         roots
                             .iter()
                             .enumerate()
@@ -330,7 +331,7 @@ impl<T> Parsed<T> {
 /// A document's template file name and what its handler made of it.
 type DocResult<T> = (Option<String>, Result<Option<T>, Problem>);
 
-enum ChunkResult<T> {
+enum PieceResult<T> {
     Failed(Problem, Option<String>),
     Docs(Vec<DocResult<T>>),
 }
@@ -339,7 +340,7 @@ enum ChunkResult<T> {
 ///
 /// A piece holding only directives and comments is joined to the next one, so
 /// `%YAML 1.2` stays with the document it belongs to.
-fn split(text: &str) -> Vec<Chunk> {
+fn split(text: &str) -> Vec<Piece> {
     let bytes = text.as_bytes();
     let mut starts = vec![0];
     for (found, _) in text.match_indices("\n---") {
@@ -348,7 +349,7 @@ fn split(text: &str) -> Vec<Chunk> {
             starts.push(at);
         }
     }
-    let mut chunks: Vec<Chunk> = Vec::with_capacity(starts.len());
+    let mut pieces: Vec<Piece> = Vec::with_capacity(starts.len());
     let mut line = 1;
     let mut pending_start: Option<usize> = None;
     for (i, &start) in starts.iter().enumerate() {
@@ -359,13 +360,13 @@ fn split(text: &str) -> Vec<Chunk> {
             pending_start = Some(begin);
             continue;
         }
-        chunks.push(Chunk {
+        pieces.push(Piece {
             range: begin..end,
             line,
         });
-        line += bytecount(piece.as_bytes());
+        line += count_newlines(piece.as_bytes());
     }
-    chunks
+    pieces
 }
 
 fn only_directives(piece: &str) -> bool {
@@ -376,7 +377,7 @@ fn only_directives(piece: &str) -> bool {
         })
 }
 
-fn bytecount(bytes: &[u8]) -> usize {
+fn count_newlines(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
@@ -390,22 +391,22 @@ fn source_comment(text: &str) -> Option<&str> {
 }
 
 /// Splits pieces into `n` contiguous groups of about equal bytes.
-fn balance(chunks: &[Chunk], n: usize) -> Vec<Range<usize>> {
-    let total: usize = chunks.iter().map(|c| c.range.len()).sum();
+fn balance(pieces: &[Piece], n: usize) -> Vec<Range<usize>> {
+    let total: usize = pieces.iter().map(|c| c.range.len()).sum();
     let target = total.div_ceil(n.max(1));
     let mut groups = Vec::with_capacity(n);
     let mut start = 0;
     let mut acc = 0;
-    for (i, chunk) in chunks.iter().enumerate() {
-        acc += chunk.range.len();
+    for (i, piece) in pieces.iter().enumerate() {
+        acc += piece.range.len();
         if acc >= target && groups.len() + 1 < n {
             groups.push(start..i + 1);
             start = i + 1;
             acc = 0;
         }
     }
-    if start < chunks.len() || groups.is_empty() {
-        groups.push(start..chunks.len());
+    if start < pieces.len() || groups.is_empty() {
+        groups.push(start..pieces.len());
     }
     groups
 }
@@ -414,7 +415,7 @@ fn balance(chunks: &[Chunk], n: usize) -> Vec<Range<usize>> {
 mod tests {
     use super::*;
 
-    fn pieces(text: &str) -> Vec<&str> {
+    fn piece_texts(text: &str) -> Vec<&str> {
         split(text).iter().map(|c| &text[c.range.clone()]).collect()
     }
 
@@ -422,25 +423,28 @@ mod tests {
     fn splits_on_markers_only() {
         let text = "---\na: 1\n---\nb: |\n  ---x\n----\n--- \nc: 1\n";
         assert_eq!(
-            pieces(text),
+            piece_texts(text),
             vec!["---\na: 1\n", "---\nb: |\n  ---x\n----\n", "--- \nc: 1\n"]
         );
     }
 
     #[test]
     fn keeps_leading_content_and_directives() {
-        assert_eq!(pieces("a: 1\n---\nb: 2\n"), vec!["a: 1\n", "---\nb: 2\n"]);
         assert_eq!(
-            pieces("%YAML 1.2\n---\nb: 2\n"),
+            piece_texts("a: 1\n---\nb: 2\n"),
+            vec!["a: 1\n", "---\nb: 2\n"]
+        );
+        assert_eq!(
+            piece_texts("%YAML 1.2\n---\nb: 2\n"),
             vec!["%YAML 1.2\n---\nb: 2\n"]
         );
     }
 
     #[test]
     fn lines_are_stream_lines() {
-        let chunks = split("---\na: 1\n---\n# Source: x.yaml\nb: [\n");
+        let pieces = split("---\na: 1\n---\n# Source: x.yaml\nb: [\n");
         assert_eq!(
-            chunks.iter().map(|c| c.line).collect::<Vec<_>>(),
+            pieces.iter().map(|c| c.line).collect::<Vec<_>>(),
             vec![1, 3]
         );
         let stream =
@@ -472,15 +476,15 @@ mod tests {
 
     #[test]
     fn balances_groups() {
-        let chunks: Vec<Chunk> = (0..10)
-            .map(|i| Chunk {
+        let pieces: Vec<Piece> = (0..10)
+            .map(|i| Piece {
                 range: i * 10..(i + 1) * 10,
                 line: 1,
             })
             .collect();
-        let groups = balance(&chunks, 2);
+        let groups = balance(&pieces, 2);
         assert_eq!(groups, vec![0..5, 5..10]);
-        assert_eq!(balance(&chunks[..1], 2), vec![0..1]);
+        assert_eq!(balance(&pieces[..1], 2), vec![0..1]);
     }
 
     #[test]

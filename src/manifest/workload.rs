@@ -52,6 +52,35 @@ impl fmt::Display for GroupKind {
     }
 }
 
+/// Which workload: its kind, namespace (the stream's default filled in) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadId {
+    pub kind: GroupKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// `Deployment prod/web`, or `Deployment web` without a namespace: how messages name it.
+impl fmt::Display for WorkloadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            self.kind.kind,
+            qualified(&self.namespace, &self.name)
+        )
+    }
+}
+
+/// `ns/name`, or `name` alone in the empty namespace.
+pub fn qualified(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_string()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
 /// A kind as a user writes it on the command line: `deployment`, `Rollout.argoproj.io`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KindSpec {
@@ -431,6 +460,18 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// Its identity, with `default_namespace` for a workload that names none.
+    pub fn id(&self, default_namespace: &str) -> WorkloadId {
+        WorkloadId {
+            kind: self.kind.clone(),
+            namespace: self
+                .namespace
+                .clone()
+                .unwrap_or_else(|| default_namespace.to_string()),
+            name: self.name.clone(),
+        }
+    }
+
     /// Reads a workload; `Ok(None)` for documents whose kind has no pod template.
     pub fn read(
         root: &Node<'_>,
@@ -498,7 +539,8 @@ fn find_in_place(node: &Node<'_>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::node::{parse_documents, Limits};
+    use crate::manifest::node::Limits;
+    use crate::manifest::parse::parse_documents;
 
     fn refs(spec: &str) -> Vec<Reference> {
         let docs = parse_documents(spec, Limits::default()).expect("yaml");

@@ -17,11 +17,12 @@ use tokio::sync::mpsc;
 use tokio::sync::watch as latest;
 use tracing::{debug, error, info, warn};
 
-use crate::cli::{parse_duration, parse_size, ValidationArgs};
+use crate::cli::validation::ValidationArgs;
 use crate::reload::signal::{parse_signal, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{self, short, Action, Policy, Version};
 use crate::serve::{self, Note, Shared};
+use crate::units::{parse_duration, parse_size};
 use crate::validate::{one_line, run_command, Invalid, Validator};
 use crate::Failure;
 use debounce::Debouncer;
@@ -264,10 +265,10 @@ pub fn run(args: WatchArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .context("starting the runtime")
-        .map_err(Failure::Usage)?;
+        .map_err(Failure::Internal)?;
     runtime
         .block_on(serve_forever(args))
-        .map_err(Failure::Usage)
+        .map_err(Failure::Internal)
 }
 
 async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {

@@ -9,7 +9,8 @@
 //! the full parser, which also produces every error message.
 //!
 //! When it accepts a document it builds the same tree the full parser builds;
-//! the differential tests below hold it to that.
+//! the differential tests below hold it to that. It depends only on the tree types:
+//! `parse` decides which parser a document gets.
 
 use std::borrow::Cow;
 
@@ -741,17 +742,16 @@ fn hex_escape(rest: &[u8], digits: usize) -> Option<(char, usize)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::manifest::node::parse_documents;
 
     /// The full parser's result, bypassing the fast path.
     fn full(text: &str) -> Option<Vec<Option<Node<'_>>>> {
-        crate::manifest::node::parse_full(text, Limits::default()).ok()
+        crate::manifest::full::parse(text, Limits::default()).ok()
     }
 
     /// Compares what callers rely on: structure, values, styles, starts, and plain scalar ends.
-    fn same(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
+    pub(crate) fn same(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
         let here = || format!("at line {} column {}", a.start.line, a.start.column);
         match (&a.value, &b.value) {
             (Value::Scalar(x, sx), Value::Scalar(y, sy)) => {
@@ -827,7 +827,7 @@ mod tests {
         true
     }
 
-    const TYPICAL: &str = r#"---
+    pub(crate) const TYPICAL: &str = r#"---
 # Source: chart/templates/deployment.yaml
 apiVersion: apps/v1
 kind: Deployment
@@ -922,14 +922,6 @@ spec:
                 assert!(check(&doc), "fast path declined a fixture document:\n{doc}");
             }
         }
-    }
-
-    #[test]
-    fn parse_documents_uses_either_path_alike() {
-        let doc = TYPICAL.strip_suffix("---\n").expect("marker");
-        let a = parse_documents(doc, Limits::default()).expect("valid");
-        let b = full(doc).expect("valid");
-        same(a[0].as_ref().expect("doc"), b[0].as_ref().expect("doc")).expect("same tree");
     }
 
     mod differential {

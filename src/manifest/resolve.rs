@@ -1,4 +1,10 @@
-//! Deciding, for every pod template, which objects it depends on and what its checksum is.
+//! Resolving every pod template: which objects it depends on, and what its checksum is.
+//!
+//! `inject` writes the result and `plan` compares two of them, so it is computed once, here,
+//! in named steps: find the workloads and pass a Rollout's dependencies on to the workload
+//! it references (`link_workload_refs`), decide skips (`workload_skip`), collect what each
+//! template wants (`wanted`), look that up in the object index (`Resolver::look_up`), and
+//! summarise the result as a checksum and the uses behind it (`summarise`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -6,17 +12,12 @@ use std::str::FromStr;
 
 use super::checksum::{checksum, Contribution, Selection};
 use super::edit::Edit;
-use super::object::{ConfigKind, ConfigObject};
+use super::index::{Item, ObjectIndex};
+use super::object::{ConfigKind, ConfigObject, ObjectId};
 use super::stream::{Diagnostic, DocInfo, Location, Parsed};
-use super::workload::{parse_object_ref, GroupKind, KindSpec, Workload};
-
-/// What one document turned into.
-#[derive(Debug)]
-pub enum Item {
-    Config(ConfigObject),
-    Workload(Box<Workload>),
-    Other,
-}
+use super::workload::{
+    parse_object_ref, qualified, GroupKind, KindSpec, PodTemplate, Workload, WorkloadId,
+};
 
 /// A `--depends KIND/NAME=KIND/NAME[,KIND/NAME…]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,9 +110,7 @@ impl fmt::Display for Skip {
 /// One object's part in a checksum, for telling users why a workload rolls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Used {
-    pub kind: ConfigKind,
-    pub namespace: String,
-    pub name: String,
+    pub object: ObjectId,
     /// The keys read, or `None` for the whole object.
     pub keys: Option<Vec<String>>,
     pub via: Vec<String>,
@@ -125,9 +124,9 @@ pub enum Outcome {
 
 /// The decision for one pod template.
 #[derive(Debug, Clone)]
-pub struct TemplatePlan {
-    /// `Deployment bench/web`.
-    pub workload: String,
+pub struct TemplateResolution {
+    pub workload: WorkloadId,
+    /// Dotted path of the pod template; empty when the whole workload is skipped.
     pub path: String,
     pub location: Location,
     pub outcome: Outcome,
@@ -136,245 +135,342 @@ pub struct TemplatePlan {
     pub edit: Option<Edit>,
 }
 
+/// The decisions for a whole stream.
 #[derive(Debug, Default)]
-pub struct Plan {
-    pub templates: Vec<TemplatePlan>,
+pub struct Resolution {
+    pub templates: Vec<TemplateResolution>,
     /// Things a user should know that do not stop the output.
     pub warnings: Vec<Diagnostic>,
     /// Required references not in the stream: warnings, or errors under `--strict`.
     pub missing: Vec<Diagnostic>,
 }
 
-type ObjectKey<'s> = (ConfigKind, &'s str, &'s str);
+/// Resolves the checksum of every pod template of a parsed stream.
+pub fn resolve(
+    parsed: &Parsed<Item>,
+    objects: &ObjectIndex,
+    rules: &Rules,
+    annotation_key: &str,
+) -> Resolution {
+    let default_namespace = rules.namespace.as_deref().unwrap_or("");
+    let workloads: Vec<WorkloadDoc<'_>> = parsed
+        .docs
+        .iter()
+        .zip(&parsed.values)
+        .enumerate()
+        .filter_map(|(index, (info, item))| match item {
+            Some(Item::Workload(workload)) => Some(WorkloadDoc {
+                index,
+                info,
+                id: workload.id(default_namespace),
+                workload,
+            }),
+            _ => None,
+        })
+        .collect();
+    let links = link_workload_refs(&workloads, rules);
+    let resolver = Resolver {
+        parsed,
+        objects,
+        rules,
+        annotation_key,
+    };
 
-/// Plans the checksums for every workload of a parsed stream.
-pub fn plan(parsed: &Parsed<Item>, rules: &Rules, annotation_key: &str) -> Plan {
-    let default_ns = rules.namespace.as_deref().unwrap_or("");
-    let namespace =
-        |ns: &Option<String>| -> String { ns.clone().unwrap_or_else(|| default_ns.to_string()) };
-
-    let mut objects: HashMap<(ConfigKind, String, String), &ConfigObject> = HashMap::new();
-    let mut workloads: Vec<(usize, &DocInfo, &Workload)> = Vec::new();
-    for (index, (doc, item)) in parsed.docs.iter().zip(&parsed.values).enumerate() {
-        match item {
-            Some(Item::Config(object)) => {
-                objects.insert(
-                    (
-                        object.kind,
-                        namespace(&object.namespace),
-                        object.name.clone(),
-                    ),
-                    object,
-                );
-            }
-            Some(Item::Workload(w)) => workloads.push((index, doc, w)),
-            _ => {}
-        }
-    }
-
-    // A Rollout with a workloadRef hands its declared dependencies to the workload it names.
-    let mut forwarded: HashMap<usize, Vec<(ConfigKind, String)>> = HashMap::new();
-    let mut ref_targets: HashMap<usize, (String, bool)> = HashMap::new();
-    for (i, (_, _, w)) in workloads.iter().enumerate() {
-        let Some(r) = &w.workload_ref else { continue };
-        let ns = namespace(&w.namespace);
-        let target = workloads.iter().position(|(_, _, t)| {
-            t.kind.kind == r.kind
-                && matches!(t.kind.group.as_str(), "apps" | "")
-                && t.name == r.name
-                && namespace(&t.namespace) == ns
-        });
-        if let Some(t) = target {
-            let mut declared = w.directives.declared.clone();
-            declared.extend(depends_for(rules, &w.kind, &w.name).cloned());
-            forwarded.entry(t).or_default().extend(declared);
-        }
-        ref_targets.insert(
-            i,
-            (
-                format!("{} {}", r.kind, qualified(&ns, &r.name)),
-                target.is_some(),
-            ),
-        );
-    }
-
-    let mut out = Plan::default();
-    for (i, (doc_index, doc, w)) in workloads.iter().enumerate() {
-        let ns = namespace(&w.namespace);
-        let label = format!("{} {}", w.kind.kind, qualified(&ns, &w.name));
-        let workload_skip = if let Some(hook) = &w.hook {
-            Some(Skip::Hook(hook.clone()))
-        } else if w.kind == GroupKind::new("batch", "Job") && !rules.include_jobs {
-            Some(Skip::Job)
-        } else if w.directives.skip {
-            Some(Skip::OptedOut)
-        } else {
-            ref_targets
-                .get(&i)
-                .map(|(target, found)| Skip::WorkloadRef {
-                    target: target.clone(),
-                    found: *found,
-                })
-        };
-        if let Some(skip) = workload_skip {
+    let mut out = Resolution::default();
+    for (i, w) in workloads.iter().enumerate() {
+        if let Some(skip) = workload_skip(w.workload, rules, links.targets.get(&i)) {
+            let location = w.info.at(w.workload.pos);
             if let Skip::WorkloadRef { found: false, .. } = skip {
                 out.warnings.push(Diagnostic {
-                    location: doc.at(w.pos),
-                    message: format!("{label} {skip}: nothing is annotated for it"),
+                    location: location.clone(),
+                    message: format!("{} {skip}: nothing is annotated for it", w.id),
                 });
             }
-            out.templates.push(TemplatePlan {
-                workload: label.clone(),
+            out.templates.push(TemplateResolution {
+                workload: w.id.clone(),
                 path: String::new(),
-                location: doc.at(w.pos),
+                location,
                 outcome: Outcome::Skipped(skip),
-                doc: *doc_index,
+                doc: w.index,
                 edit: None,
             });
             continue;
         }
-
-        for template in &w.templates {
-            let location = doc.at(template.pos);
-            let mut push = |outcome: Outcome, edit: Option<Edit>| {
-                out.templates.push(TemplatePlan {
-                    workload: label.clone(),
-                    path: template.path.clone(),
-                    location: location.clone(),
-                    outcome,
-                    doc: *doc_index,
-                    edit,
-                })
-            };
-            if template.directives.skip {
-                push(Outcome::Skipped(Skip::OptedOut), None);
-                continue;
-            }
-            let slot = match &template.slot {
-                Ok(slot) => slot,
-                Err(e) => {
-                    out.warnings.push(Diagnostic {
-                        location: location.clone(),
-                        message: format!("{label} {}: cannot be annotated: {e}", template.path),
-                    });
-                    push(Outcome::Skipped(Skip::CannotEdit(e.to_string())), None);
-                    continue;
-                }
-            };
-
-            let mut exclude = w.directives.exclude.clone();
-            exclude.extend(template.directives.exclude.iter().cloned());
-            let mut wanted: Vec<(ConfigKind, &str, Selection, bool, String)> = Vec::new();
-            for r in &template.references {
-                wanted.push((
-                    r.kind,
-                    r.name.as_str(),
-                    r.selection.clone(),
-                    r.optional,
-                    r.via.clone(),
-                ));
-            }
-            let declared = w
-                .directives
-                .declared
-                .iter()
-                .chain(&template.directives.declared)
-                .map(|d| (d, "reconfig/ annotation"))
-                .chain(depends_for(rules, &w.kind, &w.name).map(|d| (d, "--depends")))
-                .chain(
-                    forwarded
-                        .get(&i)
-                        .into_iter()
-                        .flatten()
-                        .map(|d| (d, "the Rollout's workloadRef")),
-                );
-            for ((kind, name), via) in declared {
-                wanted.push((
-                    *kind,
-                    name.as_str(),
-                    Selection::whole(),
-                    false,
-                    format!("declared by {via}"),
-                ));
-            }
-
-            let mut used: Vec<(ObjectKey<'_>, &ConfigObject, Selection, Vec<String>)> = Vec::new();
-            for (kind, name, selection, optional, via) in wanted {
-                if exclude.iter().any(|(k, n)| *k == kind && n == name) {
-                    continue;
-                }
-                match objects.get(&(kind, ns.clone(), name.to_string())) {
-                    Some(object) => match used
-                        .iter_mut()
-                        .find(|(key, ..)| *key == (kind, &ns[..], name))
-                    {
-                        Some((_, _, sel, vias)) => {
-                            sel.merge(&selection);
-                            if !vias.contains(&via) {
-                                vias.push(via);
-                            }
-                        }
-                        None => used.push(((kind, &ns[..], name), object, selection, vec![via])),
-                    },
-                    None if optional => {}
-                    None => {
-                        out.missing.push(Diagnostic {
-                            location: location.clone(),
-                            message: format!(
-                                "{label}: {kind} \"{name}\" ({via}) is not in the stream; changes to it will not roll this workload"
-                            ),
-                        });
-                    }
-                }
-            }
-            if used.is_empty() {
-                push(Outcome::Skipped(Skip::NothingToHash), None);
-                continue;
-            }
-            let contributions: Vec<Contribution<'_>> = used
-                .iter()
-                .map(|(_, object, selection, _)| Contribution {
-                    object,
-                    keys: selection.resolve(object),
-                })
-                .collect();
-            let sum = checksum(&contributions);
-            let uses = used
-                .iter()
-                .map(|(_, object, selection, via)| Used {
-                    kind: object.kind,
-                    namespace: ns.clone(),
-                    name: object.name.clone(),
-                    keys: (!selection.whole).then(|| {
-                        selection
-                            .resolve(object)
-                            .keys()
-                            .map(|k| k.to_string())
-                            .collect()
-                    }),
-                    via: via.clone(),
-                })
-                .collect();
-            if let Some(strategy) = &w.in_place {
-                out.warnings.push(Diagnostic {
-                    location: location.clone(),
-                    message: format!(
-                        "{label} updates pods in place ({strategy}): a changed checksum only rewrites pod metadata and restarts no container; use a recreating update strategy, or let the app reload (reconfig watch)"
-                    ),
-                });
-            }
-            let edit = (slot.existing.as_deref() != Some(sum.as_str()))
-                .then(|| slot.edit(annotation_key, &sum));
-            push(
-                Outcome::Annotate {
-                    checksum: sum,
-                    uses,
-                },
-                edit,
-            );
+        let forwarded = links.forwarded.get(&i).map_or(&[][..], Vec::as_slice);
+        for template in &w.workload.templates {
+            resolver.template(&mut out, w, template, forwarded);
         }
     }
     out
+}
+
+/// A workload with the document it came from.
+struct WorkloadDoc<'p> {
+    /// Index into the parsed documents.
+    index: usize,
+    info: &'p DocInfo,
+    workload: &'p Workload,
+    id: WorkloadId,
+}
+
+/// What Rollouts with a `workloadRef` mean for the other workloads, by position in the list.
+#[derive(Default)]
+struct RefLinks {
+    /// Dependencies a Rollout declared, handed on to the workload it references.
+    forwarded: HashMap<usize, Vec<(ConfigKind, String)>>,
+    /// For each Rollout with a reference: the workload it names, and whether the stream has it.
+    targets: HashMap<usize, RefTarget>,
+}
+
+struct RefTarget {
+    label: String,
+    found: bool,
+}
+
+/// A Rollout with a workloadRef hands its declared dependencies to the workload it names.
+fn link_workload_refs(workloads: &[WorkloadDoc<'_>], rules: &Rules) -> RefLinks {
+    let mut links = RefLinks::default();
+    for (i, w) in workloads.iter().enumerate() {
+        let Some(r) = &w.workload.workload_ref else {
+            continue;
+        };
+        let ns = &w.id.namespace;
+        let target = workloads.iter().position(|t| {
+            t.id.kind.kind == r.kind
+                && matches!(t.id.kind.group.as_str(), "apps" | "")
+                && t.id.name == r.name
+                && t.id.namespace == *ns
+        });
+        if let Some(t) = target {
+            let mut declared = w.workload.directives.declared.clone();
+            declared.extend(depends_for(rules, &w.id.kind, &w.id.name).cloned());
+            links.forwarded.entry(t).or_default().extend(declared);
+        }
+        links.targets.insert(
+            i,
+            RefTarget {
+                label: format!("{} {}", r.kind, qualified(ns, &r.name)),
+                found: target.is_some(),
+            },
+        );
+    }
+    links
+}
+
+/// Why a whole workload is left alone, if it is.
+fn workload_skip(w: &Workload, rules: &Rules, ref_target: Option<&RefTarget>) -> Option<Skip> {
+    if let Some(hook) = &w.hook {
+        Some(Skip::Hook(hook.clone()))
+    } else if w.kind == GroupKind::new("batch", "Job") && !rules.include_jobs {
+        Some(Skip::Job)
+    } else if w.directives.skip {
+        Some(Skip::OptedOut)
+    } else {
+        ref_target.map(|target| Skip::WorkloadRef {
+            target: target.label.clone(),
+            found: target.found,
+        })
+    }
+}
+
+/// One object a pod template wants in its checksum.
+struct Wanted<'w> {
+    kind: ConfigKind,
+    name: &'w str,
+    selection: Selection,
+    /// An optional reference that is not in the stream is no problem.
+    optional: bool,
+    via: String,
+}
+
+/// Everything a template wants, in order: its own references, then what is declared for it
+/// (annotations, `--depends`, a Rollout's forwarded dependencies); minus what is excluded.
+fn wanted<'w>(
+    w: &'w Workload,
+    template: &'w PodTemplate,
+    rules: &'w Rules,
+    forwarded: &'w [(ConfigKind, String)],
+) -> Vec<Wanted<'w>> {
+    let references = template.references.iter().map(|r| Wanted {
+        kind: r.kind,
+        name: r.name.as_str(),
+        selection: r.selection.clone(),
+        optional: r.optional,
+        via: r.via.clone(),
+    });
+    let declared = w
+        .directives
+        .declared
+        .iter()
+        .chain(&template.directives.declared)
+        .map(|d| (d, "reconfig/ annotation"))
+        .chain(depends_for(rules, &w.kind, &w.name).map(|d| (d, "--depends")))
+        .chain(forwarded.iter().map(|d| (d, "the Rollout's workloadRef")))
+        .map(|((kind, name), via)| Wanted {
+            kind: *kind,
+            name: name.as_str(),
+            selection: Selection::whole(),
+            optional: false,
+            via: format!("declared by {via}"),
+        });
+    let excluded = |want: &Wanted<'_>| {
+        w.directives
+            .exclude
+            .iter()
+            .chain(&template.directives.exclude)
+            .any(|(kind, name)| *kind == want.kind && name == want.name)
+    };
+    references
+        .chain(declared)
+        .filter(|want| !excluded(want))
+        .collect()
+}
+
+/// An object found for a template, with everything that asked for it merged.
+struct Use<'p> {
+    id: ObjectId,
+    object: &'p ConfigObject,
+    selection: Selection,
+    via: Vec<String>,
+}
+
+/// What every template's resolution needs: the stream, its index and the rules.
+struct Resolver<'p> {
+    parsed: &'p Parsed<Item>,
+    objects: &'p ObjectIndex,
+    rules: &'p Rules,
+    annotation_key: &'p str,
+}
+
+impl<'p> Resolver<'p> {
+    /// Resolves one pod template of a workload that is not skipped as a whole.
+    fn template(
+        &self,
+        out: &mut Resolution,
+        w: &WorkloadDoc<'_>,
+        template: &PodTemplate,
+        forwarded: &[(ConfigKind, String)],
+    ) {
+        let location = w.info.at(template.pos);
+        let record = |out: &mut Resolution, outcome: Outcome, edit: Option<Edit>| {
+            out.templates.push(TemplateResolution {
+                workload: w.id.clone(),
+                path: template.path.clone(),
+                location: location.clone(),
+                outcome,
+                doc: w.index,
+                edit,
+            })
+        };
+        if template.directives.skip {
+            record(out, Outcome::Skipped(Skip::OptedOut), None);
+            return;
+        }
+        let slot = match &template.slot {
+            Ok(slot) => slot,
+            Err(e) => {
+                out.warnings.push(Diagnostic {
+                    location: location.clone(),
+                    message: format!("{} {}: cannot be annotated: {e}", w.id, template.path),
+                });
+                record(out, Outcome::Skipped(Skip::CannotEdit(e.to_string())), None);
+                return;
+            }
+        };
+
+        let wanted = wanted(w.workload, template, self.rules, forwarded);
+        let used = self.look_up(wanted, &w.id, &location, &mut out.missing);
+        if used.is_empty() {
+            record(out, Outcome::Skipped(Skip::NothingToHash), None);
+            return;
+        }
+        let (sum, uses) = summarise(&used);
+        if let Some(strategy) = &w.workload.in_place {
+            out.warnings.push(Diagnostic {
+                location: location.clone(),
+                message: format!(
+                    "{} updates pods in place ({strategy}): a changed checksum only rewrites pod metadata and restarts no container; use a recreating update strategy, or let the app reload (reconfig watch)",
+                    w.id
+                ),
+            });
+        }
+        let edit = (slot.existing.as_deref() != Some(sum.as_str()))
+            .then(|| slot.edit(self.annotation_key, &sum));
+        record(
+            out,
+            Outcome::Annotate {
+                checksum: sum,
+                uses,
+            },
+            edit,
+        );
+    }
+
+    /// Finds what a template wants in the workload's namespace, merging repeated wants;
+    /// a required object that is missing becomes a diagnostic in `missing`.
+    fn look_up(
+        &self,
+        wanted: Vec<Wanted<'_>>,
+        workload: &WorkloadId,
+        location: &Location,
+        missing: &mut Vec<Diagnostic>,
+    ) -> Vec<Use<'p>> {
+        let mut used: Vec<Use<'p>> = Vec::new();
+        for want in wanted {
+            let id = ObjectId::new(want.kind, &workload.namespace, want.name);
+            match self.objects.get(self.parsed, &id) {
+                Some(object) => match used.iter_mut().find(|u| u.id == id) {
+                    Some(found) => {
+                        found.selection.merge(&want.selection);
+                        if !found.via.contains(&want.via) {
+                            found.via.push(want.via);
+                        }
+                    }
+                    None => used.push(Use {
+                        id,
+                        object,
+                        selection: want.selection,
+                        via: vec![want.via],
+                    }),
+                },
+                None if want.optional => {}
+                None => missing.push(Diagnostic {
+                    location: location.clone(),
+                    message: format!(
+                        "{workload}: {} \"{}\" ({}) is not in the stream; changes to it will not roll this workload",
+                        want.kind, want.name, want.via
+                    ),
+                }),
+            }
+        }
+        used
+    }
+}
+
+/// The checksum over what a template uses, and the uses as users are told about them.
+fn summarise(used: &[Use<'_>]) -> (String, Vec<Used>) {
+    let contributions: Vec<Contribution<'_>> = used
+        .iter()
+        .map(|u| Contribution {
+            object: u.object,
+            keys: u.selection.resolve(u.object),
+        })
+        .collect();
+    let uses = used
+        .iter()
+        .map(|u| Used {
+            object: u.id.clone(),
+            keys: (!u.selection.whole).then(|| {
+                u.selection
+                    .resolve(u.object)
+                    .keys()
+                    .map(|k| k.to_string())
+                    .collect()
+            }),
+            via: u.via.clone(),
+        })
+        .collect();
+    (checksum(&contributions), uses)
 }
 
 fn depends_for<'r>(
@@ -389,14 +485,6 @@ fn depends_for<'r>(
         .flat_map(|d| &d.objects)
 }
 
-fn qualified(ns: &str, name: &str) -> String {
-    if ns.is_empty() {
-        name.to_string()
-    } else {
-        format!("{ns}/{name}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -408,7 +496,7 @@ mod tests {
     fn outcomes(yaml: &str, options: &Options) -> BTreeMap<String, String> {
         let analysis = analyze(yaml, options).expect("valid stream");
         analysis
-            .plan
+            .resolution
             .templates
             .iter()
             .map(|t| {
@@ -513,7 +601,7 @@ mod tests {
             let yaml = format!("{CM}{}", with(api, kind, path));
             let analysis = analyze(&yaml, &Options::default()).expect("valid");
             let annotated: Vec<_> = analysis
-                .plan
+                .resolution
                 .templates
                 .iter()
                 .filter(|t| t.edit.is_some())
@@ -758,12 +846,12 @@ mod tests {
         let required = "volumes: [{name: c, configMap: {name: gone}}]\ncontainers: [{name: x}]";
         let yaml = format!("{CM}{}", deployment("opt", optional));
         let analysis = analyze(&yaml, &Options::default()).expect("valid");
-        assert!(analysis.plan.missing.is_empty());
+        assert!(analysis.resolution.missing.is_empty());
         assert_eq!(analysis.changed(), 0);
         let yaml = format!("{CM}{}", deployment("req", required));
         let analysis = analyze(&yaml, &Options::default()).expect("valid");
-        assert_eq!(analysis.plan.missing.len(), 1);
-        let message = &analysis.plan.missing[0].message;
+        assert_eq!(analysis.resolution.missing.len(), 1);
+        let message = &analysis.resolution.missing[0].message;
         assert!(
             message.contains("Deployment req") && message.contains("ConfigMap \"gone\""),
             "{message}"
@@ -819,7 +907,7 @@ mod tests {
         let yaml = format!("{CM}{rollout}");
         let analysis = analyze(&yaml, &Options::default()).expect("valid");
         assert_eq!(analysis.changed(), 0);
-        assert!(analysis.plan.warnings[0]
+        assert!(analysis.resolution.warnings[0]
             .message
             .contains("not in the stream"));
     }
@@ -830,7 +918,7 @@ mod tests {
         let yaml = format!("{CM}{cloneset}");
         let analysis = analyze(&yaml, &Options::default()).expect("valid");
         assert_eq!(analysis.changed(), 1);
-        assert!(analysis.plan.warnings[0]
+        assert!(analysis.resolution.warnings[0]
             .message
             .contains("InPlaceIfPossible"));
     }

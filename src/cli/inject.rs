@@ -1,0 +1,173 @@
+//! `reconfig inject`: the checksum post-renderer's arguments, logging and output.
+//!
+//! Reading is `input`'s, deciding every checksum is `manifest`'s; this file only says
+//! what was decided and writes the stream.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use tracing::{debug, error, info, warn};
+
+use crate::input::{Inputs, ManifestArgs};
+use crate::manifest::resolve::Outcome;
+use crate::manifest::DEFAULT_ANNOTATION;
+use crate::Failure;
+
+const EXAMPLES: &str = "\
+Examples:
+  helm template my-release ./chart | reconfig inject > rendered.yaml
+  helm upgrade --install app ./chart --post-renderer reconfig --post-renderer-args inject
+  reconfig inject -n prod --depends deployment/argo-rollouts=configmap/argo-rollouts-config < all.yaml
+
+Annotations read from workloads and pod templates:
+  reconfig/skip: \"true\"                      leave this workload alone
+  reconfig/configmaps: \"a,b\"                 add ConfigMaps read through the API (no mount)
+  reconfig/secrets: \"s\"                      likewise for Secrets
+  reconfig/exclude: \"configmap/x,secret/y\"   leave out what the app hot-reloads itself
+
+Under Helm 4, stderr is not shown: add --log-file (or RECONFIG_LOG_FILE) to keep diagnostics,
+and pass the release namespace with --post-renderer-args=--namespace=NS.";
+
+/// Reads a manifest stream and writes it back with a checksum annotation on
+/// every pod template that uses a ConfigMap or Secret of the stream.
+///
+/// The checksum covers what the pod sees (values, not YAML formatting), and only
+/// the keys a template reads when it names keys. Documents that need no change
+/// are copied byte for byte. Nothing is written unless the whole input is valid.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
+pub struct InjectArgs {
+    /// Manifest files, read as one stream; `-` or none reads stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Annotation key written on pod templates.
+    #[arg(short, long, value_name = "KEY", default_value = DEFAULT_ANNOTATION, value_parser = parse_annotation_key)]
+    pub annotation: String,
+
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+
+    /// Fail when a required ConfigMap or Secret is not in the stream (a warning otherwise).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+pub fn run(args: InjectArgs) -> Result<(), Failure> {
+    let options = args.manifest.options(&args.annotation)?;
+    let inputs = Inputs::read(&args.files, args.manifest.max_input_size)?.unnamed_if_stdin_alone();
+    let analysis = inputs.analyze(&options)?;
+
+    let mut warnings = analysis.resolution.warnings.clone();
+    let mut missing = analysis.resolution.missing.clone();
+    inputs.relocate(&mut warnings);
+    inputs.relocate(&mut missing);
+    for w in &warnings {
+        warn!("{w}");
+    }
+    for m in &missing {
+        if args.strict {
+            error!("{m}");
+        } else {
+            warn!("{m}");
+        }
+    }
+    if args.strict && !missing.is_empty() {
+        return Err(Failure::Invalid(format!(
+            "{} required reference(s) not in the stream (--strict); nothing was written",
+            missing.len()
+        )));
+    }
+    for t in &analysis.resolution.templates {
+        match &t.outcome {
+            Outcome::Annotate { checksum, uses, .. } => {
+                let used: Vec<String> = uses
+                    .iter()
+                    .map(|u| match &u.keys {
+                        None => u.object.kind_and_name(),
+                        Some(keys) => format!("{} [{}]", u.object.kind_and_name(), keys.join(", ")),
+                    })
+                    .collect();
+                let state = if t.edit.is_some() {
+                    "annotated"
+                } else {
+                    "unchanged"
+                };
+                info!(
+                    "{} {} {state}: {} from {}",
+                    t.workload,
+                    t.path,
+                    &checksum[..12],
+                    used.join("; ")
+                );
+            }
+            Outcome::Skipped(why) => debug!("{} {}: skipped: {why}", t.workload, t.path),
+        }
+    }
+
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    analysis
+        .write_to(&mut out)
+        .and_then(|()| out.flush())
+        .context("writing the manifest to stdout")
+        .map_err(Failure::Internal)?;
+    info!("{} pod template(s) annotated", analysis.changed());
+    Ok(())
+}
+
+/// Accepts a Kubernetes annotation key: an optional DNS-subdomain prefix and a name of up to 63 characters.
+fn parse_annotation_key(s: &str) -> Result<String, String> {
+    let (prefix, name) = match s.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, s),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && label.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    });
+    if name_ok && prefix_ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a valid annotation key (e.g. checksum/config, example.com/config-hash)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotation_keys() {
+        for ok in [
+            "checksum/config",
+            "example.com/config-hash",
+            "config_hash",
+            "a.b/c.d",
+        ] {
+            assert!(parse_annotation_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/x", "Example.com/x", "x/", "-x", "a b", "a/b/c"] {
+            assert!(parse_annotation_key(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `reconfig plan`: its arguments, and the verdicts as text or JSON lines.
+//!
+//! It compares the checksums `inject` would write for two renders: reading is `input`'s,
+//! the comparison is `manifest::compare`'s; this file only wires them and prints.
+
+use std::path::PathBuf;
+
+use crate::input::{Inputs, ManifestArgs};
+use crate::manifest::compare::{compare, Change, Verdict};
+use crate::manifest::DEFAULT_ANNOTATION;
+use crate::Failure;
+
+const EXAMPLES: &str = "\
+Examples:
+  helm get manifest app -n prod > old.yaml
+  helm template app ./chart -n prod | reconfig plan old.yaml -
+  kustomize build overlays/prod | reconfig plan live.yaml - --output json
+
+Only config counts here: a changed image or pod spec restarts a workload too, but that
+is plain in the diff of the render itself.";
+
+/// Compare two renders: which pod templates a config change restarts, and why.
+///
+/// A pod template restarts when the checksum `inject` writes for it changes: a key it
+/// reads changed, appeared or went away, or it started or stopped using an object.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
+pub struct PlanArgs {
+    /// The render running now (e.g. `helm get manifest`).
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+
+    /// The render about to be applied; `-` reads stdin.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+
+    /// Text for people, or JSON lines for tools.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// One line of `--output json`.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    workload: String,
+    path: &'a str,
+    verdict: &'static str,
+    reasons: &'a [String],
+}
+
+impl<'a> JsonLine<'a> {
+    fn new(change: &'a Change) -> Self {
+        JsonLine {
+            workload: change.workload.to_string(),
+            path: &change.path,
+            verdict: change.verdict.as_str(),
+            reasons: &change.reasons,
+        }
+    }
+}
+
+pub fn run(args: PlanArgs) -> Result<(), Failure> {
+    let options = args.manifest.options(DEFAULT_ANNOTATION)?;
+    let limit = args.manifest.max_input_size;
+    let old_inputs = Inputs::read(std::slice::from_ref(&args.old), limit)?;
+    let new_inputs = Inputs::read(std::slice::from_ref(&args.new), limit)?;
+    let old = old_inputs.analyze(&options)?;
+    let new = new_inputs.analyze(&options)?;
+    let changes = compare(&old, &new);
+
+    let mut out = String::new();
+    for c in &changes {
+        match args.output {
+            Output::Json => {
+                let line = serde_json::to_string(&JsonLine::new(c))
+                    .map_err(|e| Failure::Internal(e.into()))?;
+                out.push_str(&line);
+            }
+            Output::Text => {
+                let verdict = match c.verdict {
+                    Verdict::Restart => "RESTART",
+                    other => other.as_str(),
+                };
+                let path = if c.path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", c.path)
+                };
+                out.push_str(&format!("{verdict:<9} {}{path}", c.workload));
+                if !c.reasons.is_empty() {
+                    out.push_str(&format!(": {}", c.reasons.join("; ")));
+                }
+            }
+        }
+        out.push('\n');
+    }
+    if args.output == Output::Text {
+        let restarts = changes
+            .iter()
+            .filter(|c| c.verdict == Verdict::Restart)
+            .count();
+        out.push_str(&format!(
+            "{restarts} of {} pod template(s) restart for config.\n",
+            changes.len()
+        ));
+    }
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! Reading manifest inputs: files or stdin under a size limit, as one stream.
+//!
+//! `inject` and `plan` (and `check --manifests`) read renders the same way: the same
+//! options, the same limit, the same exit code for input that is too large or not UTF-8,
+//! and diagnostics that name the file and line a user can open, not the line of the
+//! combined stream the model saw. The model itself (`manifest`) never touches a file.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::manifest::resolve::{Depend, Rules};
+use crate::manifest::stream::{Diagnostic, StreamError};
+use crate::manifest::workload::{TemplateKinds, TemplatePath};
+use crate::manifest::{self, Analysis, Options};
+use crate::units::parse_size;
+use crate::Failure;
+
+/// The `--max-input-size` default, for callers that offer no flag.
+pub const DEFAULT_MAX_INPUT_SIZE: usize = 256 * 1024 * 1024;
+
+/// How a manifest stream is read and matched up; shared by `inject` and `plan`.
+#[derive(Debug, clap::Args)]
+pub struct ManifestArgs {
+    /// Namespace of objects that set none (Helm 4 gives post-renderers none).
+    #[arg(short, long, env = "RECONFIG_NAMESPACE", value_name = "NS")]
+    pub namespace: Option<String>,
+
+    /// Annotate (or, in plan, count) Jobs too. Their pod template is immutable, so `helm upgrade`
+    /// fails if it changes.
+    #[arg(long)]
+    pub include_jobs: bool,
+
+    /// Where a custom resource keeps its pod template, e.g. `Workflow.example.com=spec.podTemplate`.
+    /// Repeatable; replaces the built-in paths of a kind it names.
+    #[arg(long, value_name = "KIND.GROUP=PATH")]
+    pub template_path: Vec<TemplatePath>,
+
+    /// A dependency no pod spec shows, e.g. `deployment/argo-rollouts=configmap/argo-rollouts-config`.
+    /// Repeatable; the right side may list several objects separated by commas.
+    #[arg(long, value_name = "KIND/NAME=KIND/NAME")]
+    pub depends: Vec<Depend>,
+
+    /// Hash Secret values with HMAC-SHA256 under the key in this file (one trailing newline is
+    /// ignored). Without it, anyone who can read a Deployment can test guesses of a short
+    /// Secret value against its checksum.
+    #[arg(long, env = "RECONFIG_SECRET_HASH_KEY_FILE", value_name = "FILE")]
+    pub secret_hash_key_file: Option<PathBuf>,
+
+    /// Refuse inputs larger than this (accepts KiB, MiB, GiB suffixes).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub max_input_size: usize,
+}
+
+impl ManifestArgs {
+    /// The model's options, with `annotation_key` as the annotation written on pod templates.
+    pub fn options(&self, annotation_key: &str) -> Result<Options, Failure> {
+        let secret_key = self
+            .secret_hash_key_file
+            .as_deref()
+            .map(read_key)
+            .transpose()?;
+        Ok(Options {
+            annotation_key: annotation_key.to_string(),
+            rules: Rules {
+                namespace: self.namespace.clone(),
+                include_jobs: self.include_jobs,
+                depends: self.depends.clone(),
+            },
+            secret_key,
+            kinds: TemplateKinds::with_custom(&self.template_path),
+            max_input_size: self.max_input_size,
+            ..Options::default()
+        })
+    }
+}
+
+/// Why inputs could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file or stdin could not be read: the environment failed, not the input.
+    #[error("reading {what}")]
+    Read {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{name}: input is over the {limit}-byte limit (raise it with --max-input-size)")]
+    TooLarge { name: String, limit: usize },
+    #[error("{name}: line {line}: input is not UTF-8 (byte {byte})")]
+    NotUtf8 {
+        name: String,
+        line: usize,
+        byte: usize,
+    },
+    /// The stream is invalid; its diagnostics point at file lines.
+    #[error("{0}")]
+    Stream(StreamError),
+}
+
+impl From<InputError> for Failure {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::Read { .. } => Failure::Internal(e.into()),
+            InputError::TooLarge { .. } | InputError::NotUtf8 { .. } | InputError::Stream(_) => {
+                Failure::Invalid(e.to_string())
+            }
+        }
+    }
+}
+
+/// One input and where it starts in the combined stream, for locating diagnostics.
+#[derive(Debug, Clone)]
+pub struct Part {
+    name: String,
+    first_line: usize,
+}
+
+/// All inputs read into one stream; each file starts a new document.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub text: String,
+    parts: Vec<Part>,
+}
+
+/// The name stdin goes by in diagnostics.
+const STDIN: &str = "<stdin>";
+
+impl Inputs {
+    /// Reads `files` (`-` or none is stdin), refusing more than `limit` bytes in all.
+    pub fn read(files: &[PathBuf], limit: usize) -> Result<Inputs, InputError> {
+        let stdin_only = [PathBuf::from("-")];
+        let files = if files.is_empty() {
+            &stdin_only[..]
+        } else {
+            files
+        };
+        let mut inputs = Inputs::default();
+        let mut line = 1;
+        for path in files {
+            let text = &mut inputs.text;
+            let (name, chunk) = read_one_limited(path, limit, text.len())?;
+            if !text.is_empty() {
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                    line += 1;
+                }
+                if !chunk.starts_with("---") {
+                    text.push_str("---\n");
+                    line += 1;
+                }
+            }
+            inputs.parts.push(Part {
+                name,
+                first_line: line,
+            });
+            line += count_newlines(chunk.as_bytes());
+            text.push_str(&chunk);
+        }
+        Ok(inputs)
+    }
+
+    /// Forgets the input's name when it is stdin alone: a plain filter's diagnostics need none.
+    pub fn unnamed_if_stdin_alone(mut self) -> Inputs {
+        if self.parts.len() == 1 && self.parts[0].name == STDIN {
+            self.parts.clear();
+        }
+        self
+    }
+
+    /// Rewrites stream lines as file lines when input came from files.
+    pub fn relocate(&self, diagnostics: &mut [Diagnostic]) {
+        for d in diagnostics {
+            if let Some(part) = self
+                .parts
+                .iter()
+                .rev()
+                .find(|p| p.first_line <= d.location.line)
+            {
+                d.location.file = Some(part.name.clone());
+                d.location.line = d.location.line - part.first_line + 1;
+            }
+        }
+    }
+
+    /// Analyzes the stream, pointing diagnostics at file lines.
+    pub fn analyze<'a>(&'a self, options: &Options) -> Result<Analysis<'a>, InputError> {
+        match manifest::analyze(&self.text, options) {
+            Ok(analysis) => Ok(analysis),
+            Err(StreamError::Invalid(mut diagnostics)) => {
+                self.relocate(&mut diagnostics);
+                Err(InputError::Stream(StreamError::Invalid(diagnostics)))
+            }
+            Err(e) => Err(InputError::Stream(e)),
+        }
+    }
+}
+
+/// Reads one path (`-` is stdin) as text, refusing more than `limit` bytes, as `inject` does.
+pub fn read_one(path: &Path, limit: usize) -> Result<String, InputError> {
+    read_one_limited(path, limit, 0).map(|(_, text)| text)
+}
+
+/// Reads one input that follows `before` bytes of others; returns the name diagnostics use
+/// for it, and its text.
+fn read_one_limited(
+    path: &Path,
+    limit: usize,
+    before: usize,
+) -> Result<(String, String), InputError> {
+    let (name, bytes) = if path.as_os_str() == "-" {
+        let bytes = read_limited(io::stdin().lock(), limit).map_err(|source| InputError::Read {
+            what: "stdin".to_string(),
+            source,
+        });
+        (STDIN.to_string(), bytes)
+    } else {
+        let name = path.display().to_string();
+        let bytes = std::fs::File::open(path)
+            .and_then(|f| read_limited(f, limit))
+            .map_err(|source| InputError::Read {
+                what: name.clone(),
+                source,
+            });
+        (name, bytes)
+    };
+    let bytes = bytes?;
+    if bytes.len() > limit || before.saturating_add(bytes.len()) > limit {
+        return Err(InputError::TooLarge { name, limit });
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((name, text)),
+        Err(e) => {
+            let byte = e.utf8_error().valid_up_to();
+            let line = 1 + count_newlines(&e.as_bytes()[..byte]);
+            Err(InputError::NotUtf8 { name, line, byte })
+        }
+    }
+}
+
+/// Reads at most one byte more than `limit`, enough to tell that the input is over it.
+fn read_limited(reader: impl Read, limit: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .take((limit as u64).saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Reads the Secret hash key; one trailing newline (as editors add) is not part of it.
+fn read_key(path: &Path) -> Result<Vec<u8>, Failure> {
+    let mut key = std::fs::read(path)
+        .with_context(|| format!("reading the secret hash key {}", path.display()))
+        .map_err(Failure::Internal)?;
+    if key.ends_with(b"\n") {
+        key.pop();
+        if key.ends_with(b"\r") {
+            key.pop();
+        }
+    }
+    if key.is_empty() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "the secret hash key file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::stream::Location;
+
+    fn diagnostic(line: usize) -> Diagnostic {
+        Diagnostic {
+            location: Location {
+                file: None,
+                document: 1,
+                source: None,
+                line,
+                column: 1,
+            },
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn diagnostics_point_at_file_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        std::fs::write(&a, "x: 1\ny: 2").expect("write a");
+        std::fs::write(&b, "z: 3\n").expect("write b");
+        let inputs = Inputs::read(&[a.clone(), b.clone()], 1024).expect("read");
+        assert_eq!(inputs.text, "x: 1\ny: 2\n---\nz: 3\n");
+        let mut found = [diagnostic(2), diagnostic(4)];
+        inputs.relocate(&mut found);
+        assert_eq!(found[0].location.file, Some(a.display().to_string()));
+        assert_eq!(found[0].location.line, 2);
+        assert_eq!(found[1].location.file, Some(b.display().to_string()));
+        assert_eq!(found[1].location.line, 1);
+    }
+
+    #[test]
+    fn over_limit_and_non_utf8_input_are_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, "x: 12345\n").expect("write");
+        let e = read_one(&big, 4).expect_err("over the limit");
+        assert!(matches!(Failure::from(e), Failure::Invalid(_)));
+        let both = Inputs::read(&[big.clone(), big.clone()], 12).expect_err("over in all");
+        assert!(matches!(both, InputError::TooLarge { .. }));
+        let latin1 = dir.path().join("latin1.yaml");
+        std::fs::write(&latin1, b"a: 1\nb: caf\xe9\n").expect("write");
+        let e = read_one(&latin1, 1024).expect_err("not UTF-8");
+        assert_eq!(
+            e.to_string(),
+            format!("{}: line 2: input is not UTF-8 (byte 11)", latin1.display())
+        );
+        assert!(matches!(Failure::from(e), Failure::Invalid(_)));
+        let missing = read_one(&dir.path().join("missing.yaml"), 1024).expect_err("missing");
+        assert!(matches!(Failure::from(missing), Failure::Internal(_)));
+    }
+}

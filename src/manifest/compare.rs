@@ -1,0 +1,247 @@
+//! Comparing two renders: which pod templates a config change restarts, and why.
+//!
+//! A pod template restarts when the checksum `inject` writes for it changes: a key it
+//! reads changed, appeared or went away, or it started or stopped using an object. This
+//! is the decision behind `reconfig plan`; the command only reads the renders and prints.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::analysis::Analysis;
+use super::resolve::{Outcome, Used};
+use super::workload::WorkloadId;
+
+/// What happens to one pod template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Restart,
+    Keep,
+    New,
+    Removed,
+    Untracked,
+}
+
+impl Verdict {
+    /// The verdict's name in machine-readable output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Restart => "restart",
+            Verdict::Keep => "keep",
+            Verdict::New => "new",
+            Verdict::Removed => "removed",
+            Verdict::Untracked => "untracked",
+        }
+    }
+}
+
+/// One pod template's verdict, with the objects and keys behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub workload: WorkloadId,
+    /// Dotted path of the pod template; empty when the whole workload was skipped.
+    pub path: String,
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+}
+
+/// Pairs up the pod templates of two renders and explains each difference.
+pub fn compare(old: &Analysis<'_>, new: &Analysis<'_>) -> Vec<Change> {
+    let (old_templates, new_templates) = (templates(old), templates(new));
+    let mut changes = Vec::new();
+    for (key, outcome) in &new_templates {
+        let before = old_templates.get(key);
+        let (verdict, reasons) = match (before, outcome) {
+            (None, _) => (Verdict::New, Vec::new()),
+            (Some(Outcome::Skipped(_)), Outcome::Skipped(skip)) => {
+                (Verdict::Untracked, vec![skip.to_string()])
+            }
+            (Some(Outcome::Annotate { uses, .. }), Outcome::Skipped(_)) => (
+                Verdict::Restart,
+                vec![format!("stops using {}", names(uses))],
+            ),
+            (Some(Outcome::Skipped(_)), Outcome::Annotate { uses, .. }) => (
+                Verdict::Restart,
+                vec![format!("starts using {}", names(uses))],
+            ),
+            (
+                Some(Outcome::Annotate {
+                    checksum: a,
+                    uses: old_uses,
+                    ..
+                }),
+                Outcome::Annotate {
+                    checksum: b, uses, ..
+                },
+            ) => {
+                if a == b {
+                    (Verdict::Keep, Vec::new())
+                } else {
+                    (Verdict::Restart, reasons(old_uses, uses, old, new))
+                }
+            }
+        };
+        changes.push(Change {
+            workload: key.workload.clone(),
+            path: key.path.to_string(),
+            verdict,
+            reasons,
+        });
+    }
+    for key in old_templates.keys() {
+        if !new_templates.contains_key(key) {
+            changes.push(Change {
+                workload: key.workload.clone(),
+                path: key.path.to_string(),
+                verdict: Verdict::Removed,
+                reasons: Vec::new(),
+            });
+        }
+    }
+    changes
+}
+
+/// A pod template's place in both renders; ordered as its text is, so output reads sorted.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct TemplateKey<'a> {
+    label: String,
+    path: &'a str,
+    workload: &'a WorkloadId,
+}
+
+fn templates<'a>(analysis: &'a Analysis<'_>) -> BTreeMap<TemplateKey<'a>, &'a Outcome> {
+    analysis
+        .resolution
+        .templates
+        .iter()
+        .map(|t| {
+            let key = TemplateKey {
+                label: t.workload.to_string(),
+                path: &t.path,
+                workload: &t.workload,
+            };
+            (key, &t.outcome)
+        })
+        .collect()
+}
+
+fn names(uses: &[Used]) -> String {
+    uses.iter()
+        .map(|u| u.object.kind_and_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which objects and keys moved a checksum.
+fn reasons(
+    old_uses: &[Used],
+    uses: &[Used],
+    old: &Analysis<'_>,
+    new: &Analysis<'_>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for u in uses {
+        let label = u.object.kind_and_name();
+        let was_used = old_uses.iter().any(|o| o.object == u.object);
+        let (Some(before), Some(after)) = (old.object(&u.object), new.object(&u.object)) else {
+            out.push(format!("{label} appeared"));
+            continue;
+        };
+        let keys: BTreeSet<&str> = match &u.keys {
+            Some(keys) => keys.iter().map(String::as_str).collect(),
+            None => before
+                .keys
+                .keys()
+                .chain(after.keys.keys())
+                .map(String::as_str)
+                .collect(),
+        };
+        let mut moved = Vec::new();
+        for k in keys {
+            match (before.keys.get(k), after.keys.get(k)) {
+                (Some(a), Some(b)) if a != b => moved.push(format!("{k} changed")),
+                (None, Some(_)) => moved.push(format!("{k} added")),
+                (Some(_), None) => moved.push(format!("{k} removed")),
+                _ => {}
+            }
+        }
+        if !moved.is_empty() {
+            out.push(format!("{label}: {}", moved.join(", ")));
+        } else if !was_used {
+            out.push(format!("starts using {label}"));
+        }
+    }
+    for o in old_uses {
+        if !uses.iter().any(|u| u.object == o.object) {
+            out.push(format!("stops using {}", o.object.kind_and_name()));
+        }
+    }
+    if out.is_empty() {
+        out.push("the keys it reads changed".to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{analyze, Options};
+
+    const CM: &str =
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {a: one, b: two}\n";
+
+    fn deployment(name: &str, spec: &str) -> String {
+        format!("---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  template:\n    spec: {spec}\n")
+    }
+
+    fn plan(old: &str, new: &str) -> Vec<(String, Verdict, Vec<String>)> {
+        let options = Options::default();
+        let (a, b) = (
+            analyze(old, &options).expect("old"),
+            analyze(new, &options).expect("new"),
+        );
+        compare(&a, &b)
+            .into_iter()
+            .map(|c| (c.workload.to_string(), c.verdict, c.reasons))
+            .collect()
+    }
+
+    #[test]
+    fn names_the_keys_behind_each_restart() {
+        let whole = deployment("whole", "{volumes: [{name: v, configMap: {name: app}}]}");
+        let key_a = deployment("key-a", "{containers: [{name: c, env: [{name: A, valueFrom: {configMapKeyRef: {name: app, key: a}}}]}]}");
+        let plain = deployment("plain", "{containers: [{name: c}]}");
+        let old = format!("{CM}{whole}{key_a}{plain}");
+        let new = format!(
+            "{}{whole}{key_a}{plain}",
+            CM.replace("b: two", "b: 2, c: three")
+        );
+        assert_eq!(
+            plan(&old, &new),
+            vec![
+                ("Deployment key-a".into(), Verdict::Keep, vec![]),
+                (
+                    "Deployment plain".into(),
+                    Verdict::Untracked,
+                    vec!["references no ConfigMap or Secret found in the stream".into()]
+                ),
+                (
+                    "Deployment whole".into(),
+                    Verdict::Restart,
+                    vec!["ConfigMap app: b changed, c added".into()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn new_removed_and_objects_coming_and_going() {
+        let uses = deployment("w", "{volumes: [{name: v, configMap: {name: app}}]}");
+        let extra = deployment("x", "{containers: [{name: c}]}");
+        let no_cm = plan(&uses, &format!("{CM}{uses}"));
+        assert_eq!(no_cm[0].1, Verdict::Restart);
+        assert_eq!(no_cm[0].2, vec!["starts using ConfigMap app".to_string()]);
+        let gone = plan(&format!("{CM}{uses}{extra}"), &uses);
+        assert_eq!(gone[0].2, vec!["stops using ConfigMap app".to_string()]);
+        assert_eq!(gone[1].1, Verdict::Removed);
+        assert_eq!(plan(&uses, &format!("{uses}{extra}"))[1].1, Verdict::New);
+    }
+}
