@@ -11,14 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::manifest::resolve::{Depend, Rules};
-use crate::manifest::stream::{Diagnostic, StreamError};
+use crate::manifest::stream::{count_newlines, Diagnostic, StreamError};
 use crate::manifest::workload::{TemplateKinds, TemplatePath};
 use crate::manifest::{self, Analysis, Options};
 use crate::units::parse_size;
 use crate::Failure;
-
-/// The `--max-input-size` default, for callers that offer no flag.
-pub const DEFAULT_MAX_INPUT_SIZE: usize = 256 * 1024 * 1024;
 
 /// How a manifest stream is read and matched up; shared by `inject` and `plan`.
 #[derive(Debug, clap::Args)]
@@ -49,6 +46,7 @@ pub struct ManifestArgs {
     pub secret_hash_key_file: Option<PathBuf>,
 
     /// Refuse inputs larger than this (accepts KiB, MiB, GiB suffixes).
+    // Keep the default equal to manifest::DEFAULT_MAX_INPUT_SIZE (a test checks).
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub max_input_size: usize,
 }
@@ -140,13 +138,13 @@ impl Inputs {
         let mut line = 1;
         for path in files {
             let text = &mut inputs.text;
-            let (name, chunk) = read_one_limited(path, limit, text.len())?;
+            let (name, file_text) = read_one_limited(path, limit, text.len())?;
             if !text.is_empty() {
                 if !text.ends_with('\n') {
                     text.push('\n');
                     line += 1;
                 }
-                if !chunk.starts_with("---") {
+                if !file_text.starts_with("---") {
                     text.push_str("---\n");
                     line += 1;
                 }
@@ -155,8 +153,8 @@ impl Inputs {
                 name,
                 first_line: line,
             });
-            line += count_newlines(chunk.as_bytes());
-            text.push_str(&chunk);
+            line += count_newlines(file_text.as_bytes());
+            text.push_str(&file_text);
         }
         Ok(inputs)
     }
@@ -197,7 +195,8 @@ impl Inputs {
     }
 }
 
-/// Reads one path (`-` is stdin) as text, refusing more than `limit` bytes, as `inject` does.
+/// Reads one path (`-` is stdin) as text, refusing more than `limit` bytes, as `inject` does
+/// (`manifest::DEFAULT_MAX_INPUT_SIZE` is its default limit).
 pub fn read_one(path: &Path, limit: usize) -> Result<String, InputError> {
     read_one_limited(path, limit, 0).map(|(_, text)| text)
 }
@@ -248,10 +247,6 @@ fn read_limited(reader: impl Read, limit: usize) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn count_newlines(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
-}
-
 /// Reads the Secret hash key; one trailing newline (as editors add) is not part of it.
 fn read_key(path: &Path) -> Result<Vec<u8>, Failure> {
     let mut key = std::fs::read(path)
@@ -288,6 +283,21 @@ mod tests {
             },
             message: String::new(),
         }
+    }
+
+    #[test]
+    fn the_flag_default_is_the_model_default() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            manifest: ManifestArgs,
+        }
+        let flags = Flags::try_parse_from(["reconfig"]).expect("defaults parse");
+        assert_eq!(
+            flags.manifest.max_input_size,
+            manifest::DEFAULT_MAX_INPUT_SIZE
+        );
     }
 
     #[test]

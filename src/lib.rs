@@ -1,9 +1,8 @@
 //! reconfig: make Kubernetes config changes take effect safely.
 //!
-//! The library holds the logic: reading inputs (`input`, `config`), the models and the
-//! decisions (`manifest`, `validate`), and the sidecar's run time (`watch`, `reload`).
-//! `cli/` only wires those to the command line, files and the terminal, and `main.rs` only
-//! starts it.
+//! The library holds the logic: reading inputs (`input`), the models and the decisions
+//! (`manifest`, `validate`), and the sidecar's run time (`watch`, `reload`). `cli/` only
+//! wires those to the command line, files and the terminal, and `main.rs` only starts it.
 #![forbid(unsafe_code)]
 
 pub mod check;

@@ -1,9 +1,8 @@
 //! The edge: the command line's options, and wiring each subcommand to the library.
 //!
-//! Every subcommand has a file here holding its clap arguments and a `run` that reads
-//! inputs, calls the library for the decision and writes the output. The logic lives in
-//! the library modules, so it can be tested and reused without a command line; `anyhow`
-//! is used here and nowhere deeper.
+//! A subcommand's file here holds its clap arguments and a `run` that reads inputs, asks
+//! the library for the decision and writes the output. The logic lives in the library
+//! modules, so it can be tested and reused without a command line.
 
 pub mod inject;
 pub mod plan;

@@ -17,6 +17,9 @@ use super::workload::{TemplateKinds, Workload};
 /// Default annotation written on pod templates.
 pub const DEFAULT_ANNOTATION: &str = "checksum/config";
 
+/// Default limit on a stream's size (`--max-input-size`).
+pub const DEFAULT_MAX_INPUT_SIZE: usize = 256 * 1024 * 1024;
+
 /// Everything that shapes how a stream is read and annotated.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -37,7 +40,7 @@ impl Default for Options {
             secret_key: None,
             kinds: TemplateKinds::default(),
             limits: Limits::default(),
-            max_input_size: 256 * 1024 * 1024,
+            max_input_size: DEFAULT_MAX_INPUT_SIZE,
         }
     }
 }

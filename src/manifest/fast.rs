@@ -298,7 +298,7 @@ impl<'a> Parser<'a> {
             } else if bytes[item_at] == b'|' {
                 self.literal(&line, item_at, col)?
             } else {
-                let node = self.inline(&line, item_at, false)?;
+                let node = self.inline(&line, item_at)?;
                 self.i += 1;
                 node
             };
@@ -400,18 +400,18 @@ impl<'a> Parser<'a> {
         if bytes[at] == b'|' {
             return self.literal(line, at, indent);
         }
-        let node = self.inline(line, at, true)?;
+        let node = self.inline(line, at)?;
         self.i += 1;
         Some(node)
     }
 
     /// A scalar or flow collection that ends on this line.
-    fn inline(&mut self, line: &Line, at: usize, in_mapping: bool) -> Option<Node<'a>> {
+    fn inline(&mut self, line: &Line, at: usize) -> Option<Node<'a>> {
         let bytes = self.text.as_bytes();
         let (node, end) = match bytes[at] {
             b'"' | b'\'' => self.quoted(line, at)?,
             b'{' | b'[' => self.flow(line, at)?,
-            _ => self.plain(line, at, in_mapping)?,
+            _ => self.plain(line, at)?,
         };
         self.count()?;
         let rest = &bytes[end..line.end];
@@ -427,7 +427,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A plain scalar running to the end of the line or a comment.
-    fn plain(&self, line: &Line, at: usize, in_mapping: bool) -> Option<(Node<'a>, usize)> {
+    fn plain(&self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
         let bytes = self.text.as_bytes();
         let first = bytes[at];
         if is_indicator(first) {
@@ -448,9 +448,6 @@ impl<'a> Parser<'a> {
         let value = rest[..cut].trim_end_matches([' ', '\t']);
         if value.is_empty() || value.contains(": ") || value.contains(":\t") || value.ends_with(':')
         {
-            return None;
-        }
-        if !in_mapping && value.contains(" #") {
             return None;
         }
         let end = at + value.len();

@@ -23,4 +23,4 @@ pub mod resolve;
 pub mod stream;
 pub mod workload;
 
-pub use analysis::{analyze, Analysis, Options, DEFAULT_ANNOTATION};
+pub use analysis::{analyze, Analysis, Options, DEFAULT_ANNOTATION, DEFAULT_MAX_INPUT_SIZE};

@@ -377,7 +377,8 @@ fn only_directives(piece: &str) -> bool {
         })
 }
 
-fn count_newlines(bytes: &[u8]) -> usize {
+/// Newlines in `bytes`: how many lines down a position moves past them.
+pub fn count_newlines(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
