@@ -1,23 +1,14 @@
 //! `reconfig check` as CI runs it: folders, files and rendered manifests.
 
-use assert_cmd::Command;
+mod support;
 
 const GOOD: &str = "tests/fixtures/check/good";
 const BAD: &str = "tests/fixtures/check/bad";
 const SCHEMA: &str = "tests/fixtures/check/app.schema.json";
 
 fn check(args: &[&str], stdin: &str) -> (i32, String) {
-    let out = Command::cargo_bin("reconfig")
-        .expect("binary")
-        .arg("check")
-        .args(args)
-        .write_stdin(stdin)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = support::cli::run(&[&["check"], args].concat(), stdin);
+    (run.code, run.stderr)
 }
 
 #[test]

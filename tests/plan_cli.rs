@@ -1,22 +1,12 @@
 //! `reconfig plan` on two renders of the example chart.
 
-use assert_cmd::Command;
+mod support;
 
 const RENDER: &str = "examples/helm-render.yaml";
 
 fn plan(new: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("reconfig")
-        .expect("binary")
-        .args(["plan", RENDER, "-"])
-        .args(args)
-        .write_stdin(new)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = support::cli::run(&[&["plan", RENDER, "-"], args].concat(), new);
+    (run.code, run.stdout, run.stderr)
 }
 
 fn render() -> String {

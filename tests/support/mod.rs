@@ -11,6 +11,7 @@
 
 pub mod atomic_writer;
 pub mod bins;
+pub mod cli;
 pub mod http;
 pub mod kube_api;
 pub mod reconfig;

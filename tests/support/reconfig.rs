@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::cli;
 use super::http::{self, Response};
 use super::wait::{wait_for, TIMEOUT};
 
@@ -17,12 +18,10 @@ const SERVING: &str = "serving /healthz, /readyz and /metrics on ";
 
 /// `reconfig watch ARGS --listen 127.0.0.1:0`, not yet started: add env, uid, etc.
 pub fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconfig"));
+    let mut cmd = cli::command();
     cmd.arg("watch")
         .args(args)
         .args(["--listen", "127.0.0.1:0"])
-        .env_remove("RECONFIG_LOG_FORMAT")
-        .env_remove("RECONFIG_LOG_FILE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
