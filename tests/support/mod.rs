@@ -21,5 +21,6 @@ pub mod bins;
 pub mod cli;
 pub mod http;
 pub mod kube_api;
+pub mod manifests;
 pub mod reconfig;
 pub mod wait;
