@@ -22,7 +22,8 @@ fn names_the_workloads_a_change_restarts_and_why() {
 
 #[test]
 fn an_identical_render_restarts_nothing() {
-    let (_, out, _) = plan(&render(), &[]);
+    let (code, out, err) = plan(&render(), &[]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         out.ends_with("0 of 7 pod template(s) restart for config.\n"),
         "{out}"
@@ -31,10 +32,11 @@ fn an_identical_render_restarts_nothing() {
 
 #[test]
 fn json_lines_for_tools() {
-    let (_, out, _) = plan(
+    let (code, out, err) = plan(
         &render().replace("czNjcjN0", "bmV3cGFzcw=="),
         &["--output", "json"],
     );
+    assert_eq!(code, 0, "{err}");
     let restarts: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
