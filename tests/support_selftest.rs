@@ -167,3 +167,65 @@ mod reconfig {
         assert_eq!(field(line, "files").as_deref(), Some("1"));
     }
 }
+
+mod manifests {
+    use crate::support::manifests::{Manifests, Quote};
+
+    #[test]
+    fn objects_and_their_uses_render_as_block_yaml() {
+        let text = Manifests::new()
+            .config_map("app")
+            .source("chart/templates/cm.yaml")
+            .comment("not data")
+            .quote(Quote::Single)
+            .data("a", "one")
+            .binary_data("bin", "aGk=")
+            .secret("creds")
+            .namespace("prod")
+            .string_data("pass", "hunter2")
+            .deployment("web")
+            .annotation("reconfig/skip", "true")
+            .template_label("app", "web")
+            .mounts_config_map_items("app", &[("a", "a.conf")])
+            .mounts_secret("creds")
+            .env_from_config_map("app")
+            .env_secret_key("PASS", "creds", "pass")
+            .render();
+        let want = "---\n# Source: chart/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\n\
+            metadata:\n  name: app\n  # not data\ndata:\n  a: 'one'\nbinaryData:\n  bin: aGk=\n\
+            ---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: prod\n\
+            stringData:\n  pass: hunter2\n\
+            ---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    \
+            reconfig/skip: \"true\"\nspec:\n  template:\n    metadata:\n      labels:\n        \
+            app: \"web\"\n    spec:\n      containers:\n        - name: app\n          image: app:1\n          \
+            envFrom:\n            - configMapRef:\n                name: app\n          env:\n            \
+            - name: PASS\n              valueFrom:\n                secretKeyRef:\n                  \
+            name: creds\n                  key: pass\n      volumes:\n        - name: v0\n          \
+            configMap:\n            name: app\n            items:\n              - key: a\n                \
+            path: a.conf\n        - name: v1\n          secret:\n            secretName: creds\n";
+        assert_eq!(text, want, "\n{text}");
+    }
+
+    #[test]
+    fn templates_nest_at_their_path_beside_spec_fields() {
+        let text = Manifests::new()
+            .workload("batch/v1", "CronJob", "nightly")
+            .template_at("spec.jobTemplate.spec.template")
+            .spec("schedule", "\"@daily\"")
+            .flow()
+            .template_annotation("a", "1")
+            .mounts_optional_config_map("gone")
+            .object("v1", "Service", "svc")
+            .spec("ports", "[{port: 80}]")
+            .raw("kind: Raw\n")
+            .render();
+        let want = "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: nightly\nspec:\n  \
+            schedule: \"@daily\"\n  jobTemplate:\n    spec:\n      template:\n        \
+            metadata: {annotations: {a: \"1\"}}\n        spec:\n          containers:\n            \
+            - name: app\n              image: app:1\n          volumes:\n            - name: v0\n              \
+            configMap:\n                name: gone\n                optional: true\n\
+            ---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc\nspec:\n  ports: [{port: 80}]\n\
+            ---\nkind: Raw\n";
+        assert_eq!(text, want, "\n{text}");
+    }
+}

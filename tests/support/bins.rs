@@ -62,7 +62,10 @@ fn record_skip(reason: &str) {
         .open(&log)
         .and_then(|mut file| file.write_all(line.as_bytes()));
     if let Err(e) = written {
-        panic!("cannot record the skip in {}: {e}", Path::new(&log).display());
+        panic!(
+            "cannot record the skip in {}: {e}",
+            Path::new(&log).display()
+        );
     }
 }
 

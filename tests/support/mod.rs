@@ -24,3 +24,4 @@ pub mod kube_api;
 pub mod manifests;
 pub mod reconfig;
 pub mod wait;
+pub mod watch;
