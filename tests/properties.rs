@@ -136,7 +136,7 @@ fn render(spec: &Spec, restyle: bool) -> String {
     let mut m = Manifests::new();
     for (i, values) in spec.values.iter().enumerate() {
         let (style, flow, comment) = if restyle {
-            spec.styles[i].clone()
+            spec.styles[i]
         } else {
             (Quote::Plain, false, false)
         };

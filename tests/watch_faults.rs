@@ -55,7 +55,7 @@ fn each_kubelet_update_reloads_once_and_noop_rewrites_never() {
 
     for n in 2..=4 {
         assert!(vol.write(&config(n)).expect("write").written());
-        wait_successes(&hook, n as usize - 1);
+        wait_successes(hook, n as usize - 1);
     }
 
     // kubelet itself writes nothing for unchanged content ...
@@ -70,9 +70,9 @@ fn each_kubelet_update_reloads_once_and_noop_rewrites_never() {
 
     // The barrier: one more real change, exactly one more reload.
     vol.write(&config(5)).expect("write");
-    let calls = wait_successes(&hook, 4);
+    let calls = wait_successes(hook, 4);
     assert_eq!(hook.count(), 4);
-    let logged = logged_versions(&r, 4);
+    let logged = logged_versions(r, 4);
     assert_eq!(
         logged.len(),
         4,
@@ -124,10 +124,10 @@ fn older_kubelets_that_link_before_the_swap_work_the_same() {
         ("extra.yaml", "x: 1\n"),
     ]))
     .expect("write");
-    wait_successes(&hook, 1);
+    wait_successes(hook, 1);
     vol.write(&payload(&[("app.yaml", "port: 3\n")]))
         .expect("write");
-    wait_successes(&hook, 2);
+    wait_successes(hook, 2);
     assert_eq!(hook.count(), 2);
     r.wait_reloaded(2);
     let files: Vec<String> = r
@@ -254,7 +254,7 @@ fn a_webhook_that_is_down_gets_the_update_once_it_is_back() {
     t.webhook_comes_back();
     let (vol, hook, r) = (t.vol(), t.hook(), &t.r);
     let calls = wait_successes(hook, 1);
-    let logged = logged_versions(&r, 1);
+    let logged = logged_versions(r, 1);
     assert_eq!(logged.len(), 1);
     assert!(carries(&calls[0], &logged[0]));
     r.wait_reloaded(1);
@@ -280,9 +280,9 @@ fn a_webhook_that_is_down_gets_the_update_once_it_is_back() {
 
     // No duplicate: the next update is one more call, carrying the next version.
     vol.write(&config(3)).expect("write");
-    let calls = wait_successes(&hook, 2);
+    let calls = wait_successes(hook, 2);
     assert_eq!(hook.count(), 2);
-    assert!(carries(&calls[1], &logged_versions(&r, 2)[1]));
+    assert!(carries(&calls[1], &logged_versions(r, 2)[1]));
 }
 
 /// Issue 4: "/readyz: the current config is valid and was applied". A valid config whose reload
@@ -332,7 +332,7 @@ fn a_newer_config_supersedes_a_pending_retry_and_the_newest_wins() {
         .expect("write")
         .swapped_at()
         .expect("written");
-    let calls = wait_successes(&hook, 1);
+    let calls = wait_successes(hook, 1);
     let waited = calls[0].at.duration_since(swapped);
     assert!(
         waited < Duration::from_millis(2500),
@@ -340,7 +340,7 @@ fn a_newer_config_supersedes_a_pending_retry_and_the_newest_wins() {
     );
     r.wait_log("a newer config arrived", 1);
 
-    let logged = logged_versions(&r, 1);
+    let logged = logged_versions(r, 1);
     assert_eq!(logged.len(), 2, "{}", r.log());
     let all = hook.requests();
     assert_eq!(all.len(), 2, "{all:?}");
@@ -400,8 +400,8 @@ fn an_unreadable_file_is_reported_and_the_fixed_config_is_applied() {
     // Fixed, with new content: applied once.
     fs::write(&file, "port: 2\n").expect("write");
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
-    let calls = wait_successes(&hook, 1);
-    let logged = logged_versions(&r, 1);
+    let calls = wait_successes(hook, 1);
+    let logged = logged_versions(r, 1);
     assert_eq!(logged.len(), 1, "{}", r.log());
     assert!(carries(&calls[0], &logged[0]));
     r.wait_ready(200);
@@ -423,10 +423,10 @@ fn an_unreadable_blip_with_unchanged_content_reloads_nothing() {
     fs::set_permissions(&file, fs::Permissions::from_mode(0o000)).expect("chmod");
     r.wait_log("cannot read the config", 1);
     let evaluations = |r: &Reconfig| r.count("content unchanged") + r.count("config is valid");
-    let before = evaluations(&r);
+    let before = evaluations(r);
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
     until("the readable folder to be evaluated again", || {
-        evaluations(&r) > before
+        evaluations(r) > before
     });
     // Barrier: a real change afterwards must be the only reload.
     let before = r.count("config is valid");
@@ -506,7 +506,7 @@ fn deleting_the_file_a_schema_names_is_rejected_not_forwarded() {
     assert_eq!(r.readyz().status, 503);
 
     fs::write(&file, "port: 2\n").expect("write");
-    wait_successes(&hook, 1);
+    wait_successes(hook, 1);
     r.wait_ready(200);
 }
 
@@ -528,9 +528,9 @@ fn deleting_a_file_the_validator_needs_is_rejected_and_recovers() {
     assert_eq!(r.get("/healthz").status, 200);
 
     fs::write(&file, "port: 2\n").expect("write");
-    let calls = wait_successes(&hook, 1);
+    let calls = wait_successes(hook, 1);
     assert_eq!(hook.count(), 1, "the empty folder never reached the app");
-    assert!(carries(&calls[0], &logged_versions(&r, 1)[0]));
+    assert!(carries(&calls[0], &logged_versions(r, 1)[0]));
     r.wait_ready(200);
 }
 
@@ -651,13 +651,13 @@ fn an_oversized_file_is_rejected_and_never_forwarded() {
     assert!(body.contains("app.yaml"), "{body}");
 
     vol.write(&config(3)).expect("write");
-    let calls = wait_successes(&hook, 1);
+    let calls = wait_successes(hook, 1);
     assert_eq!(
         hook.count(),
         1,
         "the oversized version never reached the app"
     );
-    assert!(carries(&calls[0], &logged_versions(&r, 1)[0]));
+    assert!(carries(&calls[0], &logged_versions(r, 1)[0]));
     r.wait_ready(200);
 }
 
@@ -682,13 +682,13 @@ fn two_volumes_that_land_together_reload_once() {
         .expect("changed");
     pa.commit().expect("commit");
     pb.commit().expect("commit");
-    wait_successes(&hook, 1);
+    wait_successes(hook, 1);
 
     // Barrier: one later change of one volume is exactly one more reload.
     a.write(&payload(&[("a.yaml", "a: 3\n")])).expect("write");
-    wait_successes(&hook, 2);
+    wait_successes(hook, 2);
     assert_eq!(hook.count(), 2, "{:?}", hook.requests());
-    assert_eq!(logged_versions(&r, 2).len(), 2, "{}", r.log());
+    assert_eq!(logged_versions(r, 2).len(), 2, "{}", r.log());
 }
 
 #[test]
@@ -732,7 +732,7 @@ fn publish_keeps_the_last_good_config() {
     );
 
     vol.write(&config(3)).expect("write");
-    wait_successes(&hook, 1);
+    wait_successes(hook, 1);
     assert_eq!(read(), "port: 3\n", "published before the app is told");
     r.wait_ready(200);
 }

@@ -43,7 +43,7 @@ pub struct Manifests {
 
 #[derive(Debug, Clone)]
 enum Document {
-    Object(Object),
+    Object(Box<Object>),
     Raw(String),
 }
 
@@ -133,12 +133,12 @@ impl Manifests {
 
     /// Starts any object without a pod template (a Service, a Rollout with a `workloadRef`).
     pub fn object(mut self, api_version: &str, kind: &str, name: &str) -> Manifests {
-        self.documents.push(Document::Object(Object {
+        self.documents.push(Document::Object(Box::new(Object {
             api_version: api_version.to_string(),
             kind: kind.to_string(),
             name: name.to_string(),
             ..Object::default()
-        }));
+        })));
         self
     }
 
