@@ -1,29 +1,36 @@
 //! `reconfig check` as CI runs it: folders, files and rendered manifests.
 
-use assert_cmd::Command;
+mod support;
 
 const GOOD: &str = "tests/fixtures/check/good";
 const BAD: &str = "tests/fixtures/check/bad";
 const SCHEMA: &str = "tests/fixtures/check/app.schema.json";
 
 fn check(args: &[&str], stdin: &str) -> (i32, String) {
-    let out = Command::cargo_bin("reconfig")
-        .expect("binary")
-        .arg("check")
-        .args(args)
-        .write_stdin(stdin)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = support::cli::run(&[&["check"], args].concat(), stdin);
+    (run.code, run.stderr)
 }
 
 #[test]
 fn valid_folders_pass_and_unknown_formats_are_left_alone() {
     let (code, stderr) = check(&[GOOD], "");
     assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("notes.txt"), "{stderr}");
+
+    // notes.txt is neither YAML, JSON nor TOML: under any of those names the same folder fails,
+    // so the pass above means it was left alone, not that it happened to parse.
+    for format in ["yaml", "json", "toml"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for entry in std::fs::read_dir(GOOD).expect("fixture") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().expect("name").to_string_lossy();
+            let name = name.replace("notes.txt", &format!("notes.{format}"));
+            std::fs::copy(&path, dir.path().join(name)).expect("copy");
+        }
+        let (code, stderr) = check(&[dir.path().to_str().expect("path")], "");
+        assert_eq!(code, 1, "notes.{format} passed: {stderr}");
+        assert!(stderr.contains(&format!("notes.{format}:")), "{stderr}");
+    }
 }
 
 #[test]

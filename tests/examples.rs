@@ -5,7 +5,6 @@ mod support;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
-use assert_cmd::Command;
 use support::atomic_writer::{payload, AtomicWriter};
 use support::reconfig::Reconfig;
 use support::wait::wait_for;
@@ -13,17 +12,8 @@ use support::wait::wait_for;
 const ARGO: &str = "examples/argo-rollouts-config";
 
 fn reconfig(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let out = Command::cargo_bin("reconfig")
-        .expect("binary")
-        .args(args)
-        .write_stdin(stdin)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = support::cli::run(args, stdin);
+    (run.code, run.stdout, run.stderr)
 }
 
 /// The checksum value, in block (`checksum/config: "…"`) or flow (`"checksum/config": "…"`) style.
@@ -237,8 +227,7 @@ fn argo_rollouts_sidecar_yaml_args_are_accepted() {
     let args = sidecar_yaml_args();
     assert!(args.contains(&"--events".to_string()), "{args:?}");
     let run = |extra: &str| {
-        Command::cargo_bin("reconfig")
-            .expect("binary")
+        support::cli::reconfig()
             .args(&args)
             .arg(extra)
             .arg("--help")

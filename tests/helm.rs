@@ -66,7 +66,7 @@ fn tools() -> &'static Tools {
 
 /// The directory of the reconfig binary under test, for PATH.
 fn reconfig_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_reconfig"))
+    Path::new(support::cli::BINARY)
         .parent()
         .expect("binary dir")
         .to_path_buf()
@@ -131,10 +131,8 @@ impl Helm {
             .env("KUBECONFIG", home.join("no-kubeconfig"))
             .env("PATH", path_with_reconfig())
             .env_remove("HELM_PLUGINS")
-            .env_remove("HELM_DEBUG")
-            .env_remove("RECONFIG_LOG_FILE")
-            .env_remove("RECONFIG_NAMESPACE")
-            .env_remove("RECONFIG_SECRET_HASH_KEY_FILE");
+            .env_remove("HELM_DEBUG");
+        support::cli::clear_env(&mut cmd);
         cmd
     }
 
@@ -658,7 +656,7 @@ fn helm4_plugin_runs_the_binary_next_to_it() {
     assert_eq!(direct.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&direct.stderr).contains("no reconfig binary"));
 
-    symlink(env!("CARGO_BIN_EXE_reconfig"), plugin.join("bin/reconfig")).unwrap();
+    symlink(support::cli::BINARY, plugin.join("bin/reconfig")).unwrap();
     let out = helm
         .cmd()
         .env("PATH", bare_path)
@@ -888,7 +886,7 @@ fn sidecar_args(container: &str) -> Vec<String> {
 fn assert_watch_accepts(args: &[String]) {
     assert_eq!(args.first().map(String::as_str), Some("watch"), "{args:?}");
     let run = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_reconfig"))
+        support::cli::command()
             .args(args)
             .args(extra)
             .output()
@@ -1040,12 +1038,10 @@ fn checksum_snippet_hashes_data_not_template_text() {
 // ---- examples/kustomize ---------------------------------------------------------
 
 fn run_pipeline(script: &str) -> String {
-    let out = Command::new("sh")
+    let out = support::cli::clear_env(&mut Command::new("sh"))
         .args(["-c", script])
         .current_dir(root())
         .env("PATH", path_with_reconfig())
-        .env_remove("RECONFIG_LOG_FILE")
-        .env_remove("RECONFIG_NAMESPACE")
         .output()
         .expect("sh");
     assert!(
@@ -1143,7 +1139,7 @@ fn run_cmp(helm: &Path, values_file: &str) -> Output {
     let mut dirs = vec![bin.path().to_path_buf()];
     dirs.extend(std::env::split_paths(&path_with_reconfig()));
     let home = tempfile::tempdir().unwrap();
-    Command::new("bash")
+    support::cli::clear_env(&mut Command::new("bash"))
         .args(["-c", &cmp_generate_script()])
         .current_dir(root().join(CHART))
         .env("PATH", std::env::join_paths(dirs).unwrap())
@@ -1154,8 +1150,6 @@ fn run_cmp(helm: &Path, values_file: &str) -> Output {
         .env("ARGOCD_APP_NAMESPACE", "shop-prod")
         .env("KUBE_VERSION", "1.31.0")
         .env("ARGOCD_ENV_VALUES_FILE", values_file)
-        .env_remove("RECONFIG_LOG_FILE")
-        .env_remove("RECONFIG_NAMESPACE")
         .output()
         .expect("bash")
 }

@@ -1,18 +1,12 @@
 //! `reconfig inject` as users run it: the real binary, fixtures on stdin or as files.
 
-use assert_cmd::Command;
+mod support;
+
 use predicates::prelude::*;
+use support::cli::reconfig;
 
 const HELM3: &str = "tests/fixtures/helm3-render.yaml";
 const HELM4: &str = "tests/fixtures/helm4-render.yaml";
-
-fn reconfig() -> Command {
-    let mut cmd = Command::cargo_bin("reconfig").expect("binary built");
-    cmd.env_remove("RECONFIG_LOG_FILE")
-        .env_remove("RECONFIG_NAMESPACE")
-        .env_remove("RECONFIG_SECRET_HASH_KEY_FILE");
-    cmd
-}
 
 fn fixture(path: &str) -> String {
     std::fs::read_to_string(path).expect("fixture")

@@ -1,22 +1,12 @@
 //! `reconfig plan` on two renders of the example chart.
 
-use assert_cmd::Command;
+mod support;
 
 const RENDER: &str = "examples/helm-render.yaml";
 
 fn plan(new: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("reconfig")
-        .expect("binary")
-        .args(["plan", RENDER, "-"])
-        .args(args)
-        .write_stdin(new)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = support::cli::run(&[&["plan", RENDER, "-"], args].concat(), new);
+    (run.code, run.stdout, run.stderr)
 }
 
 fn render() -> String {
@@ -32,7 +22,8 @@ fn names_the_workloads_a_change_restarts_and_why() {
 
 #[test]
 fn an_identical_render_restarts_nothing() {
-    let (_, out, _) = plan(&render(), &[]);
+    let (code, out, err) = plan(&render(), &[]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         out.ends_with("0 of 7 pod template(s) restart for config.\n"),
         "{out}"
@@ -41,10 +32,11 @@ fn an_identical_render_restarts_nothing() {
 
 #[test]
 fn json_lines_for_tools() {
-    let (_, out, _) = plan(
+    let (code, out, err) = plan(
         &render().replace("czNjcjN0", "bmV3cGFzcw=="),
         &["--output", "json"],
     );
+    assert_eq!(code, 0, "{err}");
     let restarts: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))

@@ -1,24 +1,12 @@
 //! Properties of `inject` over generated streams: untouched documents stay
 //! byte-identical, a second run changes nothing, and formatting never moves a checksum.
 
+mod support;
+
 use proptest::prelude::*;
 use reconfig::manifest::resolve::Outcome;
 use reconfig::manifest::{analyze, Options};
-
-#[derive(Debug, Clone)]
-enum Quote {
-    Plain,
-    Single,
-    Double,
-}
-
-fn quoted(value: &str, style: &Quote) -> String {
-    match style {
-        Quote::Plain => value.to_string(),
-        Quote::Single => format!("'{value}'"),
-        Quote::Double => format!("\"{value}\""),
-    }
-}
+use support::manifests::{Manifests, Quote};
 
 fn quote_style() -> impl Strategy<Value = Quote> {
     prop_oneof![Just(Quote::Plain), Just(Quote::Single), Just(Quote::Double)]
@@ -26,30 +14,27 @@ fn quote_style() -> impl Strategy<Value = Quote> {
 
 /// A ConfigMap with keys `k0..kn`, written in one of several equivalent styles.
 fn config_map(
-    name: String,
-    values: Vec<String>,
+    manifests: Manifests,
+    name: &str,
+    values: &[String],
     style: Quote,
     flow: bool,
     comment: bool,
-) -> String {
-    let mut doc = format!("---\n# Source: chart/templates/{name}.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
+) -> Manifests {
+    let mut m = manifests
+        .config_map(name)
+        .source(&format!("chart/templates/{name}.yaml"))
+        .quote(style);
     if comment {
-        doc.push_str("  # a comment that must not matter\n");
+        m = m.comment("a comment that must not matter");
     }
     if flow {
-        let entries: Vec<String> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("k{i}: {}", quoted(v, &style)))
-            .collect();
-        doc.push_str(&format!("data: {{{}}}\n", entries.join(", ")));
-    } else {
-        doc.push_str("data:\n");
-        for (i, v) in values.iter().enumerate() {
-            doc.push_str(&format!("  k{i}: {}\n", quoted(v, &style)));
-        }
+        m = m.flow();
     }
-    doc
+    for (i, v) in values.iter().enumerate() {
+        m = m.data(&format!("k{i}"), v);
+    }
+    m
 }
 
 #[derive(Debug, Clone)]
@@ -68,45 +53,31 @@ enum TemplateMeta {
     Flow,
 }
 
-fn deployment(name: &str, cm: &str, uses: &[Use], meta: &TemplateMeta) -> String {
-    let mut doc = format!("---\n# Source: chart/templates/{name}.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  template:\n");
-    match meta {
-        TemplateMeta::None => {}
-        TemplateMeta::Labels => doc.push_str("    metadata:\n      labels:\n        app: x\n"),
-        TemplateMeta::Annotations => {
-            doc.push_str("    metadata:\n      annotations:\n        other: \"1\"\n")
-        }
-        TemplateMeta::Flow => doc.push_str("    metadata: {labels: {app: x}}\n"),
-    }
-    doc.push_str("    spec:\n      containers:\n        - name: app\n          image: app:1\n");
-    let mut env = String::new();
-    let mut env_from = String::new();
-    let mut volumes = String::new();
+fn deployment(
+    manifests: Manifests,
+    name: &str,
+    cm: &str,
+    uses: &[Use],
+    meta: &TemplateMeta,
+) -> Manifests {
+    let mut m = manifests
+        .deployment(name)
+        .source(&format!("chart/templates/{name}.yaml"));
+    m = match meta {
+        TemplateMeta::None => m,
+        TemplateMeta::Labels => m.template_label("app", "x"),
+        TemplateMeta::Annotations => m.template_annotation("other", "1"),
+        TemplateMeta::Flow => m.template_label("app", "x").flow(),
+    };
     for (i, u) in uses.iter().enumerate() {
-        match u {
-            Use::Volume => volumes.push_str(&format!("        - name: v{i}\n          configMap:\n            name: {cm}\n")),
-            Use::Items(k) => volumes.push_str(&format!(
-                "        - name: v{i}\n          configMap:\n            name: {cm}\n            items:\n              - key: k{k}\n                path: f{k}\n"
-            )),
-            Use::EnvFrom => env_from.push_str(&format!("            - configMapRef:\n                name: {cm}\n")),
-            Use::KeyRef(k) => env.push_str(&format!(
-                "            - name: E{i}\n              valueFrom:\n                configMapKeyRef:\n                  name: {cm}\n                  key: k{k}\n"
-            )),
-        }
+        m = match u {
+            Use::Volume => m.mounts_config_map(cm),
+            Use::Items(k) => m.mounts_config_map_items(cm, &[(&format!("k{k}"), &format!("f{k}"))]),
+            Use::EnvFrom => m.env_from_config_map(cm),
+            Use::KeyRef(k) => m.env_config_map_key(&format!("E{i}"), cm, &format!("k{k}")),
+        };
     }
-    if !env_from.is_empty() {
-        doc.push_str("          envFrom:\n");
-        doc.push_str(&env_from);
-    }
-    if !env.is_empty() {
-        doc.push_str("          env:\n");
-        doc.push_str(&env);
-    }
-    if !volumes.is_empty() {
-        doc.push_str("      volumes:\n");
-        doc.push_str(&volumes);
-    }
-    doc
+    m
 }
 
 fn a_use() -> impl Strategy<Value = Use> {
@@ -162,34 +133,60 @@ fn spec() -> impl Strategy<Value = Spec> {
 }
 
 fn render(spec: &Spec, restyle: bool) -> String {
-    let mut out = String::new();
+    let mut m = Manifests::new();
     for (i, values) in spec.values.iter().enumerate() {
         let (style, flow, comment) = if restyle {
-            spec.styles[i].clone()
+            spec.styles[i]
         } else {
             (Quote::Plain, false, false)
         };
-        out.push_str(&config_map(
-            format!("cm{i}"),
-            values.clone(),
-            style,
-            flow,
-            comment,
-        ));
+        m = config_map(m, &format!("cm{i}"), values, style, flow, comment);
     }
     for i in 0..spec.others {
-        out.push_str(&format!("---\n# Source: chart/templates/svc{i}.yaml\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc{i}\nspec:\n  ports: [{{port: 80}}]\n"));
+        m = m
+            .object("v1", "Service", &format!("svc{i}"))
+            .source(&format!("chart/templates/svc{i}.yaml"))
+            .spec("ports", "[{port: 80}]");
     }
     for (i, (cm, uses, meta)) in spec.deployments.iter().enumerate() {
         // References to cm3 and beyond may point at nothing: missing references must be harmless.
-        out.push_str(&deployment(
-            &format!("d{i}"),
-            &format!("cm{cm}"),
-            uses,
-            meta,
-        ));
+        m = deployment(m, &format!("d{i}"), &format!("cm{cm}"), uses, meta);
     }
-    out
+    m.render()
+}
+
+/// The one edit inject may make to a Deployment of [`deployment`] whose template metadata is
+/// written as `meta`: the checksum annotation `sum`, first in the template's annotations.
+fn annotated(document: &str, meta: &TemplateMeta, sum: &str) -> String {
+    let line = format!("        checksum/config: \"{sum}\"\n");
+    let (from, to) = match meta {
+        TemplateMeta::None => (
+            "  template:\n".to_string(),
+            format!("  template:\n    metadata:\n      annotations:\n{line}"),
+        ),
+        TemplateMeta::Labels => (
+            "    metadata:\n".to_string(),
+            format!("    metadata:\n      annotations:\n{line}"),
+        ),
+        TemplateMeta::Annotations => (
+            "      annotations:\n".to_string(),
+            format!("      annotations:\n{line}"),
+        ),
+        TemplateMeta::Flow => (
+            "}}\n".to_string(),
+            format!("}}, \"annotations\": {{\"checksum/config\": \"{sum}\"}}}}\n"),
+        ),
+    };
+    assert_eq!(document.matches(&from).count(), 1, "{from:?} in {document}");
+    document.replacen(&from, &to, 1)
+}
+
+/// The checksum value of a `checksum/config` annotation in `document`.
+fn checksum_in(document: &str) -> &str {
+    let at = document.find("checksum/config").expect("a checksum");
+    let rest = &document[at..];
+    let start = rest.find(": \"").expect("a quoted value") + 3;
+    &rest[start..start + 64]
 }
 
 fn inject(text: &str) -> String {
@@ -231,13 +228,21 @@ proptest! {
         let output = inject(&input);
         let (before, after) = (split(&input), split(&output));
         prop_assert_eq!(before.len(), after.len());
-        for (b, a) in before.iter().zip(&after) {
+        // Only Deployments (the last documents) can gain a checksum.
+        let first_deployment = before.len() - spec.deployments.len();
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
             if !a.contains("checksum/config") {
                 prop_assert_eq!(b, a);
-            } else if !b.contains("checksum/config") {
-                // Only annotation lines are added, or a flow metadata line grows.
-                let removed: Vec<&str> = b.lines().filter(|l| !a.lines().any(|x| x == *l)).collect();
-                prop_assert!(removed.len() <= 1, "{:?}", removed);
+            } else {
+                prop_assert!(i >= first_deployment, "not a Deployment: {}", a);
+                let sum = checksum_in(a);
+                prop_assert!(
+                    sum.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+                    "{}", sum
+                );
+                let (_, _, meta) = &spec.deployments[i - first_deployment];
+                let expected = annotated(b, meta, sum);
+                prop_assert_eq!(*a, expected.as_str());
             }
         }
     }

@@ -16,15 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::atomic_writer::{payload, AtomicWriter, LinkOrder, Outcome};
-use support::http::{reserve_port, Receiver};
 use support::reconfig::{self as rc, Reconfig};
 use support::wait::{until, wait_for, TIMEOUT};
-
-const VALID: &str = "config is valid; reloading";
-
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
+use support::watch::{carries, logged_versions, wait_successes, WatchTest, VALID};
 
 fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
@@ -33,18 +27,6 @@ fn s(path: &Path) -> &str {
 /// `port: N` as a YAML config.
 fn config(n: u32) -> support::atomic_writer::Payload {
     payload(&[("app.yaml", &format!("port: {n}\n"))])
-}
-
-/// Waits until the receiver has answered at least `n` requests with 2xx; returns them.
-fn wait_successes(hook: &Receiver, n: usize) -> Vec<support::http::Request> {
-    wait_for(&format!("{n} successful webhook call(s)"), TIMEOUT, || {
-        let ok = hook.successes();
-        if ok.len() >= n {
-            Ok(ok)
-        } else {
-            Err(format!("{} so far", ok.len()))
-        }
-    })
 }
 
 /// Seconds into the day of a log line's timestamp (`2026-11-22T04:14:04.461435Z  WARN …`).
@@ -60,35 +42,20 @@ fn log_seconds(line: &str) -> f64 {
         .fold(0.0, |acc, p| acc * 60.0 + p)
 }
 
-/// The short hashes of the versions reconfig validated and handed to its actions, once the
-/// `reloads`-th reload is logged (the app can see a reload before reconfig's log is read).
-fn logged_versions(r: &Reconfig, reloads: usize) -> Vec<String> {
-    r.wait_reloaded(reloads);
-    r.hashes(VALID)
-}
-
-/// The full hash a request carried starts with the short hash reconfig logged.
-fn carries(request: &support::http::Request, short: &str) -> bool {
-    request
-        .hash
-        .as_deref()
-        .is_some_and(|h| h.starts_with(short))
-}
-
 #[test]
 fn each_kubelet_update_reloads_once_and_noop_rewrites_never() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config(1)).expect("write");
-    let hook = Receiver::start();
-    let url = hook.url("/-/reload");
-    let r = Reconfig::start(&["-v", "--dir", s(vol.root()), "--webhook", &url]);
+    let t = WatchTest::new()
+        .kubelet_volume(config(1))
+        .webhook()
+        .args(["-v"])
+        .start();
+    let (vol, hook, r) = (t.vol(), t.hook(), &t.r);
     r.wait_ready(200);
     r.wait_log("config is valid", 1);
 
     for n in 2..=4 {
         assert!(vol.write(&config(n)).expect("write").written());
-        wait_successes(&hook, n as usize - 1);
+        wait_successes(hook, n as usize - 1);
     }
 
     // kubelet itself writes nothing for unchanged content ...
@@ -103,9 +70,9 @@ fn each_kubelet_update_reloads_once_and_noop_rewrites_never() {
 
     // The barrier: one more real change, exactly one more reload.
     vol.write(&config(5)).expect("write");
-    let calls = wait_successes(&hook, 4);
+    let calls = wait_successes(hook, 4);
     assert_eq!(hook.count(), 4);
-    let logged = logged_versions(&r, 4);
+    let logged = logged_versions(r, 4);
     assert_eq!(
         logged.len(),
         4,
@@ -144,11 +111,12 @@ fn each_kubelet_update_reloads_once_and_noop_rewrites_never() {
 
 #[test]
 fn older_kubelets_that_link_before_the_swap_work_the_same() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol")).with_link_order(LinkOrder::BeforeSwap);
-    vol.write(&config(1)).expect("write");
-    let hook = Receiver::start();
-    let r = Reconfig::start(&["--dir", s(vol.root()), "--webhook", &hook.url("/")]);
+    let t = WatchTest::new()
+        .link_order(LinkOrder::BeforeSwap)
+        .kubelet_volume(config(1))
+        .webhook()
+        .start();
+    let (vol, hook, r) = (t.vol(), t.hook(), &t.r);
     r.wait_ready(200);
     // A new key's link appears before ..data has it: reconfig must read through ..data only.
     vol.write(&payload(&[
@@ -156,10 +124,10 @@ fn older_kubelets_that_link_before_the_swap_work_the_same() {
         ("extra.yaml", "x: 1\n"),
     ]))
     .expect("write");
-    wait_successes(&hook, 1);
+    wait_successes(hook, 1);
     vol.write(&payload(&[("app.yaml", "port: 3\n")]))
         .expect("write");
-    wait_successes(&hook, 2);
+    wait_successes(hook, 2);
     assert_eq!(hook.count(), 2);
     r.wait_reloaded(2);
     let files: Vec<String> = r
@@ -228,24 +196,16 @@ fn write_pid_file(path: &Path, pid: u32) {
 
 #[test]
 fn an_app_restarted_with_a_new_pid_gets_the_next_signal_and_none_is_lost() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config(1)).expect("write");
-    let pid_file = tmp.path().join("app.pid");
-    let (mut first, first_hups) = start_app(tmp.path(), "first");
+    let setup = WatchTest::new().kubelet_volume(config(1));
+    let tmp = setup.tmp().to_path_buf();
+    let pid_file = tmp.join("app.pid");
+    let (mut first, first_hups) = start_app(&tmp, "first");
     write_pid_file(&pid_file, first.id());
-    let r = Reconfig::start(&[
-        "--dir",
-        s(vol.root()),
-        "--signal",
-        "SIGHUP",
-        "--pid-file",
-        s(&pid_file),
-        "--retry-backoff",
-        "100ms",
-        "--retries",
-        "60",
-    ]);
+    let t = setup
+        .args(["--signal", "SIGHUP", "--pid-file", s(&pid_file)])
+        .args(["--retry-backoff", "100ms", "--retries", "60"])
+        .start();
+    let (vol, r) = (t.vol(), &t.r);
     r.wait_ready(200);
 
     vol.write(&config(2)).expect("write");
@@ -260,7 +220,7 @@ fn an_app_restarted_with_a_new_pid_gets_the_next_signal_and_none_is_lost() {
     assert!(r.reloads("signal", "failure") >= 1);
 
     // It comes back with a new PID and rewrites the pid file: the pending retry reaches it.
-    let (second, second_hups) = start_app(tmp.path(), "second");
+    let (second, second_hups) = start_app(&tmp, "second");
     write_pid_file(&pid_file, second.id());
     until("the restarted app to get the pending SIGHUP", || {
         hups(&second_hups) == 1
@@ -279,31 +239,22 @@ fn an_app_restarted_with_a_new_pid_gets_the_next_signal_and_none_is_lost() {
 
 #[test]
 fn a_webhook_that_is_down_gets_the_update_once_it_is_back() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config(1)).expect("write");
-    let addr = reserve_port();
-    let url = format!("http://{addr}/-/reload");
-    let r = Reconfig::start(&[
-        "--dir",
-        s(vol.root()),
-        "--webhook",
-        &url,
-        "--retry-backoff",
-        "100ms",
-        "--retries",
-        "60",
-    ]);
-    r.wait_ready(200);
+    let mut t = WatchTest::new()
+        .kubelet_volume(config(1))
+        .webhook_down()
+        .args(["--retry-backoff", "100ms", "--retries", "60"])
+        .start();
+    t.r.wait_ready(200);
 
-    vol.write(&config(2)).expect("write");
-    r.wait_log("reload failed", 2);
-    assert!(r.reloads("webhook", "failure") >= 2);
-    assert_eq!(r.reloads("webhook", "success"), 0);
+    t.vol().write(&config(2)).expect("write");
+    t.r.wait_log("reload failed", 2);
+    assert!(t.r.reloads("webhook", "failure") >= 2);
+    assert_eq!(t.r.reloads("webhook", "success"), 0);
 
-    let hook = Receiver::start_on(addr).expect("the webhook comes back");
-    let calls = wait_successes(&hook, 1);
-    let logged = logged_versions(&r, 1);
+    t.webhook_comes_back();
+    let (vol, hook, r) = (t.vol(), t.hook(), &t.r);
+    let calls = wait_successes(hook, 1);
+    let logged = logged_versions(r, 1);
     assert_eq!(logged.len(), 1);
     assert!(carries(&calls[0], &logged[0]));
     r.wait_reloaded(1);
@@ -329,41 +280,31 @@ fn a_webhook_that_is_down_gets_the_update_once_it_is_back() {
 
     // No duplicate: the next update is one more call, carrying the next version.
     vol.write(&config(3)).expect("write");
-    let calls = wait_successes(&hook, 2);
+    let calls = wait_successes(hook, 2);
     assert_eq!(hook.count(), 2);
-    assert!(carries(&calls[1], &logged_versions(&r, 2)[1]));
+    assert!(carries(&calls[1], &logged_versions(r, 2)[1]));
 }
 
 /// Issue 4: "/readyz: the current config is valid and was applied". A valid config whose reload
 /// keeps failing has not been applied, so the sidecar is not ready until the app has it.
 #[test]
 fn readyz_is_not_ready_while_a_valid_config_has_not_reached_the_app() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config(1)).expect("write");
-    let addr = reserve_port();
-    let url = format!("http://{addr}/-/reload");
-    let r = Reconfig::start(&[
-        "--dir",
-        s(vol.root()),
-        "--webhook",
-        &url,
-        "--retry-backoff",
-        "100ms",
-        "--retries",
-        "60",
-    ]);
-    r.wait_ready(200);
-    vol.write(&config(2)).expect("write");
-    r.wait_metric(
+    let mut t = WatchTest::new()
+        .kubelet_volume(config(1))
+        .webhook_down()
+        .args(["--retry-backoff", "100ms", "--retries", "60"])
+        .start();
+    t.r.wait_ready(200);
+    t.vol().write(&config(2)).expect("write");
+    t.r.wait_metric(
         "reconfig_reloads_total",
         &[("action", "webhook"), ("result", "failure")],
         1.0,
     );
-    let during = r.readyz();
-    let hook = Receiver::start_on(addr).expect("the webhook comes back");
-    wait_successes(&hook, 1);
-    r.wait_ready(200);
+    let during = t.r.readyz();
+    t.webhook_comes_back();
+    t.wait_successes(1);
+    t.r.wait_ready(200);
     assert_eq!(
         during.status, 503,
         "/readyz said {:?} while version 2 was still failing to reach the app",
@@ -373,22 +314,14 @@ fn readyz_is_not_ready_while_a_valid_config_has_not_reached_the_app() {
 
 #[test]
 fn a_newer_config_supersedes_a_pending_retry_and_the_newest_wins() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config(1)).expect("write");
-    let hook = Receiver::start();
-    hook.set_status(503);
     // A long backoff: a retry that blocked newer changes would show as a 3 s delay.
-    let r = Reconfig::start(&[
-        "--dir",
-        s(vol.root()),
-        "--webhook",
-        &hook.url("/-/reload"),
-        "--retry-backoff",
-        "3s",
-        "--retries",
-        "5",
-    ]);
+    let t = WatchTest::new()
+        .kubelet_volume(config(1))
+        .webhook()
+        .args(["--retry-backoff", "3s", "--retries", "5"])
+        .start();
+    let (vol, hook, r) = (t.vol(), t.hook(), &t.r);
+    hook.set_status(503);
     r.wait_ready(200);
 
     vol.write(&config(2)).expect("write");
@@ -399,7 +332,7 @@ fn a_newer_config_supersedes_a_pending_retry_and_the_newest_wins() {
         .expect("write")
         .swapped_at()
         .expect("written");
-    let calls = wait_successes(&hook, 1);
+    let calls = wait_successes(hook, 1);
     let waited = calls[0].at.duration_since(swapped);
     assert!(
         waited < Duration::from_millis(2500),
@@ -407,7 +340,7 @@ fn a_newer_config_supersedes_a_pending_retry_and_the_newest_wins() {
     );
     r.wait_log("a newer config arrived", 1);
 
-    let logged = logged_versions(&r, 1);
+    let logged = logged_versions(r, 1);
     assert_eq!(logged.len(), 2, "{}", r.log());
     let all = hook.requests();
     assert_eq!(all.len(), 2, "{all:?}");
@@ -430,20 +363,6 @@ fn a_newer_config_supersedes_a_pending_retry_and_the_newest_wins() {
     );
 }
 
-/// `reconfig watch` on a plain folder; as root it runs as `nobody`, so that a chmod 000 file is
-/// really unreadable to it.
-fn start_unprivileged(args: &[&str], folders: &[&Path]) -> Reconfig {
-    let mut cmd = rc::command(args);
-    if rustix::process::geteuid().is_root() {
-        use std::os::unix::process::CommandExt;
-        for folder in folders {
-            fs::set_permissions(folder, fs::Permissions::from_mode(0o755)).expect("chmod");
-        }
-        cmd.uid(65534).gid(65534);
-    }
-    Reconfig::spawn(cmd)
-}
-
 fn schema(dir: &Path) -> PathBuf {
     let path = dir.join("schema.json");
     fs::write(
@@ -456,23 +375,14 @@ fn schema(dir: &Path) -> PathBuf {
 
 #[test]
 fn an_unreadable_file_is_reported_and_the_fixed_config_is_applied() {
-    let tmp = tempdir();
-    let conf = tmp.path().join("conf");
-    fs::create_dir(&conf).expect("mkdir");
-    let file = conf.join("app.yaml");
-    fs::write(&file, "port: 1\n").expect("write");
-    let hook = Receiver::start();
-    let r = start_unprivileged(
-        &[
-            "--dir",
-            s(&conf),
-            "--debounce",
-            "50ms",
-            "--webhook",
-            &hook.url("/"),
-        ],
-        &[tmp.path(), &conf],
-    );
+    // As root it runs as `nobody`, so that a chmod 000 file is really unreadable to it.
+    let t = WatchTest::new()
+        .plain_folder(&[("app.yaml", "port: 1\n")])
+        .webhook()
+        .args(["--debounce", "50ms"])
+        .unprivileged()
+        .start();
+    let (file, hook, r) = (t.dir().join("app.yaml"), t.hook(), &t.r);
     r.wait_ready(200);
 
     fs::set_permissions(&file, fs::Permissions::from_mode(0o000)).expect("chmod");
@@ -490,8 +400,8 @@ fn an_unreadable_file_is_reported_and_the_fixed_config_is_applied() {
     // Fixed, with new content: applied once.
     fs::write(&file, "port: 2\n").expect("write");
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
-    let calls = wait_successes(&hook, 1);
-    let logged = logged_versions(&r, 1);
+    let calls = wait_successes(hook, 1);
+    let logged = logged_versions(r, 1);
     assert_eq!(logged.len(), 1, "{}", r.log());
     assert!(carries(&calls[0], &logged[0]));
     r.wait_ready(200);
@@ -502,37 +412,26 @@ fn an_unreadable_file_is_reported_and_the_fixed_config_is_applied() {
 /// it, so nothing must be reloaded.
 #[test]
 fn an_unreadable_blip_with_unchanged_content_reloads_nothing() {
-    let tmp = tempdir();
-    let conf = tmp.path().join("conf");
-    fs::create_dir(&conf).expect("mkdir");
-    let file = conf.join("app.yaml");
-    fs::write(&file, "port: 1\n").expect("write");
-    let hook = Receiver::start();
-    let r = start_unprivileged(
-        &[
-            "-v",
-            "--dir",
-            s(&conf),
-            "--debounce",
-            "50ms",
-            "--webhook",
-            &hook.url("/"),
-        ],
-        &[tmp.path(), &conf],
-    );
+    let t = WatchTest::new()
+        .plain_folder(&[("app.yaml", "port: 1\n")])
+        .webhook()
+        .args(["-v", "--debounce", "50ms"])
+        .unprivileged()
+        .start();
+    let (file, hook, r) = (t.dir().join("app.yaml"), t.hook(), &t.r);
     r.wait_ready(200);
     fs::set_permissions(&file, fs::Permissions::from_mode(0o000)).expect("chmod");
     r.wait_log("cannot read the config", 1);
     let evaluations = |r: &Reconfig| r.count("content unchanged") + r.count("config is valid");
-    let before = evaluations(&r);
+    let before = evaluations(r);
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
     until("the readable folder to be evaluated again", || {
-        evaluations(&r) > before
+        evaluations(r) > before
     });
     // Barrier: a real change afterwards must be the only reload.
     let before = r.count("config is valid");
     fs::write(&file, "port: 2\n").expect("write");
-    wait_successes(&hook, 1);
+    wait_successes(hook, 1);
     r.wait_log("config is valid", before + 1);
     let calls = hook.requests();
     let logged = r.hashes(VALID);
@@ -547,33 +446,25 @@ fn an_unreadable_blip_with_unchanged_content_reloads_nothing() {
 
 #[test]
 fn a_dangling_symlink_is_reported_and_recovers() {
-    let tmp = tempdir();
-    let conf = tmp.path().join("conf");
-    fs::create_dir(&conf).expect("mkdir");
-    let file = conf.join("app.yaml");
-    fs::write(&file, "port: 1\n").expect("write");
-    let hook = Receiver::start();
-    let r = Reconfig::start(&[
-        "--dir",
-        s(&conf),
-        "--debounce",
-        "50ms",
-        "--webhook",
-        &hook.url("/"),
-    ]);
+    let t = WatchTest::new()
+        .plain_folder(&[("app.yaml", "port: 1\n")])
+        .webhook()
+        .args(["--debounce", "50ms"])
+        .start();
+    let (tmp, file, hook, r) = (t.tmp(), t.dir().join("app.yaml"), t.hook(), &t.r);
     r.wait_ready(200);
 
     fs::remove_file(&file).expect("rm");
-    std::os::unix::fs::symlink(tmp.path().join("nowhere.yaml"), &file).expect("symlink");
+    std::os::unix::fs::symlink(tmp.join("nowhere.yaml"), &file).expect("symlink");
     let line = r.wait_log("cannot read the config", 1);
     assert!(line.contains("app.yaml"), "{line}");
     assert_eq!(r.get("/healthz").status, 200);
 
-    fs::write(tmp.path().join("nowhere.yaml"), "port: 2\n").expect("write");
+    fs::write(tmp.join("nowhere.yaml"), "port: 2\n").expect("write");
     // The link target appeared outside the folder: no event in it, so touch the link.
     fs::remove_file(&file).expect("rm");
-    std::os::unix::fs::symlink(tmp.path().join("nowhere.yaml"), &file).expect("symlink");
-    wait_successes(&hook, 1);
+    std::os::unix::fs::symlink(tmp.join("nowhere.yaml"), &file).expect("symlink");
+    wait_successes(hook, 1);
     assert_eq!(hook.count(), 1);
     r.wait_ready(200);
 }
@@ -581,23 +472,14 @@ fn a_dangling_symlink_is_reported_and_recovers() {
 /// A file that `--schema` names and that disappears is not a valid config of zero files.
 #[test]
 fn deleting_the_file_a_schema_names_is_rejected_not_forwarded() {
-    let tmp = tempdir();
-    let conf = tmp.path().join("conf");
-    fs::create_dir(&conf).expect("mkdir");
-    let file = conf.join("app.yaml");
-    fs::write(&file, "port: 1\n").expect("write");
-    let schema = schema(tmp.path());
-    let hook = Receiver::start();
-    let r = Reconfig::start(&[
-        "--dir",
-        s(&conf),
-        "--debounce",
-        "50ms",
-        "--schema",
-        &format!("app.yaml={}", schema.display()),
-        "--webhook",
-        &hook.url("/"),
-    ]);
+    let setup = WatchTest::new().plain_folder(&[("app.yaml", "port: 1\n")]);
+    let schema = schema(setup.tmp());
+    let t = setup
+        .webhook()
+        .args(["--debounce", "50ms"])
+        .args(["--schema", &format!("app.yaml={}", schema.display())])
+        .start();
+    let (file, hook, r) = (t.dir().join("app.yaml"), t.hook(), &t.r);
     r.wait_ready(200);
 
     fs::remove_file(&file).expect("rm");
@@ -624,28 +506,19 @@ fn deleting_the_file_a_schema_names_is_rejected_not_forwarded() {
     assert_eq!(r.readyz().status, 503);
 
     fs::write(&file, "port: 2\n").expect("write");
-    wait_successes(&hook, 1);
+    wait_successes(hook, 1);
     r.wait_ready(200);
 }
 
 #[test]
 fn deleting_a_file_the_validator_needs_is_rejected_and_recovers() {
-    let tmp = tempdir();
-    let conf = tmp.path().join("conf");
-    fs::create_dir(&conf).expect("mkdir");
-    let file = conf.join("app.yaml");
-    fs::write(&file, "port: 1\n").expect("write");
-    let hook = Receiver::start();
-    let r = Reconfig::start(&[
-        "--dir",
-        s(&conf),
-        "--debounce",
-        "50ms",
-        "--validate-cmd",
-        "test -f {dir}/app.yaml",
-        "--webhook",
-        &hook.url("/"),
-    ]);
+    let t = WatchTest::new()
+        .plain_folder(&[("app.yaml", "port: 1\n")])
+        .webhook()
+        .args(["--debounce", "50ms"])
+        .args(["--validate-cmd", "test -f {dir}/app.yaml"])
+        .start();
+    let (file, hook, r) = (t.dir().join("app.yaml"), t.hook(), &t.r);
     r.wait_ready(200);
 
     fs::remove_file(&file).expect("rm");
@@ -655,9 +528,9 @@ fn deleting_a_file_the_validator_needs_is_rejected_and_recovers() {
     assert_eq!(r.get("/healthz").status, 200);
 
     fs::write(&file, "port: 2\n").expect("write");
-    let calls = wait_successes(&hook, 1);
+    let calls = wait_successes(hook, 1);
     assert_eq!(hook.count(), 1, "the empty folder never reached the app");
-    assert!(carries(&calls[0], &logged_versions(&r, 1)[0]));
+    assert!(carries(&calls[0], &logged_versions(r, 1)[0]));
     r.wait_ready(200);
 }
 
@@ -665,15 +538,14 @@ fn deleting_a_file_the_validator_needs_is_rejected_and_recovers() {
 /// output with newlines must not spill into lines without timestamp or level.
 #[test]
 fn a_rejection_is_logged_as_one_line() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config(1)).expect("write");
-    let r = Reconfig::start(&[
-        "--dir",
-        s(vol.root()),
-        "--validate-cmd",
-        "sh -c 'echo first problem; echo second problem >&2; exit 1'",
-    ]);
+    let t = WatchTest::new()
+        .kubelet_volume(config(1))
+        .args([
+            "--validate-cmd",
+            "sh -c 'echo first problem; echo second problem >&2; exit 1'",
+        ])
+        .start();
+    let r = &t.r;
     r.wait_log("config rejected", 1);
     r.wait_ready(503);
     let stray: Vec<String> = r
@@ -691,10 +563,8 @@ fn a_rejection_is_logged_as_one_line() {
 
 #[test]
 fn a_folder_missing_at_start_is_reported_then_applied_when_it_appears() {
-    let tmp = tempdir();
-    let vol_path = tmp.path().join("vol");
-    let hook = Receiver::start();
-    let r = Reconfig::start(&["--dir", s(&vol_path), "--webhook", &hook.url("/")]);
+    let t = WatchTest::new().missing_dir("vol").webhook().start();
+    let (tmp, vol_path, hook, r) = (t.tmp(), t.dir(), t.hook(), &t.r);
     let line = r.wait_log("does not exist", 1);
     assert!(line.contains("vol"), "{line}");
     let body = r.wait_ready(503);
@@ -702,15 +572,15 @@ fn a_folder_missing_at_start_is_reported_then_applied_when_it_appears() {
     assert_eq!(r.get("/healthz").status, 200);
 
     // The volume appears whole (as a mount does): written elsewhere, renamed into place.
-    let staging = AtomicWriter::new(tmp.path().join("staging"));
+    let staging = AtomicWriter::new(tmp.join("staging"));
     staging.write(&config(1)).expect("write");
-    fs::rename(staging.root(), &vol_path).expect("rename");
-    let calls = wait_successes(&hook, 1);
+    fs::rename(staging.root(), vol_path).expect("rename");
+    let calls = wait_successes(hook, 1);
     r.wait_ready(200);
-    assert!(carries(&calls[0], &logged_versions(&r, 1)[0]));
+    assert!(carries(&calls[0], &logged_versions(r, 1)[0]));
 
     // From then on it is a kubelet volume like any other: each update reloads once, promptly.
-    let vol = AtomicWriter::new(&vol_path);
+    let vol = AtomicWriter::new(vol_path);
     for n in 2..=3 {
         vol.write(&config(n)).expect("write");
         wait_for(
@@ -732,18 +602,20 @@ fn a_folder_missing_at_start_is_reported_then_applied_when_it_appears() {
 /// points (5 ms window), not edits inside hidden folders waiting out the plain-folder debounce.
 #[test]
 fn a_late_kubelet_volume_reacts_to_its_data_swaps() {
-    let tmp = tempdir();
-    let vol_path = tmp.path().join("vol");
-    let hook = Receiver::start();
-    let r = Reconfig::start(&["-v", "--dir", s(&vol_path), "--webhook", &hook.url("/")]);
+    let t = WatchTest::new()
+        .missing_dir("vol")
+        .webhook()
+        .args(["-v"])
+        .start();
+    let (tmp, vol_path, r) = (t.tmp(), t.dir(), &t.r);
     r.wait_log("does not exist", 1);
-    let staging = AtomicWriter::new(tmp.path().join("staging"));
+    let staging = AtomicWriter::new(tmp.join("staging"));
     staging.write(&config(1)).expect("write");
-    fs::rename(staging.root(), &vol_path).expect("rename");
-    wait_successes(&hook, 1);
-    let vol = AtomicWriter::new(&vol_path);
+    fs::rename(staging.root(), vol_path).expect("rename");
+    t.wait_successes(1);
+    let vol = AtomicWriter::new(vol_path);
     vol.write(&config(2)).expect("write");
-    wait_successes(&hook, 2);
+    t.wait_successes(2);
     let watching = r.wait_log("watching", 1);
     assert!(
         watching.contains("layout=Kubelet"),
@@ -758,18 +630,12 @@ fn a_late_kubelet_volume_reacts_to_its_data_swaps() {
 
 #[test]
 fn an_oversized_file_is_rejected_and_never_forwarded() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config(1)).expect("write");
-    let hook = Receiver::start();
-    let r = Reconfig::start(&[
-        "--dir",
-        s(vol.root()),
-        "--max-file-size",
-        "1KiB",
-        "--webhook",
-        &hook.url("/"),
-    ]);
+    let t = WatchTest::new()
+        .kubelet_volume(config(1))
+        .webhook()
+        .args(["--max-file-size", "1KiB"])
+        .start();
+    let (vol, hook, r) = (t.vol(), t.hook(), &t.r);
     r.wait_ready(200);
 
     let big = format!("port: 2\npad: \"{}\"\n", "x".repeat(2000));
@@ -785,32 +651,24 @@ fn an_oversized_file_is_rejected_and_never_forwarded() {
     assert!(body.contains("app.yaml"), "{body}");
 
     vol.write(&config(3)).expect("write");
-    let calls = wait_successes(&hook, 1);
+    let calls = wait_successes(hook, 1);
     assert_eq!(
         hook.count(),
         1,
         "the oversized version never reached the app"
     );
-    assert!(carries(&calls[0], &logged_versions(&r, 1)[0]));
+    assert!(carries(&calls[0], &logged_versions(r, 1)[0]));
     r.wait_ready(200);
 }
 
 #[test]
 fn two_volumes_that_land_together_reload_once() {
-    let tmp = tempdir();
-    let a = AtomicWriter::new(tmp.path().join("a"));
-    let b = AtomicWriter::new(tmp.path().join("b"));
-    a.write(&payload(&[("a.yaml", "a: 1\n")])).expect("write");
-    b.write(&payload(&[("b.yaml", "b: 1\n")])).expect("write");
-    let hook = Receiver::start();
-    let r = Reconfig::start(&[
-        "--dir",
-        s(a.root()),
-        "--dir",
-        s(b.root()),
-        "--webhook",
-        &hook.url("/"),
-    ]);
+    let t = WatchTest::new()
+        .kubelet_volume_at("a", payload(&[("a.yaml", "a: 1\n")]))
+        .kubelet_volume_at("b", payload(&[("b.yaml", "b: 1\n")]))
+        .webhook()
+        .start();
+    let (a, b, hook, r) = (t.volume(0), t.volume(1), t.hook(), &t.r);
     r.wait_ready(200);
 
     // Both staged, then both committed back to back, as two volumes of one update.
@@ -824,32 +682,25 @@ fn two_volumes_that_land_together_reload_once() {
         .expect("changed");
     pa.commit().expect("commit");
     pb.commit().expect("commit");
-    wait_successes(&hook, 1);
+    wait_successes(hook, 1);
 
     // Barrier: one later change of one volume is exactly one more reload.
     a.write(&payload(&[("a.yaml", "a: 3\n")])).expect("write");
-    wait_successes(&hook, 2);
+    wait_successes(hook, 2);
     assert_eq!(hook.count(), 2, "{:?}", hook.requests());
-    assert_eq!(logged_versions(&r, 2).len(), 2, "{}", r.log());
+    assert_eq!(logged_versions(r, 2).len(), 2, "{}", r.log());
 }
 
 #[test]
 fn publish_keeps_the_last_good_config() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    let published = tmp.path().join("published");
-    vol.write(&config(1)).expect("write");
-    let hook = Receiver::start();
-    let r = Reconfig::start(&[
-        "--dir",
-        s(vol.root()),
-        "--publish",
-        s(&published),
-        "--validate-cmd",
-        "grep -q port: {dir}/app.yaml",
-        "--webhook",
-        &hook.url("/"),
-    ]);
+    let setup = WatchTest::new().kubelet_volume(config(1));
+    let published = setup.tmp().join("published");
+    let t = setup
+        .args(["--publish", s(&published)])
+        .args(["--validate-cmd", "grep -q port: {dir}/app.yaml"])
+        .webhook()
+        .start();
+    let (vol, hook, r) = (t.vol(), t.hook(), &t.r);
     r.wait_ready(200);
     let read = || fs::read_to_string(published.join("app.yaml")).unwrap_or_default();
     assert_eq!(read(), "port: 1\n");
@@ -881,19 +732,17 @@ fn publish_keeps_the_last_good_config() {
     );
 
     vol.write(&config(3)).expect("write");
-    wait_successes(&hook, 1);
+    wait_successes(hook, 1);
     assert_eq!(read(), "port: 3\n", "published before the app is told");
     r.wait_ready(200);
 }
 
 #[test]
 fn publish_writes_nothing_until_a_valid_config_exists() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    let published = tmp.path().join("published");
-    vol.write(&payload(&[("app.yaml", "port: [1\n")]))
-        .expect("write");
-    let r = Reconfig::start(&["--dir", s(vol.root()), "--publish", s(&published)]);
+    let setup = WatchTest::new().kubelet_volume(payload(&[("app.yaml", "port: [1\n")]));
+    let published = setup.tmp().join("published");
+    let t = setup.args(["--publish", s(&published)]).start();
+    let (vol, r) = (t.vol(), &t.r);
     r.wait_log("config rejected", 1);
     let body = r.wait_ready(503);
     assert!(body.contains("invalid"), "{body}");
@@ -912,10 +761,8 @@ fn publish_writes_nothing_until_a_valid_config_exists() {
 #[test]
 fn sigterm_and_sigint_shut_down_cleanly() {
     for signal in [rustix::process::Signal::TERM, rustix::process::Signal::INT] {
-        let tmp = tempdir();
-        let vol = AtomicWriter::new(tmp.path().join("vol"));
-        vol.write(&config(1)).expect("write");
-        let mut r = Reconfig::start(&["--dir", s(vol.root())]);
+        let mut t = WatchTest::new().kubelet_volume(config(1)).start();
+        let r = &mut t.r;
         r.wait_ready(200);
         rc::send_signal(r.pid(), signal);
         let status = r.wait_exit(TIMEOUT);
@@ -927,23 +774,20 @@ fn sigterm_and_sigint_shut_down_cleanly() {
 /// `--dir config` relative to the working directory, as people run it outside Kubernetes.
 #[test]
 fn a_relative_dir_sees_updates() {
-    let tmp = tempdir();
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config(1)).expect("write");
-    let plain = tmp.path().join("plain");
-    fs::create_dir(&plain).expect("mkdir");
-    fs::write(plain.join("app.yaml"), "port: 1\n").expect("write");
-    for (dir, layout) in [("vol", "kubelet"), ("plain", "plain")] {
-        let hook = Receiver::start();
-        let mut cmd = rc::command(&["--dir", dir, "--webhook", &hook.url("/")]);
-        cmd.current_dir(tmp.path());
-        let r = Reconfig::spawn(cmd);
+    for layout in ["kubelet", "plain"] {
+        let setup = WatchTest::new().relative_dirs().webhook();
+        let t = if layout == "kubelet" {
+            setup.kubelet_volume(config(1)).start()
+        } else {
+            setup.plain_folder(&[("app.yaml", "port: 1\n")]).start()
+        };
+        let (hook, r) = (t.hook(), &t.r);
         r.wait_ready(200);
         let started = Instant::now();
         if layout == "kubelet" {
-            vol.write(&config(2)).expect("write");
+            t.vol().write(&config(2)).expect("write");
         } else {
-            fs::write(plain.join("app.yaml"), "port: 2\n").expect("write");
+            fs::write(t.dir().join("app.yaml"), "port: 2\n").expect("write");
         }
         wait_for(
             &format!("a {layout} update under a relative --dir to reload"),

@@ -1,6 +1,14 @@
 //! Real programs the tests drive: found on PATH or in the sbin folders Debian uses.
+//!
+//! A test whose program is missing cannot run. Under CI it fails. Elsewhere it returns early and
+//! cargo reports it `ok`, so the skip is also appended to the file named by [`SKIP_LOG`], which
+//! `tests/run.sh` sets and prints at the end (failing unless `RECONFIG_ALLOW_SKIP=1`).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The variable naming the file that skipped tests are appended to, one `TEST: reason` a line.
+pub const SKIP_LOG: &str = "RECONFIG_SKIP_LOG";
 
 /// Whether this is a CI run (`CI=true`, as GitHub Actions, GitLab and most others set it).
 pub fn under_ci() -> bool {
@@ -35,7 +43,30 @@ pub fn require(name: &str, package: &str) -> Option<PathBuf> {
         panic!("{message}. CI is set, so this test fails instead of skipping.");
     }
     eprintln!("\n******** SKIPPING: {message} ********\n");
+    record_skip(&message);
     None
+}
+
+/// Appends `TEST: reason` to the [`SKIP_LOG`] file, if one is set. The test is named by its
+/// binary and its thread, which libtest names after the test.
+fn record_skip(reason: &str) {
+    let Some(log) = std::env::var_os(SKIP_LOG).filter(|v| !v.is_empty()) else {
+        return;
+    };
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("?");
+    let line = format!("{}::{test}: {reason}\n", env!("CARGO_CRATE_NAME"));
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        panic!(
+            "cannot record the skip in {}: {e}",
+            Path::new(&log).display()
+        );
+    }
 }
 
 /// Every program of the list, or `None` (see [`require`]).

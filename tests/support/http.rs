@@ -1,4 +1,7 @@
-//! Plain-TCP HTTP on loopback: a tiny client, and a webhook receiver that counts what arrives.
+//! Plain-TCP HTTP on loopback: a tiny client, reading one request off a connection (for every
+//! loopback server of the tests), and a webhook receiver that counts what arrives.
+//!
+//! Only std: the crate's own unit tests include this file by path.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -35,7 +38,7 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> io::Result<Respons
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> io::Result<Response> {
+pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
     let split = raw
         .windows(4)
@@ -192,34 +195,15 @@ impl Receiver {
 fn answer(stream: TcpStream, state: &State) -> io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut first = String::new();
-    reader.read_line(&mut first)?;
-    let mut hash = None;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let name = name.trim().to_ascii_lowercase();
-            if name == "x-reconfig-hash" {
-                hash = Some(value.trim().to_string());
-            } else if name == "content-length" {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let at = Instant::now();
-    let mut body = vec![0u8; length.min(1 << 20)];
-    reader.read_exact(&mut body)?;
+    let Some(incoming) = read_request(&mut reader, 1 << 20)? else {
+        return Ok(());
+    };
     let status = state.status.load(Ordering::SeqCst);
-    let mut parts = first.split_whitespace();
     state.requests.lock().expect("lock").push(Request {
-        at,
-        method: parts.next().unwrap_or_default().to_string(),
-        path: parts.next().unwrap_or_default().to_string(),
-        hash,
+        at: incoming.at,
+        hash: incoming.header("x-reconfig-hash").map(str::to_string),
+        method: incoming.method,
+        path: incoming.target,
         status,
     });
     let mut stream = stream;
@@ -232,6 +216,66 @@ fn answer(stream: TcpStream, state: &State) -> io::Result<()> {
     Ok(())
 }
 
+/// One request as read off a connection.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// When its headers had fully arrived.
+    pub at: Instant,
+    pub method: String,
+    /// The request target as sent: path and query.
+    pub target: String,
+    /// Header lines, lower-cased names, trimmed values, as received.
+    pub headers: Vec<(String, String)>,
+    /// `Content-Length` bytes (no chunked bodies).
+    pub body: Vec<u8>,
+}
+
+impl Incoming {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one request (request line, headers, a `Content-Length` body of at most `max_body`
+/// bytes) from a connection; `None` when the peer closed it before sending one, as a client does
+/// with a kept-alive connection it no longer needs.
+pub fn read_request(reader: &mut impl BufRead, max_body: usize) -> io::Result<Option<Incoming>> {
+    let mut first = String::new();
+    if reader.read_line(&mut first)? == 0 {
+        return Ok(None);
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    let at = Instant::now();
+    let mut parts = first.split_whitespace();
+    let mut incoming = Incoming {
+        at,
+        method: parts.next().unwrap_or_default().to_string(),
+        target: parts.next().unwrap_or_default().to_string(),
+        headers,
+        body: Vec::new(),
+    };
+    let length: usize = incoming
+        .header("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    incoming.body = vec![0u8; length.min(max_body)];
+    reader.read_exact(&mut incoming.body)?;
+    Ok(Some(incoming))
+}
+
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.state.stop.store(true, Ordering::SeqCst);
@@ -239,33 +283,5 @@ impl Drop for Receiver {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunked_bodies_are_decoded() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        let response = parse_response(raw).expect("parse");
-        assert_eq!(response.status, 200);
-        assert_eq!(response.body, "abcde");
-    }
-
-    #[test]
-    fn the_receiver_records_and_answers() {
-        let receiver = Receiver::start();
-        receiver.set_status(503);
-        let response = request(receiver.addr(), "POST", "/-/reload").expect("request");
-        assert_eq!(response.status, 503);
-        let seen = receiver.requests();
-        assert_eq!(seen.len(), 1);
-        assert_eq!(
-            (seen[0].method.as_str(), seen[0].path.as_str()),
-            ("POST", "/-/reload")
-        );
-        assert!(receiver.successes().is_empty());
     }
 }

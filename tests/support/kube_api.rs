@@ -10,13 +10,15 @@
 //! patches: exact for the maps the tests read (annotations), approximate for lists.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+use super::http;
 
 /// The kinds served: (group/version, plural, kind).
 const KINDS: &[(&str, &str, &str)] = &[
@@ -175,36 +177,13 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let target = parts.next().unwrap_or_default().to_string();
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header)?;
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = header.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
+    while let Some(incoming) = http::read_request(&mut reader, usize::MAX)? {
+        let headers: BTreeMap<String, String> = incoming.headers.into_iter().collect();
         assert!(
             !headers.contains_key("transfer-encoding"),
             "the fake API expects sized bodies: {headers:?}"
         );
-        let length: usize = headers
-            .get("content-length")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
+        let (method, target, body) = (incoming.method, incoming.target, incoming.body);
         let protobuf = headers
             .get("content-type")
             .is_some_and(|t| t == "application/vnd.kubernetes.protobuf");
@@ -250,6 +229,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
             return Ok(());
         }
     }
+    Ok(())
 }
 
 fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {

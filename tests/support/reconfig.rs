@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::cli;
 use super::http::{self, Response};
 use super::wait::{wait_for, TIMEOUT};
 
@@ -17,12 +18,10 @@ const SERVING: &str = "serving /healthz, /readyz and /metrics on ";
 
 /// `reconfig watch ARGS --listen 127.0.0.1:0`, not yet started: add env, uid, etc.
 pub fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconfig"));
+    let mut cmd = cli::command();
     cmd.arg("watch")
         .args(args)
         .args(["--listen", "127.0.0.1:0"])
-        .env_remove("RECONFIG_LOG_FORMAT")
-        .env_remove("RECONFIG_LOG_FILE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -346,39 +345,4 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
         rest = &body[end..];
     }
     labels
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metrics_and_log_fields_parse() {
-        let m = Metrics::parse(
-            "# HELP x y\nreconfig_reloads_total{action=\"webhook\",result=\"success\"} 3\n\
-             reconfig_config_valid 1\nprometheus_config_last_reload_successful 1 1700000000\n\
-             odd{a=\"q\\\"uote\",b=\"2\"} 2.5\n",
-        );
-        assert_eq!(
-            m.get(
-                "reconfig_reloads_total",
-                &[("action", "webhook"), ("result", "success")]
-            ),
-            Some(3.0)
-        );
-        assert_eq!(
-            m.value("reconfig_reloads_total", &[("result", "failure")]),
-            0.0
-        );
-        assert_eq!(m.get("reconfig_config_valid", &[]), Some(1.0));
-        assert_eq!(
-            m.get("prometheus_config_last_reload_successful", &[]),
-            Some(1.0)
-        );
-        assert_eq!(m.get("odd", &[("a", "q\"uote"), ("b", "2")]), Some(2.5));
-        let line =
-            "2026-11-22T04:07:36Z  INFO config is valid; reloading hash=b22261ab2595 files=1";
-        assert_eq!(field(line, "hash").as_deref(), Some("b22261ab2595"));
-        assert_eq!(field(line, "files").as_deref(), Some("1"));
-    }
 }
