@@ -7,9 +7,10 @@
 // same data from it (issue 12). Two Go libraries do that reading, so the
 // oracle is the two of them, both of which must accept the stream:
 //
-//   - gopkg.in/yaml.v3 walks the stream: Helm 4 parses the whole rendered
-//     stream with go-yaml v3 before and after a post-renderer, so a stream it
-//     rejects fails Helm 4. The walk also says where each document starts.
+//   - gopkg.in/yaml.v3 walks the stream: Helm 4 parses the rendered stream
+//     with go-yaml v3 (through kustomize's kyaml) before and after a
+//     post-renderer, so what go-yaml v3 rejects fails Helm 4. The walk also
+//     says where each document starts.
 //   - sigs.k8s.io/yaml.YAMLToJSON (go-yaml v2 underneath) turns each document
 //     into JSON, as Helm's and kubectl's decoders do before the objects reach
 //     the API server: YAML 1.1 typing (yes, 0644), merge keys resolved, the
@@ -22,9 +23,13 @@
 // instead, as Helm 4 does, would not do: go-yaml v3's emitter changes data
 // (trailing newlines of `>+` scalars, empty values in flow collections).
 //
-// Not modelled: apimachinery's reader, which cuts the text at `---` lines
-// before decoding (not packaged in Debian). Note that go-yaml v2 and v3 both
-// reject a `%YAML 1.2` directive, and both need `---` after a `...`.
+// Not modelled: the readers of apimachinery (kubectl) and kyaml (Helm 4),
+// which cut the text at `---` lines before decoding (apimachinery is not
+// packaged in Debian). They differ from this walk on one shape: documents
+// separated by `...` alone, where go-yaml refuses the second document and
+// they silently keep only the first (seen with Helm 4.1.4); refusing is the
+// safer reference. Note also that go-yaml v2 and v3 both refuse a `%YAML 1.2`
+// directive (Helm 3 and 4 fail on it too).
 package main
 
 import (
