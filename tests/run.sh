@@ -13,6 +13,10 @@ cd "$(dirname "$0")/.."
 # Real Helm 3.17.2 / Helm 4.1.4 (+ kubectl 1.35) for tests/helm.rs, cached under target/tools/.
 bash tests/tools/install-helm.sh >/dev/null
 
+# The go-yaml / sigs.k8s.io/yaml reference for tests/yaml_oracle.rs (Debian packages, built offline),
+# cached under target/tools/.
+bash tests/tools/install-yaml-oracle.sh >/dev/null
+
 # Debian's prometheus 2.42 (prometheus, promtool) and nginx for tests/watch_*.rs, only when missing.
 # The tests run these binaries themselves (own config, ports, pid files), so the packaged services
 # are kept from starting during the install (a policy-rc.d refusing starts, if the machine has none).

@@ -39,12 +39,18 @@ pub fn require(name: &str, package: &str) -> Option<PathBuf> {
         "`{name}` is not installed: it comes with Debian's `{package}` package, which \
          `bash tests/run.sh` installs (apt-get install -y {package})"
     );
+    missing(&message);
+    None
+}
+
+/// Says that what a test needs is missing: under CI the test fails here; elsewhere the skip is
+/// printed and recorded (see [`SKIP_LOG`]), and the caller returns early.
+pub fn missing(message: &str) {
     if under_ci() {
         panic!("{message}. CI is set, so this test fails instead of skipping.");
     }
     eprintln!("\n******** SKIPPING: {message} ********\n");
-    record_skip(&message);
-    None
+    record_skip(message);
 }
 
 /// Appends `TEST: reason` to the [`SKIP_LOG`] file, if one is set. The test is named by its
