@@ -10,7 +10,8 @@ use crate::cli::ValidationArgs;
 use crate::manifest::node::{Limits, Node};
 use crate::manifest::object::{config_data, ConfigKind, ObjectMeta};
 use crate::manifest::stream::{Problem, Stream, StreamError};
-use crate::validate::{check_text, run_command, Candidate, Format, Invalid, SchemaSpec};
+use crate::process::run_command;
+use crate::validate::{check_text, Candidate, Format, Invalid, SchemaSpec};
 use crate::watch::snapshot::{self, Snapshot};
 use crate::Failure;
 

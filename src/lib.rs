@@ -12,6 +12,7 @@ pub mod kube;
 pub mod logging;
 pub mod manifest;
 pub mod plan;
+pub mod process;
 pub mod reload;
 pub mod serve;
 pub mod validate;

@@ -5,18 +5,13 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::str::FromStr;
 use std::time::Duration;
 
 use saphyr_parser::ScalarStyle;
 use serde_json::Value as Json;
-use tokio::io::AsyncReadExt;
 
 use crate::manifest::node::{parse_documents, Limits, Node, Value};
-
-/// Bytes of a validator's output kept for the log.
-const OUTPUT_LIMIT: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -151,95 +146,6 @@ impl ValidateCommand {
         let dir = dir.display().to_string();
         self.argv.iter().map(|a| a.replace("{dir}", &dir)).collect()
     }
-}
-
-/// What an external command run produced.
-#[derive(Debug, Clone)]
-pub struct CommandOutcome {
-    pub success: bool,
-    /// Exit status, or the reason it has none (timeout, spawn failure).
-    pub status: String,
-    pub output: String,
-}
-
-/// Runs a command without a shell, with a timeout, keeping the start of its output.
-pub async fn run_command(argv: &[String], timeout: Duration) -> CommandOutcome {
-    let Some((program, args)) = argv.split_first() else {
-        return CommandOutcome {
-            success: false,
-            status: "empty command".into(),
-            output: String::new(),
-        };
-    };
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            return CommandOutcome {
-                success: false,
-                status: format!("cannot start `{program}`: {e}"),
-                output: String::new(),
-            }
-        }
-    };
-    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
-    let collect = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.take(OUTPUT_LIMIT as u64).read_to_end(&mut out).await;
-        }
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.take(OUTPUT_LIMIT as u64).read_to_end(&mut err).await;
-        }
-        let status = child.wait().await;
-        (status, out, err)
-    };
-    match tokio::time::timeout(timeout, collect).await {
-        Err(_) => CommandOutcome {
-            success: false,
-            status: format!("timed out after {timeout:?} and was killed"),
-            output: String::new(),
-        },
-        Ok((status, out, err)) => {
-            let mut output = String::from_utf8_lossy(&out).trim_end().to_string();
-            let err = String::from_utf8_lossy(&err);
-            if !err.trim().is_empty() {
-                if !output.is_empty() {
-                    output.push('\n');
-                }
-                output.push_str(err.trim_end());
-            }
-            match status {
-                Ok(status) => CommandOutcome {
-                    success: status.success(),
-                    status: status.to_string(),
-                    output,
-                },
-                Err(e) => CommandOutcome {
-                    success: false,
-                    status: format!("wait failed: {e}"),
-                    output,
-                },
-            }
-        }
-    }
-}
-
-/// Folds a command's output into one line, so each log record stays one line.
-pub fn one_line(output: &str) -> String {
-    output
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 /// A file to validate: the path users see, its name inside its folder, and its bytes.
@@ -495,6 +401,7 @@ fn plain_scalar(s: &str) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::run_command;
 
     fn schema(json: &str) -> jsonschema::Validator {
         jsonschema::validator_for(&serde_json::from_str(json).expect("json")).expect("schema")

@@ -18,11 +18,12 @@ use tokio::sync::watch as latest;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::{parse_duration, parse_size, ValidationArgs};
+use crate::process::{one_line, run_command};
 use crate::reload::signal::{parse_signal, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{self, short, Action, Policy, Version};
 use crate::serve::{self, Note, Shared};
-use crate::validate::{one_line, run_command, Invalid, Validator};
+use crate::validate::{Invalid, Validator};
 use crate::Failure;
 use debounce::Debouncer;
 use publish::Publisher;
