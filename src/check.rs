@@ -7,12 +7,13 @@ use anyhow::Context as _;
 use tracing::{error, info};
 
 use crate::cli::ValidationArgs;
+use crate::config::read::Snapshot;
+use crate::config::{self, ConfigFile};
 use crate::manifest::node::{Limits, Node};
 use crate::manifest::object::{config_data, ConfigKind, ObjectMeta};
 use crate::manifest::stream::{Problem, Stream, StreamError};
 use crate::process::run_command;
-use crate::validate::{check_text, Candidate, Format, Invalid, SchemaSpec};
-use crate::watch::snapshot::{self, Snapshot};
+use crate::validate::{check_text, Format, Invalid, SchemaSpec};
 use crate::Failure;
 
 const EXAMPLES: &str = "\
@@ -66,11 +67,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         Some(path) => from_manifests(path)?,
         None => from_paths(&args.paths)?,
     };
-    let candidates: Vec<Candidate<'_>> = files
-        .iter()
-        .map(|(path, (name, bytes))| Candidate { path, name, bytes })
-        .collect();
-    let mut problems = validator.check_files(&candidates);
+    let mut problems = validator.check_files(&files);
     problems.extend(check_objects(&files, &whole_object).map_err(Failure::Usage)?);
 
     if let Some(command) = &validator.command {
@@ -124,33 +121,30 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     }
 }
 
-type Files = BTreeMap<String, (String, Vec<u8>)>;
-
-fn from_paths(paths: &[PathBuf]) -> Result<Files, Failure> {
-    let snapshot = Snapshot::read(paths, snapshot::Limits::default()).map_err(|e| match e {
-        snapshot::SnapshotError::TooLarge { .. } | snapshot::SnapshotError::Collision(_) => {
+fn from_paths(paths: &[PathBuf]) -> Result<Vec<ConfigFile>, Failure> {
+    let snapshot = Snapshot::read(paths, config::Limits::default()).map_err(|e| {
+        if e.rejects_config() {
             Failure::Invalid(e.to_string())
+        } else {
+            Failure::Usage(anyhow::anyhow!("{e}"))
         }
-        _ => Failure::Usage(anyhow::anyhow!("{e}")),
     })?;
-    Ok(snapshot
-        .files
-        .into_iter()
-        .map(|(path, file)| (path, (file.name, file.bytes)))
-        .collect())
+    Ok(snapshot.files)
 }
 
 /// The folder a validator should look at for a path: the `..data` target of a kubelet volume.
 fn read_root(dir: &Path) -> PathBuf {
-    match snapshot::layout(dir) {
-        snapshot::Layout::Kubelet => std::fs::canonicalize(dir.join(snapshot::DATA_LINK))
-            .unwrap_or_else(|_| dir.to_path_buf()),
-        snapshot::Layout::Plain => dir.to_path_buf(),
+    match config::layout::layout(dir) {
+        config::layout::Layout::Kubelet => {
+            std::fs::canonicalize(dir.join(config::layout::DATA_LINK))
+                .unwrap_or_else(|_| dir.to_path_buf())
+        }
+        config::layout::Layout::Plain => dir.to_path_buf(),
     }
 }
 
 /// Every ConfigMap and Secret key of a stream, as files named `configmap/NAME/KEY`.
-fn from_manifests(path: &Path) -> Result<Files, Failure> {
+fn from_manifests(path: &Path) -> Result<Vec<ConfigFile>, Failure> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin().lock()).context("reading stdin")
     } else {
@@ -166,17 +160,18 @@ fn from_manifests(path: &Path) -> Result<Files, Failure> {
                 Failure::Invalid(e.to_string())
             }
         })?;
-    let mut files = Files::new();
+    // Keyed by path: a later object of the same name replaces an earlier one, as `apply` would.
+    let mut files = BTreeMap::new();
     for (_, entries) in parsed.iter() {
-        for (path, key, bytes) in entries {
-            files.insert(path.clone(), (key.clone(), bytes.clone()));
+        for file in entries {
+            files.insert(file.path.clone(), file.clone());
         }
     }
-    Ok(files)
+    Ok(files.into_values().collect())
 }
 
 /// A ConfigMap's or Secret's keys with the bytes a pod would read, named `configmap/NAME/KEY`.
-fn config_files(root: &Node<'_>) -> Result<Vec<(String, String, Vec<u8>)>, Problem> {
+fn config_files(root: &Node<'_>) -> Result<Vec<ConfigFile>, Problem> {
     let Some(meta) = ObjectMeta::read(root) else {
         return Ok(Vec::new());
     };
@@ -189,12 +184,10 @@ fn config_files(root: &Node<'_>) -> Result<Vec<(String, String, Vec<u8>)>, Probl
     };
     Ok(items
         .into_iter()
-        .map(|item| {
-            (
-                format!("{prefix}/{}/{}", meta.name, item.key),
-                item.key,
-                item.bytes,
-            )
+        .map(|item| ConfigFile {
+            path: format!("{prefix}/{}/{}", meta.name, item.key),
+            name: item.key,
+            bytes: item.bytes,
         })
         .collect())
 }
@@ -206,7 +199,7 @@ fn object_schema_name(file: &str) -> Option<&str> {
 }
 
 /// Applies whole-object schemas to the data objects (key → string) assembled from the files.
-fn check_objects(files: &Files, schemas: &[SchemaSpec]) -> anyhow::Result<Vec<Invalid>> {
+fn check_objects(files: &[ConfigFile], schemas: &[SchemaSpec]) -> anyhow::Result<Vec<Invalid>> {
     let mut problems = Vec::new();
     for spec in schemas {
         let text = std::fs::read_to_string(&spec.schema)
@@ -222,11 +215,11 @@ fn check_objects(files: &Files, schemas: &[SchemaSpec]) -> anyhow::Result<Vec<In
         let prefix = format!("{}/", spec.file);
         let data: serde_json::Map<String, serde_json::Value> = files
             .iter()
-            .filter(|(path, _)| path.starts_with(&prefix))
-            .map(|(_, (key, bytes))| {
+            .filter(|file| file.path.starts_with(&prefix))
+            .map(|file| {
                 (
-                    key.clone(),
-                    serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()),
+                    file.name.clone(),
+                    serde_json::Value::String(String::from_utf8_lossy(&file.bytes).into_owned()),
                 )
             })
             .collect();
@@ -250,9 +243,9 @@ fn check_objects(files: &Files, schemas: &[SchemaSpec]) -> anyhow::Result<Vec<In
 }
 
 /// Writes the files into a temporary folder so an external validator can read them.
-fn stage(files: &Files) -> anyhow::Result<tempdir::Staged> {
+fn stage(files: &[ConfigFile]) -> anyhow::Result<tempdir::Staged> {
     let staged = tempdir::Staged::new()?;
-    for (name, bytes) in files.values() {
+    for ConfigFile { name, bytes, .. } in files {
         let path = staged.path().join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -304,16 +297,16 @@ mod tests {
         assert_eq!(
             files,
             vec![
-                (
-                    "secret/s/a.yaml".to_string(),
-                    "a.yaml".to_string(),
-                    b"x: 1\n".to_vec()
-                ),
-                (
-                    "secret/s/b.json".to_string(),
-                    "b.json".to_string(),
-                    b"{}".to_vec()
-                ),
+                ConfigFile {
+                    path: "secret/s/a.yaml".to_string(),
+                    name: "a.yaml".to_string(),
+                    bytes: b"x: 1\n".to_vec()
+                },
+                ConfigFile {
+                    path: "secret/s/b.json".to_string(),
+                    name: "b.json".to_string(),
+                    bytes: b"{}".to_vec()
+                },
             ]
         );
         assert_eq!(object_schema_name("configmap/app"), Some("configmap/app"));

@@ -11,6 +11,7 @@ use std::time::Duration;
 use saphyr_parser::ScalarStyle;
 use serde_json::Value as Json;
 
+use crate::config::ConfigFile;
 use crate::manifest::node::{parse_documents, Limits, Node, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,14 +149,6 @@ impl ValidateCommand {
     }
 }
 
-/// A file to validate: the path users see, its name inside its folder, and its bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct Candidate<'a> {
-    pub path: &'a str,
-    pub name: &'a str,
-    pub bytes: &'a [u8],
-}
-
 /// Everything that decides whether a set of config files is valid.
 pub struct Validator {
     format: Option<Format>,
@@ -193,14 +186,14 @@ impl Validator {
     }
 
     /// Parses every file and applies the schemas.
-    pub fn check_files(&self, files: &[Candidate<'_>]) -> Vec<Invalid> {
+    pub fn check_files(&self, files: &[ConfigFile]) -> Vec<Invalid> {
         let mut problems: Vec<Invalid> = self
             .schemas
             .iter()
-            .filter(|(file, _)| !files.iter().any(|f| f.path == file || f.name == file))
+            .filter(|(file, _)| !files.iter().any(|f| &f.path == file || &f.name == file))
             .map(|(file, _)| Invalid::new(file, "is missing, but a --schema names it"))
             .collect();
-        for &Candidate { path, name, bytes } in files {
+        for ConfigFile { path, name, bytes } in files {
             let schema = self
                 .schemas
                 .iter()
@@ -494,7 +487,11 @@ mod tests {
             None,
         )
         .expect("validator");
-        let file = |path, name, bytes| Candidate { path, name, bytes };
+        let file = |path: &str, name: &str, bytes: &[u8]| ConfigFile {
+            path: path.into(),
+            name: name.into(),
+            bytes: bytes.to_vec(),
+        };
         let mut files = vec![
             file("/etc/app/app.yaml", "app.yaml", &b"y: 1\n"[..]),
             file("/etc/app/other.yaml", "other.yaml", &b"y: 1\n"[..]),
