@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use crate::check::CheckArgs;
+pub mod check;
+pub mod validation;
+
+use check::CheckArgs;
+
 use crate::inject::InjectArgs;
 use crate::plan::PlanArgs;
-use crate::validate::{Format, SchemaSpec, ValidateCommand, Validator};
 use crate::watch::WatchArgs;
 
 /// Make Kubernetes config changes take effect safely.
@@ -81,41 +84,6 @@ pub struct LogArgs {
     /// Log as text or JSON lines.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "RECONFIG_LOG_FORMAT")]
     pub log_format: LogFormat,
-}
-
-/// How config files are judged; shared by `watch` and `check`, so CI and the sidecar agree.
-#[derive(Debug, clap::Args)]
-pub struct ValidationArgs {
-    /// Parse every file as this format instead of going by extension.
-    #[arg(long, value_name = "yaml|json|toml")]
-    pub format: Option<Format>,
-
-    /// Validate a file against a JSON Schema (YAML and TOML too); with `check --manifests`,
-    /// configmap/NAME names a whole ConfigMap. Repeatable.
-    #[arg(long, value_name = "FILE=SCHEMA.json")]
-    pub schema: Vec<SchemaSpec>,
-
-    /// An external validator, run without a shell; exit 0 means valid. `{dir}` in it is the
-    /// folder holding the candidate files.
-    #[arg(long, value_name = "CMD")]
-    pub validate_cmd: Option<String>,
-
-    /// Time limit for --validate-cmd.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub validate_timeout: Duration,
-}
-
-impl ValidationArgs {
-    /// Builds the validator with `schemas` (the caller may set some aside for other uses).
-    pub fn validator(&self, schemas: &[SchemaSpec]) -> anyhow::Result<Validator> {
-        let command = self
-            .validate_cmd
-            .as_deref()
-            .map(|c| ValidateCommand::parse(c, self.validate_timeout))
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--validate-cmd: {e}"))?;
-        Validator::new(self.format, schemas, command)
-    }
 }
 
 /// Parses `250ms`, `5s`, `3m`, `1h`; a bare number is seconds.

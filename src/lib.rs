@@ -4,7 +4,6 @@
 //! it to the command line, files and the terminal.
 #![forbid(unsafe_code)]
 
-pub mod check;
 pub mod cli;
 pub mod config;
 pub mod inject;

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use reconfig::cli::check;
 use reconfig::cli::{Cli, Command, LogFormat};
 use reconfig::logging::{self, Style};
-use reconfig::{check, inject, plan, watch};
+use reconfig::{inject, plan, watch};
 use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {

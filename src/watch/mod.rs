@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio::sync::watch as latest;
 use tracing::{debug, error, info, warn};
 
-use crate::cli::{parse_duration, parse_size, ValidationArgs};
+use crate::cli::validation::ValidationArgs;
+use crate::cli::{parse_duration, parse_size};
 use crate::config::{self, read::Snapshot, ReadError};
-use crate::process::{one_line, run_command};
 use crate::reload::signal::{parse_signal, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{self, short, Action, Policy, Version};
@@ -272,7 +272,7 @@ pub fn run(args: WatchArgs) -> Result<(), Failure> {
 
 async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
     let policy = args.policy()?;
-    let validator = args.validation.validator(&args.validation.schema)?;
+    let validator = args.validation.validator()?;
     for dir in &args.dir {
         if let Some(warning) = config::mount::never_updates(dir) {
             warn!("{warning}");
@@ -456,26 +456,18 @@ impl Engine {
             },
             None => None,
         };
-        if let Some(command) = &self.validator.command {
+        if let Some(command) = self.validator.command() {
             let dir = stage
                 .as_ref()
-                .map(|s| s.path.clone())
-                .or_else(|| snapshot.folder().map(Path::to_path_buf))
-                .unwrap_or_default();
-            let argv = command.argv(&dir);
-            let outcome = run_command(&argv, command.timeout).await;
-            if !outcome.success {
+                .map(|s| s.path.as_path())
+                .or_else(|| snapshot.folder())
+                .unwrap_or(Path::new(""));
+            if let Some(problem) = command.verdict(dir).await {
                 if let (Some(p), Some(stage)) = (&self.publisher, stage) {
                     p.discard(stage);
                 }
-                let output = one_line(&outcome.output);
-                let problem = Invalid {
-                    detail: (!output.is_empty()).then_some(output),
-                    ..Invalid::new(&format!("`{}`", argv.join(" ")), outcome.status.to_string())
-                };
                 return self.invalid(&hash, &[problem]);
             }
-            info!(output = %one_line(&outcome.output), "validator passed");
         }
         if let (Some(p), Some(stage)) = (&self.publisher, stage) {
             if let Err(e) = p.commit(stage) {
