@@ -1,6 +1,7 @@
 //! `reconfig check`: the sidecar's validation as a CI step, on folders or on rendered manifests.
 //!
-//! Wiring and output only: folders are read by `config`, every verdict is `validate`'s.
+//! Wiring and output: `config` reads folders and `validate` gives every verdict; here the
+//! ConfigMaps and Secrets of `--manifests` become `ConfigFile`s, and the problems are printed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tracing::info;
 
-use super::Invalid;
+use super::invalid::Invalid;
 use crate::process::{one_line, run_command};
 
 /// An external validator: `promtool check config {dir}/prometheus.yml`.

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use saphyr_parser::ScalarStyle;
 use serde_json::Value as Json;
 
-use super::Invalid;
+use super::invalid::Invalid;
 use crate::manifest::node::{parse_documents, Limits, Node, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

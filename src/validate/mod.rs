@@ -8,71 +8,16 @@
 
 mod command;
 mod format;
+mod invalid;
 mod schema;
-
-use std::fmt;
 
 pub use command::ValidateCommand;
 pub use format::Format;
+pub use invalid::Invalid;
 pub use schema::{SchemaError, SchemaSpec};
 
 use crate::config::ConfigFile;
 use format::parse;
-
-/// Why a config is not valid, pointing at the place when it can.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    pub file: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    /// What is wrong, in words that quote no value from the file.
-    pub reason: String,
-    /// The validator's own words, which may quote values (a Secret's, say).
-    pub detail: Option<String>,
-}
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.location(f)?;
-        write!(f, ": {}", self.reason)?;
-        match &self.detail {
-            Some(detail) => write!(f, ": {detail}"),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Invalid {
-    pub fn new(file: &str, reason: impl Into<String>) -> Self {
-        Invalid {
-            file: file.to_string(),
-            line: None,
-            column: None,
-            reason: reason.into(),
-            detail: None,
-        }
-    }
-
-    fn location(&self, f: &mut impl fmt::Write) -> fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Where and what, without the detail: fit for places readable by more people than the config.
-    pub fn summary(&self) -> String {
-        let mut out = String::new();
-        let _ = self.location(&mut out);
-        out.push_str(": ");
-        out.push_str(&self.reason);
-        out
-    }
-}
 
 /// Everything that decides whether a set of config files is valid.
 pub struct Validator {

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde_json::Value as Json;
 
 use super::format::{find, to_json, Parsed};
-use super::Invalid;
+use super::invalid::Invalid;
 use crate::config::ConfigFile;
 
 /// A `--schema FILE=SCHEMA.json` pairing.
