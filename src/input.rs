@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use crate::manifest::data::ObjectData;
+use crate::manifest::node::Limits;
 use crate::manifest::resolve::{Depend, Rules};
 use crate::manifest::stream::{count_newlines, Diagnostic, StreamError};
 use crate::manifest::workload::{TemplateKinds, TemplatePath};
@@ -184,21 +186,24 @@ impl Inputs {
 
     /// Analyzes the stream, pointing diagnostics at file lines.
     pub fn analyze<'a>(&'a self, options: &Options) -> Result<Analysis<'a>, InputError> {
-        match manifest::analyze(&self.text, options) {
-            Ok(analysis) => Ok(analysis),
-            Err(StreamError::Invalid(mut diagnostics)) => {
+        manifest::analyze(&self.text, options).map_err(|e| self.located(e))
+    }
+
+    /// Every ConfigMap and Secret of the stream with its decoded keys (`check --manifests`),
+    /// diagnostics pointing at file lines.
+    pub fn config_objects(&self, limits: Limits) -> Result<Vec<ObjectData>, InputError> {
+        manifest::data::config_objects(&self.text, limits, usize::MAX).map_err(|e| self.located(e))
+    }
+
+    fn located(&self, e: StreamError) -> InputError {
+        match e {
+            StreamError::Invalid(mut diagnostics) => {
                 self.relocate(&mut diagnostics);
-                Err(InputError::Stream(StreamError::Invalid(diagnostics)))
+                InputError::Stream(StreamError::Invalid(diagnostics))
             }
-            Err(e) => Err(InputError::Stream(e)),
+            e => InputError::Stream(e),
         }
     }
-}
-
-/// Reads one path (`-` is stdin) as text, refusing more than `limit` bytes, as `inject` does
-/// (`manifest::DEFAULT_MAX_INPUT_SIZE` is its default limit).
-pub fn read_one(path: &Path, limit: usize) -> Result<String, InputError> {
-    read_one_limited(path, limit, 0).map(|(_, text)| text)
 }
 
 /// Reads one input that follows `before` bytes of others; returns the name diagnostics use
@@ -321,19 +326,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let big = dir.path().join("big.yaml");
         std::fs::write(&big, "x: 12345\n").expect("write");
-        let e = read_one(&big, 4).expect_err("over the limit");
+        let e = Inputs::read(&[big.clone()], 4).expect_err("over the limit");
         assert!(matches!(Failure::from(e), Failure::Invalid(_)));
         let both = Inputs::read(&[big.clone(), big.clone()], 12).expect_err("over in all");
         assert!(matches!(both, InputError::TooLarge { .. }));
         let latin1 = dir.path().join("latin1.yaml");
         std::fs::write(&latin1, b"a: 1\nb: caf\xe9\n").expect("write");
-        let e = read_one(&latin1, 1024).expect_err("not UTF-8");
+        let e = Inputs::read(&[latin1.clone()], 1024).expect_err("not UTF-8");
         assert_eq!(
             e.to_string(),
             format!("{}: line 2: input is not UTF-8 (byte 11)", latin1.display())
         );
         assert!(matches!(Failure::from(e), Failure::Invalid(_)));
-        let missing = read_one(&dir.path().join("missing.yaml"), 1024).expect_err("missing");
+        let missing = Inputs::read(&[dir.path().join("missing.yaml")], 1024).expect_err("missing");
         assert!(matches!(Failure::from(missing), Failure::Internal(_)));
     }
 }

@@ -5,13 +5,14 @@
 //! wires those to the command line, files and the terminal, and `main.rs` only starts it.
 #![forbid(unsafe_code)]
 
-pub mod check;
 pub mod cli;
+pub mod config;
 pub mod input;
 #[cfg(feature = "kube")]
 pub mod kube;
 pub mod logging;
 pub mod manifest;
+pub mod process;
 pub mod reload;
 pub mod serve;
 pub mod units;

@@ -175,3 +175,35 @@ fn secret_values_stay_out_of_ci_logs() {
         "ConfigMaps are shown in full: {stderr}"
     );
 }
+
+/// `check --manifests` reads its input as `inject` does: the same size limit (`--max-input-size`)
+/// and the same verdicts, exit 1 for input that is too large or not UTF-8.
+#[test]
+fn manifests_are_read_as_inject_reads_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let latin1 = dir.path().join("latin1.yaml");
+    std::fs::write(
+        &latin1,
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: caf\xe9}\n",
+    )
+    .expect("write");
+    let latin1 = latin1.to_str().expect("path");
+    for command in ["check --manifests", "inject"] {
+        let mut args: Vec<&str> = command.split(' ').collect();
+        args.push(latin1);
+        let run = support::cli::run(&args, "");
+        assert_eq!(run.code, 1, "{command}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("line 4: input is not UTF-8"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+
+    let big = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n";
+    let (code, stderr) = check(&["--manifests", "-", "--max-input-size", "16"], big);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("over the 16-byte limit"), "{stderr}");
+    let (code, stderr) = check(&["--manifests", "-", "--max-input-size", "1KiB"], big);
+    assert_eq!(code, 0, "{stderr}");
+}

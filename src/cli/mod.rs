@@ -4,6 +4,7 @@
 //! the library for the decision and writes the output. The logic lives in the library
 //! modules, so it can be tested and reused without a command line.
 
+pub mod check;
 pub mod inject;
 pub mod plan;
 pub mod validation;
@@ -13,10 +14,10 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, Subcommand};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::check::CheckArgs;
 use crate::logging::Style;
 use crate::watch::WatchArgs;
 use crate::Failure;
+use check::CheckArgs;
 use inject::InjectArgs;
 use plan::PlanArgs;
 
@@ -83,7 +84,7 @@ impl Command {
         match self {
             Command::Inject(args) => inject::run(args),
             Command::Watch(args) => crate::watch::run(*args),
-            Command::Check(args) => crate::check::run(args),
+            Command::Check(args) => check::run(args),
             Command::Plan(args) => plan::run(args),
         }
     }

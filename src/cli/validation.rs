@@ -28,14 +28,15 @@ pub struct ValidationArgs {
 }
 
 impl ValidationArgs {
-    /// Builds the validator with `schemas` (the caller may set some aside for other uses).
-    pub fn validator(&self, schemas: &[SchemaSpec]) -> anyhow::Result<Validator> {
+    /// Builds the one validator: format, every schema (per file, and per whole object for
+    /// `check --manifests`), the external command.
+    pub fn validator(&self) -> anyhow::Result<Validator> {
         let command = self
             .validate_cmd
             .as_deref()
             .map(|c| ValidateCommand::parse(c, self.validate_timeout))
             .transpose()
             .map_err(|e| anyhow::anyhow!("--validate-cmd: {e}"))?;
-        Validator::new(self.format, schemas, command)
+        Ok(Validator::new(self.format, &self.schema, command)?)
     }
 }

@@ -7,11 +7,13 @@
 //! turns each piece into a `node` tree (with the `fast` or the `full` parser); `object`
 //! and `workload` read documents; `index` finds objects by id; `resolve` decides every
 //! pod template using `checksum` and `edit`; `analysis` ties the steps together;
-//! `compare` explains the difference between two analyses.
+//! `compare` explains the difference between two analyses; `data` reads every ConfigMap and
+//! Secret key for `check --manifests`.
 
 pub mod analysis;
 pub mod checksum;
 pub mod compare;
+pub mod data;
 pub mod edit;
 mod fast;
 mod full;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::process::{one_line, run_command};
 use crate::serve::{Note, Shared};
-use crate::validate::{one_line, run_command};
 use signal::{Signal, Signaller, Target};
 use webhook::Webhook;
 

@@ -5,10 +5,9 @@
 
 pub mod debounce;
 pub mod publish;
-pub mod snapshot;
 pub mod volume;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,16 +17,16 @@ use tokio::sync::watch as latest;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::validation::ValidationArgs;
+use crate::config::{self, read::Snapshot, ReadError};
 use crate::reload::signal::{parse_signal, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{self, short, Action, Policy, Version};
 use crate::serve::{self, Note, Shared};
 use crate::units::{parse_duration, parse_size};
-use crate::validate::{one_line, run_command, Invalid, Validator};
+use crate::validate::{Invalid, Validator};
 use crate::Failure;
 use debounce::Debouncer;
 use publish::Publisher;
-use snapshot::{Snapshot, SnapshotError};
 use volume::Volumes;
 
 const EXAMPLES: &str = "\
@@ -273,9 +272,9 @@ pub fn run(args: WatchArgs) -> Result<(), Failure> {
 
 async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
     let policy = args.policy()?;
-    let validator = args.validation.validator(&args.validation.schema)?;
+    let validator = args.validation.validator()?;
     for dir in &args.dir {
-        if let Some(warning) = snapshot::never_updates(dir) {
+        if let Some(warning) = config::mount::never_updates(dir) {
             warn!("{warning}");
         }
     }
@@ -305,9 +304,9 @@ async fn serve_forever(args: WatchArgs) -> anyhow::Result<()> {
     let mut volumes = Volumes::new(&args.dir, tx).context("starting the file watcher")?;
     let mut engine = Engine {
         dirs: args.dir.clone(),
-        limits: snapshot::Limits {
+        limits: config::Limits {
             max_file_size: args.max_file_size as u64,
-            ..snapshot::Limits::default()
+            ..config::Limits::default()
         },
         validator,
         publisher: args.publish.clone().map(Publisher::new),
@@ -412,7 +411,7 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 /// The read → validate → publish → act pipeline and what it remembers between runs.
 struct Engine {
     dirs: Vec<PathBuf>,
-    limits: snapshot::Limits,
+    limits: config::Limits,
     validator: Validator,
     publisher: Option<Publisher>,
     shared: Arc<Shared>,
@@ -446,7 +445,7 @@ impl Engine {
         self.degraded = false;
         self.seen = Some((hash.clone(), Ok(())));
 
-        let problems = self.validator.check_files(&snapshot.candidates());
+        let problems = self.validator.check_files(&snapshot.files);
         if !problems.is_empty() {
             return self.invalid(&hash, &problems);
         }
@@ -457,26 +456,18 @@ impl Engine {
             },
             None => None,
         };
-        if let Some(command) = &self.validator.command {
+        if let Some(command) = self.validator.command() {
             let dir = stage
                 .as_ref()
-                .map(|s| s.path.clone())
-                .or_else(|| snapshot.sources.first().map(|(_, read)| read.clone()))
-                .unwrap_or_default();
-            let argv = command.argv(&dir);
-            let outcome = run_command(&argv, command.timeout).await;
-            if !outcome.success {
+                .map(|s| s.path.as_path())
+                .or_else(|| snapshot.folder())
+                .unwrap_or(Path::new(""));
+            if let Some(problem) = command.verdict(dir).await {
                 if let (Some(p), Some(stage)) = (&self.publisher, stage) {
                     p.discard(stage);
                 }
-                let output = one_line(&outcome.output);
-                let problem = Invalid {
-                    detail: (!output.is_empty()).then_some(output),
-                    ..Invalid::new(&format!("`{}`", argv.join(" ")), outcome.status.to_string())
-                };
                 return self.invalid(&hash, &[problem]);
             }
-            info!(output = %one_line(&outcome.output), "validator passed");
         }
         if let (Some(p), Some(stage)) = (&self.publisher, stage) {
             if let Err(e) = p.commit(stage) {
@@ -512,19 +503,16 @@ impl Engine {
         }
     }
 
-    fn unreadable(&mut self, e: SnapshotError) {
+    fn unreadable(&mut self, e: ReadError) {
         self.shared.metrics.watcher_errors.inc();
         self.degraded = true;
-        match &e {
-            SnapshotError::TooLarge { .. } | SnapshotError::Collision(_) => {
-                self.invalid("-", &[Invalid::new(&e.to_string(), "not forwarded")])
-            }
-            _ => {
-                warn!("cannot read the config: {e}; keeping the last good one");
-                if self.running.is_none() {
-                    let why = format!("waiting for a readable config: {e}");
-                    self.shared.set_ready(Err(why));
-                }
+        if e.rejects_config() {
+            self.invalid("-", &[Invalid::new(&e.to_string(), "not forwarded")])
+        } else {
+            warn!("cannot read the config: {e}; keeping the last good one");
+            if self.running.is_none() {
+                let why = format!("waiting for a readable config: {e}");
+                self.shared.set_ready(Err(why));
             }
         }
     }

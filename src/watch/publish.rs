@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::snapshot::{Snapshot, DATA_LINK};
+use crate::config::layout::DATA_LINK;
+use crate::config::read::Snapshot;
 
 const DATA_TMP: &str = "..data_tmp";
 
@@ -56,7 +57,7 @@ impl Publisher {
         let path = self.dir.join(&name);
         std::fs::create_dir(&path).map_err(self.fail(format!("creating {name}")))?;
         let mut top_level: Vec<String> = Vec::new();
-        for file in snapshot.files.values() {
+        for file in &snapshot.files {
             let target = path.join(&file.name);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)
@@ -158,20 +159,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watch::snapshot::{File, Limits};
+    use crate::config::layout::{layout, Layout};
+    use crate::config::{ConfigFile, Limits};
 
     fn snapshot(files: &[(&str, &str)]) -> Snapshot {
         Snapshot {
             files: files
                 .iter()
-                .map(|(n, c)| {
-                    (
-                        format!("/src/{n}"),
-                        File {
-                            name: n.to_string(),
-                            bytes: c.as_bytes().to_vec(),
-                        },
-                    )
+                .map(|(n, c)| ConfigFile {
+                    path: format!("/src/{n}"),
+                    name: n.to_string(),
+                    bytes: c.as_bytes().to_vec(),
                 })
                 .collect(),
             sources: Vec::new(),
@@ -210,10 +208,7 @@ mod tests {
         assert!(!out.join(&first).exists(), "the old folder is removed");
         let again = Snapshot::read(std::slice::from_ref(&out), Limits::default()).expect("read");
         assert_eq!(again.files.len(), 1);
-        assert_eq!(
-            crate::watch::snapshot::layout(&out),
-            crate::watch::snapshot::Layout::Kubelet
-        );
+        assert_eq!(layout(&out), Layout::Kubelet);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::debounce::Change;
-use super::snapshot::{layout, Layout, DATA_LINK};
+use crate::config::layout::{ignored, layout, Layout, DATA_LINK};
 
 /// What the watcher thread reports to the event loop.
 #[derive(Debug)]
@@ -153,10 +153,7 @@ fn classify_event(targets: &[(PathBuf, Layout)], event: &notify::Event) -> Optio
 
 fn ignored_path(path: &Path) -> bool {
     path.file_name()
-        .map(|n| n.to_string_lossy())
-        .is_some_and(|n| {
-            n.starts_with('.') || n.ends_with('~') || n.ends_with(".swp") || n == "4913"
-        })
+        .is_some_and(|n| ignored(&n.to_string_lossy()))
 }
 
 #[cfg(test)]

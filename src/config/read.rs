@@ -1,4 +1,4 @@
-//! Reading a watched folder into memory, and the content hash that decides whether anything changed.
+//! Reading config folders into memory, and the content hash that decides whether anything changed.
 //!
 //! A kubelet ConfigMap/Secret volume is read through its `..data` symlink,
 //! resolved once, so a swap in the middle of a read can never mix two versions.
@@ -9,98 +9,32 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::validate::Candidate;
+use super::layout::{ignored, layout, Layout, DATA_LINK};
+use super::{ConfigFile, Limits, ReadError};
 
-/// The symlink kubelet swaps atomically on every update.
-pub const DATA_LINK: &str = "..data";
-
-/// Bounds on what one folder may hold.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_file_size: u64,
-    pub max_files: usize,
-    pub max_depth: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_file_size: 8 * 1024 * 1024,
-            max_files: 10_000,
-            max_depth: 16,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("{0} does not exist")]
-    Missing(PathBuf),
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is {size} bytes, over the {limit}-byte limit (--max-file-size)")]
-    TooLarge {
-        path: PathBuf,
-        size: u64,
-        limit: u64,
-    },
-    #[error("{0} holds more than {1} files")]
-    TooMany(PathBuf, usize),
-    #[error("two watched folders both provide {0}")]
-    Collision(String),
-}
-
-/// How a folder is laid out, which decides how it is read and which events matter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// A kubelet volume root: read through `..data`, react to its swap.
-    Kubelet,
-    /// Anything else: read recursively, react to any change after a quiet period.
-    Plain,
-}
-
-pub fn layout(dir: &Path) -> Layout {
-    if dir.join(DATA_LINK).symlink_metadata().is_ok() {
-        Layout::Kubelet
-    } else {
-        Layout::Plain
-    }
-}
-
-/// One file: its name inside its folder and its bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct File {
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
-
-/// The visible files of every watched folder, keyed by the path a user would write.
+/// The visible files of every folder read, in the order of their paths.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    pub files: BTreeMap<String, File>,
+    /// Sorted by `path`, each path once.
+    pub files: Vec<ConfigFile>,
     /// Folders whose files were read, with the directory actually read (the `..data` target for kubelet volumes).
     pub sources: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Snapshot {
     /// Reads every folder; all must be readable for the snapshot to count.
-    pub fn read(dirs: &[PathBuf], limits: Limits) -> Result<Snapshot, SnapshotError> {
-        let mut snapshot = Snapshot::default();
+    pub fn read(dirs: &[PathBuf], limits: Limits) -> Result<Snapshot, ReadError> {
+        let mut files: BTreeMap<String, ConfigFile> = BTreeMap::new();
+        let mut sources = Vec::new();
         for dir in dirs {
             if dir.is_file() {
                 let name = dir
                     .file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
                 let bytes = read_file(dir, limits)?;
-                snapshot
-                    .files
-                    .insert(dir.display().to_string(), File { name, bytes });
-                snapshot
-                    .sources
-                    .push((dir.clone(), dir.parent().unwrap_or(dir).to_path_buf()));
+                let path = dir.display().to_string();
+                files.insert(path.clone(), ConfigFile { path, name, bytes });
+                sources.push((dir.clone(), dir.parent().unwrap_or(dir).to_path_buf()));
                 continue;
             }
             let root = match layout(dir) {
@@ -111,68 +45,57 @@ impl Snapshot {
                 Layout::Plain => dir.clone(),
             };
             if !root.is_dir() {
-                return Err(SnapshotError::Missing(dir.clone()));
+                return Err(ReadError::Missing(dir.clone()));
             }
             let mut found = Vec::new();
             walk(&root, &root, 0, limits, &mut found)?;
             for (name, bytes) in found {
                 let path = dir.join(&name).display().to_string();
-                if snapshot
-                    .files
-                    .insert(path.clone(), File { name, bytes })
-                    .is_some()
-                {
-                    return Err(SnapshotError::Collision(path));
+                let file = ConfigFile {
+                    path: path.clone(),
+                    name,
+                    bytes,
+                };
+                if files.insert(path.clone(), file).is_some() {
+                    return Err(ReadError::Collision(path));
                 }
             }
-            snapshot.sources.push((dir.clone(), root));
+            sources.push((dir.clone(), root));
         }
-        Ok(snapshot)
+        Ok(Snapshot {
+            files: files.into_values().collect(),
+            sources,
+        })
     }
 
     /// SHA-256 over the sorted (path, content) pairs: equal content, equal hash, whatever the timestamps.
     pub fn hash(&self) -> String {
         let mut hasher = Sha256::new();
-        for (path, file) in &self.files {
-            hasher.update((path.len() as u64).to_be_bytes());
-            hasher.update(path.as_bytes());
+        for file in &self.files {
+            hasher.update((file.path.len() as u64).to_be_bytes());
+            hasher.update(file.path.as_bytes());
             hasher.update((file.bytes.len() as u64).to_be_bytes());
             hasher.update(&file.bytes);
         }
         hex::encode(hasher.finalize())
     }
 
-    /// The files as the validator takes them, borrowed.
-    pub fn candidates(&self) -> Vec<Candidate<'_>> {
-        self.files
-            .iter()
-            .map(|(path, f)| Candidate {
-                path,
-                name: &f.name,
-                bytes: &f.bytes,
-            })
-            .collect()
+    /// The folder holding the files an external validator should read: the first one read
+    /// (the `..data` target of a kubelet volume, the folder of a single file).
+    pub fn folder(&self) -> Option<&Path> {
+        self.sources.first().map(|(_, read)| read.as_path())
     }
 }
 
-fn io_or_missing(path: &Path, source: std::io::Error) -> SnapshotError {
+fn io_or_missing(path: &Path, source: std::io::Error) -> ReadError {
     if source.kind() == std::io::ErrorKind::NotFound {
-        SnapshotError::Missing(path.to_path_buf())
+        ReadError::Missing(path.to_path_buf())
     } else {
-        SnapshotError::Io {
+        ReadError::Io {
             path: path.to_path_buf(),
             source,
         }
     }
-}
-
-/// Names editors and kubelet use for temporary or hidden files.
-fn ignored(name: &str) -> bool {
-    name.starts_with('.')
-        || name.ends_with('~')
-        || name.ends_with(".swp")
-        || name.ends_with(".swx")
-        || name == "4913"
 }
 
 fn walk(
@@ -181,7 +104,7 @@ fn walk(
     depth: usize,
     limits: Limits,
     out: &mut Vec<(String, Vec<u8>)>,
-) -> Result<(), SnapshotError> {
+) -> Result<(), ReadError> {
     let entries = std::fs::read_dir(dir).map_err(|source| io_or_missing(dir, source))?;
     let mut names: Vec<(String, PathBuf)> = Vec::new();
     for entry in entries {
@@ -207,7 +130,7 @@ fn walk(
             continue;
         }
         if out.len() >= limits.max_files {
-            return Err(SnapshotError::TooMany(root.to_path_buf(), limits.max_files));
+            return Err(ReadError::TooMany(root.to_path_buf(), limits.max_files));
         }
         let bytes = read_file(&path, limits)?;
         let relative = path
@@ -221,8 +144,8 @@ fn walk(
 }
 
 /// Reads one file, refusing it whole when it is over the limit (even if it grew while being read).
-fn read_file(path: &Path, limits: Limits) -> Result<Vec<u8>, SnapshotError> {
-    let too_large = |size| SnapshotError::TooLarge {
+fn read_file(path: &Path, limits: Limits) -> Result<Vec<u8>, ReadError> {
+    let too_large = |size| ReadError::TooLarge {
         path: path.to_path_buf(),
         size,
         limit: limits.max_file_size,
@@ -242,36 +165,6 @@ fn read_file(path: &Path, limits: Limits) -> Result<Vec<u8>, SnapshotError> {
     Ok(bytes)
 }
 
-/// Why a `--dir` will never see updates, if it looks that way: a single file or a subPath mount.
-pub fn never_updates(dir: &Path) -> Option<String> {
-    if dir.is_file() {
-        return Some(format!(
-            "{} is a single file: a ConfigMap mounted with subPath never updates, and an edited file is replaced, not changed; mount the whole volume and watch its folder",
-            dir.display()
-        ));
-    }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let canonical = std::fs::canonicalize(dir).ok()?;
-    subpath_mount(&mountinfo, &canonical).then(|| {
-        format!(
-            "{} is a subPath mount: kubelet never updates those; mount the whole volume and watch its root",
-            dir.display()
-        )
-    })
-}
-
-/// A mount whose source is a sub-folder of its filesystem (field 4 is not `/`) and that holds no `..data`.
-fn subpath_mount(mountinfo: &str, dir: &Path) -> bool {
-    let dir = dir.display().to_string();
-    mountinfo.lines().any(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        fields.len() > 4
-            && fields[4] == dir
-            && fields[3] != "/"
-            && fields[3].contains("/volumes/kubernetes.io~")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,7 +179,7 @@ mod tests {
             std::fs::write(dir.path().join(hidden), "x").expect("write");
         }
         let snap = Snapshot::read(&[dir.path().to_path_buf()], Limits::default()).expect("read");
-        let names: Vec<&str> = snap.files.values().map(|f| f.name.as_str()).collect();
+        let names: Vec<&str> = snap.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, vec!["a.yaml", "sub/b.conf"]);
         assert_eq!(layout(dir.path()), Layout::Plain);
     }
@@ -303,8 +196,8 @@ mod tests {
         let snap = Snapshot::read(&[dir.path().to_path_buf()], Limits::default()).expect("read");
         assert_eq!(layout(dir.path()), Layout::Kubelet);
         assert_eq!(snap.files.len(), 1);
-        let (path, file) = snap.files.iter().next().expect("one");
-        assert_eq!(path, &dir.path().join("app.yaml").display().to_string());
+        let file = snap.files.first().expect("one");
+        assert_eq!(file.path, dir.path().join("app.yaml").display().to_string());
         assert_eq!(file.bytes, b"x: 1\n");
         assert!(snap.sources[0].1.ends_with("..2026_11_22_10_00_00.123"));
     }
@@ -343,24 +236,12 @@ mod tests {
         };
         assert!(matches!(
             Snapshot::read(&[dir.path().to_path_buf()], limits),
-            Err(SnapshotError::TooLarge { .. })
+            Err(ReadError::TooLarge { .. })
         ));
         let gone = dir.path().join("gone");
         assert!(matches!(
             Snapshot::read(&[gone], Limits::default()),
-            Err(SnapshotError::Missing(_))
+            Err(ReadError::Missing(_))
         ));
-    }
-
-    #[test]
-    fn single_files_and_subpath_mounts_are_flagged() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("f.yaml");
-        std::fs::write(&file, "a: 1").expect("write");
-        assert!(never_updates(&file).is_some_and(|w| w.contains("single file")));
-        assert!(never_updates(dir.path()).is_none());
-        let info = "1210 1190 0:52 /var/lib/kubelet/pods/x/volumes/kubernetes.io~configmap/cfg/..2026/app.yaml /etc/app rw - tmpfs tmpfs rw\n";
-        assert!(subpath_mount(info, Path::new("/etc/app")));
-        assert!(!subpath_mount(info, Path::new("/etc/other")));
     }
 }

@@ -1,0 +1,195 @@
+//! `reconfig check`: the sidecar's validation as a CI step, on folders or on rendered manifests.
+//!
+//! Wiring and output: `config` reads folders and `validate` gives every verdict; here the
+//! ConfigMaps and Secrets of `--manifests` become `ConfigFile`s, and the problems are printed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use tracing::{error, info};
+
+use super::validation::ValidationArgs;
+use crate::config::read::Snapshot;
+use crate::config::stage::Staged;
+use crate::config::{self, ConfigFile};
+use crate::input::Inputs;
+use crate::manifest::data::ObjectData;
+use crate::manifest::node::Limits;
+use crate::manifest::object::ConfigKind;
+use crate::units::parse_size;
+use crate::validate::{Invalid, ValidateCommand};
+use crate::Failure;
+
+const EXAMPLES: &str = "\
+Examples:
+  # The same checks the sidecar runs, on the files in the repository
+  reconfig check --validate-cmd 'promtool check config {dir}/prometheus.yml' deploy/prometheus/
+
+  # Every ConfigMap key of a rendered chart, with a schema for one key and one for a whole ConfigMap
+  helm template app ./chart | reconfig check --manifests - \\
+      --schema config.yaml=schemas/config.json --schema configmap/argo-rollouts-config=schemas/rollouts.json
+
+In --manifests mode each ConfigMap and Secret key is checked as a file named after the key
+(parsed by its extension, or --format), shown as configmap/NAME/KEY; --schema configmap/NAME=…
+checks the ConfigMap's whole data object.";
+
+/// Validate config files, folders or rendered ConfigMaps exactly as `reconfig watch` would.
+///
+/// Exit code 0 when everything is valid, 1 when something is not, 2 for usage errors.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
+pub struct CheckArgs {
+    /// Config files or folders (kubelet volume roots are read through ..data).
+    #[arg(value_name = "PATH", required_unless_present = "manifests")]
+    pub paths: Vec<PathBuf>,
+
+    /// Check the ConfigMaps and Secrets of a manifest stream instead (`-` for stdin).
+    #[arg(long, value_name = "FILE", conflicts_with = "paths")]
+    pub manifests: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub validation: ValidationArgs,
+
+    /// Print validators' full messages for Secret keys too; they may quote the Secret's values into CI logs.
+    #[arg(long)]
+    pub show_secret_values: bool,
+
+    /// Refuse a --manifests stream larger than this (accepts KiB, MiB, GiB suffixes), as inject does.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub max_input_size: usize,
+}
+
+pub fn run(args: CheckArgs) -> Result<(), Failure> {
+    let validator = args.validation.validator().map_err(Failure::Usage)?;
+    let (files, folder) = match &args.manifests {
+        Some(path) => (from_manifests(path, args.max_input_size)?, None),
+        None => {
+            let snapshot = from_paths(&args.paths)?;
+            let folder = snapshot.folder().map(Path::to_path_buf);
+            (snapshot.files, folder)
+        }
+    };
+    let mut problems = validator.check_files(&files);
+    if let Some(command) = validator.command() {
+        problems.extend(external_verdict(command, &files, folder.as_deref())?);
+    }
+    report(&problems, files.len(), args.show_secret_values)
+}
+
+fn from_paths(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
+    Snapshot::read(paths, config::Limits::default()).map_err(|e| {
+        if e.rejects_config() {
+            Failure::Invalid(e.to_string())
+        } else {
+            Failure::Internal(anyhow::anyhow!("{e}"))
+        }
+    })
+}
+
+/// Runs the external validator on the folder read, or on a temporary copy of files that came from manifests.
+fn external_verdict(
+    command: &ValidateCommand,
+    files: &[ConfigFile],
+    folder: Option<&Path>,
+) -> Result<Option<Invalid>, Failure> {
+    let staged;
+    let dir = match folder {
+        Some(folder) => folder,
+        None => {
+            staged = Staged::write(files).map_err(|e| Failure::Internal(e.into()))?;
+            staged.path()
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+        .map_err(Failure::Internal)?;
+    Ok(runtime.block_on(command.verdict(dir)))
+}
+
+/// Prints every problem (a Secret's validator message only when asked) and sets the exit code.
+fn report(problems: &[Invalid], files: usize, show_secret_values: bool) -> Result<(), Failure> {
+    for p in problems {
+        if p.detail.is_some() && p.file.starts_with("secret/") && !show_secret_values {
+            error!(
+                "{} (the message would quote the Secret's value; --show-secret-values prints it)",
+                p.summary()
+            );
+        } else {
+            error!("{p}");
+        }
+    }
+    if problems.is_empty() {
+        info!("{files} file(s) valid");
+        Ok(())
+    } else {
+        Err(Failure::Invalid(format!(
+            "{} problem(s) in {files} file(s) checked",
+            problems.len()
+        )))
+    }
+}
+
+/// Every ConfigMap and Secret key of a stream, as files named `configmap/NAME/KEY`, read as
+/// `inject` reads its input (same size limit, same errors).
+fn from_manifests(path: &Path, limit: usize) -> Result<Vec<ConfigFile>, Failure> {
+    let inputs = Inputs::read(&[path.to_path_buf()], limit)?.unnamed_if_stdin_alone();
+    let objects = inputs.config_objects(Limits::default())?;
+    // Keyed by path: a later object of the same name replaces an earlier one, as `apply` would.
+    let mut files = BTreeMap::new();
+    for file in objects.into_iter().flat_map(config_files) {
+        files.insert(file.path.clone(), file);
+    }
+    Ok(files.into_values().collect())
+}
+
+/// A ConfigMap's or Secret's keys with the bytes a pod would read, named `configmap/NAME/KEY`.
+fn config_files(object: ObjectData) -> impl Iterator<Item = ConfigFile> {
+    let prefix = match object.kind {
+        ConfigKind::ConfigMap => "configmap",
+        ConfigKind::Secret => "secret",
+    };
+    object.items.into_iter().map(move |item| ConfigFile {
+        path: format!("{prefix}/{}/{}", object.name, item.key),
+        name: item.key,
+        bytes: item.bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::object::DataItem;
+
+    #[test]
+    fn config_files_of_configmaps_and_secrets() {
+        let item = |key: &str, bytes: &[u8]| DataItem {
+            key: key.to_string(),
+            bytes: bytes.to_vec(),
+            in_env: true,
+        };
+        let secret = ObjectData {
+            kind: ConfigKind::Secret,
+            name: "s".to_string(),
+            items: vec![item("a.yaml", b"x: 1\n"), item("b.json", b"{}")],
+        };
+        let files: Vec<ConfigFile> = config_files(secret).collect();
+        assert_eq!(
+            files,
+            vec![
+                ConfigFile {
+                    path: "secret/s/a.yaml".to_string(),
+                    name: "a.yaml".to_string(),
+                    bytes: b"x: 1\n".to_vec()
+                },
+                ConfigFile {
+                    path: "secret/s/b.json".to_string(),
+                    name: "b.json".to_string(),
+                    bytes: b"{}".to_vec()
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! The data of every ConfigMap and Secret in a stream, key by key, as a pod reads it.
+//!
+//! `check --manifests` validates each key as a file; it needs the decoded bytes of
+//! every key (not the digests `analyze` keeps), and nothing about workloads.
+
+use super::node::Limits;
+use super::object::{config_data, ConfigKind, DataItem, ObjectMeta};
+use super::stream::{Stream, StreamError};
+
+/// One ConfigMap's or Secret's keys, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectData {
+    pub kind: ConfigKind,
+    pub name: String,
+    pub items: Vec<DataItem>,
+}
+
+/// Reads every ConfigMap and Secret of a stream, in stream order. Any invalid document fails
+/// the whole stream, as in `analyze`.
+pub fn config_objects(
+    text: &str,
+    limits: Limits,
+    max_input_size: usize,
+) -> Result<Vec<ObjectData>, StreamError> {
+    let stream = Stream::new(text, max_input_size)?;
+    let parsed = stream.parse(limits, |doc| {
+        let Some(meta) = ObjectMeta::read(doc.root) else {
+            return Ok(None);
+        };
+        Ok(
+            config_data(doc.root, &meta)?.map(|(kind, items)| ObjectData {
+                kind,
+                name: meta.name.to_string(),
+                items,
+            }),
+        )
+    })?;
+    Ok(parsed.values.into_iter().flatten().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configmaps_and_secrets_are_read_others_skipped() {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {a.yaml: eDogMQo=}\nstringData: {b.json: '{}'}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n";
+        let objects = config_objects(text, Limits::default(), 1 << 20).expect("valid");
+        let summary: Vec<(ConfigKind, &str, Vec<(&str, &[u8])>)> = objects
+            .iter()
+            .map(|o| {
+                let items = o
+                    .items
+                    .iter()
+                    .map(|i| (i.key.as_str(), &i.bytes[..]))
+                    .collect();
+                (o.kind, o.name.as_str(), items)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    ConfigKind::Secret,
+                    "s",
+                    vec![("a.yaml", &b"x: 1\n"[..]), ("b.json", &b"{}"[..])]
+                ),
+                (ConfigKind::ConfigMap, "c", vec![("k", &b"v"[..])]),
+            ]
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! The external validator (`--validate-cmd`): a program run on the folder holding the
+//! candidate files, whose exit status is the verdict.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tracing::info;
+
+use super::invalid::Invalid;
+use crate::process::{one_line, run_command};
+
+/// An external validator: `promtool check config {dir}/prometheus.yml`.
+#[derive(Debug, Clone)]
+pub struct ValidateCommand {
+    argv: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl ValidateCommand {
+    /// Splits like a shell would (quotes, escapes) but runs no shell.
+    pub fn parse(line: &str, timeout: Duration) -> Result<Self, String> {
+        let argv = shell_words::split(line).map_err(|e| format!("cannot split `{line}`: {e}"))?;
+        if argv.is_empty() {
+            return Err("the validate command is empty".into());
+        }
+        Ok(ValidateCommand { argv, timeout })
+    }
+
+    /// The argv with `{dir}` replaced by the folder that holds the candidate files.
+    pub fn argv(&self, dir: &Path) -> Vec<String> {
+        let dir = dir.display().to_string();
+        self.argv.iter().map(|a| a.replace("{dir}", &dir)).collect()
+    }
+
+    /// Runs the validator on `dir`: `None` when it exits 0, otherwise the command and its
+    /// status, with its output (folded to one line; it may quote values) as the detail.
+    pub async fn verdict(&self, dir: &Path) -> Option<Invalid> {
+        let argv = self.argv(dir);
+        let outcome = run_command(&argv, self.timeout).await;
+        let output = one_line(&outcome.output);
+        if outcome.success {
+            info!(output = %output, "validator passed");
+            return None;
+        }
+        Some(Invalid {
+            detail: (!output.is_empty()).then_some(output),
+            ..Invalid::new(&format!("`{}`", argv.join(" ")), outcome.status)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_verdict_names_the_command_its_status_and_output() {
+        let cmd =
+            ValidateCommand::parse("sh -c 'echo checked {dir}; exit 3'", Duration::from_secs(5))
+                .expect("parse");
+        let invalid = cmd.verdict(Path::new("/tmp/x")).await.expect("invalid");
+        assert_eq!(invalid.detail.as_deref(), Some("checked /tmp/x"));
+        assert!(invalid.reason.contains('3'), "{}", invalid.reason);
+        assert_eq!(invalid.file, "`sh -c echo checked /tmp/x; exit 3`");
+
+        let pass = ValidateCommand::parse("true", Duration::from_secs(5)).expect("parse");
+        assert!(pass.verdict(Path::new("/tmp/x")).await.is_none());
+
+        let folded = ValidateCommand::parse(
+            "sh -c 'echo first; echo second >&2; exit 1'",
+            Duration::from_secs(5),
+        )
+        .expect("parse");
+        let invalid = folded.verdict(Path::new("/")).await.expect("invalid");
+        assert_eq!(invalid.detail.as_deref(), Some("first | second"));
+
+        assert!(ValidateCommand::parse("unbalanced 'quote", Duration::from_secs(1)).is_err());
+        assert!(ValidateCommand::parse("  ", Duration::from_secs(1)).is_err());
+    }
+}
