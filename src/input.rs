@@ -326,13 +326,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let big = dir.path().join("big.yaml");
         std::fs::write(&big, "x: 12345\n").expect("write");
-        let e = Inputs::read(&[big.clone()], 4).expect_err("over the limit");
+        let e = Inputs::read(std::slice::from_ref(&big), 4).expect_err("over the limit");
         assert!(matches!(Failure::from(e), Failure::Invalid(_)));
         let both = Inputs::read(&[big.clone(), big.clone()], 12).expect_err("over in all");
         assert!(matches!(both, InputError::TooLarge { .. }));
         let latin1 = dir.path().join("latin1.yaml");
         std::fs::write(&latin1, b"a: 1\nb: caf\xe9\n").expect("write");
-        let e = Inputs::read(&[latin1.clone()], 1024).expect_err("not UTF-8");
+        let e = Inputs::read(std::slice::from_ref(&latin1), 1024).expect_err("not UTF-8");
         assert_eq!(
             e.to_string(),
             format!("{}: line 2: input is not UTF-8 (byte 11)", latin1.display())

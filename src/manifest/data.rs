@@ -46,7 +46,8 @@ mod tests {
     fn configmaps_and_secrets_are_read_others_skipped() {
         let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {a.yaml: eDogMQo=}\nstringData: {b.json: '{}'}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n";
         let objects = config_objects(text, Limits::default(), 1 << 20).expect("valid");
-        let summary: Vec<(ConfigKind, &str, Vec<(&str, &[u8])>)> = objects
+        type Summary<'o> = (ConfigKind, &'o str, Vec<(&'o str, &'o [u8])>);
+        let summary: Vec<Summary<'_>> = objects
             .iter()
             .map(|o| {
                 let items = o
