@@ -1,5 +1,7 @@
 //! The command line: global options and the subcommands.
 
+pub mod watch;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use crate::check::CheckArgs;
 use crate::inject::InjectArgs;
 use crate::plan::PlanArgs;
 use crate::validate::{Format, SchemaSpec, ValidateCommand, Validator};
-use crate::watch::WatchArgs;
+use watch::WatchArgs;
 
 /// Make Kubernetes config changes take effect safely.
 ///

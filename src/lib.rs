@@ -4,6 +4,7 @@
 //! it to the command line, files and the terminal.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod check;
 pub mod cli;
 pub mod inject;
@@ -13,7 +14,6 @@ pub mod logging;
 pub mod manifest;
 pub mod plan;
 pub mod reload;
-pub mod serve;
 pub mod validate;
 pub mod watch;
 

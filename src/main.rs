@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use reconfig::cli::{Cli, Command, LogFormat};
 use reconfig::logging::{self, Style};
-use reconfig::{check, inject, plan, watch};
+use reconfig::{check, inject, plan};
 use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Inject(args) => inject::run(args),
-        Command::Watch(args) => watch::run(*args),
+        Command::Watch(args) => reconfig::cli::watch::run(*args),
         Command::Check(args) => check::run(args),
         Command::Plan(args) => plan::run(args),
     };

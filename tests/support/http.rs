@@ -94,6 +94,8 @@ pub struct Request {
     pub at: Instant,
     pub method: String,
     pub path: String,
+    /// The protocol of the request line, e.g. `HTTP/1.1`.
+    pub version: String,
     /// `X-Reconfig-Hash`, the config version reconfig reloaded.
     pub hash: Option<String>,
     /// What the receiver answered.
@@ -219,6 +221,7 @@ fn answer(stream: TcpStream, state: &State) -> io::Result<()> {
         at,
         method: parts.next().unwrap_or_default().to_string(),
         path: parts.next().unwrap_or_default().to_string(),
+        version: parts.next().unwrap_or_default().to_string(),
         hash,
         status,
     });

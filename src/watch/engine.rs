@@ -1,0 +1,218 @@
+//! One evaluation of the watched folders: read → validate → publish → act.
+//!
+//! The engine remembers only what it needs to skip work (the content it judged last); what an
+//! evaluation means for readiness, metrics and reports is up to the [`ConfigState`] it drives.
+//! Action outcomes come back through the same engine, so every transition happens on the event
+//! loop, in the order things happened.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing::{debug, error, info, warn};
+
+use super::metrics::Metrics;
+use super::publish::Publisher;
+use super::snapshot::{self, Snapshot, SnapshotError};
+use super::state::ConfigState;
+use crate::reload::{short, ActionOutcome, Actions, Version};
+use crate::validate::{one_line, run_command, Invalid, Validator};
+
+/// What to do with the valid config found at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtStart {
+    /// Record it and run no action: the app starts with it anyway.
+    Record,
+    /// Run the actions for it too (`--reload-on-start`).
+    Reload,
+}
+
+/// What a valid version that is not the wanted one yet leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnValid {
+    Record,
+    Act,
+}
+
+/// What the engine is built from.
+pub struct Parts {
+    pub dirs: Vec<PathBuf>,
+    pub limits: snapshot::Limits,
+    pub validator: Validator,
+    pub publisher: Option<Publisher>,
+    pub state: ConfigState,
+    pub actions: Actions,
+    pub has_actions: bool,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The read → validate → publish → act pipeline and what it remembers between runs.
+pub struct Engine {
+    dirs: Vec<PathBuf>,
+    limits: snapshot::Limits,
+    validator: Validator,
+    publisher: Option<Publisher>,
+    state: ConfigState,
+    actions: Actions,
+    has_actions: bool,
+    metrics: Arc<Metrics>,
+    /// Hash of the newest content judged, valid or not: the same bytes are not judged twice.
+    seen: Option<String>,
+}
+
+impl Engine {
+    pub fn new(parts: Parts) -> Self {
+        Engine {
+            dirs: parts.dirs,
+            limits: parts.limits,
+            validator: parts.validator,
+            publisher: parts.publisher,
+            state: parts.state,
+            actions: parts.actions,
+            has_actions: parts.has_actions,
+            metrics: parts.metrics,
+            seen: None,
+        }
+    }
+
+    /// The first evaluation.
+    pub async fn start(&mut self, at_start: AtStart) {
+        let on_valid = match at_start {
+            AtStart::Record => OnValid::Record,
+            AtStart::Reload => OnValid::Act,
+        };
+        self.judge(on_valid).await;
+    }
+
+    /// Every later evaluation: a valid change goes to the actions.
+    pub async fn evaluate(&mut self) {
+        self.judge(OnValid::Act).await;
+    }
+
+    /// Waits for the action task to finish with a version.
+    pub async fn next_outcome(&mut self) -> Option<ActionOutcome> {
+        self.actions.outcome().await
+    }
+
+    pub fn settle(&mut self, outcome: ActionOutcome) {
+        self.state.action_outcome(outcome);
+    }
+
+    /// The file watcher reported an error; it keeps running.
+    pub fn watcher_error(&self, e: &str) {
+        warn!("file watcher: {e}");
+        self.metrics.watcher_errors.inc();
+    }
+
+    pub fn watcher_stopped(&mut self) {
+        self.state.watcher_stopped();
+    }
+
+    /// Applies outcomes that arrived while the engine was busy, before anything newer.
+    fn catch_up(&mut self) {
+        while let Some(outcome) = self.actions.arrived() {
+            self.state.action_outcome(outcome);
+        }
+    }
+
+    async fn judge(&mut self, on_valid: OnValid) {
+        self.catch_up();
+        let snapshot = match Snapshot::read(&self.dirs, self.limits) {
+            Ok(s) => s,
+            Err(e) => return self.unreadable(e),
+        };
+        let hash = snapshot.hash();
+        if self.seen.as_deref() == Some(hash.as_str()) {
+            debug!(hash = %short(&hash), "content unchanged");
+            self.state.read_again();
+            return;
+        }
+        self.seen = Some(hash.clone());
+
+        let problems = self.validator.check_files(&snapshot.candidates());
+        if !problems.is_empty() {
+            return self.state.rejected(&hash, &problems);
+        }
+        let stage = match &self.publisher {
+            Some(p) => match p.stage(&snapshot) {
+                Ok(stage) => Some(stage),
+                Err(e) => {
+                    return self.publish_failed(&hash, &format!("cannot stage the config: {e}"))
+                }
+            },
+            None => None,
+        };
+        if let Some(command) = &self.validator.command {
+            let dir = stage
+                .as_ref()
+                .map(|s| s.path.clone())
+                .or_else(|| snapshot.sources.first().map(|(_, read)| read.clone()))
+                .unwrap_or_default();
+            let argv = command.argv(&dir);
+            let outcome = run_command(&argv, command.timeout).await;
+            self.catch_up();
+            if !outcome.success {
+                if let (Some(p), Some(stage)) = (&self.publisher, stage) {
+                    p.discard(stage);
+                }
+                let output = one_line(&outcome.output);
+                let problem = Invalid {
+                    detail: (!output.is_empty()).then_some(output),
+                    ..Invalid::new(&format!("`{}`", argv.join(" ")), outcome.status.to_string())
+                };
+                return self.state.rejected(&hash, &[problem]);
+            }
+            info!(output = %one_line(&outcome.output), "validator passed");
+        }
+        if let (Some(p), Some(stage)) = (&self.publisher, stage) {
+            if let Err(e) = p.commit(stage) {
+                return self.publish_failed(&hash, &e.to_string());
+            }
+            info!(hash = %short(&hash), "published");
+        }
+        if self.state.wanted() == Some(hash.as_str()) {
+            info!(hash = %short(&hash), "config is valid and already running; nothing to do");
+            return self.state.valid_and_wanted(&hash);
+        }
+        let files = snapshot.files.len();
+        match on_valid {
+            OnValid::Record => {
+                info!(hash = %short(&hash), files, "config is valid");
+                self.state.started(&hash);
+            }
+            OnValid::Act if !self.has_actions => {
+                info!(hash = %short(&hash), files, "config is valid");
+                let detail = match &self.publisher {
+                    Some(p) => format!("published to {}", p.root().display()),
+                    None => "validated (no action configured)".to_string(),
+                };
+                self.state.applied_without_actions(&hash, detail);
+            }
+            OnValid::Act => {
+                info!(hash = %short(&hash), files, "config is valid; reloading");
+                self.state.applying(&hash);
+                self.actions.apply(Version { hash });
+            }
+        }
+    }
+
+    fn unreadable(&mut self, e: SnapshotError) {
+        self.metrics.watcher_errors.inc();
+        match &e {
+            SnapshotError::TooLarge { .. } | SnapshotError::Collision(_) => self
+                .state
+                .unforwardable(Invalid::new(&e.to_string(), "not forwarded")),
+            _ => {
+                warn!("cannot read the config: {e}; keeping the last good one");
+                self.state.unreadable(&e.to_string());
+            }
+        }
+    }
+
+    /// Publishing failed: the same content is tried again on the next event or resync.
+    fn publish_failed(&mut self, hash: &str, why: &str) {
+        error!("{why}");
+        self.seen = None;
+        self.metrics.watcher_errors.inc();
+        self.state.publish_failed(hash, why);
+    }
+}
