@@ -328,3 +328,70 @@ async fn report_to_the_api(_: &KubeArgs, _: &mut Sidecar) -> anyhow::Result<()> 
         "--events and --annotate-pod need the Kubernetes API, and this reconfig was built without it (cargo feature `kube`)"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Line {
+        #[command(flatten)]
+        watch: WatchArgs,
+    }
+
+    fn parse(args: &[&str]) -> WatchArgs {
+        Line::try_parse_from(std::iter::once("watch").chain(args.iter().copied()))
+            .expect("parses")
+            .watch
+    }
+
+    #[test]
+    fn the_start_up_choice_is_named_not_a_bool() {
+        let quiet = parse(&["--dir", "/config"]).settings().expect("settings");
+        assert_eq!(quiet.at_start, AtStart::Record);
+        let reload = parse(&["--dir", "/config", "--reload-on-start"])
+            .settings()
+            .expect("settings");
+        assert_eq!(reload.at_start, AtStart::Reload);
+    }
+
+    #[test]
+    fn a_signal_needs_a_target_and_a_target_needs_a_signal() {
+        let no_target = parse(&["--dir", "/c", "--signal", "HUP"]).settings();
+        assert!(no_target.is_err());
+        let no_signal = parse(&["--dir", "/c", "--pid", "7"]).settings();
+        assert!(no_signal.is_err());
+        let both = parse(&["--dir", "/c", "--pid", "7", "--signal", "HUP"]);
+        let names: Vec<&str> = both
+            .settings()
+            .expect("settings")
+            .policy
+            .actions
+            .iter()
+            .map(Action::name)
+            .collect();
+        assert_eq!(names, ["signal"]);
+    }
+
+    #[cfg(feature = "kube")]
+    #[test]
+    fn kube_flags_become_the_reporter_settings_and_empty_names_count_as_unset() {
+        let args = parse(&[
+            "--dir",
+            "/c",
+            "--events",
+            "--pod-name",
+            "",
+            "--pod-namespace",
+            "shop",
+            "--kube-timeout",
+            "3s",
+        ]);
+        let settings = crate::kube::Settings::from(&args.kube);
+        assert!(settings.events && !settings.annotate && !settings.details);
+        assert_eq!(settings.pod_name, None);
+        assert_eq!(settings.pod_namespace.as_deref(), Some("shop"));
+        assert_eq!(settings.timeout, Duration::from_secs(3));
+    }
+}

@@ -277,7 +277,6 @@ async fn apply(
         }
     }
     let mut backoff = policy.backoff.clone();
-    backoff.reset();
     let mut pending: Vec<&Action> = policy.actions.iter().collect();
     let mut attempt = 0u32;
     let mut done = Vec::new();

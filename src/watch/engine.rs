@@ -216,3 +216,122 @@ impl Engine {
         self.state.publish_failed(hash, why);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backoff::{Backoff, Jitter};
+    use crate::reload::{self, Action, ActionResult, Policy};
+    use crate::watch::state::{Health, Phase};
+    use std::time::Duration;
+    use tokio::sync::watch;
+
+    fn engine(
+        dir: &std::path::Path,
+        actions: Vec<Action>,
+    ) -> (Engine, watch::Receiver<Health>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let state = ConfigState::new(metrics.clone(), None);
+        let health = state.health();
+        let has_actions = !actions.is_empty();
+        let policy = Policy {
+            actions,
+            retries: 0,
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(10)),
+            jitter: Jitter::new(Duration::ZERO),
+        };
+        let engine = Engine::new(Parts {
+            dirs: vec![dir.to_path_buf()],
+            limits: snapshot::Limits::default(),
+            validator: Validator::new(None, &[], None).expect("validator"),
+            publisher: None,
+            state,
+            actions: reload::spawn(policy, metrics.actions.clone()),
+            has_actions,
+            metrics: metrics.clone(),
+        });
+        (engine, health, metrics)
+    }
+
+    fn phase_name(engine: &Engine) -> &'static str {
+        match engine.state.phase() {
+            Phase::Waiting { .. } => "waiting",
+            Phase::Applying { .. } => "applying",
+            Phase::Applied { .. } => "applied",
+            Phase::Rejected { .. } => "rejected",
+            Phase::Failed { .. } => "failed",
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_config_found_at_start_is_recorded_and_a_change_goes_to_the_actions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("app.yaml"), "a: 1\n").expect("write");
+        let exec = Action::Exec {
+            argv: vec!["true".into()],
+            timeout: Duration::from_secs(5),
+        };
+        let (mut engine, health, _) = engine(dir.path(), vec![exec]);
+        engine.start(AtStart::Record).await;
+        assert_eq!(phase_name(&engine), "applied");
+        let first = engine.state.applied().map(str::to_string);
+
+        std::fs::write(dir.path().join("app.yaml"), "a: 2\n").expect("write");
+        engine.evaluate().await;
+        assert_eq!(phase_name(&engine), "applying");
+        assert!(health.borrow().ready.is_err());
+        assert_eq!(engine.state.applied().map(str::to_string), first);
+        let outcome = tokio::time::timeout(Duration::from_secs(5), engine.next_outcome())
+            .await
+            .expect("an outcome")
+            .expect("the action task runs");
+        engine.settle(outcome);
+        assert_eq!(phase_name(&engine), "applied");
+        assert_eq!(engine.state.applied(), engine.state.wanted());
+        assert_ne!(engine.state.applied().map(str::to_string), first);
+    }
+
+    /// An action that finished before a rejection is applied before it, as it happened: the
+    /// newest word is the rejection, whatever the event loop polled first.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_outcome_that_arrived_first_is_applied_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("app.yaml"), "a: 1\n").expect("write");
+        let exec = Action::Exec {
+            argv: vec!["true".into()],
+            timeout: Duration::from_secs(5),
+        };
+        let (mut engine, health, metrics) = engine(dir.path(), vec![exec]);
+        engine.start(AtStart::Record).await;
+        std::fs::write(dir.path().join("app.yaml"), "a: 2\n").expect("write");
+        engine.evaluate().await;
+        let wanted = engine.state.wanted().map(str::to_string);
+
+        // The action task records its success and sends the outcome without yielding between.
+        let success = ActionResult {
+            action: "exec".into(),
+            result: "success".into(),
+        };
+        for _ in 0..500 {
+            if metrics.actions.runs.get_or_create(&success).get() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(metrics.actions.runs.get_or_create(&success).get(), 1);
+
+        std::fs::write(dir.path().join("app.yaml"), "a: [\n").expect("write");
+        engine.evaluate().await;
+        assert_eq!(phase_name(&engine), "rejected");
+        assert!(health.borrow().ready.is_err());
+        assert_eq!(
+            engine.state.applied().map(str::to_string),
+            wanted,
+            "the outcome was applied, before the rejection"
+        );
+        assert!(
+            engine.actions.arrived().is_none(),
+            "no outcome left to apply after the rejection"
+        );
+    }
+}
