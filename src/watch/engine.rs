@@ -222,17 +222,17 @@ mod tests {
     use super::*;
     use crate::backoff::{Backoff, Jitter};
     use crate::reload::{self, Action, ActionResult, Policy};
-    use crate::watch::state::{Health, Phase};
+    use crate::watch::state::{Phase, View};
     use std::time::Duration;
     use tokio::sync::watch;
 
     fn engine(
         dir: &std::path::Path,
         actions: Vec<Action>,
-    ) -> (Engine, watch::Receiver<Health>, Arc<Metrics>) {
+    ) -> (Engine, watch::Receiver<View>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
         let state = ConfigState::new(metrics.clone(), None);
-        let health = state.health();
+        let view = state.view();
         let has_actions = !actions.is_empty();
         let policy = Policy {
             actions,
@@ -250,7 +250,7 @@ mod tests {
             has_actions,
             metrics: metrics.clone(),
         });
-        (engine, health, metrics)
+        (engine, view, metrics)
     }
 
     fn phase_name(engine: &Engine) -> &'static str {
@@ -271,7 +271,7 @@ mod tests {
             argv: vec!["true".into()],
             timeout: Duration::from_secs(5),
         };
-        let (mut engine, health, _) = engine(dir.path(), vec![exec]);
+        let (mut engine, view, _) = engine(dir.path(), vec![exec]);
         engine.start(AtStart::Record).await;
         assert_eq!(phase_name(&engine), "applied");
         let first = engine.state.applied().map(str::to_string);
@@ -279,7 +279,7 @@ mod tests {
         std::fs::write(dir.path().join("app.yaml"), "a: 2\n").expect("write");
         engine.evaluate().await;
         assert_eq!(phase_name(&engine), "applying");
-        assert!(health.borrow().ready.is_err());
+        assert!(view.borrow().ready().is_err());
         assert_eq!(engine.state.applied().map(str::to_string), first);
         let outcome = tokio::time::timeout(Duration::from_secs(5), engine.next_outcome())
             .await
@@ -301,7 +301,7 @@ mod tests {
             argv: vec!["true".into()],
             timeout: Duration::from_secs(5),
         };
-        let (mut engine, health, metrics) = engine(dir.path(), vec![exec]);
+        let (mut engine, view, metrics) = engine(dir.path(), vec![exec]);
         engine.start(AtStart::Record).await;
         std::fs::write(dir.path().join("app.yaml"), "a: 2\n").expect("write");
         engine.evaluate().await;
@@ -323,7 +323,7 @@ mod tests {
         std::fs::write(dir.path().join("app.yaml"), "a: [\n").expect("write");
         engine.evaluate().await;
         assert_eq!(phase_name(&engine), "rejected");
-        assert!(health.borrow().ready.is_err());
+        assert!(view.borrow().ready().is_err());
         assert_eq!(
             engine.state.applied().map(str::to_string),
             wanted,

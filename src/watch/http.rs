@@ -1,6 +1,6 @@
 //! The sidecar's HTTP face: `/healthz`, `/readyz` and `/metrics`, for probes and scrapes.
 //!
-//! It only reads: the health that `state` publishes and the metrics registry.
+//! It only reads: the view of the config's state that `state` publishes, and the metrics.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use super::metrics::Metrics;
-use super::state::Health;
+use super::state::View as StateView;
 
 /// Connections served at once; probes and scrapes need a handful.
 const MAX_CONNECTIONS: usize = 32;
@@ -38,14 +38,18 @@ pub async fn bind(listen: &str) -> std::io::Result<TcpListener> {
 
 /// What the server reads.
 #[derive(Clone)]
-struct View {
-    health: watch::Receiver<Health>,
+struct Sources {
+    state: watch::Receiver<StateView>,
     metrics: Arc<Metrics>,
 }
 
 /// Serves until the task is dropped.
-pub async fn serve(listener: TcpListener, health: watch::Receiver<Health>, metrics: Arc<Metrics>) {
-    let view = View { health, metrics };
+pub async fn serve(
+    listener: TcpListener,
+    state: watch::Receiver<StateView>,
+    metrics: Arc<Metrics>,
+) {
+    let sources = Sources { state, metrics };
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _) = match listener.accept().await {
@@ -59,11 +63,11 @@ pub async fn serve(listener: TcpListener, health: watch::Receiver<Health>, metri
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             continue;
         };
-        let view = view.clone();
+        let sources = sources.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let view = view.clone();
-                async move { Ok::<_, Infallible>(respond(&view, &req)) }
+                let sources = sources.clone();
+                async move { Ok::<_, Infallible>(respond(&sources, &req)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -76,15 +80,15 @@ pub async fn serve(listener: TcpListener, health: watch::Receiver<Health>, metri
     }
 }
 
-fn respond(view: &View, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(sources: &Sources, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
     }
     match req.uri().path() {
-        "/healthz" => answer(view.health.borrow().alive.clone()),
-        "/readyz" => answer(view.health.borrow().ready.clone()),
+        "/healthz" => answer(sources.state.borrow().alive.clone()),
+        "/readyz" => answer(sources.state.borrow().ready()),
         "/metrics" => {
-            let mut response = text(StatusCode::OK, view.metrics.encode());
+            let mut response = text(StatusCode::OK, sources.metrics.encode());
             if let Ok(value) = "application/openmetrics-text; version=1.0.0; charset=utf-8".parse()
             {
                 response

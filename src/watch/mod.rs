@@ -121,7 +121,7 @@ impl Sidecar {
             "serving /healthz, /readyz and /metrics on {}",
             listener.local_addr()?
         );
-        let server = tokio::spawn(http::serve(listener, state.health(), metrics.clone()));
+        let server = tokio::spawn(http::serve(listener, state.view(), metrics.clone()));
 
         let policy = settings.policy;
         let names = policy.actions.iter().map(Action::name).collect::<Vec<_>>();

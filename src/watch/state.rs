@@ -4,7 +4,7 @@
 //! Readiness, the `reconfig_config_info` and `reconfig_config_valid` metrics and every [`Note`]
 //! for the reporters (Kubernetes Events, pod annotations) are derived here, by the transition
 //! that changes them, so they change together. The event loop owns the one [`ConfigState`];
-//! `/readyz` and `/healthz` read the [`Health`] it publishes.
+//! `/readyz` and `/healthz` read the [`View`] it publishes after every transition.
 
 use std::sync::Arc;
 
@@ -46,13 +46,21 @@ impl Phase {
     }
 }
 
-/// What `/readyz` and `/healthz` report.
+/// The state as the HTTP endpoints see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Health {
-    /// `Ok` when the newest config is valid and applied; otherwise why not.
-    pub ready: Result<(), String>,
+pub struct View {
+    pub phase: Phase,
+    /// The version `reconfig_config_info` shows.
+    pub applied: Option<String>,
     /// The watcher is running (missing folders make it degraded, not dead).
     pub alive: Result<(), String>,
+}
+
+impl View {
+    /// What `/readyz` answers: `Ok` when the newest config is valid and applied; otherwise why not.
+    pub fn ready(&self) -> Result<(), String> {
+        self.phase.readiness()
+    }
 }
 
 /// What happened to a config version, for reporters beyond logs and metrics (Kubernetes Events, pod annotations).
@@ -99,7 +107,7 @@ pub struct ConfigState {
     /// A read failed since `verdict` was given; reading the same content again restores it.
     degraded: bool,
     alive: Result<(), String>,
-    health: watch::Sender<Health>,
+    view: watch::Sender<View>,
     metrics: Arc<Metrics>,
     sink: Option<Box<dyn NoteSink>>,
 }
@@ -110,8 +118,9 @@ impl ConfigState {
         let phase = Phase::Waiting {
             why: "no validated config yet".into(),
         };
-        let (health, _) = watch::channel(Health {
-            ready: phase.readiness(),
+        let (view, _) = watch::channel(View {
+            phase: phase.clone(),
+            applied: None,
             alive: Ok(()),
         });
         ConfigState {
@@ -121,15 +130,15 @@ impl ConfigState {
             verdict: None,
             degraded: false,
             alive: Ok(()),
-            health,
+            view,
             metrics,
             sink,
         }
     }
 
     /// What `/readyz` and `/healthz` read; it follows every transition.
-    pub fn health(&self) -> watch::Receiver<Health> {
-        self.health.subscribe()
+    pub fn view(&self) -> watch::Receiver<View> {
+        self.view.subscribe()
     }
 
     pub fn phase(&self) -> &Phase {
@@ -331,6 +340,7 @@ impl ConfigState {
         why
     }
 
+    /// Callers go on to [`ConfigState::set`], which publishes it.
     fn now_running(&mut self, hash: &str) {
         self.applied = Some(hash.to_string());
         self.metrics.running(hash);
@@ -342,8 +352,9 @@ impl ConfigState {
     }
 
     fn publish(&self) {
-        self.health.send_replace(Health {
-            ready: self.phase.readiness(),
+        self.view.send_replace(View {
+            phase: self.phase.clone(),
+            applied: self.applied.clone(),
             alive: self.alive.clone(),
         });
     }
@@ -376,16 +387,16 @@ mod tests {
         }
     }
 
-    fn state() -> (ConfigState, watch::Receiver<Health>, Notes, Arc<Metrics>) {
+    fn state() -> (ConfigState, watch::Receiver<View>, Notes, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
         let notes = Notes::default();
         let state = ConfigState::new(metrics.clone(), Some(Box::new(notes.clone())));
-        let health = state.health();
-        (state, health, notes, metrics)
+        let view = state.view();
+        (state, view, notes, metrics)
     }
 
-    fn ready(health: &watch::Receiver<Health>) -> Result<(), String> {
-        health.borrow().ready.clone()
+    fn ready(view: &watch::Receiver<View>) -> Result<(), String> {
+        view.borrow().ready()
     }
 
     fn info(metrics: &Metrics) -> String {
@@ -401,28 +412,28 @@ mod tests {
 
     #[test]
     fn waits_until_a_first_valid_config() {
-        let (mut state, health, notes, _) = state();
-        assert_eq!(ready(&health), Err("no validated config yet".into()));
+        let (mut state, view, notes, _) = state();
+        assert_eq!(ready(&view), Err("no validated config yet".into()));
         state.unreadable("no such folder");
         assert_eq!(
-            ready(&health),
+            ready(&view),
             Err("waiting for a readable config: no such folder".into())
         );
         state.started(H1);
-        assert_eq!(ready(&health), Ok(()));
+        assert_eq!(ready(&view), Ok(()));
         assert_eq!(notes.take(), vec![Note::Started { hash: H1.into() }]);
         state.unreadable("gone again");
-        assert_eq!(ready(&health), Ok(()), "the app keeps its config");
+        assert_eq!(ready(&view), Ok(()), "the app keeps its config");
     }
 
     #[test]
     fn applied_only_once_the_actions_succeed() {
-        let (mut state, health, notes, metrics) = state();
+        let (mut state, view, notes, metrics) = state();
         state.started(H1);
         notes.take();
         state.applying(H2);
         assert_eq!(
-            ready(&health),
+            ready(&view),
             Err("config 222222222222 is valid but not yet applied".into())
         );
         assert_eq!((state.wanted(), state.applied()), (Some(H2), Some(H1)));
@@ -431,8 +442,9 @@ mod tests {
             hash: H2.into(),
             result: Ok("SIGHUP sent".into()),
         });
-        assert_eq!(ready(&health), Ok(()));
+        assert_eq!(ready(&view), Ok(()));
         assert_eq!(state.applied(), Some(H2));
+        assert_eq!(view.borrow().applied.as_deref(), Some(H2));
         assert_eq!(
             info(&metrics),
             format!("reconfig_config_info{{hash=\"{H2}\"}} 1")
@@ -448,7 +460,7 @@ mod tests {
 
     #[test]
     fn actions_that_give_up_fail_the_version() {
-        let (mut state, health, notes, metrics) = state();
+        let (mut state, view, notes, metrics) = state();
         state.started(H1);
         notes.take();
         state.applying(H2);
@@ -461,7 +473,7 @@ mod tests {
             }),
         });
         let why = "config 222222222222 is valid but webhook, exec failed 3 times; waiting for the next change";
-        assert_eq!(ready(&health), Err(why.into()));
+        assert_eq!(ready(&view), Err(why.into()));
         assert_eq!(
             state.phase(),
             &Phase::Failed {
@@ -481,9 +493,9 @@ mod tests {
 
     #[test]
     fn a_rejection_counts_and_says_what_the_app_keeps() {
-        let (mut state, health, notes, metrics) = state();
+        let (mut state, view, notes, metrics) = state();
         state.rejected(H1, &[Invalid::new("app.yaml", "not YAML")]);
-        let first = ready(&health).unwrap_err();
+        let first = ready(&view).unwrap_err();
         assert!(
             first.starts_with("config 111111111111 is invalid: ")
                 && first.ends_with("; no valid config yet"),
@@ -492,7 +504,7 @@ mod tests {
         state.started(H2);
         notes.take();
         state.rejected(H1, &[Invalid::new("app.yaml", "not YAML")]);
-        let why = ready(&health).unwrap_err();
+        let why = ready(&view).unwrap_err();
         assert!(
             why.ends_with("; the app keeps config 222222222222"),
             "{why}"
@@ -508,35 +520,32 @@ mod tests {
 
     #[test]
     fn a_read_that_works_again_restores_the_last_verdict() {
-        let (mut state, health, _, _) = state();
+        let (mut state, view, _, _) = state();
         state.rejected(H1, &[Invalid::new("app.yaml", "not YAML")]);
-        let rejected = ready(&health);
+        let rejected = ready(&view);
         state.unforwardable(Invalid::new("big.yaml is too large", "not forwarded"));
-        assert_ne!(ready(&health), rejected);
+        assert_ne!(ready(&view), rejected);
         state.read_again();
-        assert_eq!(ready(&health), rejected);
+        assert_eq!(ready(&view), rejected);
 
         state.started(H2);
         state.unforwardable(Invalid::new("big.yaml is too large", "not forwarded"));
-        assert!(ready(&health).is_err());
+        assert!(ready(&view).is_err());
         state.read_again();
-        assert_eq!(ready(&health), Ok(()));
+        assert_eq!(ready(&view), Ok(()));
         state.rejected(H1, &[Invalid::new("app.yaml", "not YAML")]);
         state.read_again();
-        assert!(
-            ready(&health).is_err(),
-            "nothing failed: nothing to restore"
-        );
+        assert!(ready(&view).is_err(), "nothing failed: nothing to restore");
     }
 
     #[test]
     fn a_failed_publish_is_not_restored_and_a_stopped_watcher_is_not_alive() {
-        let (mut state, health, notes, _) = state();
+        let (mut state, view, notes, _) = state();
         state.started(H1);
         notes.take();
         state.publish_failed(H2, "cannot stage the config: disk full");
         assert_eq!(
-            ready(&health),
+            ready(&view),
             Err("cannot stage the config: disk full".into())
         );
         assert_eq!(
@@ -548,12 +557,9 @@ mod tests {
         );
         state.unreadable("gone");
         state.read_again();
-        assert!(ready(&health).is_err());
-        assert_eq!(health.borrow().alive, Ok(()));
+        assert!(ready(&view).is_err());
+        assert_eq!(view.borrow().alive, Ok(()));
         state.watcher_stopped();
-        assert_eq!(
-            health.borrow().alive,
-            Err("the file watcher stopped".into())
-        );
+        assert_eq!(view.borrow().alive, Err("the file watcher stopped".into()));
     }
 }
