@@ -4,7 +4,7 @@
 //! The API is optional (cargo feature `kube`): nothing else in the crate depends on it, and the
 //! command line wires it in.
 
-mod client;
+pub mod client;
 pub mod report;
 
 use prometheus_client::metrics::counter::Counter;
