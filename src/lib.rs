@@ -5,6 +5,7 @@
 //! wires those to the command line, files and the terminal, and `main.rs` only starts it.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod input;
@@ -14,7 +15,6 @@ pub mod logging;
 pub mod manifest;
 pub mod process;
 pub mod reload;
-pub mod serve;
 pub mod units;
 pub mod validate;
 pub mod watch;

@@ -8,6 +8,7 @@ pub mod check;
 pub mod inject;
 pub mod plan;
 pub mod validation;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -15,11 +16,11 @@ use clap::{ArgAction, Parser, Subcommand};
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::logging::Style;
-use crate::watch::WatchArgs;
 use crate::Failure;
 use check::CheckArgs;
 use inject::InjectArgs;
 use plan::PlanArgs;
+use watch::WatchArgs;
 
 /// Make Kubernetes config changes take effect safely.
 ///
@@ -83,7 +84,7 @@ impl Command {
     pub fn run(self) -> Result<(), Failure> {
         match self {
             Command::Inject(args) => inject::run(args),
-            Command::Watch(args) => crate::watch::run(*args),
+            Command::Watch(args) => watch::run(*args),
             Command::Check(args) => check::run(args),
             Command::Plan(args) => plan::run(args),
         }

@@ -3,18 +3,24 @@
 //! Actions run in their own task, fed through a channel that keeps only the
 //! newest version: a retry that is still backing off is abandoned the moment a
 //! newer config arrives, so the newest config always wins and a failing
-//! endpoint never delays it.
+//! endpoint never delays it. The task knows nothing of the sidecar's state: it
+//! counts its runs in [`ActionMetrics`] and sends an [`ActionOutcome`] back for
+//! each version it finishes with; the event loop decides what that means.
 
 pub mod signal;
 pub mod webhook;
 
-use std::sync::Arc;
+use std::fmt;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use tokio::sync::{mpsc, watch};
 
+use crate::backoff::{Backoff, Jitter};
 use crate::process::{one_line, run_command};
-use crate::serve::{Note, Shared};
 use signal::{Signal, Signaller, Target};
 use webhook::Webhook;
 
@@ -88,10 +94,10 @@ async fn send(target: Target, signal: Signal) -> Result<String, String> {
 pub struct Policy {
     pub actions: Vec<Action>,
     pub retries: u32,
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
+    /// The delays between tries; each version starts from the first.
+    pub backoff: Backoff,
     /// Spreads reloads of many replicas: each waits a random time below this.
-    pub jitter: Duration,
+    pub jitter: Jitter,
 }
 
 /// A validated config version to apply.
@@ -100,14 +106,118 @@ pub struct Version {
     pub hash: String,
 }
 
-/// Starts the action task; send it versions through the returned channel.
-pub fn spawn(policy: Policy, shared: Arc<Shared>) -> watch::Sender<Option<Version>> {
-    let (tx, rx) = watch::channel(None);
-    tokio::spawn(run(policy, shared, rx));
-    tx
+/// What became of a version the action task finished with (a superseded one has no outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionOutcome {
+    pub hash: String,
+    /// Every action succeeded (what each did, joined), or the retries ran out.
+    pub result: Result<String, GaveUp>,
 }
 
-async fn run(policy: Policy, shared: Arc<Shared>, mut rx: watch::Receiver<Option<Version>>) {
+/// The actions that still failed when the retries ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaveUp {
+    pub actions: Vec<&'static str>,
+    /// Tries of each failing action, the first included.
+    pub attempts: u32,
+    /// The last error of each failing action.
+    pub errors: Vec<String>,
+}
+
+impl fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed {} times",
+            self.actions.join(", "),
+            self.attempts
+        )
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionResult {
+    pub action: String,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: String,
+}
+
+/// What the action task counts as it goes; the sidecar's metrics registry exposes them.
+#[derive(Debug, Clone)]
+pub struct ActionMetrics {
+    /// Runs by action and result (success, failure, superseded).
+    pub runs: Family<ActionResult, Counter>,
+    pub seconds: Family<ActionLabel, Histogram>,
+}
+
+impl Default for ActionMetrics {
+    fn default() -> Self {
+        ActionMetrics {
+            runs: Family::default(),
+            seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 15))
+            }),
+        }
+    }
+}
+
+impl ActionMetrics {
+    fn record(&self, action: &str, result: &str, took: Duration) {
+        self.runs
+            .get_or_create(&ActionResult {
+                action: action.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        self.seconds
+            .get_or_create(&ActionLabel {
+                action: action.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// The handle on the action task: versions go in, outcomes come out.
+pub struct Actions {
+    versions: watch::Sender<Option<Version>>,
+    outcomes: mpsc::UnboundedReceiver<ActionOutcome>,
+}
+
+impl Actions {
+    /// Hands over the newest version; one still waiting or retrying is superseded.
+    pub fn apply(&self, version: Version) {
+        self.versions.send_replace(Some(version));
+    }
+
+    /// The next outcome; `None` once the task has ended.
+    pub async fn outcome(&mut self) -> Option<ActionOutcome> {
+        self.outcomes.recv().await
+    }
+
+    /// An outcome that has already arrived, without waiting.
+    pub fn arrived(&mut self) -> Option<ActionOutcome> {
+        self.outcomes.try_recv().ok()
+    }
+}
+
+/// Starts the action task.
+pub fn spawn(policy: Policy, metrics: ActionMetrics) -> Actions {
+    let (versions, rx) = watch::channel(None);
+    let (tx, outcomes) = mpsc::unbounded_channel();
+    tokio::spawn(run(policy, metrics, rx, tx));
+    Actions { versions, outcomes }
+}
+
+async fn run(
+    policy: Policy,
+    metrics: ActionMetrics,
+    mut rx: watch::Receiver<Option<Version>>,
+    outcomes: mpsc::UnboundedSender<ActionOutcome>,
+) {
     let mut next: Option<Version> = None;
     loop {
         if next.is_none() {
@@ -117,8 +227,16 @@ async fn run(policy: Policy, shared: Arc<Shared>, mut rx: watch::Receiver<Option
             next = rx.borrow_and_update().clone();
         }
         let Some(version) = next.take() else { continue };
-        match apply(&policy, &shared, &version, &mut rx).await {
-            Applied::Done => {}
+        match apply(&policy, &metrics, &version, &mut rx).await {
+            Applied::Done(result) => {
+                let outcome = ActionOutcome {
+                    hash: version.hash,
+                    result,
+                };
+                if outcomes.send(outcome).is_err() {
+                    return;
+                }
+            }
             Applied::Superseded(newer) => next = newer,
             Applied::Closed => return,
         }
@@ -126,7 +244,7 @@ async fn run(policy: Policy, shared: Arc<Shared>, mut rx: watch::Receiver<Option
 }
 
 enum Applied {
-    Done,
+    Done(Result<String, GaveUp>),
     Superseded(Option<Version>),
     Closed,
 }
@@ -147,18 +265,18 @@ async fn wait_or_newer(
 
 async fn apply(
     policy: &Policy,
-    shared: &Shared,
+    metrics: &ActionMetrics,
     version: &Version,
     rx: &mut watch::Receiver<Option<Version>>,
 ) -> Applied {
-    let metrics = &shared.metrics;
     if !policy.jitter.is_zero() {
-        let delay = policy.jitter.mul_f64(random_fraction());
+        let delay = policy.jitter.draw();
         tracing::info!(hash = %short(&version.hash), "waiting {delay:?} (--jitter) before reloading");
         if let Some(early) = wait_or_newer(delay, rx).await {
             return early;
         }
     }
+    let mut backoff = policy.backoff.clone();
     let mut pending: Vec<&Action> = policy.actions.iter().collect();
     let mut attempt = 0u32;
     let mut done = Vec::new();
@@ -170,51 +288,35 @@ async fn apply(
             let took = started.elapsed();
             match result {
                 Ok(detail) => {
-                    metrics.reload(action.name(), "success", took);
+                    metrics.record(action.name(), "success", took);
                     tracing::info!(action = action.name(), hash = %short(&version.hash), took_ms = took.as_millis() as u64, "reloaded: {detail}");
                     done.push(detail);
                 }
                 Err(why) => {
-                    metrics.reload(action.name(), "failure", took);
+                    metrics.record(action.name(), "failure", took);
                     tracing::warn!(action = action.name(), hash = %short(&version.hash), attempt = attempt + 1, "reload failed: {why}");
                     failed.push((action, why));
                 }
             }
         }
         if failed.is_empty() {
-            metrics.running(&version.hash);
-            metrics.succeeded_now();
-            shared.set_ready(Ok(()));
-            shared.note(Note::Applied {
-                hash: version.hash.clone(),
-                detail: done.join("; "),
-            });
-            return Applied::Done;
+            return Applied::Done(Ok(done.join("; ")));
         }
         attempt += 1;
         if attempt > policy.retries {
-            let names: Vec<&str> = failed.iter().map(|(a, _)| a.name()).collect();
-            let reason = format!(
-                "config {} is valid but {} failed {} times; waiting for the next change",
-                short(&version.hash),
-                names.join(", "),
-                attempt
-            );
-            shared.set_ready(Err(reason.clone()));
-            let last: Vec<&str> = failed.iter().map(|(_, why)| why.as_str()).collect();
-            shared.note(Note::Failed {
-                hash: version.hash.clone(),
-                reason: format!("{reason}: {}", last.join("; ")),
-            });
-            return Applied::Done;
+            let (actions, errors) = failed
+                .into_iter()
+                .map(|(action, why)| (action.name(), why))
+                .unzip();
+            return Applied::Done(Err(GaveUp {
+                actions,
+                attempts: attempt,
+                errors,
+            }));
         }
-        let backoff = policy
-            .first_backoff
-            .saturating_mul(2u32.saturating_pow(attempt - 1))
-            .min(policy.max_backoff);
-        if let Some(early) = wait_or_newer(backoff, rx).await {
+        if let Some(early) = wait_or_newer(backoff.next_delay(), rx).await {
             for (action, _) in &failed {
-                metrics.reload(action.name(), "superseded", Duration::ZERO);
+                metrics.record(action.name(), "superseded", Duration::ZERO);
             }
             tracing::info!(
                 "a newer config arrived; dropping the retries for {}",
@@ -231,56 +333,15 @@ pub fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
 
-/// A number in [0, 1) for the jitter draw.
-fn random_fraction() -> f64 {
-    (crate::random_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
+#[cfg(test)]
+#[path = "../../tests/support/http.rs"]
+#[allow(dead_code)]
+mod http_support;
 
 #[cfg(test)]
 mod tests {
+    use super::http_support::Receiver;
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// A loopback receiver that fails the first `failures` requests and records the hashes it saw.
-    async fn receiver(failures: usize) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/reload", listener.local_addr().expect("addr"));
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let count = Arc::new(AtomicUsize::new(0));
-        let record = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
-                let hash = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("x-reconfig-hash: "))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                let status = if count.fetch_add(1, Ordering::SeqCst) < failures {
-                    503
-                } else {
-                    200
-                };
-                if status == 200 {
-                    record.lock().expect("lock").push(hash);
-                }
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-            }
-        });
-        (url, seen)
-    }
 
     fn policy(url: &str, retries: u32, backoff: Duration) -> Policy {
         Policy {
@@ -288,64 +349,98 @@ mod tests {
                 Webhook::new(url, "POST", Vec::new(), Duration::from_secs(2)).expect("hook"),
             ))],
             retries,
-            first_backoff: backoff,
-            max_backoff: backoff * 4,
-            jitter: Duration::ZERO,
+            backoff: Backoff::new(backoff, backoff * 4),
+            jitter: Jitter::new(Duration::ZERO),
         }
     }
 
-    async fn settle(shared: &Shared, want_ready: bool) {
+    /// The next outcome, within two seconds.
+    async fn outcome(actions: &mut Actions) -> ActionOutcome {
+        tokio::time::timeout(Duration::from_secs(2), actions.outcome())
+            .await
+            .expect("an outcome within 2 s")
+            .expect("the action task runs")
+    }
+
+    /// Polls without blocking the runtime, which runs the action task on this same thread.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
         for _ in 0..200 {
-            if shared.health.lock().expect("lock").ready.is_ok() == want_ready {
+            if done() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("readiness never became {want_ready}");
+        panic!("timed out waiting for {what}");
+    }
+
+    fn hashes(requests: Vec<http_support::Request>) -> Vec<String> {
+        requests.into_iter().filter_map(|r| r.hash).collect()
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn retries_until_the_webhook_answers() {
-        let (url, seen) = receiver(2).await;
-        let shared = Shared::new();
-        let tx = spawn(policy(&url, 5, Duration::from_millis(10)), shared.clone());
-        tx.send_replace(Some(Version { hash: "h1".into() }));
-        settle(&shared, true).await;
-        assert_eq!(*seen.lock().expect("lock"), vec!["h1".to_string()]);
+        let hook = Receiver::start();
+        hook.set_status(503);
+        let mut actions = spawn(
+            policy(&hook.url("/reload"), 5, Duration::from_millis(10)),
+            ActionMetrics::default(),
+        );
+        actions.apply(Version { hash: "h1".into() });
+        until("two failed tries", || hook.count() >= 2).await;
+        hook.set_status(200);
+        let outcome = outcome(&mut actions).await;
+        assert_eq!(outcome.hash, "h1");
+        assert!(outcome.result.is_ok(), "{outcome:?}");
+        assert!(hook.count() >= 3, "{:?}", hook.requests());
+        assert_eq!(hashes(hook.successes()), vec!["h1".to_string()]);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_newer_version_supersedes_pending_retries() {
-        let (url, seen) = receiver(1).await;
-        let shared = Shared::new();
-        let tx = spawn(policy(&url, 5, Duration::from_secs(30)), shared.clone());
-        tx.send_replace(Some(Version { hash: "old".into() }));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        tx.send_replace(Some(Version { hash: "new".into() }));
-        settle(&shared, true).await;
+        let hook = Receiver::start();
+        hook.set_status(503);
+        let metrics = ActionMetrics::default();
+        let mut actions = spawn(
+            policy(&hook.url("/reload"), 5, Duration::from_secs(30)),
+            metrics.clone(),
+        );
+        actions.apply(Version { hash: "old".into() });
+        until("the first try", || hook.count() == 1).await;
+        hook.set_status(200);
+        actions.apply(Version { hash: "new".into() });
+        let outcome = outcome(&mut actions).await;
         assert_eq!(
-            *seen.lock().expect("lock"),
+            (outcome.hash.as_str(), outcome.result.is_ok()),
+            ("new", true),
+            "the newest wins without waiting 30 s, and the superseded version has no outcome"
+        );
+        assert_eq!(
+            hashes(hook.successes()),
             vec!["new".to_string()],
             "the newest wins without waiting 30 s"
         );
+        let superseded = ActionResult {
+            action: "webhook".into(),
+            result: "superseded".into(),
+        };
+        assert_eq!(metrics.runs.get_or_create(&superseded).get(), 1);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn gives_up_after_the_retries_and_says_so() {
-        let (url, _) = receiver(usize::MAX).await;
-        let shared = Shared::new();
-        shared.set_ready(Ok(()));
-        let tx = spawn(policy(&url, 1, Duration::from_millis(10)), shared.clone());
-        tx.send_replace(Some(Version { hash: "h".into() }));
-        settle(&shared, false).await;
-        let why = shared
-            .health
-            .lock()
-            .expect("lock")
-            .ready
-            .clone()
-            .unwrap_err();
-        assert!(why.contains("webhook failed 2 times"), "{why}");
+        let hook = Receiver::start();
+        hook.set_status(503);
+        let mut actions = spawn(
+            policy(&hook.url("/reload"), 1, Duration::from_millis(10)),
+            ActionMetrics::default(),
+        );
+        actions.apply(Version { hash: "h".into() });
+        let outcome = outcome(&mut actions).await;
+        assert_eq!(outcome.hash, "h");
+        let why = outcome.result.unwrap_err();
+        assert!(why.to_string().contains("webhook failed 2 times"), "{why}");
+        assert_eq!(why.errors.len(), 1);
+        assert!(why.errors[0].contains("answered 503"), "{why:?}");
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -360,6 +455,5 @@ mod tests {
             timeout: Duration::from_secs(5),
         };
         assert!(bad.run("h").await.is_err());
-        assert!((0.0..1.0).contains(&random_fraction()));
     }
 }

@@ -51,7 +51,7 @@ pub enum Target {
     Pid(i32),
     /// Re-read on every send, since the app rewrites it when it restarts.
     PidFile(PathBuf),
-    /// Matched against comm (cut to 15 characters) and the file name of argv[0].
+    /// Matched against comm (cut to 15 characters) and the file name of `argv[0]`.
     Process(String),
 }
 
@@ -299,7 +299,7 @@ impl Signaller {
         }
     }
 
-    /// Whether the file name of argv[0] is `name`.
+    /// Whether the file name of `argv[0]` is `name`.
     fn argv0_is(&self, pid: i32, name: &str) -> bool {
         let path = self.proc_root.join(pid.to_string()).join("cmdline");
         let Ok(cmdline) = read_bounded(&path, MAX_PROC_READ) else {

@@ -119,49 +119,53 @@ pub fn parse_statuses(s: &str) -> Result<Vec<u16>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// A one-shot HTTP server on loopback that answers with `status` and returns the request it saw.
-    async fn serve_once(status: u16) -> (String, tokio::task::JoinHandle<String>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/-/reload", listener.local_addr().expect("addr"));
-        let handle = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.expect("accept");
-            let mut buf = vec![0u8; 4096];
-            let n = stream.read(&mut buf).await.expect("read");
-            let reply =
-                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            stream.write_all(reply.as_bytes()).await.expect("write");
-            String::from_utf8_lossy(&buf[..n]).to_string()
-        });
-        (url, handle)
-    }
+    use crate::reload::http_support::Receiver;
 
     #[tokio::test(flavor = "current_thread")]
     async fn posts_with_the_hash_and_checks_the_status() {
-        let (url, seen) = serve_once(200).await;
-        let hook = Webhook::new(&url, "post", Vec::new(), Duration::from_secs(2)).expect("webhook");
+        let receiver = Receiver::start();
+        let hook = Webhook::new(
+            &receiver.url("/-/reload"),
+            "post",
+            Vec::new(),
+            Duration::from_secs(2),
+        )
+        .expect("webhook");
         hook.call("abc123").await.expect("2xx is success");
-        let request = seen.await.expect("server");
-        assert!(request.starts_with("POST /-/reload HTTP/1.1"), "{request}");
-        assert!(
-            request
-                .to_ascii_lowercase()
-                .contains("x-reconfig-hash: abc123"),
-            "{request}"
+        let seen = receiver.requests();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let request = &seen[0];
+        assert_eq!(
+            (
+                request.method.as_str(),
+                request.path.as_str(),
+                request.version.as_str()
+            ),
+            ("POST", "/-/reload", "HTTP/1.1"),
+            "{request:?}"
         );
+        assert_eq!(request.hash.as_deref(), Some("abc123"), "{request:?}");
 
-        let (url, _) = serve_once(500).await;
-        let hook = Webhook::new(&url, "POST", Vec::new(), Duration::from_secs(2)).expect("webhook");
+        receiver.set_status(500);
+        let hook = Webhook::new(
+            &receiver.url("/-/reload"),
+            "POST",
+            Vec::new(),
+            Duration::from_secs(2),
+        )
+        .expect("webhook");
         assert!(hook.call("x").await.unwrap_err().contains("answered 500"));
 
-        let (url, _) = serve_once(302).await;
-        let hook = Webhook::new(&url, "GET", vec![302], Duration::from_secs(2)).expect("webhook");
+        receiver.set_status(302);
+        let hook = Webhook::new(
+            &receiver.url("/-/reload"),
+            "GET",
+            vec![302],
+            Duration::from_secs(2),
+        )
+        .expect("webhook");
         hook.call("x").await.expect("302 accepted when configured");
     }
-
     #[tokio::test(flavor = "current_thread")]
     async fn refused_connections_and_bad_urls() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

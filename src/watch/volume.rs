@@ -15,7 +15,7 @@ use crate::config::layout::{ignored, layout, Layout, DATA_LINK};
 
 /// What the watcher thread reports to the event loop.
 #[derive(Debug)]
-pub enum Signal {
+pub enum VolumeEvent {
     Changed(Change),
     Error(String),
 }
@@ -34,7 +34,7 @@ pub struct Volumes {
 
 impl Volumes {
     /// Starts the inotify watcher; folders that do not exist yet are picked up by [`Volumes::retry_missing`].
-    pub fn new(dirs: &[PathBuf], tx: UnboundedSender<Signal>) -> notify::Result<Self> {
+    pub fn new(dirs: &[PathBuf], tx: UnboundedSender<VolumeEvent>) -> notify::Result<Self> {
         // notify reports absolute paths (a relative watch is joined to the working directory),
         // so relative --dir values are made absolute here or no event would ever match them.
         let absolute: Vec<PathBuf> = dirs
@@ -49,15 +49,15 @@ impl Volumes {
         ));
         let classify = targets.clone();
         let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
-            let signal = match result {
-                Err(e) => Some(Signal::Error(e.to_string())),
+            let volume_event = match result {
+                Err(e) => Some(VolumeEvent::Error(e.to_string())),
                 Ok(event) => {
                     let targets = classify.read().unwrap_or_else(|p| p.into_inner());
-                    classify_event(&targets, &event).map(Signal::Changed)
+                    classify_event(&targets, &event).map(VolumeEvent::Changed)
                 }
             };
-            if let Some(signal) = signal {
-                let _ = tx.send(signal);
+            if let Some(volume_event) = volume_event {
+                let _ = tx.send(volume_event);
             }
         })?;
         let mut volumes = Volumes {

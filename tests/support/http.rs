@@ -97,6 +97,8 @@ pub struct Request {
     pub at: Instant,
     pub method: String,
     pub path: String,
+    /// The protocol of the request line, e.g. `HTTP/1.1`.
+    pub version: String,
     /// `X-Reconfig-Hash`, the config version reconfig reloaded.
     pub hash: Option<String>,
     /// What the receiver answered.
@@ -204,6 +206,7 @@ fn answer(stream: TcpStream, state: &State) -> io::Result<()> {
         hash: incoming.header("x-reconfig-hash").map(str::to_string),
         method: incoming.method,
         path: incoming.target,
+        version: incoming.version,
         status,
     });
     let mut stream = stream;
@@ -224,6 +227,8 @@ pub struct Incoming {
     pub method: String,
     /// The request target as sent: path and query.
     pub target: String,
+    /// The protocol of the request line, e.g. `HTTP/1.1`.
+    pub version: String,
     /// Header lines, lower-cased names, trimmed values, as received.
     pub headers: Vec<(String, String)>,
     /// `Content-Length` bytes (no chunked bodies).
@@ -264,6 +269,7 @@ pub fn read_request(reader: &mut impl BufRead, max_body: usize) -> io::Result<Op
         at,
         method: parts.next().unwrap_or_default().to_string(),
         target: parts.next().unwrap_or_default().to_string(),
+        version: parts.next().unwrap_or_default().to_string(),
         headers,
         body: Vec::new(),
     };

@@ -24,8 +24,11 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use super::client::{explain, retryable, Connection, KubeError};
+use crate::backoff::Backoff;
 use crate::reload::short;
-use crate::serve::{ApiResult, Note, NoteSink};
+use crate::watch::metrics::ApiResult;
+use crate::watch::state::{Note, NoteSink};
 
 /// The full content hash of the config the app runs on.
 pub const HASH_ANNOTATION: &str = "reconfig/config-hash";
@@ -41,21 +44,9 @@ const NOTE_LIMIT: usize = 1024;
 /// Events waiting to be sent; more than this while the API is down are dropped, not buffered.
 const EVENT_QUEUE: usize = 64;
 const EVENT_ATTEMPTS: u32 = 3;
+/// The first retry waits this long; each next one twice as long, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-const RBAC_HINT: &str = "grant it with the Role in helm-snippets (reconfig.watch.rbac)";
-
-#[derive(Debug, thiserror::Error)]
-pub enum KubeError {
-    /// The inner error is shown, not chained: its own chain repeats it.
-    #[error(
-        "no Kubernetes API access (neither a kubeconfig nor an in-cluster service account): {0}"
-    )]
-    Config(kube::config::InferConfigError),
-    #[error("cannot build the Kubernetes client: {0}")]
-    Client(kube::Error),
-    #[error("cannot tell which pod this is: set POD_NAME from the downward API, or --pod-name")]
-    NoPodName,
-}
 
 /// What to report and about which pod.
 #[derive(Debug, Clone)]
@@ -115,27 +106,22 @@ impl NoteSink for Reporter {
     }
 }
 
-/// Connects and starts the reporting tasks; call inside the runtime.
-pub async fn connect(
+/// Starts the reporting tasks on a connection; call inside the runtime.
+pub fn start(
+    connection: Connection,
     settings: Settings,
     requests: Family<ApiResult, Counter>,
 ) -> Result<Reporter, KubeError> {
-    let mut config = kube::Config::infer().await.map_err(KubeError::Config)?;
-    config.connect_timeout = Some(settings.timeout);
-    config.read_timeout = Some(settings.timeout);
-    config.write_timeout = Some(settings.timeout);
-    // One retry policy, ours: the client's own would retry inside our time limit.
-    config.default_retry = false;
-    let namespace = settings
-        .pod_namespace
-        .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
+    let Connection {
+        client,
+        default_namespace,
+        cluster,
+    } = connection;
+    let namespace = settings.pod_namespace.clone().unwrap_or(default_namespace);
     let name = match settings.pod_name.clone() {
         Some(name) => name,
         None => host_name().ok_or(KubeError::NoPodName)?,
     };
-    let cluster = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(KubeError::Client)?;
     let pod = Arc::new(PodHandle {
         pods: Api::namespaced(client.clone(), &namespace),
         pod: Mutex::new(PodRef {
@@ -248,6 +234,7 @@ async fn send_events(api: Api<Event>, pod: Arc<PodHandle>, mut rx: mpsc::Receive
             continue;
         };
         let reason = event.reason.clone().unwrap_or_default();
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         for attempt in 1..=EVENT_ATTEMPTS {
             let result =
                 tokio::time::timeout(pod.timeout, api.create(&PostParams::default(), &event)).await;
@@ -275,14 +262,14 @@ async fn send_events(api: Api<Event>, pod: Arc<PodHandle>, mut rx: mpsc::Receive
                 );
             } else {
                 debug!("Kubernetes API: recording the {reason} event failed ({why}); retrying");
-                tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
 }
 
 async fn keep_annotations(pod: Arc<PodHandle>, mut rx: watch::Receiver<Option<PodState>>) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut failing = false;
     loop {
         let state = rx.borrow_and_update().clone();
@@ -304,7 +291,7 @@ async fn keep_annotations(pod: Arc<PodHandle>, mut rx: watch::Receiver<Option<Po
                         info!("Kubernetes API: pod annotations are up to date again");
                     }
                     debug!(status = state.status, "pod annotated");
-                    backoff = Duration::from_secs(1);
+                    backoff.reset();
                     if rx.changed().await.is_err() {
                         return;
                     }
@@ -320,10 +307,9 @@ async fn keep_annotations(pod: Arc<PodHandle>, mut rx: watch::Receiver<Option<Po
                 debug!("Kubernetes API: annotating pod {name} failed again: {why}");
             }
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff.next_delay()) => {}
                 changed = rx.changed() => if changed.is_err() { return },
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         } else if rx.changed().await.is_err() {
             return;
         }
@@ -337,31 +323,6 @@ fn count(requests: &Family<ApiResult, Counter>, request: &str, result: &str) {
             result: result.to_string(),
         })
         .inc();
-}
-
-/// Server errors, throttling and transport failures may pass; a refusal will not.
-fn retryable(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
-        _ => true,
-    }
-}
-
-/// One line for the log, with the fix when the cause is known.
-fn explain(e: &kube::Error, permission: &str) -> String {
-    match e {
-        kube::Error::Api(status) => {
-            let text = format!("{} {}: {}", status.code, status.reason, status.message);
-            match status.code {
-                403 => format!("{text} (the service account needs `{permission}`: {RBAC_HINT})"),
-                404 => format!(
-                    "{text} (is POD_NAME/POD_NAMESPACE this pod? set them from the downward API)"
-                ),
-                _ => text,
-            }
-        }
-        other => other.to_string(),
-    }
 }
 
 /// A rejection as anyone who can read Events or pods may see it: validators quote values
@@ -657,27 +618,5 @@ mod tests {
             state.patch()["metadata"]["annotations"]["reconfig/config-hash"],
             Value::Null
         );
-    }
-
-    #[test]
-    fn refusals_are_not_retried_and_carry_their_fix() {
-        let status = |code: u16| {
-            kube::Error::Api(Box::new(kube::core::Status {
-                code,
-                reason: "Forbidden".into(),
-                message: "events.events.k8s.io is forbidden".into(),
-                ..kube::core::Status::default()
-            }))
-        };
-        assert!(!retryable(&status(403)));
-        assert!(!retryable(&status(422)));
-        assert!(retryable(&status(429)));
-        assert!(retryable(&status(503)));
-        let text = explain(&status(403), "create events.events.k8s.io");
-        assert!(
-            text.starts_with("403 Forbidden: events.events.k8s.io is forbidden"),
-            "{text}"
-        );
-        assert!(text.contains("reconfig.watch.rbac"), "{text}");
     }
 }

@@ -1,0 +1,328 @@
+//! One evaluation of the watched folders: read → validate → publish → act.
+//!
+//! The engine remembers only what it needs to skip work (the content it judged last); what an
+//! evaluation means for readiness, metrics and reports is up to the [`ConfigState`] it drives.
+//! Action outcomes come back through the same engine, so every transition happens on the event
+//! loop, in the order things happened.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::{debug, error, info, warn};
+
+use super::metrics::Metrics;
+use super::publish::Publisher;
+use super::state::ConfigState;
+use crate::config::{self, read::Snapshot, ReadError};
+use crate::reload::{short, ActionOutcome, Actions, Version};
+use crate::validate::{Invalid, Validator};
+
+/// What to do with the valid config found at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtStart {
+    /// Record it and run no action: the app starts with it anyway.
+    Record,
+    /// Run the actions for it too (`--reload-on-start`).
+    Reload,
+}
+
+/// What a valid version that is not the wanted one yet leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnValid {
+    Record,
+    Act,
+}
+
+/// What the engine is built from.
+pub struct Parts {
+    pub dirs: Vec<PathBuf>,
+    pub limits: config::Limits,
+    pub validator: Validator,
+    pub publisher: Option<Publisher>,
+    pub state: ConfigState,
+    pub actions: Actions,
+    pub has_actions: bool,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The read → validate → publish → act pipeline and what it remembers between runs.
+pub struct Engine {
+    dirs: Vec<PathBuf>,
+    limits: config::Limits,
+    validator: Validator,
+    publisher: Option<Publisher>,
+    state: ConfigState,
+    actions: Actions,
+    has_actions: bool,
+    metrics: Arc<Metrics>,
+    /// Hash of the newest content judged, valid or not: the same bytes are not judged twice.
+    seen: Option<String>,
+}
+
+impl Engine {
+    pub fn new(parts: Parts) -> Self {
+        Engine {
+            dirs: parts.dirs,
+            limits: parts.limits,
+            validator: parts.validator,
+            publisher: parts.publisher,
+            state: parts.state,
+            actions: parts.actions,
+            has_actions: parts.has_actions,
+            metrics: parts.metrics,
+            seen: None,
+        }
+    }
+
+    /// The first evaluation.
+    pub async fn start(&mut self, at_start: AtStart) {
+        let on_valid = match at_start {
+            AtStart::Record => OnValid::Record,
+            AtStart::Reload => OnValid::Act,
+        };
+        self.judge(on_valid).await;
+    }
+
+    /// Every later evaluation: a valid change goes to the actions.
+    pub async fn evaluate(&mut self) {
+        self.judge(OnValid::Act).await;
+    }
+
+    /// Waits for the action task to finish with a version.
+    pub async fn next_outcome(&mut self) -> Option<ActionOutcome> {
+        self.actions.outcome().await
+    }
+
+    pub fn settle(&mut self, outcome: ActionOutcome) {
+        self.state.action_outcome(outcome);
+    }
+
+    /// The file watcher reported an error; it keeps running.
+    pub fn watcher_error(&self, e: &str) {
+        warn!("file watcher: {e}");
+        self.metrics.watcher_errors.inc();
+    }
+
+    pub fn watcher_stopped(&mut self) {
+        self.state.watcher_stopped();
+    }
+
+    /// Applies outcomes that arrived while the engine was busy, before anything newer.
+    fn catch_up(&mut self) {
+        while let Some(outcome) = self.actions.arrived() {
+            self.state.action_outcome(outcome);
+        }
+    }
+
+    async fn judge(&mut self, on_valid: OnValid) {
+        self.catch_up();
+        let snapshot = match Snapshot::read(&self.dirs, self.limits) {
+            Ok(s) => s,
+            Err(e) => return self.unreadable(e),
+        };
+        let hash = snapshot.hash();
+        if self.seen.as_deref() == Some(hash.as_str()) {
+            debug!(hash = %short(&hash), "content unchanged");
+            self.state.read_again();
+            return;
+        }
+        self.seen = Some(hash.clone());
+
+        let problems = self.validator.check_files(&snapshot.files);
+        if !problems.is_empty() {
+            return self.state.rejected(&hash, &problems);
+        }
+        let stage = match &self.publisher {
+            Some(p) => match p.stage(&snapshot) {
+                Ok(stage) => Some(stage),
+                Err(e) => {
+                    return self.publish_failed(&hash, &format!("cannot stage the config: {e}"))
+                }
+            },
+            None => None,
+        };
+        if let Some(command) = self.validator.command() {
+            let dir = stage
+                .as_ref()
+                .map(|s| s.path.as_path())
+                .or_else(|| snapshot.folder())
+                .unwrap_or(Path::new(""));
+            let verdict = command.verdict(dir).await;
+            self.catch_up();
+            if let Some(problem) = verdict {
+                if let (Some(p), Some(stage)) = (&self.publisher, stage) {
+                    p.discard(stage);
+                }
+                return self.state.rejected(&hash, &[problem]);
+            }
+        }
+        if let (Some(p), Some(stage)) = (&self.publisher, stage) {
+            if let Err(e) = p.commit(stage) {
+                return self.publish_failed(&hash, &e.to_string());
+            }
+            info!(hash = %short(&hash), "published");
+        }
+        if self.state.wanted() == Some(hash.as_str()) {
+            info!(hash = %short(&hash), "config is valid and already running; nothing to do");
+            return self.state.valid_and_wanted(&hash);
+        }
+        let files = snapshot.files.len();
+        match on_valid {
+            OnValid::Record => {
+                info!(hash = %short(&hash), files, "config is valid");
+                self.state.started(&hash);
+            }
+            OnValid::Act if !self.has_actions => {
+                info!(hash = %short(&hash), files, "config is valid");
+                let detail = match &self.publisher {
+                    Some(p) => format!("published to {}", p.root().display()),
+                    None => "validated (no action configured)".to_string(),
+                };
+                self.state.applied_without_actions(&hash, detail);
+            }
+            OnValid::Act => {
+                info!(hash = %short(&hash), files, "config is valid; reloading");
+                self.state.applying(&hash);
+                self.actions.apply(Version { hash });
+            }
+        }
+    }
+
+    fn unreadable(&mut self, e: ReadError) {
+        self.metrics.watcher_errors.inc();
+        if e.rejects_config() {
+            self.state
+                .unforwardable(Invalid::new(&e.to_string(), "not forwarded"));
+        } else {
+            warn!("cannot read the config: {e}; keeping the last good one");
+            self.state.unreadable(&e.to_string());
+        }
+    }
+
+    /// Publishing failed: the same content is tried again on the next event or resync.
+    fn publish_failed(&mut self, hash: &str, why: &str) {
+        error!("{why}");
+        self.seen = None;
+        self.metrics.watcher_errors.inc();
+        self.state.publish_failed(hash, why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backoff::{Backoff, Jitter};
+    use crate::reload::{self, Action, ActionResult, Policy};
+    use crate::watch::state::{Phase, View};
+    use std::time::Duration;
+    use tokio::sync::watch;
+
+    fn engine(
+        dir: &std::path::Path,
+        actions: Vec<Action>,
+    ) -> (Engine, watch::Receiver<View>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let state = ConfigState::new(metrics.clone(), None);
+        let view = state.view();
+        let has_actions = !actions.is_empty();
+        let policy = Policy {
+            actions,
+            retries: 0,
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(10)),
+            jitter: Jitter::new(Duration::ZERO),
+        };
+        let engine = Engine::new(Parts {
+            dirs: vec![dir.to_path_buf()],
+            limits: config::Limits::default(),
+            validator: Validator::new(None, &[], None).expect("validator"),
+            publisher: None,
+            state,
+            actions: reload::spawn(policy, metrics.actions.clone()),
+            has_actions,
+            metrics: metrics.clone(),
+        });
+        (engine, view, metrics)
+    }
+
+    fn phase_name(engine: &Engine) -> &'static str {
+        match engine.state.phase() {
+            Phase::Waiting { .. } => "waiting",
+            Phase::Applying { .. } => "applying",
+            Phase::Applied { .. } => "applied",
+            Phase::Rejected { .. } => "rejected",
+            Phase::Failed { .. } => "failed",
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_config_found_at_start_is_recorded_and_a_change_goes_to_the_actions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("app.yaml"), "a: 1\n").expect("write");
+        let exec = Action::Exec {
+            argv: vec!["true".into()],
+            timeout: Duration::from_secs(5),
+        };
+        let (mut engine, view, _) = engine(dir.path(), vec![exec]);
+        engine.start(AtStart::Record).await;
+        assert_eq!(phase_name(&engine), "applied");
+        let first = engine.state.applied().map(str::to_string);
+
+        std::fs::write(dir.path().join("app.yaml"), "a: 2\n").expect("write");
+        engine.evaluate().await;
+        assert_eq!(phase_name(&engine), "applying");
+        assert!(view.borrow().ready().is_err());
+        assert_eq!(engine.state.applied().map(str::to_string), first);
+        let outcome = tokio::time::timeout(Duration::from_secs(5), engine.next_outcome())
+            .await
+            .expect("an outcome")
+            .expect("the action task runs");
+        engine.settle(outcome);
+        assert_eq!(phase_name(&engine), "applied");
+        assert_eq!(engine.state.applied(), engine.state.wanted());
+        assert_ne!(engine.state.applied().map(str::to_string), first);
+    }
+
+    /// An action that finished before a rejection is applied before it, as it happened: the
+    /// newest word is the rejection, whatever the event loop polled first.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_outcome_that_arrived_first_is_applied_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("app.yaml"), "a: 1\n").expect("write");
+        let exec = Action::Exec {
+            argv: vec!["true".into()],
+            timeout: Duration::from_secs(5),
+        };
+        let (mut engine, view, metrics) = engine(dir.path(), vec![exec]);
+        engine.start(AtStart::Record).await;
+        std::fs::write(dir.path().join("app.yaml"), "a: 2\n").expect("write");
+        engine.evaluate().await;
+        let wanted = engine.state.wanted().map(str::to_string);
+
+        // The action task records its success and sends the outcome without yielding between.
+        let success = ActionResult {
+            action: "exec".into(),
+            result: "success".into(),
+        };
+        for _ in 0..500 {
+            if metrics.actions.runs.get_or_create(&success).get() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(metrics.actions.runs.get_or_create(&success).get(), 1);
+
+        std::fs::write(dir.path().join("app.yaml"), "a: [\n").expect("write");
+        engine.evaluate().await;
+        assert_eq!(phase_name(&engine), "rejected");
+        assert!(view.borrow().ready().is_err());
+        assert_eq!(
+            engine.state.applied().map(str::to_string),
+            wanted,
+            "the outcome was applied, before the rejection"
+        );
+        assert!(
+            engine.actions.arrived().is_none(),
+            "no outcome left to apply after the rejection"
+        );
+    }
+}

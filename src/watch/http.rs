@@ -1,0 +1,119 @@
+//! The sidecar's HTTP face: `/healthz`, `/readyz` and `/metrics`, for probes and scrapes.
+//!
+//! It only reads: the view of the config's state that `state` publishes, and the metrics.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use super::metrics::Metrics;
+use super::state::View as StateView;
+
+/// Connections served at once; probes and scrapes need a handful.
+const MAX_CONNECTIONS: usize = 32;
+
+/// Binds `--listen`: `:9533` means every interface; port 0 picks a free port.
+pub async fn bind(listen: &str) -> std::io::Result<TcpListener> {
+    let addr = if listen.starts_with(':') {
+        format!("0.0.0.0{listen}")
+    } else {
+        listen.to_string()
+    };
+    let addr: SocketAddr = addr.parse().map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{listen}` is not an address: {e}"),
+        )
+    })?;
+    TcpListener::bind(addr).await
+}
+
+/// What the server reads.
+#[derive(Clone)]
+struct Sources {
+    state: watch::Receiver<StateView>,
+    metrics: Arc<Metrics>,
+}
+
+/// Serves until the task is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    state: watch::Receiver<StateView>,
+    metrics: Arc<Metrics>,
+) {
+    let sources = Sources { state, metrics };
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!("accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
+        let sources = sources.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let sources = sources.clone();
+                async move { Ok::<_, Infallible>(respond(&sources, &req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+            drop(permit);
+        });
+    }
+}
+
+fn respond(sources: &Sources, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
+    }
+    match req.uri().path() {
+        "/healthz" => answer(sources.state.borrow().alive.clone()),
+        "/readyz" => answer(sources.state.borrow().ready()),
+        "/metrics" => {
+            let mut response = text(StatusCode::OK, sources.metrics.encode());
+            if let Ok(value) = "application/openmetrics-text; version=1.0.0; charset=utf-8".parse()
+            {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CONTENT_TYPE, value);
+            }
+            response
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "try /healthz, /readyz or /metrics\n".into(),
+        ),
+    }
+}
+
+/// `200 ok`, or `503` with the reason.
+fn answer(check: Result<(), String>) -> Response<Full<Bytes>> {
+    match check {
+        Ok(()) => text(StatusCode::OK, "ok\n".into()),
+        Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
