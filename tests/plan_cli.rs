@@ -68,3 +68,21 @@ fn invalid_renders_fail_like_inject() {
     assert!(out.is_empty());
     assert!(err.contains("<stdin>: document 1, line 1"), "{err}");
 }
+
+/// A stdout nobody reads any more (a pipe whose reader is gone) is an error reported with
+/// exit 2, never a panic.
+#[test]
+fn a_broken_stdout_is_an_error_not_a_panic() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = support::cli::command()
+        .args(["plan", RENDER, RENDER])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run reconfig");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("writing the plan to stdout"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

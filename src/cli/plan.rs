@@ -3,7 +3,10 @@
 //! It compares the checksums `inject` would write for two renders: reading is `input`'s,
 //! the comparison is `manifest::compare`'s; this file only wires them and prints.
 
+use std::io::Write as _;
 use std::path::PathBuf;
+
+use anyhow::Context as _;
 
 use crate::input::{Inputs, ManifestArgs};
 use crate::manifest::compare::{compare, Change, Verdict};
@@ -113,6 +116,10 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
             changes.len()
         ));
     }
-    print!("{out}");
-    Ok(())
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing the plan to stdout")
+        .map_err(Failure::Internal)
 }
