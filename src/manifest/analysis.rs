@@ -123,3 +123,475 @@ impl Analysis<'_> {
             .count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::manifest::manifests::Manifests;
+    use crate::manifest::resolve::Outcome;
+
+    /// Checksum (or skip reason) per `workload path`.
+    fn outcomes(manifests: &Manifests, options: &Options) -> BTreeMap<String, String> {
+        let yaml = manifests.render();
+        let analysis = analyze(&yaml, options).expect("valid stream");
+        analysis
+            .resolution
+            .templates
+            .iter()
+            .map(|t| {
+                let value = match &t.outcome {
+                    Outcome::Annotate { checksum, .. } => checksum.clone(),
+                    Outcome::Skipped(skip) => format!("skipped: {skip}"),
+                };
+                (
+                    format!("{} {}", t.workload, t.path).trim().to_string(),
+                    value,
+                )
+            })
+            .collect()
+    }
+
+    fn sums(manifests: &Manifests) -> BTreeMap<String, String> {
+        outcomes(manifests, &Options::default())
+    }
+
+    /// The ConfigMap `app` with `a: one` and `b: two`, the object most tests hash.
+    fn app_config() -> Manifests {
+        Manifests::new()
+            .config_map("app")
+            .data("a", "one")
+            .data("b", "two")
+    }
+
+    /// The Secret `creds` with `user: admin` and `pass: hunter2` in `stringData`.
+    fn creds() -> Manifests {
+        Manifests::new()
+            .secret("creds")
+            .string_data("user", "admin")
+            .string_data("pass", "hunter2")
+    }
+
+    /// A Deployment mounting the whole ConfigMap `app`.
+    fn whole(name: &str) -> Manifests {
+        Manifests::new().deployment(name).mounts_config_map("app")
+    }
+
+    /// A Deployment reading only key `a` of the ConfigMap `app`, into `$A`.
+    fn key_a(name: &str) -> Manifests {
+        Manifests::new()
+            .deployment(name)
+            .env_config_map_key("A", "app", "a")
+    }
+
+    #[test]
+    fn every_kind_gets_its_templates_annotated() {
+        let with = |api: &str, kind: &str, path: &str| -> Manifests {
+            Manifests::new()
+                .workload(api, kind, "w")
+                .template_at(path)
+                .mounts_config_map("app")
+        };
+        let cases = [
+            ("apps/v1", "Deployment", "spec.template"),
+            ("apps/v1", "ReplicaSet", "spec.template"),
+            ("apps/v1", "StatefulSet", "spec.template"),
+            ("apps/v1", "DaemonSet", "spec.template"),
+            ("v1", "ReplicationController", "spec.template"),
+            ("v1", "PodTemplate", "template"),
+            ("batch/v1", "CronJob", "spec.jobTemplate.spec.template"),
+            ("argoproj.io/v1alpha1", "Rollout", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "CloneSet", "spec.template"),
+            ("apps.kruise.io/v1beta1", "StatefulSet", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "DaemonSet", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "BroadcastJob", "spec.template"),
+            (
+                "apps.kruise.io/v1alpha1",
+                "AdvancedCronJob",
+                "spec.template.jobTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "AdvancedCronJob",
+                "spec.template.broadcastJobTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "UnitedDeployment",
+                "spec.template.statefulSetTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "UnitedDeployment",
+                "spec.template.advancedStatefulSetTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "UnitedDeployment",
+                "spec.template.cloneSetTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "UnitedDeployment",
+                "spec.template.deploymentTemplate.spec.template",
+            ),
+            ("serving.knative.dev/v1", "Service", "spec.template"),
+        ];
+        for (api, kind, path) in cases {
+            let yaml = app_config().append(with(api, kind, path)).render();
+            let analysis = analyze(&yaml, &Options::default()).expect("valid");
+            let annotated: Vec<_> = analysis
+                .resolution
+                .templates
+                .iter()
+                .filter(|t| t.edit.is_some())
+                .collect();
+            assert_eq!(annotated.len(), 1, "{kind} {path}:\n{yaml}");
+            assert_eq!(annotated[0].path, path);
+            let mut out = Vec::new();
+            analysis.write_to(&mut out).expect("write");
+            let out = String::from_utf8(out).expect("utf8");
+            let again = analyze(&out, &Options::default()).expect("output parses");
+            assert_eq!(again.changed(), 0, "{kind}: not idempotent");
+        }
+        // The core Service and a Job (by default) are left alone.
+        let yaml = app_config()
+            .append(with("v1", "Service", "spec.template"))
+            .append(with("batch/v1", "Job", "spec.template"))
+            .render();
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert_eq!(analysis.changed(), 0);
+    }
+
+    #[test]
+    fn jobs_only_with_include_jobs() {
+        let stream = app_config()
+            .workload("batch/v1", "Job", "j")
+            .mounts_config_map("app");
+        assert!(sums(&stream)["Job j"].starts_with("skipped: Job pod templates are immutable"));
+        let options = Options {
+            rules: Rules {
+                include_jobs: true,
+                ..Rules::default()
+            },
+            ..Options::default()
+        };
+        assert_eq!(outcomes(&stream, &options)["Job j spec.template"].len(), 64);
+    }
+
+    #[test]
+    fn hooks_and_opt_outs_are_skipped() {
+        let hook = whole("h").annotation("helm.sh/hook", "pre-install");
+        let skip = whole("s").annotation("reconfig/skip", "true");
+        let template_skip = whole("t").template_annotation("reconfig/skip", "true");
+        let out = sums(&app_config().append(hook).append(skip).append(template_skip));
+        assert_eq!(
+            out["Deployment h"],
+            "skipped: Helm hook (pre-install): hooks are not rolled"
+        );
+        assert_eq!(out["Deployment s"], "skipped: opted out with reconfig/skip");
+        assert_eq!(
+            out["Deployment t spec.template"],
+            "skipped: opted out with reconfig/skip"
+        );
+    }
+
+    #[test]
+    fn key_level_precision() {
+        let run = |data: &[(&str, &str)]| {
+            let mut config = Manifests::new().config_map("app");
+            for (key, value) in data {
+                config = config.data(key, value);
+            }
+            sums(&config.append(whole("whole")).append(key_a("key")))
+        };
+        let base = run(&[("a", "one"), ("b", "two")]);
+        let b_changed = run(&[("a", "one"), ("b", "TWO")]);
+        let a_changed = run(&[("a", "ONE"), ("b", "two")]);
+        let key_added = run(&[("a", "one"), ("b", "two"), ("c", "three")]);
+        assert_ne!(
+            base["Deployment whole spec.template"],
+            b_changed["Deployment whole spec.template"]
+        );
+        assert_eq!(
+            base["Deployment key spec.template"],
+            b_changed["Deployment key spec.template"]
+        );
+        assert_ne!(
+            base["Deployment key spec.template"],
+            a_changed["Deployment key spec.template"]
+        );
+        assert_ne!(
+            base["Deployment whole spec.template"],
+            key_added["Deployment whole spec.template"]
+        );
+        assert_eq!(
+            base["Deployment key spec.template"],
+            key_added["Deployment key spec.template"]
+        );
+    }
+
+    #[test]
+    fn items_select_keys_and_env_from_skips_binary_data() {
+        let run = |b: &str, bin: &str| {
+            let config = Manifests::new()
+                .config_map("app")
+                .data("a", "one")
+                .data("b", b)
+                .binary_data("bin", bin);
+            let items = Manifests::new()
+                .deployment("items")
+                .mounts_config_map_items("app", &[("a", "a")]);
+            let env_from = Manifests::new()
+                .deployment("env")
+                .env_from_config_map("app");
+            sums(&config.append(items).append(env_from))
+        };
+        let base = run("two", "aGk=");
+        let bin_changed = run("two", "aGo=");
+        let b_changed = run("2", "aGk=");
+        assert_eq!(
+            base["Deployment items spec.template"],
+            bin_changed["Deployment items spec.template"]
+        );
+        assert_eq!(
+            base["Deployment env spec.template"],
+            bin_changed["Deployment env spec.template"]
+        );
+        assert_eq!(
+            base["Deployment items spec.template"],
+            b_changed["Deployment items spec.template"]
+        );
+        assert_ne!(
+            base["Deployment env spec.template"],
+            b_changed["Deployment env spec.template"]
+        );
+    }
+
+    #[test]
+    fn formatting_and_metadata_do_not_change_the_checksum() {
+        // Written by hand: the point is this text's shape (a comment, `data` before `metadata`,
+        // flow style, keys reordered, quotes, other labels and annotations).
+        let reformatted = "---\n# a comment\napiVersion: v1\nkind: ConfigMap\ndata: {b: \"two\", a: 'one'}\nmetadata:\n  name: app\n  labels: {chart: app-1.2.4}\n  annotations: {note: changed}\n";
+        let a = sums(&app_config().append(whole("w")));
+        let b = sums(&Manifests::new().raw(reformatted).append(whole("w")));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn secrets_hash_string_data_like_data() {
+        let data = Manifests::new()
+            .secret("creds")
+            .data("user", "YWRtaW4=")
+            .data("pass", "aHVudGVyMg==");
+        let uses = || Manifests::new().deployment("w").mounts_secret("creds");
+        assert_eq!(sums(&creds().append(uses())), sums(&data.append(uses())));
+    }
+
+    #[test]
+    fn secret_hash_key_changes_secret_contributions_only() {
+        let stream = app_config()
+            .append(creds())
+            .deployment("both")
+            .mounts_secret("creds")
+            .mounts_config_map("app")
+            .append(whole("cm"));
+        let keyed = Options {
+            secret_key: Some(b"k1".to_vec()),
+            ..Options::default()
+        };
+        let other_key = Options {
+            secret_key: Some(b"k2".to_vec()),
+            ..Options::default()
+        };
+        let plain = sums(&stream);
+        let k1 = outcomes(&stream, &keyed);
+        let k2 = outcomes(&stream, &other_key);
+        assert_ne!(
+            plain["Deployment both spec.template"],
+            k1["Deployment both spec.template"]
+        );
+        assert_ne!(
+            k1["Deployment both spec.template"],
+            k2["Deployment both spec.template"]
+        );
+        assert_eq!(
+            plain["Deployment cm spec.template"],
+            k1["Deployment cm spec.template"]
+        );
+    }
+
+    #[test]
+    fn namespaces_must_match() {
+        let cm_prod = || app_config().namespace("prod");
+        let in_prod = || whole("w").namespace("prod");
+        let no_ns = || whole("w");
+        // Same explicit namespace.
+        assert_eq!(
+            sums(&cm_prod().append(in_prod()))["Deployment prod/w spec.template"].len(),
+            64
+        );
+        // Different namespaces never match.
+        assert!(
+            sums(&cm_prod().append(no_ns()))["Deployment w spec.template"].starts_with("skipped")
+        );
+        // Unnamespaced objects match each other.
+        assert_eq!(
+            sums(&app_config().append(no_ns()))["Deployment w spec.template"].len(),
+            64
+        );
+        // --namespace fills in for objects that name none.
+        let options = Options {
+            rules: Rules {
+                namespace: Some("prod".into()),
+                ..Rules::default()
+            },
+            ..Options::default()
+        };
+        assert_eq!(
+            outcomes(&cm_prod().append(no_ns()), &options)["Deployment prod/w spec.template"].len(),
+            64
+        );
+        assert!(
+            outcomes(&app_config().append(in_prod()), &options)["Deployment prod/w spec.template"]
+                .len()
+                == 64
+        );
+    }
+
+    #[test]
+    fn missing_references() {
+        let yaml = app_config()
+            .deployment("opt")
+            .mounts_optional_config_map("gone")
+            .render();
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert!(analysis.resolution.missing.is_empty());
+        assert_eq!(analysis.changed(), 0);
+        let yaml = app_config()
+            .deployment("req")
+            .mounts_config_map("gone")
+            .render();
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert_eq!(analysis.resolution.missing.len(), 1);
+        let message = &analysis.resolution.missing[0].message;
+        assert!(
+            message.contains("Deployment req") && message.contains("ConfigMap \"gone\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn declared_dependencies_and_exclusions() {
+        let controller = app_config()
+            .deployment("argo-rollouts")
+            .annotation("reconfig/configmaps", "app");
+        let out = sums(&controller);
+        assert_eq!(out["Deployment argo-rollouts spec.template"].len(), 64);
+
+        let plain = app_config().deployment("argo-rollouts");
+        let options = Options {
+            rules: Rules {
+                depends: vec!["deployment/argo-rollouts=configmap/app"
+                    .parse()
+                    .expect("depend")],
+                ..Rules::default()
+            },
+            ..Options::default()
+        };
+        assert_eq!(
+            outcomes(&plain, &options)["Deployment argo-rollouts spec.template"],
+            out["Deployment argo-rollouts spec.template"]
+        );
+        assert!(sums(&plain)["Deployment argo-rollouts spec.template"].starts_with("skipped"));
+
+        let excluded = whole("hot").template_annotation("reconfig/exclude", "configmap/app");
+        assert!(
+            sums(&app_config().append(excluded))["Deployment hot spec.template"]
+                .starts_with("skipped")
+        );
+    }
+
+    #[test]
+    fn rollout_with_workload_ref_annotates_its_target() {
+        let rollout = || {
+            Manifests::new()
+                .object("argoproj.io/v1alpha1", "Rollout", "r")
+                .annotation("reconfig/secrets", "creds")
+                .spec(
+                    "workloadRef",
+                    "{apiVersion: apps/v1, kind: Deployment, name: w}",
+                )
+        };
+        let with_ref = sums(
+            &app_config()
+                .append(creds())
+                .append(rollout())
+                .append(whole("w")),
+        );
+        assert_eq!(with_ref["Rollout r"], "skipped: uses spec.workloadRef, whose template must stay empty; Deployment w is annotated instead");
+        let alone = sums(&app_config().append(creds()).append(whole("w")));
+        assert_ne!(
+            with_ref["Deployment w spec.template"], alone["Deployment w spec.template"],
+            "the Rollout's declared Secret counts for its target"
+        );
+
+        let yaml = app_config().append(rollout()).render();
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert_eq!(analysis.changed(), 0);
+        assert!(analysis.resolution.warnings[0]
+            .message
+            .contains("not in the stream"));
+    }
+
+    #[test]
+    fn kruise_in_place_updates_are_reported() {
+        let yaml = app_config()
+            .workload("apps.kruise.io/v1alpha1", "CloneSet", "c")
+            .spec("updateStrategy", "{type: InPlaceIfPossible}")
+            .mounts_config_map("app")
+            .render();
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        assert_eq!(analysis.changed(), 1);
+        assert!(analysis.resolution.warnings[0]
+            .message
+            .contains("InPlaceIfPossible"));
+    }
+
+    #[test]
+    fn custom_template_paths() {
+        let custom = app_config()
+            .workload("example.com/v1", "Workflow", "wf")
+            .template_at("spec.podTemplate")
+            .mounts_config_map("app");
+        let options = Options {
+            kinds: TemplateKinds::with_custom(&["Workflow.example.com=spec.podTemplate"
+                .parse()
+                .expect("path")]),
+            ..Options::default()
+        };
+        assert_eq!(
+            outcomes(&custom, &options)["Workflow wf spec.podTemplate"].len(),
+            64
+        );
+        assert!(sums(&custom).is_empty());
+    }
+
+    /// The checksum is a public contract: these values must never change.
+    #[test]
+    fn checksums_are_pinned() {
+        let mixed = Manifests::new()
+            .deployment("mixed")
+            .mounts_secret_items("creds", &[("pass", "p")])
+            .env_from_config_map("app")
+            .env_secret_key("U", "creds", "user");
+        let out = sums(
+            &app_config()
+                .append(creds())
+                .append(whole("whole"))
+                .append(mixed),
+        );
+        insta::assert_debug_snapshot!(out);
+    }
+}

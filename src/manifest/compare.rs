@@ -183,20 +183,23 @@ fn reasons(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::manifests::Manifests;
     use crate::manifest::{analyze, Options};
 
-    const CM: &str =
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {a: one, b: two}\n";
-
-    fn deployment(name: &str, spec: &str) -> String {
-        format!("---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  template:\n    spec: {spec}\n")
+    /// The ConfigMap `app` with these keys.
+    fn app_config(data: &[(&str, &str)]) -> Manifests {
+        data.iter().fold(
+            Manifests::new().config_map("app"),
+            |config, (key, value)| config.data(key, value),
+        )
     }
 
-    fn plan(old: &str, new: &str) -> Vec<(String, Verdict, Vec<String>)> {
+    fn plan(old: &Manifests, new: &Manifests) -> Vec<(String, Verdict, Vec<String>)> {
         let options = Options::default();
+        let (old, new) = (old.render(), new.render());
         let (a, b) = (
-            analyze(old, &options).expect("old"),
-            analyze(new, &options).expect("new"),
+            analyze(&old, &options).expect("old"),
+            analyze(&new, &options).expect("new"),
         );
         compare(&a, &b)
             .into_iter()
@@ -206,14 +209,14 @@ mod tests {
 
     #[test]
     fn names_the_keys_behind_each_restart() {
-        let whole = deployment("whole", "{volumes: [{name: v, configMap: {name: app}}]}");
-        let key_a = deployment("key-a", "{containers: [{name: c, env: [{name: A, valueFrom: {configMapKeyRef: {name: app, key: a}}}]}]}");
-        let plain = deployment("plain", "{containers: [{name: c}]}");
-        let old = format!("{CM}{whole}{key_a}{plain}");
-        let new = format!(
-            "{}{whole}{key_a}{plain}",
-            CM.replace("b: two", "b: 2, c: three")
-        );
+        let workloads = Manifests::new()
+            .deployment("whole")
+            .mounts_config_map("app")
+            .deployment("key-a")
+            .env_config_map_key("A", "app", "a")
+            .deployment("plain");
+        let old = app_config(&[("a", "one"), ("b", "two")]).append(workloads.clone());
+        let new = app_config(&[("a", "one"), ("b", "2"), ("c", "three")]).append(workloads);
         assert_eq!(
             plan(&old, &new),
             vec![
@@ -234,14 +237,15 @@ mod tests {
 
     #[test]
     fn new_removed_and_objects_coming_and_going() {
-        let uses = deployment("w", "{volumes: [{name: v, configMap: {name: app}}]}");
-        let extra = deployment("x", "{containers: [{name: c}]}");
-        let no_cm = plan(&uses, &format!("{CM}{uses}"));
+        let config = || app_config(&[("a", "one"), ("b", "two")]);
+        let uses = Manifests::new().deployment("w").mounts_config_map("app");
+        let extra = Manifests::new().deployment("x");
+        let no_cm = plan(&uses, &config().append(uses.clone()));
         assert_eq!(no_cm[0].1, Verdict::Restart);
         assert_eq!(no_cm[0].2, vec!["starts using ConfigMap app".to_string()]);
-        let gone = plan(&format!("{CM}{uses}{extra}"), &uses);
+        let gone = plan(&config().append(uses.clone()).append(extra.clone()), &uses);
         assert_eq!(gone[0].2, vec!["stops using ConfigMap app".to_string()]);
         assert_eq!(gone[1].1, Verdict::Removed);
-        assert_eq!(plan(&uses, &format!("{uses}{extra}"))[1].1, Verdict::New);
+        assert_eq!(plan(&uses, &uses.clone().append(extra))[1].1, Verdict::New);
     }
 }

@@ -25,4 +25,10 @@ pub mod resolve;
 pub mod stream;
 pub mod workload;
 
+/// The fluent manifest builder of the integration tests, shared by the unit tests here.
+#[cfg(test)]
+#[path = "../../tests/support/manifests.rs"]
+#[allow(dead_code)]
+pub(crate) mod manifests;
+
 pub use analysis::{analyze, Analysis, Options, DEFAULT_ANNOTATION, DEFAULT_MAX_INPUT_SIZE};

@@ -153,6 +153,12 @@ impl Manifests {
         self
     }
 
+    /// Adds every document of `other` after these; the last of them becomes the current one.
+    pub fn append(mut self, other: Manifests) -> Manifests {
+        self.documents.extend(other.documents);
+        self
+    }
+
     // ---- the current document -------------------------------------------------------------
 
     pub fn namespace(mut self, namespace: &str) -> Manifests {
