@@ -74,7 +74,12 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     if let Some(command) = validator.command() {
         problems.extend(external_verdict(command, &files, folder.as_deref())?);
     }
-    report(&problems, files.len(), args.show_secret_values)
+    let secret_values = if args.show_secret_values {
+        SecretValues::Show
+    } else {
+        SecretValues::Redact
+    };
+    report(&problems, files.len(), secret_values)
 }
 
 fn from_paths(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
@@ -110,9 +115,19 @@ fn external_verdict(
 }
 
 /// Prints every problem (a Secret's validator message only when asked) and sets the exit code.
-fn report(problems: &[Invalid], files: usize, show_secret_values: bool) -> Result<(), Failure> {
+/// Whether validators' messages about Secret keys, which may quote the values, are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecretValues {
+    Redact,
+    Show,
+}
+
+fn report(problems: &[Invalid], files: usize, secret_values: SecretValues) -> Result<(), Failure> {
     for p in problems {
-        if p.detail.is_some() && p.file.starts_with("secret/") && !show_secret_values {
+        if p.detail.is_some()
+            && p.file.starts_with("secret/")
+            && secret_values == SecretValues::Redact
+        {
             error!(
                 "{} (the message would quote the Secret's value; --show-secret-values prints it)",
                 p.summary()
