@@ -170,6 +170,7 @@ fn config_files(object: ObjectData) -> impl Iterator<Item = ConfigFile> {
         path: format!("{prefix}/{}/{}", object.name, item.key),
         name: item.key,
         bytes: item.bytes,
+        mode: config::DEFAULT_MODE,
     })
 }
 
@@ -197,12 +198,14 @@ mod tests {
                 ConfigFile {
                     path: "secret/s/a.yaml".to_string(),
                     name: "a.yaml".to_string(),
-                    bytes: b"x: 1\n".to_vec()
+                    bytes: b"x: 1\n".to_vec(),
+                    mode: config::DEFAULT_MODE,
                 },
                 ConfigFile {
                     path: "secret/s/b.json".to_string(),
                     name: "b.json".to_string(),
-                    bytes: b"{}".to_vec()
+                    bytes: b"{}".to_vec(),
+                    mode: config::DEFAULT_MODE,
                 },
             ]
         );

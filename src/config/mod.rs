@@ -13,7 +13,7 @@ pub mod stage;
 
 use std::path::PathBuf;
 
-/// One config file: the path users see, its name inside its folder, and its bytes.
+/// One config file: the path users see, its name inside its folder, its bytes and its mode.
 ///
 /// For a folder, `path` is the folder joined with `name`; for `check --manifests`,
 /// a ConfigMap's or Secret's key is `configmap/NAME/KEY` (or `secret/…`), named `KEY`.
@@ -22,7 +22,13 @@ pub struct ConfigFile {
     pub path: String,
     pub name: String,
     pub bytes: Vec<u8>,
+    /// The permission bits read (`0o777` at most; never setuid, setgid or sticky), which a
+    /// published copy keeps: a Secret mounted 0400 is never published wider.
+    pub mode: u32,
 }
+
+/// The mode of a file that was not read from disk (a manifest's key): kubelet's `defaultMode`.
+pub const DEFAULT_MODE: u32 = 0o644;
 
 /// Bounds on what one folder may hold.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +68,16 @@ pub enum ReadError {
     TooMany(PathBuf, usize),
     #[error("two watched folders both provide {0}")]
     Collision(String),
+    #[error("{link} is a symlink to {target}, outside {folder}: refused (only links that stay inside the watched folder are followed)")]
+    LinkOutside {
+        link: PathBuf,
+        target: PathBuf,
+        folder: PathBuf,
+    },
+    #[error(
+        "{0:?} has a name that is not UTF-8: refused (config file names must be text; rename it)"
+    )]
+    NameNotText(PathBuf),
 }
 
 impl ReadError {
@@ -69,7 +85,10 @@ impl ReadError {
     /// unreadable right now (missing, I/O: `check` exits 2, `watch` waits and keeps the last good one).
     pub fn rejects_config(&self) -> bool {
         match self {
-            ReadError::TooLarge { .. } | ReadError::Collision(_) => true,
+            ReadError::TooLarge { .. }
+            | ReadError::Collision(_)
+            | ReadError::LinkOutside { .. }
+            | ReadError::NameNotText(_) => true,
             ReadError::Missing(_) | ReadError::Io { .. } | ReadError::TooMany(..) => false,
         }
     }
@@ -95,5 +114,12 @@ mod tests {
         };
         assert!(!io.rejects_config());
         assert!(!ReadError::TooMany(PathBuf::from("a"), 1).rejects_config());
+        let outside = ReadError::LinkOutside {
+            link: PathBuf::from("/cfg/a"),
+            target: PathBuf::from("/etc/shadow"),
+            folder: PathBuf::from("/cfg"),
+        };
+        assert!(outside.rejects_config());
+        assert!(ReadError::NameNotText(PathBuf::from("a")).rejects_config());
     }
 }

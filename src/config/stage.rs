@@ -57,6 +57,7 @@ mod tests {
             path: "configmap/app/app.yaml".into(),
             name: "app.yaml".into(),
             bytes: b"a: 1\n".to_vec(),
+            mode: crate::config::DEFAULT_MODE,
         };
         let staged = Staged::write(std::slice::from_ref(&file)).expect("stage");
         let path = staged.path().to_path_buf();

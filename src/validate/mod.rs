@@ -190,6 +190,7 @@ mod tests {
             path: path.into(),
             name: name.into(),
             bytes: bytes.to_vec(),
+            mode: crate::config::DEFAULT_MODE,
         };
         let mut files = vec![
             file("/etc/app/app.yaml", "app.yaml", &b"y: 1\n"[..]),
@@ -241,6 +242,7 @@ mod tests {
             path: format!("configmap/app/{key}"),
             name: key.into(),
             bytes: b"1".to_vec(),
+            mode: crate::config::DEFAULT_MODE,
         };
         assert!(v.check_files(&[file("x")]).is_empty());
         let problems = v.check_files(&[file("y")]);

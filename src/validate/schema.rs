@@ -156,6 +156,7 @@ mod tests {
             path: path.into(),
             name: name.into(),
             bytes: value.as_bytes().to_vec(),
+            mode: crate::config::DEFAULT_MODE,
         };
         let files = vec![
             file("configmap/app/LEVEL", "LEVEL", "loud"),

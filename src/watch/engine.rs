@@ -107,6 +107,11 @@ impl Engine {
         self.state.watcher_stopped();
     }
 
+    /// Whether every existing folder is watched (see `Volumes::health`).
+    pub fn watcher_health(&mut self, health: Result<(), String>) {
+        self.state.watcher_health(health);
+    }
+
     /// Applies outcomes that arrived while the engine was busy, before anything newer.
     fn catch_up(&mut self) {
         while let Some(outcome) = self.actions.arrived() {

@@ -148,7 +148,8 @@ impl Sidecar {
         let resync = settings.resync;
         let mut resync = (!resync.is_zero())
             .then(|| tokio::time::interval_at(tokio::time::Instant::now() + resync, resync));
-        let mut retry = tokio::time::interval(Duration::from_secs(1));
+        // Missing folders are watched once they appear, and lost watches are re-armed.
+        let mut rearm = tokio::time::interval(Duration::from_secs(1));
         let mut sigterm =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -176,8 +177,10 @@ impl Sidecar {
                     debug!("resync");
                     engine.evaluate().await;
                 }
-                _ = retry.tick(), if !volumes.all_watched() => {
-                    if volumes.retry_missing() > 0 {
+                _ = rearm.tick() => {
+                    let changed = volumes.rearm();
+                    engine.watcher_health(volumes.health());
+                    if changed > 0 {
                         engine.evaluate().await;
                     }
                 }

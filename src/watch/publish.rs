@@ -4,7 +4,15 @@
 //! which an external validator can inspect), a `..data_tmp` symlink to it is
 //! renamed over `..data` (the atomic commit), visible names are symlinked
 //! through `..data`, and the previous folder is removed.
+//!
+//! A stage that fails (a full disk, say) is removed at once, and stages an earlier run left
+//! behind are removed at start: a failed version never takes the space the next one needs.
+//! Files keep the mode they were read with; folders keep the source's, 0755 at most.
 
+use std::collections::BTreeSet;
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,6 +20,12 @@ use crate::config::layout::DATA_LINK;
 use crate::config::read::Snapshot;
 
 const DATA_TMP: &str = "..data_tmp";
+
+/// The widest a published folder gets (kubelet's own folders are 0755).
+const FOLDER_BITS: u32 = 0o755;
+
+/// What the publisher itself needs on its folders while it writes, replaces and removes them.
+const WRITING: u32 = 0o700;
 
 #[derive(Debug, thiserror::Error)]
 #[error("publishing into {dir}: {action}: {source}")]
@@ -33,8 +47,11 @@ pub struct Stage {
 }
 
 impl Publisher {
+    /// A publisher into `dir`; stages an earlier run left there are removed now.
     pub fn new(dir: PathBuf) -> Self {
-        Publisher { dir }
+        let publisher = Publisher { dir };
+        publisher.remove_stale();
+        publisher
     }
 
     pub fn root(&self) -> &Path {
@@ -50,20 +67,85 @@ impl Publisher {
         }
     }
 
-    /// Writes the snapshot's files into a new timestamped folder.
+    /// Removes every timestamped folder but the one `..data` points at, and a `..data_tmp`:
+    /// what a run that stopped half-way through a publication leaves.
+    fn remove_stale(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let current = std::fs::read_link(self.dir.join(DATA_LINK)).ok();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let removed = if name == DATA_TMP {
+                std::fs::remove_file(entry.path())
+            } else if is_stage_name(name) && current.as_deref() != Some(Path::new(name)) {
+                std::fs::remove_dir_all(entry.path())
+            } else {
+                continue;
+            };
+            match removed {
+                Ok(()) => {
+                    tracing::info!(dir = %self.dir.display(), "removed {name}, left by an earlier run")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), "cannot remove {name}, left by an earlier run: {e}")
+                }
+            }
+        }
+    }
+
+    /// Writes the snapshot's files into a new timestamped folder; a stage that cannot be
+    /// written whole is removed before the error is returned.
     pub fn stage(&self, snapshot: &Snapshot) -> Result<Stage, PublishError> {
-        std::fs::create_dir_all(&self.dir).map_err(self.fail("creating the folder"))?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(FOLDER_BITS)
+            .create(&self.dir)
+            .map_err(self.fail("creating the folder"))?;
         let name = stage_name();
         let path = self.dir.join(&name);
-        std::fs::create_dir(&path).map_err(self.fail(format!("creating {name}")))?;
+        DirBuilder::new()
+            .mode(WRITING)
+            .create(&path)
+            .map_err(self.fail(format!("creating {name}")))?;
+        match self.write(&path, snapshot) {
+            Ok(top_level) => Ok(Stage {
+                path,
+                name,
+                top_level,
+            }),
+            Err(e) => {
+                if let Err(cleanup) = remove_stage(&path) {
+                    tracing::warn!(
+                        "cannot remove the failed stage {}: {cleanup}",
+                        path.display()
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The stage's files and folders, with their modes; returns the top-level names.
+    fn write(&self, stage: &Path, snapshot: &Snapshot) -> Result<Vec<String>, PublishError> {
         let mut top_level: Vec<String> = Vec::new();
+        let mut folders: BTreeSet<String> = BTreeSet::new();
         for file in &snapshot.files {
-            let target = path.join(&file.name);
+            let target = stage.join(&file.name);
+            let mut folder = Path::new(&file.name).parent();
+            while let Some(f) = folder.filter(|f| !f.as_os_str().is_empty()) {
+                folders.insert(f.display().to_string());
+                folder = f.parent();
+            }
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(WRITING)
+                    .create(parent)
                     .map_err(self.fail(format!("creating the folder for {}", file.name)))?;
             }
-            std::fs::write(&target, &file.bytes)
+            write_file(&target, &file.bytes, file.mode)
                 .map_err(self.fail(format!("writing {}", file.name)))?;
             let first = file
                 .name
@@ -75,26 +157,36 @@ impl Publisher {
                 top_level.push(first);
             }
         }
-        Ok(Stage {
-            path,
-            name,
-            top_level,
-        })
+        // Deepest first, the stage itself last: each stays writable until its content is done.
+        for folder in folders.iter().rev().map(String::as_str).chain([""]) {
+            let mode = folder_mode(snapshot.folders.get(folder).copied());
+            std::fs::set_permissions(stage.join(folder), std::fs::Permissions::from_mode(mode))
+                .map_err(self.fail(format!("setting the mode of {folder:?}")))?;
+        }
+        Ok(top_level)
     }
 
     /// Drops a stage that failed validation.
     pub fn discard(&self, stage: Stage) {
-        let _ = std::fs::remove_dir_all(stage.path);
+        let _ = remove_stage(&stage.path);
     }
 
-    /// Makes a stage the published version, atomically.
+    /// Makes a stage the published version, atomically; a stage that cannot be made visible
+    /// is removed.
     pub fn commit(&self, stage: Stage) -> Result<(), PublishError> {
         let data = self.dir.join(DATA_LINK);
         let previous = std::fs::read_link(&data).ok();
         let tmp = self.dir.join(DATA_TMP);
         let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&stage.name, &tmp).map_err(self.fail("linking ..data_tmp"))?;
-        std::fs::rename(&tmp, &data).map_err(self.fail("renaming ..data_tmp over ..data"))?;
+        if let Err(e) = std::os::unix::fs::symlink(&stage.name, &tmp) {
+            let _ = remove_stage(&stage.path);
+            return Err(self.fail("linking ..data_tmp")(e));
+        }
+        if let Err(e) = std::fs::rename(&tmp, &data) {
+            let _ = std::fs::remove_file(&tmp);
+            let _ = remove_stage(&stage.path);
+            return Err(self.fail("renaming ..data_tmp over ..data")(e));
+        }
         for name in &stage.top_level {
             let visible = self.dir.join(name);
             let wanted = Path::new(DATA_LINK).join(name);
@@ -115,11 +207,47 @@ impl Publisher {
         }
         if let Some(previous) = previous {
             if previous != Path::new(&stage.name) {
-                let _ = std::fs::remove_dir_all(self.dir.join(previous));
+                let _ = remove_stage(&self.dir.join(previous));
             }
         }
         Ok(())
     }
+}
+
+/// A file created owner-only, written, then given its mode: never readable wider than that
+/// mode, not even while it is written.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+}
+
+/// A published folder's mode: the source's, never wider than 0755, and always writable by the
+/// publisher, which replaces and removes it.
+fn folder_mode(source: Option<u32>) -> u32 {
+    source.map_or(FOLDER_BITS, |mode| mode & FOLDER_BITS) | WRITING
+}
+
+/// Removes a stage (its folders are always writable by the publisher: see [`folder_mode`]).
+fn remove_stage(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_dir_all(path)
+}
+
+/// Whether a name is one of the timestamped folders [`stage_name`] (and kubelet) make.
+fn is_stage_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("..") else {
+        return false;
+    };
+    let shape = b"dddd_dd_dd_dd_dd_dd.";
+    rest.len() > shape.len()
+        && rest.bytes().zip(shape.iter()).all(|(c, s)| match s {
+            b'd' => c.is_ascii_digit(),
+            s => c == *s,
+        })
 }
 
 /// `..YYYY_MM_DD_HH_MM_SS.<random>`, as kubelet names its folders.
@@ -170,8 +298,10 @@ mod tests {
                     path: format!("/src/{n}"),
                     name: n.to_string(),
                     bytes: c.as_bytes().to_vec(),
+                    mode: crate::config::DEFAULT_MODE,
                 })
                 .collect(),
+            folders: Default::default(),
             sources: Vec::new(),
         }
     }
@@ -221,7 +351,60 @@ mod tests {
     }
 
     #[test]
+    fn modes_are_kept_and_folders_are_never_wider_than_0755() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let publisher = Publisher::new(dir.path().join("out"));
+        let mut snap = snapshot(&[("token", "s"), ("sub/db", "d")]);
+        snap.files[0].mode = 0o400;
+        snap.files[1].mode = 0o640;
+        snap.folders.insert(String::new(), 0o777);
+        snap.folders.insert("sub".into(), 0o750);
+        let stage = publisher.stage(&snap).expect("stage");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode(&stage.path.join("token")), 0o400);
+        assert_eq!(mode(&stage.path.join("sub/db")), 0o640);
+        assert_eq!(mode(&stage.path.join("sub")), 0o750);
+        assert_eq!(mode(&stage.path), 0o755);
+        assert_eq!(
+            folder_mode(Some(0o500)),
+            0o700,
+            "the publisher can always remove it"
+        );
+        assert_eq!(folder_mode(None), 0o755);
+    }
+
+    #[test]
+    fn stale_stages_are_removed_and_the_published_one_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        let publisher = Publisher::new(out.clone());
+        publisher
+            .commit(publisher.stage(&snapshot(&[("a", "1")])).expect("stage"))
+            .expect("commit");
+        let live = std::fs::read_link(out.join("..data")).expect("link");
+        let stale = out.join("..2020_01_01_00_00_00.1");
+        std::fs::create_dir(&stale).expect("mkdir");
+        std::os::unix::fs::symlink("..2020_01_01_00_00_00.1", out.join("..data_tmp"))
+            .expect("link");
+        std::fs::create_dir(out.join("..mine")).expect("mkdir");
+        drop(Publisher::new(out.clone()));
+        assert!(!stale.exists());
+        assert!(std::fs::symlink_metadata(out.join("..data_tmp")).is_err());
+        assert!(out.join(&live).is_dir(), "the published stage stays");
+        assert!(
+            out.join("..mine").is_dir(),
+            "only stage-shaped names are removed"
+        );
+        assert_eq!(std::fs::read_to_string(out.join("a")).expect("read"), "1");
+    }
+
+    #[test]
     fn names_look_like_kubelet_folders() {
+        assert!(is_stage_name("..2026_11_22_10_00_00.123"));
+        assert!(!is_stage_name("..data"));
+        assert!(!is_stage_name("..2026_11_22_10_00_00."));
+        assert!(!is_stage_name("2026_11_22_10_00_00.1"));
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_779), (2026, 11, 22));
         let name = stage_name();

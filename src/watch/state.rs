@@ -300,6 +300,14 @@ impl ConfigState {
         self.publish();
     }
 
+    /// A folder that exists cannot be watched (`Err`), or every one can again (`Ok`).
+    pub fn watcher_health(&mut self, health: Result<(), String>) {
+        if self.alive != health {
+            self.alive = health;
+            self.publish();
+        }
+    }
+
     /// The common part of every valid verdict.
     fn valid(&mut self, hash: &str) {
         self.degraded = false;

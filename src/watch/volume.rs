@@ -1,12 +1,21 @@
-//! Turning inotify events on the watched folders into changes worth evaluating.
+//! Turning inotify events on the watched folders into changes worth evaluating, and keeping
+//! the watches armed.
 //!
 //! Kubelet volumes are watched on their root, never on file paths (a watch on a
 //! file follows the old inode and goes silent after the first update), and only
 //! the `..data` name counts, whatever kind of event a library reports for it.
+//!
+//! A watch is on one folder, not on a path: a folder deleted and created again (a volume
+//! re-populated), a new mount over it (a volume re-mounted) or a layout that changed (its
+//! `..data` gone or back) leaves the watch on something nobody writes to any more. So every
+//! armed folder is checked on each [`Volumes::rearm`] (the event loop's one-second tick) and
+//! watched anew when it is not the folder that was armed.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
+use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -22,18 +31,36 @@ pub enum VolumeEvent {
 
 struct Folder {
     path: PathBuf,
-    watched: bool,
+    armed: Option<Armed>,
+    /// Why the folder, which exists, could not be watched at the last attempt.
+    failed: Option<String>,
+}
+
+/// A watch in place: on which path, for which layout, on which folder (device and inode).
+struct Armed {
+    target: PathBuf,
+    layout: Layout,
+    identity: (u64, u64),
 }
 
 pub struct Volumes {
     watcher: RecommendedWatcher,
     folders: Vec<Folder>,
-    /// What the event callback classifies against; a folder's layout is settled when it is first watched.
+    /// What the event callback classifies against; a folder's layout is settled when it is watched.
     targets: Arc<RwLock<Vec<(PathBuf, Layout)>>>,
+    /// Per folder, the path watched now, and whether the event callback saw that path itself
+    /// removed or moved away since.
+    watched: Arc<Mutex<Vec<Watched>>>,
+}
+
+#[derive(Default)]
+struct Watched {
+    path: Option<PathBuf>,
+    lost: bool,
 }
 
 impl Volumes {
-    /// Starts the inotify watcher; folders that do not exist yet are picked up by [`Volumes::retry_missing`].
+    /// Starts the inotify watcher; folders that do not exist yet are picked up by [`Volumes::rearm`].
     pub fn new(dirs: &[PathBuf], tx: UnboundedSender<VolumeEvent>) -> notify::Result<Self> {
         // notify reports absolute paths (a relative watch is joined to the working directory),
         // so relative --dir values are made absolute here or no event would ever match them.
@@ -47,11 +74,23 @@ impl Volumes {
                 .map(|d| (d.clone(), layout(d)))
                 .collect::<Vec<_>>(),
         ));
+        let watched: Arc<Mutex<Vec<Watched>>> = Arc::new(Mutex::new(
+            absolute.iter().map(|_| Watched::default()).collect(),
+        ));
         let classify = targets.clone();
+        let mark_lost = watched.clone();
         let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
             let volume_event = match result {
                 Err(e) => Some(VolumeEvent::Error(e.to_string())),
                 Ok(event) => {
+                    if removes_itself(&event) {
+                        let mut watched = mark_lost.lock().unwrap_or_else(|p| p.into_inner());
+                        for w in watched.iter_mut() {
+                            if w.path.as_ref().is_some_and(|p| event.paths.contains(p)) {
+                                w.lost = true;
+                            }
+                        }
+                    }
                     let targets = classify.read().unwrap_or_else(|p| p.into_inner());
                     classify_event(&targets, &event).map(VolumeEvent::Changed)
                 }
@@ -66,54 +105,119 @@ impl Volumes {
                 .into_iter()
                 .map(|path| Folder {
                     path,
-                    watched: false,
+                    armed: None,
+                    failed: None,
                 })
                 .collect(),
             targets,
+            watched,
         };
-        volumes.retry_missing();
+        volumes.rearm();
         Ok(volumes)
     }
 
-    /// Watches folders that were missing; returns how many came up (they need an evaluation).
+    /// Drops the watches on folders that are gone, replaced, re-mounted or laid out anew, and
+    /// watches every folder that exists and is not watched; returns how many folders were lost
+    /// or (re-)armed: they need an evaluation.
     ///
     /// The layout is read again here: a volume that appears late is a kubelet volume by then.
-    pub fn retry_missing(&mut self) -> usize {
-        let mut added = 0;
-        for (i, folder) in self
-            .folders
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, f)| !f.watched)
-        {
-            let layout = layout(&folder.path);
-            let (path, mode) = watch_target(&folder.path, layout);
-            if !path.exists() {
+    pub fn rearm(&mut self) -> usize {
+        let mut changed = 0;
+        for (i, folder) in self.folders.iter_mut().enumerate() {
+            let lost = self
+                .watched
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(i)
+                .is_some_and(|w| std::mem::take(&mut w.lost));
+            if let Some(armed) = &folder.armed {
+                if lost
+                    || layout(&folder.path) != armed.layout
+                    || identity(&armed.target) != Some(armed.identity)
+                {
+                    tracing::warn!(dir = %folder.path.display(), "the watched folder was removed, replaced or re-mounted; watching it anew");
+                    // notify may have dropped a watch whose folder was deleted: nothing to undo then.
+                    let _ = self.watcher.unwatch(&armed.target);
+                    folder.armed = None;
+                    set_watched(&self.watched, i, None);
+                    changed += 1;
+                }
+            }
+            if folder.armed.is_some() {
                 continue;
             }
-            if let Some(target) = self
+            let layout = layout(&folder.path);
+            let (target, mode) = watch_target(&folder.path, layout);
+            let Some(before) = identity(&target) else {
+                folder.failed = None;
+                continue;
+            };
+            if let Some(entry) = self
                 .targets
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .get_mut(i)
             {
-                target.1 = layout;
+                entry.1 = layout;
             }
-            match self.watcher.watch(&path, mode) {
+            match self.watcher.watch(&target, mode) {
+                // The identity was taken before the watch: a folder replaced in between differs
+                // from it, and is caught on the next call.
                 Ok(()) => {
-                    folder.watched = true;
-                    added += 1;
+                    set_watched(&self.watched, i, Some(target.clone()));
+                    folder.armed = Some(Armed {
+                        target,
+                        layout,
+                        identity: before,
+                    });
+                    if folder.failed.take().is_some() {
+                        tracing::info!(dir = %folder.path.display(), "the folder can be watched again");
+                    }
+                    changed += 1;
                     tracing::info!(dir = %folder.path.display(), ?layout, "watching");
                 }
-                Err(e) => tracing::warn!(dir = %folder.path.display(), "cannot watch yet: {e}"),
+                Err(e) => {
+                    let why = format!("cannot watch {}: {e}", folder.path.display());
+                    if folder.failed.as_deref() != Some(why.as_str()) {
+                        tracing::warn!("{why}");
+                    }
+                    folder.failed = Some(why);
+                }
             }
         }
-        added
+        changed
     }
 
-    pub fn all_watched(&self) -> bool {
-        self.folders.iter().all(|f| f.watched)
+    /// `Err` while a folder exists but cannot be watched: updates to it would go unseen, and a
+    /// new process (a fresh inotify instance) may succeed where this one fails. A folder that
+    /// does not exist is waited for, as at start.
+    pub fn health(&self) -> Result<(), String> {
+        match self.folders.iter().find_map(|f| f.failed.as_ref()) {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        }
     }
+}
+
+/// The device and inode of a folder, following links: what a watch is really on.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Records the path watched for folder `i` (none), with nothing lost yet.
+fn set_watched(watched: &Mutex<Vec<Watched>>, i: usize, path: Option<PathBuf>) {
+    if let Some(w) = watched.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
+        *w = Watched { path, lost: false };
+    }
+}
+
+/// Whether an event can be a watched folder itself going away (inotify's `DELETE_SELF` and
+/// `MOVE_SELF`, as notify reports them).
+fn removes_itself(event: &notify::Event) -> bool {
+    matches!(
+        event.kind,
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+    )
 }
 
 /// Kubelet roots and single files are watched through their folder, non-recursively.
@@ -191,6 +295,40 @@ mod tests {
             classify_event(&targets, &event(create, "/etc/other/..data")),
             None
         );
+    }
+
+    #[test]
+    fn a_folder_removed_or_moved_away_is_lost() {
+        use notify::event::RemoveKind;
+        let gone = event(EventKind::Remove(RemoveKind::Folder), "/etc/cfg");
+        assert!(removes_itself(&gone));
+        let moved = event(
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            "/etc/cfg",
+        );
+        assert!(removes_itself(&moved));
+        assert!(!removes_itself(&event(
+            EventKind::Create(CreateKind::Any),
+            "/etc/cfg"
+        )));
+    }
+
+    #[test]
+    fn a_recreated_folder_is_watched_again() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("conf");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut volumes = Volumes::new(std::slice::from_ref(&dir), tx).expect("watcher");
+        assert_eq!(volumes.rearm(), 0, "armed at start, nothing changed since");
+        assert_eq!(volumes.health(), Ok(()));
+        std::fs::remove_dir(&dir).expect("rmdir");
+        assert_eq!(volumes.rearm(), 1, "lost");
+        assert_eq!(volumes.rearm(), 0, "waiting for it");
+        assert_eq!(volumes.health(), Ok(()), "a missing folder is waited for");
+        std::fs::create_dir(&dir).expect("mkdir");
+        assert_eq!(volumes.rearm(), 1, "armed again");
+        assert_eq!(volumes.rearm(), 0);
     }
 
     #[test]
