@@ -74,6 +74,8 @@ pub enum ReadError {
         target: PathBuf,
         folder: PathBuf,
     },
+    #[error("{link} is a symlink (to {target}) in a kubelet volume's ..data folder, where kubelet never puts one: refused")]
+    LinkInVolume { link: PathBuf, target: PathBuf },
     #[error(
         "{0:?} has a name that is not UTF-8: refused (config file names must be text; rename it)"
     )]
@@ -88,6 +90,7 @@ impl ReadError {
             ReadError::TooLarge { .. }
             | ReadError::Collision(_)
             | ReadError::LinkOutside { .. }
+            | ReadError::LinkInVolume { .. }
             | ReadError::NameNotText(_) => true,
             ReadError::Missing(_) | ReadError::Io { .. } | ReadError::TooMany(..) => false,
         }

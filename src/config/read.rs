@@ -3,10 +3,11 @@
 //! A kubelet ConfigMap/Secret volume is read through its `..data` symlink,
 //! resolved once, so a swap in the middle of a read can never mix two versions.
 //!
-//! Nothing outside the folder is ever read: kubelet's `..data` must lead to a folder of the
-//! volume, and any other symlink is followed only when its target stays inside the folder read
-//! (a version holding a link to `/etc/shadow` is refused, not published). In a kubelet volume
-//! that folder is the `..data` target, where kubelet itself never puts a link.
+//! Nothing outside the folder is ever read (a version holding a link to `/etc/shadow` is
+//! refused, not published). In a kubelet volume, kubelet's own links are the only ones
+//! followed: `..data` must lead to a folder of the volume, the visible `NAME -> ..data/NAME`
+//! links are not read at all, and a link inside `..data`, where kubelet never puts one, is
+//! refused. In a plain folder, a link is followed when its target stays inside the folder.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -177,7 +178,7 @@ struct Found {
 struct Walk<'a> {
     /// The folder read; names are relative to it.
     root: &'a Path,
-    /// `root` without symlinks: no link may lead outside it.
+    /// `root` without symlinks: no link in a plain folder may lead outside it.
     boundary: &'a Path,
     layout: Layout,
     limits: Limits,
@@ -209,6 +210,10 @@ impl Walk<'_> {
             let meta =
                 std::fs::symlink_metadata(&path).map_err(|source| io_or_missing(&path, source))?;
             let (source, meta) = if meta.file_type().is_symlink() {
+                if self.layout == Layout::Kubelet {
+                    let target = std::fs::read_link(&path).unwrap_or_default();
+                    return Err(ReadError::LinkInVolume { link: path, target });
+                }
                 let target =
                     std::fs::canonicalize(&path).map_err(|source| io_or_missing(&path, source))?;
                 if !target.starts_with(self.boundary) {
@@ -368,6 +373,21 @@ mod tests {
             Snapshot::read(&dirs, Limits::default()),
             Err(ReadError::LinkOutside { .. })
         ));
+    }
+
+    #[test]
+    fn a_link_inside_data_is_refused_wherever_it_leads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ts = dir.path().join("..2026_11_22_10_00_00.1");
+        std::fs::create_dir(&ts).expect("mkdir");
+        std::fs::write(ts.join("a.yaml"), "x").expect("write");
+        std::os::unix::fs::symlink("a.yaml", ts.join("b.yaml")).expect("link");
+        std::os::unix::fs::symlink("..2026_11_22_10_00_00.1", dir.path().join("..data"))
+            .expect("link");
+        let err =
+            Snapshot::read(&[dir.path().to_path_buf()], Limits::default()).expect_err("refused");
+        assert!(matches!(err, ReadError::LinkInVolume { .. }), "{err}");
+        assert!(err.rejects_config());
     }
 
     #[test]
