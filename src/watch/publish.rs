@@ -131,7 +131,15 @@ impl Publisher {
     fn write(&self, stage: &Path, snapshot: &Snapshot) -> Result<Vec<String>, PublishError> {
         let mut top_level: Vec<String> = Vec::new();
         let mut folders: BTreeSet<String> = BTreeSet::new();
+        let mut names: BTreeSet<&str> = BTreeSet::new();
         for file in &snapshot.files {
+            // One published folder cannot hold two files of one name; neither is dropped silently.
+            if !names.insert(&file.name) {
+                return Err(self.fail(format!(
+                    "two watched folders both provide {}, and one published folder cannot hold both",
+                    file.name
+                ))(std::io::ErrorKind::AlreadyExists.into()));
+            }
             let target = stage.join(&file.name);
             let mut folder = Path::new(&file.name).parent();
             while let Some(f) = folder.filter(|f| !f.as_os_str().is_empty()) {
@@ -372,6 +380,17 @@ mod tests {
             "the publisher can always remove it"
         );
         assert_eq!(folder_mode(None), 0o755);
+    }
+
+    #[test]
+    fn a_stage_that_cannot_be_written_whole_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let publisher = Publisher::new(dir.path().to_path_buf());
+        let mut snap = snapshot(&[("a", "1"), ("a", "2")]);
+        snap.files[1].path = "/other/a".into();
+        let err = publisher.stage(&snap).err().expect("refused");
+        assert!(err.to_string().contains("both provide a"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     }
 
     #[test]
