@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use super::validation::ValidationArgs;
 use crate::backoff::{Backoff, Jitter};
 use crate::config;
-use crate::reload::signal::{parse_signal, Target};
+use crate::reload::signal::{parse_signal, Signaller, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{Action, Policy};
 use crate::units::{parse_duration, parse_size};
@@ -90,6 +90,10 @@ pub struct WatchArgs {
     /// The process to signal: by name, in a shared PID namespace (the root of each matching tree).
     #[arg(long, value_name = "NAME", help_heading = "Target", group = "target")]
     pub process: Option<String>,
+
+    /// With --process: refuse to signal when the name matches several unrelated process trees (by default each is signalled, with a warning).
+    #[arg(long, requires = "process", help_heading = "Target")]
+    pub process_unique: bool,
 
     /// HTTP method for --webhook.
     #[arg(
@@ -216,7 +220,12 @@ impl WatchArgs {
         self.pid
             .map(Target::Pid)
             .or_else(|| self.pid_file.clone().map(Target::PidFile))
-            .or_else(|| self.process.clone().map(Target::Process))
+            .or_else(|| {
+                self.process.clone().map(|name| Target::Process {
+                    name,
+                    unique: self.process_unique,
+                })
+            })
     }
 
     fn policy(&self) -> anyhow::Result<Policy> {
@@ -227,6 +236,12 @@ impl WatchArgs {
         }
         if target.is_some() && self.signal.is_none() && !self.restart {
             anyhow::bail!("--pid, --pid-file and --process choose whom to signal: add --signal SIG or --restart");
+        }
+        if let Some(target) = &target {
+            // PID 1 or reconfig itself would be refused at every reload: say so now.
+            Signaller::new()
+                .check_at_start(target)
+                .map_err(|e| anyhow::anyhow!("cannot signal {target}: {e}"))?;
         }
         if let (Some(signal), Some(target)) = (&self.signal, &target) {
             let signal = parse_signal(signal).map_err(|e| anyhow::anyhow!("--signal: {e}"))?;
