@@ -30,8 +30,16 @@ Examples:
   # An app that cannot reload: validate against a schema, then restart it
   reconfig watch --dir /config --schema config.yaml=/schemas/config.json --restart --process my-app
 
+  # A validator that needs a shell: {dir:q} is the folder quoted for it
+  reconfig watch --dir /config --signal SIGHUP --process my-app --process-unique \\
+      --validate-cmd \"sh -c 'app --check {dir:q}/app.yaml && lint {dir:q}'\"
+
 {dir} in --validate-cmd is the folder holding the candidate files: the staged copy with --publish,
-otherwise the volume's current ..data folder (or the plain folder).";
+otherwise the volume's current ..data folder (or the plain folder). It is one argument, never split;
+inside your own `sh -c '...'` use {dir:q}, so that a folder name cannot inject shell commands.
+
+--pid 1, a --pid-file holding 1 or reconfig's own PID, and a --process name reconfig itself answers
+to are refused at start; found at reload time, such a refusal fails that version without retries.";
 
 const KUBE_API: &str = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)";
 
@@ -75,7 +83,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "URL", help_heading = "Actions")]
     pub webhook: Vec<String>,
 
-    /// Run this command (no shell) after each validated change.
+    /// Run this command (no shell, its own process group) after each validated change.
     #[arg(long, value_name = "CMD", help_heading = "Actions")]
     pub exec: Option<String>,
 
