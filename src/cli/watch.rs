@@ -100,7 +100,7 @@ pub struct WatchArgs {
     pub process: Option<String>,
 
     /// With --process: refuse to signal when the name matches several unrelated process trees (by default each is signalled, with a warning).
-    #[arg(long, requires = "process", help_heading = "Target")]
+    #[arg(long, help_heading = "Target")]
     pub process_unique: bool,
 
     /// HTTP method for --webhook.
@@ -244,6 +244,9 @@ impl WatchArgs {
         }
         if target.is_some() && self.signal.is_none() && !self.restart {
             anyhow::bail!("--pid, --pid-file and --process choose whom to signal: add --signal SIG or --restart");
+        }
+        if self.process_unique && self.process.is_none() {
+            anyhow::bail!("--process-unique goes with --process NAME");
         }
         if let Some(target) = &target {
             // PID 1 or reconfig itself would be refused at every reload: say so now.
@@ -397,6 +400,38 @@ mod tests {
             .map(Action::name)
             .collect();
         assert_eq!(names, ["signal"]);
+    }
+
+    #[test]
+    fn process_unique_goes_with_process_and_pid_1_is_refused_at_start() {
+        let err = parse(&["--dir", "/c", "--process-unique", "--pid", "7", "--restart"])
+            .settings()
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("goes with --process"), "{err}");
+        let args = parse(&[
+            "--dir",
+            "/c",
+            "--process",
+            "app",
+            "--process-unique",
+            "--restart",
+        ]);
+        assert_eq!(
+            args.target(),
+            Some(Target::Process {
+                name: "app".into(),
+                unique: true
+            })
+        );
+        let err = parse(&["--dir", "/c", "--pid", "1", "--signal", "HUP"])
+            .settings()
+            .err()
+            .expect("refused");
+        assert!(
+            format!("{err:#}").starts_with("cannot signal PID 1: refusing to signal PID 1"),
+            "{err:#}"
+        );
     }
 
     #[cfg(feature = "kube")]
