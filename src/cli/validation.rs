@@ -18,7 +18,8 @@ pub struct ValidationArgs {
     pub schema: Vec<SchemaSpec>,
 
     /// An external validator, run without a shell; exit 0 means valid. `{dir}` in it is the
-    /// folder holding the candidate files.
+    /// folder holding the candidate files; inside your own `sh -c '…'` write `{dir:q}`, the
+    /// folder quoted for the shell. Killed with its whole process group at the timeout.
     #[arg(long, value_name = "CMD")]
     pub validate_cmd: Option<String>,
 

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use super::validation::ValidationArgs;
 use crate::backoff::{Backoff, Jitter};
 use crate::config;
-use crate::reload::signal::{parse_signal, Target};
+use crate::reload::signal::{parse_signal, Signaller, Target};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{Action, Policy};
 use crate::units::{parse_duration, parse_size};
@@ -30,8 +30,16 @@ Examples:
   # An app that cannot reload: validate against a schema, then restart it
   reconfig watch --dir /config --schema config.yaml=/schemas/config.json --restart --process my-app
 
+  # A validator that needs a shell: {dir:q} is the folder quoted for it
+  reconfig watch --dir /config --signal SIGHUP --process my-app --process-unique \\
+      --validate-cmd \"sh -c 'app --check {dir:q}/app.yaml && lint {dir:q}'\"
+
 {dir} in --validate-cmd is the folder holding the candidate files: the staged copy with --publish,
-otherwise the volume's current ..data folder (or the plain folder).";
+otherwise the volume's current ..data folder (or the plain folder). It is one argument, never split;
+inside your own `sh -c '...'` use {dir:q}, so that a folder name cannot inject shell commands.
+
+--pid 1, a --pid-file holding 1 or reconfig's own PID, and a --process name reconfig itself answers
+to are refused at start; found at reload time, such a refusal fails that version without retries.";
 
 const KUBE_API: &str = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)";
 
@@ -75,7 +83,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "URL", help_heading = "Actions")]
     pub webhook: Vec<String>,
 
-    /// Run this command (no shell) after each validated change.
+    /// Run this command (no shell, its own process group) after each validated change.
     #[arg(long, value_name = "CMD", help_heading = "Actions")]
     pub exec: Option<String>,
 
@@ -90,6 +98,10 @@ pub struct WatchArgs {
     /// The process to signal: by name, in a shared PID namespace (the root of each matching tree).
     #[arg(long, value_name = "NAME", help_heading = "Target", group = "target")]
     pub process: Option<String>,
+
+    /// With --process: refuse to signal when the name matches several unrelated process trees (by default each is signalled, with a warning).
+    #[arg(long, help_heading = "Target")]
+    pub process_unique: bool,
 
     /// HTTP method for --webhook.
     #[arg(
@@ -216,7 +228,12 @@ impl WatchArgs {
         self.pid
             .map(Target::Pid)
             .or_else(|| self.pid_file.clone().map(Target::PidFile))
-            .or_else(|| self.process.clone().map(Target::Process))
+            .or_else(|| {
+                self.process.clone().map(|name| Target::Process {
+                    name,
+                    unique: self.process_unique,
+                })
+            })
     }
 
     fn policy(&self) -> anyhow::Result<Policy> {
@@ -227,6 +244,15 @@ impl WatchArgs {
         }
         if target.is_some() && self.signal.is_none() && !self.restart {
             anyhow::bail!("--pid, --pid-file and --process choose whom to signal: add --signal SIG or --restart");
+        }
+        if self.process_unique && self.process.is_none() {
+            anyhow::bail!("--process-unique goes with --process NAME");
+        }
+        if let Some(target) = &target {
+            // PID 1 or reconfig itself would be refused at every reload: say so now.
+            Signaller::new()
+                .check_at_start(target)
+                .map_err(|e| anyhow::anyhow!("cannot signal {target}: {e}"))?;
         }
         if let (Some(signal), Some(target)) = (&self.signal, &target) {
             let signal = parse_signal(signal).map_err(|e| anyhow::anyhow!("--signal: {e}"))?;
@@ -374,6 +400,38 @@ mod tests {
             .map(Action::name)
             .collect();
         assert_eq!(names, ["signal"]);
+    }
+
+    #[test]
+    fn process_unique_goes_with_process_and_pid_1_is_refused_at_start() {
+        let err = parse(&["--dir", "/c", "--process-unique", "--pid", "7", "--restart"])
+            .settings()
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("goes with --process"), "{err}");
+        let args = parse(&[
+            "--dir",
+            "/c",
+            "--process",
+            "app",
+            "--process-unique",
+            "--restart",
+        ]);
+        assert_eq!(
+            args.target(),
+            Some(Target::Process {
+                name: "app".into(),
+                unique: true
+            })
+        );
+        let err = parse(&["--dir", "/c", "--pid", "1", "--signal", "HUP"])
+            .settings()
+            .err()
+            .expect("refused");
+        assert!(
+            format!("{err:#}").starts_with("cannot signal PID 1: refusing to signal PID 1"),
+            "{err:#}"
+        );
     }
 
     #[cfg(feature = "kube")]

@@ -51,11 +51,11 @@ impl Action {
         }
     }
 
-    async fn run(&self, hash: &str) -> Result<String, String> {
+    async fn run(&self, hash: &str) -> Result<String, Failed> {
         match self {
             Action::Signal { target, signal } => send(target.clone(), *signal).await,
             Action::Restart { target } => send(target.clone(), Signal::TERM).await,
-            Action::Webhook(hook) => hook.call(hash).await,
+            Action::Webhook(hook) => hook.call(hash).await.map_err(Failed::retry),
             Action::Exec { argv, timeout } => {
                 let outcome = run_command(argv, *timeout).await;
                 let detail = if outcome.output.is_empty() {
@@ -67,27 +67,47 @@ impl Action {
                 if outcome.success {
                     Ok(detail)
                 } else {
-                    Err(detail)
+                    Err(Failed::retry(detail))
                 }
             }
         }
     }
 }
 
+/// Why one run of an action failed, and whether running it again could help.
+#[derive(Debug)]
+struct Failed {
+    why: String,
+    /// False for a refusal (PID 1, reconfig itself): it fails the same way every time.
+    retry: bool,
+}
+
+impl Failed {
+    fn retry(why: String) -> Self {
+        Failed { why, retry: true }
+    }
+}
+
 /// Finds the target afresh and signals it; `/proc` scans block, so they leave the event loop.
-async fn send(target: Target, signal: Signal) -> Result<String, String> {
+async fn send(target: Target, signal: Signal) -> Result<String, Failed> {
     let name = signal::signal_name(signal);
-    tokio::task::spawn_blocking(move || Signaller::new().send(&target, signal))
+    let sent = tokio::task::spawn_blocking(move || Signaller::new().send(&target, signal))
         .await
-        .map_err(|e| format!("signal task failed: {e}"))?
-        .map(|processes| {
+        .map_err(|e| Failed::retry(format!("signal task failed: {e}")))?;
+    match sent {
+        Ok(processes) => {
             let pids: Vec<String> = processes
                 .iter()
                 .map(|p| format!("{} ({})", p.pid, p.name))
                 .collect();
-            format!("{name} sent to {}", pids.join(", "))
-        })
-        .map_err(|e| e.to_string())
+            Ok(format!("{name} sent to {}", pids.join(", ")))
+        }
+        Err(e) if e.is_refusal() => Err(Failed {
+            why: format!("{e} (a refusal: not retried for this version)"),
+            retry: false,
+        }),
+        Err(e) => Err(Failed::retry(e.to_string())),
+    }
 }
 
 /// How actions are run and retried.
@@ -181,10 +201,18 @@ impl ActionMetrics {
     }
 }
 
-/// The handle on the action task: versions go in, outcomes come out.
+/// The handle on the action task: versions go in, outcomes come out. Dropping it stops the
+/// task where it stands, killing a command it was running (shutdown does not wait for it).
 pub struct Actions {
     versions: watch::Sender<Option<Version>>,
     outcomes: mpsc::UnboundedReceiver<ActionOutcome>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Actions {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl Actions {
@@ -208,8 +236,12 @@ impl Actions {
 pub fn spawn(policy: Policy, metrics: ActionMetrics) -> Actions {
     let (versions, rx) = watch::channel(None);
     let (tx, outcomes) = mpsc::unbounded_channel();
-    tokio::spawn(run(policy, metrics, rx, tx));
-    Actions { versions, outcomes }
+    let task = tokio::spawn(run(policy, metrics, rx, tx));
+    Actions {
+        versions,
+        outcomes,
+        task,
+    }
 }
 
 async fn run(
@@ -280,6 +312,8 @@ async fn apply(
     let mut pending: Vec<&Action> = policy.actions.iter().collect();
     let mut attempt = 0u32;
     let mut done = Vec::new();
+    // Actions refused for this version: never tried again, reported when the others are done.
+    let mut refused = Vec::new();
     loop {
         let mut failed = Vec::new();
         for action in pending {
@@ -292,20 +326,25 @@ async fn apply(
                     tracing::info!(action = action.name(), hash = %short(&version.hash), took_ms = took.as_millis() as u64, "reloaded: {detail}");
                     done.push(detail);
                 }
-                Err(why) => {
+                Err(Failed { why, retry }) => {
                     metrics.record(action.name(), "failure", took);
                     tracing::warn!(action = action.name(), hash = %short(&version.hash), attempt = attempt + 1, "reload failed: {why}");
-                    failed.push((action, why));
+                    if retry {
+                        failed.push((action, why));
+                    } else {
+                        refused.push((action, why));
+                    }
                 }
             }
         }
-        if failed.is_empty() {
+        if failed.is_empty() && refused.is_empty() {
             return Applied::Done(Ok(done.join("; ")));
         }
         attempt += 1;
-        if attempt > policy.retries {
-            let (actions, errors) = failed
+        if failed.is_empty() || attempt > policy.retries {
+            let (actions, errors) = refused
                 .into_iter()
+                .chain(failed)
                 .map(|(action, why)| (action.name(), why))
                 .unzip();
             return Applied::Done(Err(GaveUp {
@@ -441,6 +480,54 @@ mod tests {
         assert!(why.to_string().contains("webhook failed 2 times"), "{why}");
         assert_eq!(why.errors.len(), 1);
         assert!(why.errors[0].contains("answered 503"), "{why:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refusal_is_final_for_the_version_and_the_rest_still_retry() {
+        let hook = Receiver::start();
+        hook.set_status(503);
+        let mut policy = policy(&hook.url("/reload"), 2, Duration::from_millis(10));
+        policy.actions.push(Action::Signal {
+            target: Target::Pid(1),
+            signal: Signal::HUP,
+        });
+        let metrics = ActionMetrics::default();
+        let mut actions = spawn(policy, metrics.clone());
+        actions.apply(Version { hash: "h".into() });
+        let gave_up = outcome(&mut actions).await.result.expect_err("gave up");
+        assert_eq!(gave_up.actions, ["signal", "webhook"]);
+        assert_eq!(gave_up.attempts, 3);
+        assert!(
+            gave_up.errors[0].starts_with("refusing to signal PID 1")
+                && gave_up.errors[0].ends_with("(a refusal: not retried for this version)"),
+            "{gave_up:?}"
+        );
+        let count = |action: &str| {
+            metrics
+                .runs
+                .get_or_create(&ActionResult {
+                    action: action.into(),
+                    result: "failure".into(),
+                })
+                .get()
+        };
+        assert_eq!((count("signal"), count("webhook")), (1, 3));
+
+        // Alone, a refusal ends the version at once, whatever the retries.
+        let mut actions = spawn(
+            Policy {
+                actions: vec![Action::Restart {
+                    target: Target::Pid(1),
+                }],
+                retries: 8,
+                backoff: Backoff::new(Duration::from_secs(30), Duration::from_secs(30)),
+                jitter: Jitter::new(Duration::ZERO),
+            },
+            ActionMetrics::default(),
+        );
+        actions.apply(Version { hash: "h2".into() });
+        let gave_up = outcome(&mut actions).await.result.expect_err("refused");
+        assert_eq!((gave_up.actions, gave_up.attempts), (vec!["restart"], 1));
     }
 
     #[tokio::test(flavor = "current_thread")]

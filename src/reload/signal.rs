@@ -51,8 +51,12 @@ pub enum Target {
     Pid(i32),
     /// Re-read on every send, since the app rewrites it when it restarts.
     PidFile(PathBuf),
-    /// Matched against comm (cut to 15 characters) and the file name of `argv[0]`.
-    Process(String),
+    /// Matched against comm (cut to 15 characters) and the file name of `argv[0]`; the root
+    /// of each matching tree is signalled, or, when `unique` (`--process-unique`), the only one.
+    Process {
+        name: String,
+        unique: bool,
+    },
 }
 
 impl fmt::Display for Target {
@@ -60,7 +64,7 @@ impl fmt::Display for Target {
         match self {
             Target::Pid(pid) => write!(f, "PID {pid}"),
             Target::PidFile(path) => write!(f, "the PID in {}", path.display()),
-            Target::Process(name) => write!(f, "process {name:?}"),
+            Target::Process { name, .. } => write!(f, "process {name:?}"),
         }
     }
 }
@@ -98,6 +102,18 @@ pub enum SignalError {
     RefusedInit,
     #[error("refusing to signal PID {0}: that is reconfig itself")]
     RefusedSelf(i32),
+    #[error(
+        "refusing --process {name:?}: it matches reconfig itself (PID {pid}), which is never \
+         signalled; give the name of the app's process"
+    )]
+    MatchesSelf { name: String, pid: i32 },
+    #[error(
+        "--process {name:?} matches {} unrelated process trees ({}) and --process-unique \
+         refuses to choose: none was signalled",
+        .roots.len(),
+        list(.roots)
+    )]
+    Ambiguous { name: String, roots: Vec<Process> },
     #[error(
         "no process with PID {0} is running (it has exited, or this container does not \
          share the app's PID namespace: the pod needs shareProcessNamespace: true)"
@@ -141,6 +157,29 @@ pub enum SignalError {
         call: &'static str,
         error: io::Error,
     },
+}
+
+impl SignalError {
+    /// A refusal fails the same way every time (PID 1, reconfig itself): trying the same
+    /// target again cannot succeed, so it is not retried.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            SignalError::InvalidPid(_)
+                | SignalError::RefusedInit
+                | SignalError::RefusedSelf(_)
+                | SignalError::MatchesSelf { .. }
+        )
+    }
+}
+
+/// `nginx (PID 7), nginx (PID 31)`.
+fn list(processes: &[Process]) -> String {
+    processes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parses `HUP`, `SIGHUP`, `hup` or `1` into a signal of the accepted set.
@@ -204,10 +243,42 @@ impl Signaller {
         Signaller { proc_root, own_pid }
     }
 
+    /// Refuses, before the sidecar starts, a target that could never be signalled as far as
+    /// can be known then: PID 1 or reconfig's own PID (given, or already in the pid file), or
+    /// a process name that reconfig itself answers to. A pid file that is missing or holds no
+    /// PID yet is accepted: the app writes it when it starts.
+    pub fn check_at_start(&self, target: &Target) -> Result<(), SignalError> {
+        match target {
+            Target::Pid(pid) => self.check_allowed(*pid),
+            Target::PidFile(path) => match read_pid_file(path) {
+                Ok(pid) => self.check_allowed(pid),
+                Err(_) => Ok(()),
+            },
+            Target::Process { name, .. } => {
+                let own = self.own_pid;
+                let is_me = self
+                    .read_stat(own)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|stat| comm_matches(&stat.comm, name))
+                    || self.argv0_is(own, name);
+                if is_me {
+                    Err(SignalError::MatchesSelf {
+                        name: name.clone(),
+                        pid: own,
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
     /// Resolves the target afresh (never cached: the app may have restarted with a new PID).
     ///
     /// `Target::Process` yields the root of each matching tree (nginx's master, not its
-    /// workers), sorted by PID; the other targets yield one process.
+    /// workers), sorted by PID, with a warning when there are several (two unrelated apps
+    /// of one name), or an error under `unique`; the other targets yield one process.
     pub fn resolve(&self, target: &Target) -> Result<Vec<Process>, SignalError> {
         match target {
             Target::Pid(pid) => {
@@ -228,7 +299,24 @@ impl Signaller {
                     }),
                 }
             }
-            Target::Process(name) => self.find_roots(name),
+            Target::Process { name, unique } => {
+                let roots = self.find_roots(name)?;
+                if roots.len() > 1 {
+                    if *unique {
+                        return Err(SignalError::Ambiguous {
+                            name: name.clone(),
+                            roots,
+                        });
+                    }
+                    warn!(
+                        "--process {name:?} matches {} unrelated process trees: {}; signalling \
+                         each (--process-unique refuses this instead)",
+                        roots.len(),
+                        list(&roots)
+                    );
+                }
+                Ok(roots)
+            }
         }
     }
 
@@ -602,7 +690,89 @@ mod tests {
     }
 
     fn by_name(name: &str) -> Target {
-        Target::Process(name.to_string())
+        Target::Process {
+            name: name.to_string(),
+            unique: false,
+        }
+    }
+
+    fn unique(name: &str) -> Target {
+        Target::Process {
+            name: name.to_string(),
+            unique: true,
+        }
+    }
+
+    #[test]
+    fn several_trees_are_each_signalled_or_refused_under_unique() {
+        let proc = FakeProc::new();
+        proc.add(7, "nginx", 0, &["nginx"])
+            .add(8, "nginx", 7, &["nginx"])
+            .add(31, "nginx", 0, &["nginx"]);
+        let s = proc.signaller();
+        assert_eq!(pids(s.resolve(&by_name("nginx"))), [7, 31]);
+        let err = s.resolve(&unique("nginx")).expect_err("ambiguous");
+        assert!(!err.is_refusal(), "another tree may exit: worth retrying");
+        let text = err.to_string();
+        assert!(
+            text.contains("2 unrelated process trees (nginx (PID 7), nginx (PID 31))"),
+            "{text}"
+        );
+        // One tree (a master and its worker) is not ambiguous.
+        let proc = FakeProc::new();
+        proc.add(7, "nginx", 0, &["nginx"])
+            .add(8, "nginx", 7, &["nginx"]);
+        assert_eq!(pids(proc.signaller().resolve(&unique("nginx"))), [7]);
+    }
+
+    #[test]
+    fn targets_known_to_be_refused_are_refused_at_start() {
+        let proc = FakeProc::new();
+        proc.add(1, "pause", 0, &["/pause"]).add(
+            OWN,
+            "reconfig",
+            0,
+            &["/usr/bin/reconfig-sidecar", "watch"],
+        );
+        let s = proc.signaller();
+        let refused = |target: &Target| {
+            let err = s.check_at_start(target).expect_err("refused");
+            assert!(err.is_refusal(), "{err}");
+            err
+        };
+        assert!(matches!(refused(&Target::Pid(1)), SignalError::RefusedInit));
+        assert!(matches!(
+            refused(&Target::Pid(OWN)),
+            SignalError::RefusedSelf(OWN)
+        ));
+        assert!(matches!(
+            refused(&Target::Pid(0)),
+            SignalError::InvalidPid(0)
+        ));
+        for name in ["reconfig", "reconfig-sidecar"] {
+            let err = refused(&by_name(name));
+            assert!(
+                err.to_string().contains("reconfig itself (PID 20)"),
+                "{err}"
+            );
+        }
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("app.pid");
+        let target = Target::PidFile(file.clone());
+        s.check_at_start(&target)
+            .expect("no pid file yet: the app writes it when it starts");
+        fs::write(&file, "1\n").expect("write");
+        assert!(matches!(refused(&target), SignalError::RefusedInit));
+        fs::write(&file, format!("{OWN}\n")).expect("write");
+        assert!(matches!(refused(&target), SignalError::RefusedSelf(OWN)));
+        fs::write(&file, "77\n").expect("write");
+        s.check_at_start(&target).expect("not running yet is fine");
+
+        // Not running yet, or running: either way not reconfig, so accepted at start.
+        for target in [Target::Pid(77), by_name("nginx"), by_name("pause")] {
+            s.check_at_start(&target).expect("accepted");
+        }
     }
 
     #[test]

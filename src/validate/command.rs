@@ -1,5 +1,9 @@
 //! The external validator (`--validate-cmd`): a program run on the folder holding the
 //! candidate files, whose exit status is the verdict.
+//!
+//! The folder goes into the command as `{dir}` (verbatim: one argument, since no shell splits
+//! it) or `{dir:q}` (quoted for a shell). A user's own `sh -c '… {dir}'` would hand the folder
+//! name to a shell unquoted, and a folder name can hold `$(…)`; `{dir:q}` is the safe form there.
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,10 +30,15 @@ impl ValidateCommand {
         Ok(ValidateCommand { argv, timeout })
     }
 
-    /// The argv with `{dir}` replaced by the folder that holds the candidate files.
+    /// The argv with `{dir}` replaced by the folder that holds the candidate files, and
+    /// `{dir:q}` by the same, quoted for a shell.
     pub fn argv(&self, dir: &Path) -> Vec<String> {
         let dir = dir.display().to_string();
-        self.argv.iter().map(|a| a.replace("{dir}", &dir)).collect()
+        let quoted = shell_words::quote(&dir);
+        self.argv
+            .iter()
+            .map(|a| a.replace("{dir:q}", &quoted).replace("{dir}", &dir))
+            .collect()
     }
 
     /// Runs the validator on `dir`: `None` when it exits 0, otherwise the command and its
@@ -76,5 +85,47 @@ mod tests {
 
         assert!(ValidateCommand::parse("unbalanced 'quote", Duration::from_secs(1)).is_err());
         assert!(ValidateCommand::parse("  ", Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn dir_q_is_the_folder_quoted_for_a_shell() {
+        let cmd = ValidateCommand::parse(
+            "sh -c 'check {dir:q}/app.yaml' -- {dir} {dir:q}",
+            Duration::from_secs(1),
+        )
+        .expect("parse");
+        let dir = Path::new("/v/it's $(reboot) a dir");
+        assert_eq!(
+            cmd.argv(dir),
+            [
+                "sh",
+                "-c",
+                "check '/v/it'\\''s $(reboot) a dir'/app.yaml",
+                "--",
+                "/v/it's $(reboot) a dir",
+                "'/v/it'\\''s $(reboot) a dir'",
+            ]
+        );
+        // What a shell makes of it: the folder name, as data.
+        let plain = Path::new("/v/..2026_01_01/conf");
+        assert_eq!(cmd.argv(plain)[2], "check /v/..2026_01_01/conf/app.yaml");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_shell_sees_a_dir_q_folder_as_one_word() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("a b; touch pwned #$(touch pwned)");
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(dir.join("app.yaml"), "port: 1\n").expect("write");
+        let cmd = ValidateCommand::parse(
+            &format!(
+                "sh -c 'cd {} && test -f {{dir:q}}/app.yaml'",
+                shell_words::quote(&tmp.path().display().to_string())
+            ),
+            Duration::from_secs(5),
+        )
+        .expect("parse");
+        assert_eq!(cmd.verdict(&dir).await, None);
+        assert!(!tmp.path().join("pwned").exists());
     }
 }

@@ -142,7 +142,16 @@ impl Sidecar {
             has_actions,
             metrics,
         });
-        engine.start(settings.at_start).await;
+        // Listening before the first evaluation: a validator running then is stopped too.
+        let mut shutdown = Shutdown::listen()?;
+        if shutdown
+            .unless(engine.start(settings.at_start))
+            .await
+            .is_none()
+        {
+            stop(server);
+            return Ok(());
+        }
 
         let mut debouncer = Debouncer::new(settings.debounce, settings.dirs.len());
         let resync = settings.resync;
@@ -150,9 +159,6 @@ impl Sidecar {
             .then(|| tokio::time::interval_at(tokio::time::Instant::now() + resync, resync));
         // Missing folders are watched once they appear, and lost watches are re-armed.
         let mut rearm = tokio::time::interval(Duration::from_secs(1));
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         loop {
             let deadline = debouncer.deadline();
             tokio::select! {
@@ -169,28 +175,70 @@ impl Sidecar {
                 },
                 Some(outcome) = engine.next_outcome() => engine.settle(outcome),
                 () = sleep_until(deadline) => {
-                    if debouncer.take_due(Instant::now()) {
-                        engine.evaluate().await;
+                    if debouncer.take_due(Instant::now())
+                        && shutdown.unless(engine.evaluate()).await.is_none()
+                    {
+                        break;
                     }
                 }
                 _ = tick(&mut resync) => {
                     debug!("resync");
-                    engine.evaluate().await;
+                    if shutdown.unless(engine.evaluate()).await.is_none() {
+                        break;
+                    }
                 }
                 _ = rearm.tick() => {
                     let changed = volumes.rearm();
                     engine.watcher_health(volumes.health());
-                    if changed > 0 {
-                        engine.evaluate().await;
+                    if changed > 0 && shutdown.unless(engine.evaluate()).await.is_none() {
+                        break;
                     }
                 }
-                _ = sigterm.recv() => break,
-                _ = sigint.recv() => break,
+                () = shutdown.requested() => break,
             }
         }
-        info!("shutting down");
-        server.abort();
+        // Dropping the engine stops the action task, killing a command it was running.
+        drop(engine);
+        stop(server);
         Ok(())
+    }
+}
+
+fn stop(server: tokio::task::JoinHandle<()>) {
+    info!("shutting down");
+    server.abort();
+}
+
+/// SIGTERM and SIGINT: the sidecar stops at once, even in the middle of an evaluation.
+struct Shutdown {
+    sigterm: tokio::signal::unix::Signal,
+    sigint: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Shutdown {
+            sigterm: signal(SignalKind::terminate())?,
+            sigint: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn requested(&mut self) {
+        tokio::select! {
+            _ = self.sigterm.recv() => {}
+            _ = self.sigint.recv() => {}
+        }
+    }
+
+    /// Runs `work` unless shutdown is requested first (`None`): `work` is then dropped where it
+    /// stands, which kills the validator it was running. Nothing is lost by abandoning it: the
+    /// content is judged afresh at the next start.
+    async fn unless<T>(&mut self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            done = work => Some(done),
+            () = self.requested() => None,
+        }
     }
 }
 
