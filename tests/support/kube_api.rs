@@ -59,6 +59,8 @@ struct State {
     requests: Vec<Recorded>,
     /// Answer this many requests with this status before behaving again.
     failing: Option<(u16, usize)>,
+    /// (method, plural, status): always answer these requests with this status.
+    refusing: Vec<(String, String, u16)>,
 }
 
 pub struct FakeApi {
@@ -162,6 +164,14 @@ impl FakeApi {
     /// forbidding server would.
     pub fn fail_next(&self, status: u16, n: usize) {
         self.state().failing = Some((status, n));
+    }
+
+    /// Answers every `method` request on `plural` (e.g. `PATCH`, `events`) with `status`, as
+    /// the real server answers 403 when the Role lacks that verb.
+    pub fn refuse(&self, method: &str, plural: &str, status: u16) {
+        self.state()
+            .refusing
+            .push((method.to_string(), plural.to_string(), status));
     }
 
     /// Writes a kubeconfig that points here, with a bearer token, and returns its path.
@@ -320,6 +330,19 @@ fn answer(
             &format!("the fake API does not serve {method} {path}"),
         );
     };
+    let refused = state
+        .refusing
+        .iter()
+        .find(|(m, p, _)| m == method && p == t.plural)
+        .map(|(_, _, code)| *code);
+    if let Some(code) = refused {
+        let reason = if code == 403 { "Forbidden" } else { "Invalid" };
+        return status(
+            code,
+            reason,
+            &format!("{method} {path}: the fake API was told to refuse it"),
+        );
+    }
     let collection = path.trim_end_matches('/');
     match (method, t.name) {
         ("GET", Some(name)) => match state.objects.get(path) {
