@@ -94,6 +94,31 @@ fn wait_pod_shows(api: &FakeApi, short: &str, status: &str) -> BTreeMap<String, 
     )
 }
 
+/// Seconds since midnight of a log line's leading RFC 3339 UTC timestamp.
+fn logged_at(line: &str) -> Option<f64> {
+    let time = line.split_whitespace().next()?.split_once('T')?.1;
+    let mut parts = time.trim_end_matches('Z').split(':');
+    let hours: f64 = parts.next()?.parse().ok()?;
+    let minutes: f64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    Some(hours * 3600.0 + minutes * 60.0 + seconds)
+}
+
+/// How many times the versions `r` judged (logged as valid or rejected) paused for `gap` or
+/// longer after the first change.
+fn pauses(r: &Reconfig, gap: Duration) -> usize {
+    let judged: Vec<f64> = r
+        .lines()
+        .iter()
+        .filter(|l| l.contains(VALID) || l.contains("config rejected"))
+        .filter_map(|l| logged_at(l))
+        .collect();
+    judged
+        .windows(2)
+        .filter(|w| w[1] - w[0] >= gap.as_secs_f64())
+        .count()
+}
+
 /// Waits until the API holds a ConfigRejected Event; returns it.
 fn wait_rejected_event(api: &FakeApi) -> Value {
     wait_for("a ConfigRejected Event", TIMEOUT, || {
@@ -220,19 +245,23 @@ fn a_flapping_config_costs_a_few_api_writes_and_the_pod_ends_on_the_newest() {
         "the app got the last version"
     );
 
-    // A few writes for the whole burst, every one accepted.
+    // A few writes for the whole burst, every one accepted. A loaded machine can stall the
+    // writer or the sidecar; a pause of half a second or more in the versions the sidecar
+    // judged may end a burst and start another: up to 4 more writes (the ConfigApplied Events
+    // and the annotations, each once as the first burst settles and once as the next starts).
     let writes = api.writes().split_off(before);
+    let stalls = pauses(&r, Duration::from_millis(500));
     eprintln!(
-        "{} API writes for {} valid versions and 1 invalid; the rejection showed after \
-         {event_after:?} (Event) and {annotation_after:?} (pod); the pod and the newest Event \
-         showed the last version {settled:?} after the burst:\n{}",
+        "{} API writes for {} valid versions and 1 invalid ({stalls} stalls); the rejection \
+         showed after {event_after:?} (Event) and {annotation_after:?} (pod); the pod and the \
+         newest Event showed the last version {settled:?} after the burst:\n{}",
         writes.len(),
         VERSIONS - 1,
         describe(&writes)
     );
     assert!(
-        writes.len() <= 10,
-        "{} API writes for {} versions",
+        writes.len() <= 10 + 4 * stalls,
+        "{} API writes for {} versions with {stalls} stalls",
         writes.len(),
         VERSIONS
     );
@@ -443,4 +472,99 @@ fn without_the_patch_permission_a_repeat_becomes_a_new_event() {
         .count();
     assert_eq!(patches, 1, "a refusal is not retried");
     assert_eq!(hook.successes().len(), 2, "reloads go on");
+}
+
+#[test]
+fn a_failure_in_the_middle_of_a_burst_is_reported_at_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let api = FakeApi::start();
+    api.add_pod(NS, POD, "uid-web-0");
+    let vol = AtomicWriter::new(tmp.path().join("vol"));
+    vol.write(&config("port: 0\n")).expect("write");
+    let hook = Receiver::start();
+    let url = hook.url("/-/reload");
+    let r = Reconfig::spawn(watch(
+        &api,
+        tmp.path(),
+        &["--dir", s(vol.root()), "--webhook", &url, "--retries", "0"],
+    ));
+    r.wait_ready(200);
+
+    // 40 versions in 2 s; the app answers 500 to versions 20 to 29.
+    const VERSIONS: u32 = 40;
+    let step = Duration::from_millis(50);
+    let (failing_at, (event_seen, annotation_seen)) = std::thread::scope(|scope| {
+        let spy = scope.spawn(|| {
+            let mut event = None;
+            let mut annotation = None;
+            let start = Instant::now();
+            while (event.is_none() || annotation.is_none()) && start.elapsed() < TIMEOUT {
+                if event.is_none()
+                    && api
+                        .events()
+                        .iter()
+                        .any(|e| e["reason"] == "ConfigNotApplied")
+                {
+                    event = Some(Instant::now());
+                }
+                if annotation.is_none()
+                    && api.annotations(NS, POD).get(STATUS).map(String::as_str) == Some("failed")
+                {
+                    annotation = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (event, annotation)
+        });
+        let start = Instant::now();
+        let mut failing_at = None;
+        for i in 1..=VERSIONS {
+            std::thread::sleep((start + step * (i - 1)).saturating_duration_since(Instant::now()));
+            match i {
+                20 => hook.set_status(500),
+                30 => hook.set_status(200),
+                _ => {}
+            }
+            let version = if i == VERSIONS {
+                payload(&[
+                    ("app.yaml", &format!("port: {i}\n")),
+                    ("last.yaml", "last: true\n"),
+                ])
+            } else {
+                config(&format!("port: {i}\n"))
+            };
+            let written = vol.write(&version).expect("write");
+            if i == 20 {
+                failing_at = written.swapped_at();
+            }
+        }
+        (failing_at.expect("written"), spy.join().expect("spy"))
+    });
+    for (what, seen) in [("Event", event_seen), ("pod status", annotation_seen)] {
+        let after = seen
+            .unwrap_or_else(|| panic!("no ConfigNotApplied {what}"))
+            .saturating_duration_since(failing_at);
+        assert!(
+            after < Duration::from_secs(1),
+            "the failure's {what} came {after:?} after the swap"
+        );
+    }
+
+    // At the end: the last version applied and shown; every failed version counted once.
+    let last_line = r.wait_log("files=2", 1);
+    let last = field(&last_line, "hash").expect("hash");
+    wait_pod_shows(&api, &last, "applied");
+    let events = wait_newest_event(&api, "ConfigApplied", &last);
+    let failed = hook.requests().len() - hook.successes().len();
+    assert!(failed >= 1, "the app answered 500 at least once");
+    let counted: u64 = with_reason(&events, "ConfigNotApplied")
+        .iter()
+        .map(|e| occurrences(e))
+        .sum();
+    assert_eq!(counted, failed as u64, "{events:?}");
+    let applied: u64 = with_reason(&events, "ConfigApplied")
+        .iter()
+        .map(|e| occurrences(e))
+        .sum();
+    assert_eq!(applied, hook.successes().len() as u64, "{events:?}");
 }

@@ -3,8 +3,8 @@
 //! (`--annotate-pod`).
 //!
 //! The API is a side channel. A slow, absent or forbidding API server never
-//! delays a reload: notes go into a small book of Events waiting, by reason
-//! (events), or a newest-only slot (annotations), read by their own tasks; every
+//! delays a reload: notes go to their own tasks, for Events through a book with
+//! one entry per reason, for annotations through a newest-only slot; every
 //! request has a time limit, and failures are logged and counted. Annotations are
 //! retried with backoff until they land, since only the newest state matters; an
 //! Event is tried a few times and then dropped.
