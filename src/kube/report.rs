@@ -31,7 +31,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use super::client::{explain, retryable, Connection, KubeError};
-use super::series::{EventBook, Occurrence, Pace, Span, Write};
+use super::series::{EventBook, Occurrence, Pace, Series, Span, Write};
 use crate::backoff::Backoff;
 use crate::reload::short;
 use crate::watch::metrics::ApiResult;
@@ -292,7 +292,7 @@ async fn send_event(
     pod: &PodHandle,
     target: &PodRef,
     write: &Write,
-) -> Option<super::series::Series> {
+) -> Option<Series> {
     let reason = write.what.reason;
     if let Some(extended) = write.extended() {
         let params = PatchParams {
