@@ -848,9 +848,9 @@ fn snippets_render_and_lint_with_both_helms() {
         assert!(find(&all, id).text.contains("  namespace: apps\n"), "{id}");
     }
     let role = &find(&all, "Role/r-reconfig").text;
-    assert!(
-        role.contains("apiGroups: [events.k8s.io]\n    resources: [events]\n    verbs: [create]\n")
-    );
+    assert!(role.contains(
+        "apiGroups: [events.k8s.io]\n    resources: [events]\n    verbs: [create, patch]\n"
+    ));
     assert!(role.contains("apiGroups: [\"\"]\n    resources: [pods]\n    verbs: [get, patch]\n"));
     assert_eq!(
         role.matches("apiGroups:").count(),

@@ -229,3 +229,53 @@ mod manifests {
         assert_eq!(text, want, "\n{text}");
     }
 }
+
+mod kube_api {
+    use serde_json::{json, Value};
+
+    use crate::support::kube_api::{check_event, check_event_update};
+
+    fn event() -> Value {
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+               "metadata": {"name": "web-0.1", "namespace": "shop", "uid": "u1"},
+               "eventTime": "2026-11-30T10:00:00.000000Z", "type": "Warning",
+               "reason": "ConfigRejected", "action": "Validate", "note": "config ab rejected",
+               "reportingController": "reconfig/watch", "reportingInstance": "web-0",
+               "regarding": {"kind": "Pod", "name": "web-0", "namespace": "shop"}})
+    }
+
+    #[test]
+    fn events_and_their_series_are_checked_as_the_api_server_does() {
+        let old = event();
+        assert_eq!(check_event("shop", &old), Ok(()));
+        let mut repeated = old.clone();
+        repeated["series"] = json!({"count": 2, "lastObservedTime": "2026-11-30T10:00:05.000000Z"});
+        assert_eq!(check_event("shop", &repeated), Ok(()));
+        assert_eq!(check_event_update("shop", &old, &repeated), Ok(()));
+
+        let mut once = old.clone();
+        once["series"] = json!({"count": 1, "lastObservedTime": "2026-11-30T10:00:05.000000Z"});
+        assert_eq!(
+            check_event("shop", &once),
+            Err("series.count: should be at least 2".to_string())
+        );
+        let mut timeless = old.clone();
+        timeless["series"] = json!({"count": 3});
+        assert_eq!(
+            check_event_update("shop", &old, &timeless),
+            Err("series.lastObservedTime: Required value".to_string())
+        );
+        let mut renoted = repeated.clone();
+        renoted["note"] = json!("config cd rejected");
+        assert_eq!(
+            check_event_update("shop", &old, &renoted),
+            Err("note: field is immutable".to_string())
+        );
+        let mut moved = repeated;
+        moved["eventTime"] = json!("2026-11-30T10:00:05.000000Z");
+        assert_eq!(
+            check_event_update("shop", &old, &moved),
+            Err("eventTime: field is immutable".to_string())
+        );
+    }
+}

@@ -3,28 +3,35 @@
 //! (`--annotate-pod`).
 //!
 //! The API is a side channel. A slow, absent or forbidding API server never
-//! delays a reload: notes go through a bounded queue (events) or a
-//! newest-only slot (annotations) to their own tasks, every request has a time
-//! limit, and failures are logged and counted. Annotations are retried with
-//! backoff until they land, since only the newest state matters; an event is
-//! tried a few times and then dropped.
+//! delays a reload: notes go to their own tasks, for Events through a book with
+//! one entry per reason, for annotations through a newest-only slot; every
+//! request has a time limit, and failures are logged and counted. Annotations are
+//! retried with backoff until they land, since only the newest state matters; an
+//! Event is tried a few times and then dropped.
+//!
+//! Nor does a flapping config flood the API server: both tasks pace their writes
+//! and Events fold into series ([`super::series`]), so a burst of versions costs a
+//! few writes, while a lone change, a rejection or a failure shows at once.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use super::client::{explain, retryable, Connection, KubeError};
+use super::series::{EventBook, Occurrence, Pace, Series, Span, Write};
 use crate::backoff::Backoff;
 use crate::reload::short;
 use crate::watch::metrics::ApiResult;
@@ -41,8 +48,6 @@ pub const MESSAGE_ANNOTATION: &str = "reconfig/config-message";
 const REPORTING_CONTROLLER: &str = "reconfig/watch";
 /// events.k8s.io/v1 refuses a longer `note`.
 const NOTE_LIMIT: usize = 1024;
-/// Events waiting to be sent; more than this while the API is down are dropped, not buffered.
-const EVENT_QUEUE: usize = 64;
 const EVENT_ATTEMPTS: u32 = 3;
 /// The first retry waits this long; each next one twice as long, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -75,10 +80,25 @@ pub struct PodRef {
 
 /// Hands notes to the API tasks without ever waiting for them.
 pub struct Reporter {
-    events: Option<mpsc::Sender<Note>>,
+    events: Option<Arc<Outbox>>,
     annotations: Option<watch::Sender<Option<PodState>>>,
-    requests: Family<ApiResult, Counter>,
     details: bool,
+}
+
+/// The Events waiting to be written, shared with the task that writes them: bounded by the
+/// few reasons there are, however many versions come.
+#[derive(Default)]
+struct Outbox {
+    book: Mutex<EventBook>,
+    /// Wakes the task: news, or the reporter is gone.
+    wake: Notify,
+    closed: AtomicBool,
+}
+
+impl Outbox {
+    fn book(&self) -> MutexGuard<'_, EventBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl NoteSink for Reporter {
@@ -90,18 +110,24 @@ impl NoteSink for Reporter {
         };
         let note = note.as_ref();
         if let Some(events) = &self.events {
-            let news = !matches!(note, Note::Started { .. });
-            if news {
-                if let Err(mpsc::error::TrySendError::Full(_)) = events.try_send(note.clone()) {
-                    warn!("Kubernetes API: {EVENT_QUEUE} events are waiting to be sent; dropping this one");
-                    count(&self.requests, "event", "dropped");
-                }
+            if let Some(what) = occurrence(note) {
+                events.book().record(what, Instant::now(), Timestamp::now());
+                events.wake.notify_one();
             }
         }
         if let Some(annotations) = &self.annotations {
             annotations.send_modify(|state| {
                 state.get_or_insert_with(PodState::default).apply(note);
             });
+        }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if let Some(events) = &self.events {
+            events.closed.store(true, Ordering::Relaxed);
+            events.wake.notify_one();
         }
     }
 }
@@ -140,10 +166,10 @@ pub fn start(
         "reporting to the Kubernetes API"
     );
     let events = settings.events.then(|| {
-        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let outbox = Arc::new(Outbox::default());
         let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
-        tokio::spawn(send_events(api, pod.clone(), rx));
-        tx
+        tokio::spawn(send_events(api, pod.clone(), outbox.clone()));
+        outbox
     });
     let annotations = settings.annotate.then(|| {
         let (tx, rx) = watch::channel(None);
@@ -153,7 +179,6 @@ pub fn start(
     Ok(Reporter {
         events,
         annotations,
-        requests,
         details: settings.details,
     })
 }
@@ -221,97 +246,219 @@ impl PodHandle {
     }
 }
 
-async fn send_events(api: Api<Event>, pod: Arc<PodHandle>, mut rx: mpsc::Receiver<Note>) {
+/// Writes the Events of the outbox as they fall due, one at a time, until the reporter is gone.
+async fn send_events(api: Api<Event>, pod: Arc<PodHandle>, outbox: Arc<Outbox>) {
     let mut uid_tried = false;
-    while let Some(note) = rx.recv().await {
+    while !outbox.closed.load(Ordering::Relaxed) {
+        let due = outbox.book().next_due();
+        match due {
+            None => outbox.wake.notified().await,
+            Some(due) if due > Instant::now() => {
+                tokio::select! {
+                    () = outbox.wake.notified() => {}
+                    () = tokio::time::sleep_until(due.into()) => {}
+                }
+            }
+            Some(_) => {}
+        }
+        let writes = outbox.book().take_due(Instant::now());
+        if writes.is_empty() {
+            continue;
+        }
         let target = if uid_tried {
             pod.current()
         } else {
             uid_tried = true;
             pod.with_uid().await
         };
-        let Some(event) = event_for(&target, &note, Timestamp::now()) else {
-            continue;
-        };
-        let reason = event.reason.clone().unwrap_or_default();
-        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
-        for attempt in 1..=EVENT_ATTEMPTS {
-            let result =
-                tokio::time::timeout(pod.timeout, api.create(&PostParams::default(), &event)).await;
-            let why = match result {
-                Ok(Ok(_)) => {
-                    count(&pod.requests, "event", "success");
-                    debug!(reason = %reason, "event recorded");
-                    break;
-                }
-                Ok(Err(e)) if !retryable(&e) => {
-                    count(&pod.requests, "event", "failure");
-                    warn!(
-                        "Kubernetes API: cannot record the {reason} event: {}",
-                        explain(&e, "create events.events.k8s.io")
-                    );
-                    break;
-                }
-                Ok(Err(e)) => explain(&e, "create events.events.k8s.io"),
-                Err(_) => format!("no answer within {:?}", pod.timeout),
-            };
-            count(&pod.requests, "event", "failure");
-            if attempt == EVENT_ATTEMPTS {
-                warn!(
-                    "Kubernetes API: dropping the {reason} event after {attempt} attempts: {why}"
+        for write in writes {
+            if let Some(series) = send_event(&api, &pod, &target, &write).await {
+                debug!(
+                    reason = write.what.reason,
+                    count = series.span.count,
+                    "event recorded"
                 );
-            } else {
-                debug!("Kubernetes API: recording the {reason} event failed ({why}); retrying");
-                tokio::time::sleep(backoff.next_delay()).await;
+                outbox.book().written(&write.what, series, Instant::now());
             }
         }
     }
 }
 
+/// Writes one Event: more occurrences for the series it extends, or a new Event (also when the
+/// one to extend is gone, expired after the API server's `--event-ttl`, or may not be patched).
+/// Returns the Event as it now stands, `None` when it could not be written.
+async fn send_event(
+    api: &Api<Event>,
+    pod: &PodHandle,
+    target: &PodRef,
+    write: &Write,
+) -> Option<Series> {
+    let reason = write.what.reason;
+    if let Some(extended) = write.extended() {
+        let params = PatchParams {
+            field_manager: Some("reconfig".into()),
+            ..PatchParams::default()
+        };
+        let patch = Patch::Merge(series_patch(extended.span));
+        let doing = format!("add to the series of the {reason} event");
+        match attempts(pod, &doing, "patch events.events.k8s.io", true, || {
+            api.patch(&extended.name, &params, &patch)
+        })
+        .await
+        {
+            Sent::Done => return Some(extended),
+            Sent::Refused(404) => {
+                debug!(reason, event = %extended.name, "the event to extend is gone; recording a new one");
+            }
+            Sent::Refused(_) => {}
+            Sent::Dropped => return None,
+        }
+    }
+    let event = new_event(target, &write.what, write.span);
+    let name = event.metadata.name.clone().unwrap_or_default();
+    let doing = format!("record the {reason} event");
+    let params = PostParams::default();
+    match attempts(pod, &doing, "create events.events.k8s.io", false, || {
+        api.create(&params, &event)
+    })
+    .await
+    {
+        Sent::Done => Some(write.created(name)),
+        Sent::Refused(_) | Sent::Dropped => None,
+    }
+}
+
+/// What became of a request after its attempts.
+enum Sent {
+    Done,
+    /// Refused with this HTTP status; not worth retrying.
+    Refused(u16),
+    /// Still failing after every attempt.
+    Dropped,
+}
+
+/// Sends a request up to [`EVENT_ATTEMPTS`] times, with backoff, while the failure may pass;
+/// `doing` says what for the log. With `may_be_gone`, a 404 is an answer, not a failure.
+async fn attempts<F, Fut>(
+    pod: &PodHandle,
+    doing: &str,
+    permission: &str,
+    may_be_gone: bool,
+    request: F,
+) -> Sent
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Event, kube::Error>>,
+{
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+    for attempt in 1..=EVENT_ATTEMPTS {
+        let why = match tokio::time::timeout(pod.timeout, request()).await {
+            Ok(Ok(_)) => {
+                count(&pod.requests, "event", "success");
+                return Sent::Done;
+            }
+            Ok(Err(kube::Error::Api(status))) if may_be_gone && status.code == 404 => {
+                return Sent::Refused(404);
+            }
+            Ok(Err(e)) if !retryable(&e) => {
+                count(&pod.requests, "event", "failure");
+                warn!(
+                    "Kubernetes API: cannot {doing}: {}",
+                    explain(&e, permission)
+                );
+                let code = match &e {
+                    kube::Error::Api(status) => status.code,
+                    _ => 0,
+                };
+                return Sent::Refused(code);
+            }
+            Ok(Err(e)) => explain(&e, permission),
+            Err(_) => format!("no answer within {:?}", pod.timeout),
+        };
+        count(&pod.requests, "event", "failure");
+        if attempt == EVENT_ATTEMPTS {
+            warn!("Kubernetes API: gave up trying to {doing} after {attempt} attempts: {why}");
+        } else {
+            debug!("Kubernetes API: failed to {doing} ({why}); retrying");
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+    Sent::Dropped
+}
+
+/// Keeps the pod's annotations on the newest state, paced ([`Pace`]): a change of status (a
+/// rejection, a failure, a recovery) is written at once or within a second of the last write, a
+/// burst of versions once it settles or every few seconds; a failed write is retried with
+/// backoff.
 async fn keep_annotations(pod: Arc<PodHandle>, mut rx: watch::Receiver<Option<PodState>>) {
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut failing = false;
+    let mut pace = Pace::default();
+    // What the pod's annotations say, as far as this task knows.
+    let mut shown: Option<PodState> = None;
     loop {
         let state = rx.borrow_and_update().clone();
-        if let Some(state) = state {
-            let name = pod.current().name;
-            let params = PatchParams {
-                field_manager: Some("reconfig".into()),
-                ..PatchParams::default()
-            };
-            let patch = Patch::Merge(state.patch());
-            let result =
-                tokio::time::timeout(pod.timeout, pod.pods.patch_metadata(&name, &params, &patch))
-                    .await;
-            let why = match result {
-                Ok(Ok(updated)) => {
-                    count(&pod.requests, "annotate_pod", "success");
-                    pod.learn_uid(&updated.metadata);
-                    if std::mem::take(&mut failing) {
-                        info!("Kubernetes API: pod annotations are up to date again");
-                    }
-                    debug!(status = state.status, "pod annotated");
-                    backoff.reset();
-                    if rx.changed().await.is_err() {
+        let Some(state) = state.filter(|state| shown.as_ref() != Some(state)) else {
+            if rx.changed().await.is_err() {
+                return;
+            }
+            pace.news(Instant::now());
+            continue;
+        };
+        let urgent = shown
+            .as_ref()
+            .is_none_or(|shown| shown.status != state.status);
+        if let Some(due) = pace.due(urgent).filter(|due| *due > Instant::now()) {
+            tokio::select! {
+                () = tokio::time::sleep_until(due.into()) => {}
+                changed = rx.changed() => {
+                    if changed.is_err() {
                         return;
                     }
+                    pace.news(Instant::now());
                     continue;
                 }
-                Ok(Err(e)) => explain(&e, "patch pods"),
-                Err(_) => format!("no answer within {:?}", pod.timeout),
-            };
-            count(&pod.requests, "annotate_pod", "failure");
-            if !std::mem::replace(&mut failing, true) {
-                warn!("Kubernetes API: cannot annotate pod {name}: {why}; retrying with backoff");
-            } else {
-                debug!("Kubernetes API: annotating pod {name} failed again: {why}");
             }
-            tokio::select! {
-                () = tokio::time::sleep(backoff.next_delay()) => {}
-                changed = rx.changed() => if changed.is_err() { return },
+        }
+        pace.wrote(Instant::now());
+        let name = pod.current().name;
+        let params = PatchParams {
+            field_manager: Some("reconfig".into()),
+            ..PatchParams::default()
+        };
+        let patch = Patch::Merge(state.patch());
+        let result =
+            tokio::time::timeout(pod.timeout, pod.pods.patch_metadata(&name, &params, &patch))
+                .await;
+        let why = match result {
+            Ok(Ok(updated)) => {
+                count(&pod.requests, "annotate_pod", "success");
+                pod.learn_uid(&updated.metadata);
+                if std::mem::take(&mut failing) {
+                    info!("Kubernetes API: pod annotations are up to date again");
+                }
+                debug!(status = state.status, "pod annotated");
+                backoff.reset();
+                shown = Some(state);
+                continue;
             }
-        } else if rx.changed().await.is_err() {
-            return;
+            Ok(Err(e)) => explain(&e, "patch pods"),
+            Err(_) => format!("no answer within {:?}", pod.timeout),
+        };
+        count(&pod.requests, "annotate_pod", "failure");
+        if !std::mem::replace(&mut failing, true) {
+            warn!("Kubernetes API: cannot annotate pod {name}: {why}; retrying with backoff");
+        } else {
+            debug!("Kubernetes API: annotating pod {name} failed again: {why}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                pace.news(Instant::now());
+            }
         }
     }
 }
@@ -389,6 +536,11 @@ impl PodState {
 
 /// The Event a note deserves; start-up is not news.
 pub fn event_for(pod: &PodRef, note: &Note, now: Timestamp) -> Option<Event> {
+    occurrence(note).map(|what| new_event(pod, &what, Span::one(now)))
+}
+
+/// What the Event of a note says; start-up is not news.
+pub fn occurrence(note: &Note) -> Option<Occurrence> {
     let (kind, reason, action, text) = match note {
         Note::Started { .. } => return None,
         Note::Applied { hash, detail } => (
@@ -413,17 +565,29 @@ pub fn event_for(pod: &PodRef, note: &Note, now: Timestamp) -> Option<Event> {
             format!("config {} is valid but not applied: {reason}", short(hash)),
         ),
     };
-    Some(Event {
+    Some(Occurrence {
+        kind,
+        reason,
+        action,
+        note: truncate(&text, NOTE_LIMIT),
+    })
+}
+
+/// A new Event about the pod for `span` occurrences of `what`; with two or more, its
+/// `series` counts them.
+pub fn new_event(pod: &PodRef, what: &Occurrence, span: Span) -> Event {
+    Event {
         metadata: ObjectMeta {
             name: Some(event_name(&pod.name, crate::random_u64())),
             namespace: Some(pod.namespace.clone()),
             ..ObjectMeta::default()
         },
-        event_time: Some(MicroTime(now)),
-        type_: Some(kind.into()),
-        reason: Some(reason.into()),
-        action: Some(action.into()),
-        note: Some(truncate(&text, NOTE_LIMIT)),
+        event_time: Some(MicroTime(span.first)),
+        series: (span.count >= 2).then(|| series(span)),
+        type_: Some(what.kind.into()),
+        reason: Some(what.reason.into()),
+        action: Some(what.action.into()),
+        note: Some(what.note.clone()),
         regarding: Some(ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Pod".into()),
@@ -435,7 +599,20 @@ pub fn event_for(pod: &PodRef, note: &Note, now: Timestamp) -> Option<Event> {
         reporting_controller: Some(REPORTING_CONTROLLER.into()),
         reporting_instance: Some(truncate_bytes(&pod.name, 128).to_string()),
         ..Event::default()
-    })
+    }
+}
+
+fn series(span: Span) -> EventSeries {
+    EventSeries {
+        count: i32::try_from(span.count).unwrap_or(i32::MAX),
+        last_observed_time: MicroTime(span.last),
+    }
+}
+
+/// The JSON merge patch that makes an Event's `series` count `span`; nothing else of an Event
+/// may change.
+pub fn series_patch(span: Span) -> Value {
+    json!({ "series": series(span) })
 }
 
 /// `POD.SUFFIX`, as the kubelet names its events; kept within the 253 characters of a name.
@@ -573,6 +750,32 @@ mod tests {
         assert!(event.metadata.name.expect("name").len() <= 253);
         assert_eq!(event.reporting_instance.expect("instance").len(), 128);
         assert_eq!(event_name("web", 0xab), "web.00000000000000ab");
+    }
+
+    #[test]
+    fn an_event_for_several_versions_carries_their_series() {
+        let what = occurrence(&rejected()).expect("news");
+        let first = Timestamp::UNIX_EPOCH;
+        let last = first + Duration::from_secs(10);
+        let one = new_event(&pod(), &what, Span::one(first));
+        assert_eq!(one.series, None, "a single occurrence has no series");
+        let span = Span {
+            count: 57,
+            first,
+            last,
+        };
+        let value = serde_json::to_value(new_event(&pod(), &what, span)).expect("json");
+        assert_eq!(value["eventTime"], "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            value["series"],
+            json!({"count": 57, "lastObservedTime": "1970-01-01T00:00:10.000000Z"})
+        );
+        assert_eq!(value["note"], json!(what.note));
+        assert_eq!(
+            series_patch(span),
+            json!({"series": {"count": 57, "lastObservedTime": "1970-01-01T00:00:10.000000Z"}}),
+            "a patch touches nothing the API server keeps immutable"
+        );
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! API's JSON: discovery for a fixed set of kinds, and create, get, list (with label
 //! selectors), replace, merge-style patch and delete of any object of those kinds, kept in
 //! memory. That covers what `reconfig watch --events --annotate-pod` asks (read and patch its
-//! pod, create `events.k8s.io/v1` Events, checked as the real server checks them) and what
-//! `helm install` and `helm upgrade` do. It records every request, and can be told to answer
-//! the next requests with an error.
+//! pod, create `events.k8s.io/v1` Events and patch their `series`, checked as the real server
+//! checks them) and what `helm install` and `helm upgrade` do. It records every request, and can
+//! be told to answer the next requests with an error.
 //!
 //! Patches of every type (merge, strategic merge, server-side apply) are applied as JSON merge
 //! patches: exact for the maps the tests read (annotations), approximate for lists.
@@ -59,6 +59,8 @@ struct State {
     requests: Vec<Recorded>,
     /// Answer this many requests with this status before behaving again.
     failing: Option<(u16, usize)>,
+    /// (method, plural, status): always answer these requests with this status.
+    refusing: Vec<(String, String, u16)>,
 }
 
 pub struct FakeApi {
@@ -149,10 +151,27 @@ impl FakeApi {
         self.state().requests.clone()
     }
 
+    /// The requests that asked to change something (create, replace, patch, delete), in order:
+    /// what the API server and etcd pay for.
+    pub fn writes(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|q| matches!(q.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+            .collect()
+    }
+
     /// Answers the next `n` requests with `status` (and a Status body), as a broken or
     /// forbidding server would.
     pub fn fail_next(&self, status: u16, n: usize) {
         self.state().failing = Some((status, n));
+    }
+
+    /// Answers every `method` request on `plural` (e.g. `PATCH`, `events`) with `status`, as
+    /// the real server answers 403 when the Role lacks that verb.
+    pub fn refuse(&self, method: &str, plural: &str, status: u16) {
+        self.state()
+            .refusing
+            .push((method.to_string(), plural.to_string(), status));
     }
 
     /// Writes a kubeconfig that points here, with a bearer token, and returns its path.
@@ -311,6 +330,19 @@ fn answer(
             &format!("the fake API does not serve {method} {path}"),
         );
     };
+    let refused = state
+        .refusing
+        .iter()
+        .find(|(m, p, _)| m == method && p == t.plural)
+        .map(|(_, _, code)| *code);
+    if let Some(code) = refused {
+        let reason = if code == 403 { "Forbidden" } else { "Invalid" };
+        return status(
+            code,
+            reason,
+            &format!("{method} {path}: the fake API was told to refuse it"),
+        );
+    }
     let collection = path.trim_end_matches('/');
     match (method, t.name) {
         ("GET", Some(name)) => match state.objects.get(path) {
@@ -374,7 +406,15 @@ fn answer(
                 None if apply => json!({}),
                 None => return not_found(&t, name),
             };
+            let before = object.clone();
             merge(&mut object, &body);
+            if t.kind == "Event" && !apply {
+                if let Err(why) =
+                    check_event_update(t.namespace.unwrap_or_default(), &before, &object)
+                {
+                    return status(422, "Invalid", &format!("Event is invalid: {why}"));
+                }
+            }
             let stored = store(state, path, object, &t);
             (200, as_asked(&stored, headers))
         }
@@ -497,8 +537,9 @@ fn as_asked(object: &Value, headers: &BTreeMap<String, String>) -> Value {
     }
 }
 
-/// The checks the API server's events.k8s.io/v1 validation makes on a new Event.
-fn check_event(ns: &str, event: &Value) -> Result<(), String> {
+/// The checks the API server's events.k8s.io/v1 validation makes on a new Event
+/// (`ValidateEventCreate` in kubernetes/pkg/apis/core/validation/events.go).
+pub fn check_event(ns: &str, event: &Value) -> Result<(), String> {
     let text = |field: &str| event[field].as_str().unwrap_or_default().to_string();
     if event["apiVersion"] != "events.k8s.io/v1" || event["kind"] != "Event" {
         return Err(format!(
@@ -547,6 +588,54 @@ fn check_event(ns: &str, event: &Value) -> Result<(), String> {
         if !event[deprecated].is_null() {
             return Err(format!("{deprecated}: must not be set"));
         }
+    }
+    check_series(event)
+}
+
+/// The checks the API server makes on an Event changed through events.k8s.io/v1, after applying
+/// the patch (`ValidateEventUpdate`): the result must still be a valid Event, a changed `series`
+/// must be a valid series, and every field that says what happened is immutable (`note`
+/// included), so only `series` and metadata such as labels can change.
+pub fn check_event_update(ns: &str, old: &Value, new: &Value) -> Result<(), String> {
+    check_event(ns, new)?;
+    for field in [
+        "type",
+        "reason",
+        "action",
+        "note",
+        "eventTime",
+        "regarding",
+        "related",
+        "reportingController",
+        "reportingInstance",
+    ] {
+        if old[field] != new[field] {
+            return Err(format!("{field}: field is immutable"));
+        }
+    }
+    for field in ["name", "namespace", "uid"] {
+        if old["metadata"][field] != new["metadata"][field] {
+            return Err(format!("metadata.{field}: field is immutable"));
+        }
+    }
+    Ok(())
+}
+
+/// `validateV1EventSeries`: a series counts at least two occurrences and says when the last was.
+fn check_series(event: &Value) -> Result<(), String> {
+    let series = &event["series"];
+    if series.is_null() {
+        return Ok(());
+    }
+    if series["count"].as_i64().unwrap_or(0) < 2 {
+        return Err("series.count: should be at least 2".into());
+    }
+    if series["lastObservedTime"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Err("series.lastObservedTime: Required value".into());
     }
     Ok(())
 }

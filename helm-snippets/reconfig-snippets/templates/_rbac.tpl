@@ -41,10 +41,10 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 rules:
-  # --events: one new events.k8s.io/v1 Event per config version.
+  # --events: events.k8s.io/v1 Events, and `patch` to count repeats in an Event's series.
   - apiGroups: [events.k8s.io]
     resources: [events]
-    verbs: [create]
+    verbs: [create, patch]
   # Its own pod: read its UID (when POD_UID is not set), patch its annotations.
   - apiGroups: [""]
     resources: [pods]
