@@ -49,7 +49,8 @@ pub struct InjectArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,
 
-    /// Fail when a required ConfigMap or Secret is not in the stream (a warning otherwise).
+    /// Fail when a required ConfigMap or Secret is not in the stream, or a --depends or
+    /// --template-path matches nothing (warnings otherwise).
     #[arg(long)]
     pub strict: bool,
 }
@@ -66,17 +67,32 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
     for w in &warnings {
         warn!("{w}");
     }
-    for m in &missing {
+    let unmatched = &analysis.resolution.unmatched;
+    for m in missing
+        .iter()
+        .map(ToString::to_string)
+        .chain(unmatched.iter().cloned())
+    {
         if args.strict {
             error!("{m}");
         } else {
             warn!("{m}");
         }
     }
-    if args.strict && !missing.is_empty() {
+    if args.strict && !(missing.is_empty() && unmatched.is_empty()) {
+        let mut counts = Vec::new();
+        if !missing.is_empty() {
+            counts.push(format!(
+                "{} required reference(s) not in the stream",
+                missing.len()
+            ));
+        }
+        if !unmatched.is_empty() {
+            counts.push(format!("{} flag(s) that match nothing", unmatched.len()));
+        }
         return Err(Failure::Invalid(format!(
-            "{} required reference(s) not in the stream (--strict); nothing was written",
-            missing.len()
+            "{} (--strict); nothing was written",
+            counts.join(", ")
         )));
     }
     for t in &analysis.resolution.templates {

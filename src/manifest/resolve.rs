@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use super::checksum::{checksum, Contribution, Selection};
 use super::edit::Edit;
-use super::index::{Item, ObjectIndex};
+use super::index::{Item, Items, ObjectIndex};
 use super::object::{ConfigKind, ConfigObject, ObjectId};
 use super::stream::{Diagnostic, DocInfo, Location, Parsed};
 use super::workload::{
@@ -143,11 +143,14 @@ pub struct Resolution {
     pub warnings: Vec<Diagnostic>,
     /// Required references not in the stream: warnings, or errors under `--strict`.
     pub missing: Vec<Diagnostic>,
+    /// Flags that matched nothing in the stream (`--depends`, `--template-path`): a typo or a
+    /// release-prefixed name, most likely. Warnings, or errors under `--strict`.
+    pub unmatched: Vec<String>,
 }
 
 /// Resolves the checksum of every pod template of a parsed stream.
 pub fn resolve(
-    parsed: &Parsed<Item>,
+    parsed: &Parsed<Items>,
     objects: &ObjectIndex,
     rules: &Rules,
     annotation_key: &str,
@@ -158,14 +161,16 @@ pub fn resolve(
         .iter()
         .zip(&parsed.values)
         .enumerate()
-        .filter_map(|(index, (info, item))| match item {
-            Some(Item::Workload(workload)) => Some(WorkloadDoc {
-                index,
-                info,
-                id: workload.id(default_namespace),
-                workload,
-            }),
-            _ => None,
+        .flat_map(|(index, (info, items))| {
+            items.iter().flatten().filter_map(move |item| match item {
+                Item::Workload(workload) => Some(WorkloadDoc {
+                    index,
+                    info,
+                    id: workload.id(default_namespace),
+                    workload,
+                }),
+                Item::Config(_) => None,
+            })
         })
         .collect();
     let links = link_workload_refs(&workloads, rules);
@@ -176,7 +181,10 @@ pub fn resolve(
         annotation_key,
     };
 
-    let mut out = Resolution::default();
+    let mut out = Resolution {
+        unmatched: unmatched_depends(&workloads, rules),
+        ..Resolution::default()
+    };
     for (i, w) in workloads.iter().enumerate() {
         if let Some(skip) = workload_skip(w.workload, rules, links.targets.get(&i)) {
             let location = w.info.at(w.workload.pos);
@@ -336,7 +344,7 @@ struct Use<'p> {
 
 /// What every template's resolution needs: the stream, its index and the rules.
 struct Resolver<'p> {
-    parsed: &'p Parsed<Item>,
+    parsed: &'p Parsed<Items>,
     objects: &'p ObjectIndex,
     rules: &'p Rules,
     annotation_key: &'p str,
@@ -471,6 +479,51 @@ fn summarise(used: &[Use<'_>]) -> (String, Vec<Used>) {
         })
         .collect();
     (checksum(&contributions), uses)
+}
+
+/// The `--depends` whose workload is not in the stream, each with what the stream has of
+/// that kind, since a chart often prefixes names with the release (`rel-argo-rollouts`).
+fn unmatched_depends(workloads: &[WorkloadDoc<'_>], rules: &Rules) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, d) in rules.depends.iter().enumerate() {
+        let same = |e: &Depend| e.workload == d.workload && e.name == d.name;
+        if rules.depends[..i].iter().any(same) {
+            continue;
+        }
+        let of_kind: Vec<&WorkloadDoc<'_>> = workloads
+            .iter()
+            .filter(|w| w.workload.kind.matches(&d.workload))
+            .collect();
+        if of_kind.iter().any(|w| w.workload.name == d.name) {
+            continue;
+        }
+        let spec = match &d.workload.group {
+            Some(group) => format!("{}.{group}/{}", d.workload.kind, d.name),
+            None => format!("{}/{}", d.workload.kind, d.name),
+        };
+        let hint = if of_kind.is_empty() {
+            format!("no {} at all", d.workload.kind)
+        } else {
+            let mut names: Vec<&str> = of_kind.iter().map(|w| w.workload.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            let more = names.len().saturating_sub(5);
+            names.truncate(5);
+            format!(
+                "of that kind it has {}{}",
+                names.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        out.push(format!(
+            "--depends {spec}=…: no workload {spec} in the stream ({hint}); the dependency is not counted"
+        ));
+    }
+    out
 }
 
 fn depends_for<'r>(

@@ -111,13 +111,20 @@ impl FromStr for KindSpec {
 #[derive(Debug, Clone)]
 pub struct TemplateKinds {
     entries: Vec<(GroupKind, Vec<String>)>,
+    /// The user's `--template-path`s, to tell them when one matches nothing.
+    custom: Vec<TemplatePath>,
 }
 
+/// Built-in kinds by API group; the version does not matter (`apps/v1beta1` and `apps/v1beta2`
+/// are `apps`). `extensions/v1beta1` still reaches reconfig from old charts and clusters.
 const BUILTIN: &[(&str, &str, &[&str])] = &[
     ("apps", "Deployment", &["spec.template"]),
     ("apps", "ReplicaSet", &["spec.template"]),
     ("apps", "StatefulSet", &["spec.template"]),
     ("apps", "DaemonSet", &["spec.template"]),
+    ("extensions", "Deployment", &["spec.template"]),
+    ("extensions", "ReplicaSet", &["spec.template"]),
+    ("extensions", "DaemonSet", &["spec.template"]),
     ("", "ReplicationController", &["spec.template"]),
     ("", "PodTemplate", &["template"]),
     ("batch", "Job", &["spec.template"]),
@@ -160,6 +167,7 @@ impl Default for TemplateKinds {
                     )
                 })
                 .collect(),
+            custom: Vec::new(),
         }
     }
 }
@@ -193,10 +201,19 @@ impl FromStr for TemplatePath {
     }
 }
 
+impl fmt::Display for TemplatePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.kind, self.path)
+    }
+}
+
 impl TemplateKinds {
     /// Adds user paths; a kind given by the user loses its built-in paths, so a wrong default can be corrected.
     pub fn with_custom(custom: &[TemplatePath]) -> Self {
-        let mut kinds = TemplateKinds::default();
+        let mut kinds = TemplateKinds {
+            custom: custom.to_vec(),
+            ..TemplateKinds::default()
+        };
         let mut replaced: Vec<GroupKind> = Vec::new();
         for tp in custom {
             if !replaced.contains(&tp.kind) {
@@ -209,6 +226,11 @@ impl TemplateKinds {
             }
         }
         kinds
+    }
+
+    /// The `--template-path`s the user gave.
+    pub fn custom(&self) -> &[TemplatePath] {
+        &self.custom
     }
 
     pub fn paths(&self, group: &str, kind: &str) -> Option<&[String]> {
