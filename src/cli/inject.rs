@@ -25,9 +25,17 @@ Annotations read from workloads and pod templates:
   reconfig/configmaps: \"a,b\"                 add ConfigMaps read through the API (no mount)
   reconfig/secrets: \"s\"                      likewise for Secrets
   reconfig/exclude: \"configmap/x,secret/y\"   leave out what the app hot-reloads itself
+  reconfig/include: \"configmap/x\"            count a volume a reload sidecar watches anyway
 
-Under Helm 4, stderr is not shown: add --log-file (or RECONFIG_LOG_FILE) to keep diagnostics,
-and pass the release namespace with --post-renderer-args=--namespace=NS.";
+Volumes mounted by a known reload sidecar (reconfig watch, configmap-reload,
+prometheus-config-reloader, k8s-sidecar) are left out: the app gets those changes without a
+restart (-v names them; --include-reloaded counts them). A value under the annotation key that
+reconfig did not compute (a chart's own checksum/config) is kept, and reconfig writes its
+checksum to reconfig/checksum instead, with a warning.
+
+Helm 3 and Helm 4 show none of a successful post-renderer's warnings (Helm 4 hides its stderr
+on failure too): add --log-file (or RECONFIG_LOG_FILE) to keep diagnostics, and under Helm 4 pass
+the release namespace with --post-renderer-args=--namespace=NS.";
 
 /// Reads a manifest stream and writes it back with a checksum annotation on
 /// every pod template that uses a ConfigMap or Secret of the stream.
@@ -96,6 +104,12 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         )));
     }
     for t in &analysis.resolution.templates {
+        for note in &t.reloaded {
+            info!(
+                "{} {}: left out of the checksum: {note}",
+                t.workload, t.path
+            );
+        }
         match &t.outcome {
             Outcome::Annotate { checksum, uses, .. } => {
                 let used: Vec<String> = uses

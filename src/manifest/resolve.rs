@@ -17,6 +17,7 @@ use super::object::{ConfigKind, ConfigObject, ObjectId};
 use super::stream::{Diagnostic, DocInfo, Location, Parsed};
 use super::workload::{
     parse_object_ref, qualified, GroupKind, KindSpec, PodTemplate, Workload, WorkloadId,
+    OWN_CHECKSUM,
 };
 
 /// A `--depends KIND/NAME=KIND/NAME[,KIND/NAME…]` entry.
@@ -63,6 +64,9 @@ pub struct Rules {
     /// Annotate Jobs too, although their pod template is immutable.
     pub include_jobs: bool,
     pub depends: Vec<Depend>,
+    /// Count volumes that a known reload sidecar watches too (`--include-reloaded`); by
+    /// default they are left out, since the app gets those changes without a restart.
+    pub include_reloaded: bool,
 }
 
 /// Why a pod template was left alone.
@@ -71,8 +75,13 @@ pub enum Skip {
     Hook(String),
     Job,
     OptedOut,
-    WorkloadRef { target: String, found: bool },
+    WorkloadRef {
+        target: String,
+        found: bool,
+    },
     NothingToHash,
+    /// Everything it uses is a volume its reload sidecar applies without a restart.
+    AllReloaded,
     CannotEdit(String),
 }
 
@@ -102,6 +111,9 @@ impl fmt::Display for Skip {
             Skip::NothingToHash => {
                 f.write_str("references no ConfigMap or Secret found in the stream")
             }
+            Skip::AllReloaded => f.write_str(
+                "everything it uses is reloaded in place by its reload sidecar (reconfig/include or --include-reloaded counts it)",
+            ),
             Skip::CannotEdit(why) => write!(f, "cannot be annotated: {why}"),
         }
     }
@@ -133,6 +145,9 @@ pub struct TemplateResolution {
     /// Index into the parsed documents.
     pub doc: usize,
     pub edit: Option<Edit>,
+    /// References left out because a reload sidecar applies them in place, each saying which
+    /// and by whom (for `-v`).
+    pub reloaded: Vec<String>,
 }
 
 /// The decisions for a whole stream.
@@ -201,6 +216,7 @@ pub fn resolve(
                 outcome: Outcome::Skipped(skip),
                 doc: w.index,
                 edit: None,
+                reloaded: Vec::new(),
             });
             continue;
         }
@@ -292,14 +308,35 @@ struct Wanted<'w> {
 }
 
 /// Everything a template wants, in order: its own references, then what is declared for it
-/// (annotations, `--depends`, a Rollout's forwarded dependencies); minus what is excluded.
+/// (annotations, `--depends`, a Rollout's forwarded dependencies); minus what is excluded,
+/// and minus volumes a reload sidecar applies in place (unless included), which are
+/// returned as notes saying so.
 fn wanted<'w>(
     w: &'w Workload,
     template: &'w PodTemplate,
     rules: &'w Rules,
     forwarded: &'w [(ConfigKind, String)],
-) -> Vec<Wanted<'w>> {
-    let references = template.references.iter().map(|r| Wanted {
+) -> (Vec<Wanted<'w>>, Vec<String>) {
+    let included = |kind: ConfigKind, name: &str| {
+        w.directives
+            .include
+            .iter()
+            .chain(&template.directives.include)
+            .any(|(k, n)| *k == kind && n == name)
+    };
+    let mut reloaded = Vec::new();
+    let mut kept = Vec::new();
+    for r in &template.references {
+        match &r.reloaded_by {
+            Some(sidecar) if !rules.include_reloaded && !included(r.kind, &r.name) => reloaded
+                .push(format!(
+                    "{} {} ({}) is reloaded in place by {sidecar}",
+                    r.kind, r.name, r.via
+                )),
+            _ => kept.push(r),
+        }
+    }
+    let references = kept.into_iter().map(|r| Wanted {
         kind: r.kind,
         name: r.name.as_str(),
         selection: r.selection.clone(),
@@ -328,10 +365,11 @@ fn wanted<'w>(
             .chain(&template.directives.exclude)
             .any(|(kind, name)| *kind == want.kind && name == want.name)
     };
-    references
+    let wanted = references
         .chain(declared)
         .filter(|want| !excluded(want))
-        .collect()
+        .collect();
+    (wanted, reloaded)
 }
 
 /// An object found for a template, with everything that asked for it merged.
@@ -360,6 +398,7 @@ impl<'p> Resolver<'p> {
         forwarded: &[(ConfigKind, String)],
     ) {
         let location = w.info.at(template.pos);
+        let (wanted, reloaded) = wanted(w.workload, template, self.rules, forwarded);
         let record = |out: &mut Resolution, outcome: Outcome, edit: Option<Edit>| {
             out.templates.push(TemplateResolution {
                 workload: w.id.clone(),
@@ -368,6 +407,7 @@ impl<'p> Resolver<'p> {
                 outcome,
                 doc: w.index,
                 edit,
+                reloaded: reloaded.clone(),
             })
         };
         if template.directives.skip {
@@ -386,10 +426,14 @@ impl<'p> Resolver<'p> {
             }
         };
 
-        let wanted = wanted(w.workload, template, self.rules, forwarded);
         let used = self.look_up(wanted, &w.id, &location, &mut out.missing);
         if used.is_empty() {
-            record(out, Outcome::Skipped(Skip::NothingToHash), None);
+            let skip = if reloaded.is_empty() {
+                Skip::NothingToHash
+            } else {
+                Skip::AllReloaded
+            };
+            record(out, Outcome::Skipped(skip), None);
             return;
         }
         let (sum, uses) = summarise(&used);
@@ -402,8 +446,36 @@ impl<'p> Resolver<'p> {
                 ),
             });
         }
-        let edit = (slot.existing.as_deref() != Some(sum.as_str()))
-            .then(|| slot.edit(self.annotation_key, &sum));
+        // A value under the key that is not the checksum is someone else's (a chart's own
+        // `checksum/config`): it stays, and reconfig's checksum goes to a key of its own.
+        let (key, slot) = match (&slot.existing, &template.own_slot) {
+            (Some(existing), Some(own)) if *existing != sum => {
+                let own = match own {
+                    Ok(own) => own,
+                    Err(e) => {
+                        out.warnings.push(Diagnostic {
+                            location: location.clone(),
+                            message: format!(
+                                "{} {}: cannot be annotated: {e}",
+                                w.id, template.path
+                            ),
+                        });
+                        record(out, Outcome::Skipped(Skip::CannotEdit(e.to_string())), None);
+                        return;
+                    }
+                };
+                out.warnings.push(Diagnostic {
+                    location: location.clone(),
+                    message: format!(
+                        "{} {} already has {}, which reconfig did not compute (the chart's own hash, most likely): it is kept, and reconfig's checksum goes to {OWN_CHECKSUM}",
+                        w.id, template.path, self.annotation_key
+                    ),
+                });
+                (OWN_CHECKSUM, own)
+            }
+            _ => (self.annotation_key, slot),
+        };
+        let edit = (slot.existing.as_deref() != Some(sum.as_str())).then(|| slot.edit(key, &sum));
         record(
             out,
             Outcome::Annotate {

@@ -17,6 +17,11 @@ pub const CONFIGMAPS: &str = "reconfig/configmaps";
 pub const SECRETS: &str = "reconfig/secrets";
 /// Annotation listing references a hot-reloading app handles itself.
 pub const EXCLUDE: &str = "reconfig/exclude";
+/// Annotation listing volumes a reload sidecar watches that should count all the same.
+pub const INCLUDE: &str = "reconfig/include";
+/// Where reconfig writes its checksum when the pod template already has a value it did not
+/// compute under the annotation key (a chart's own `checksum/config`): that value is kept.
+pub const OWN_CHECKSUM: &str = "reconfig/checksum";
 /// Helm's hook annotation: hooks run once and are not rolled.
 pub const HELM_HOOK: &str = "helm.sh/hook";
 
@@ -248,6 +253,8 @@ pub struct Directives {
     /// Objects read through the API, named by annotation.
     pub declared: Vec<(ConfigKind, String)>,
     pub exclude: Vec<(ConfigKind, String)>,
+    /// Objects a reload sidecar watches that count all the same.
+    pub include: Vec<(ConfigKind, String)>,
 }
 
 impl Directives {
@@ -283,20 +290,8 @@ impl Directives {
                     .extend(names(list).map(|n| (kind, n.to_string())));
             }
         }
-        if let Some(value) = annotations.get(EXCLUDE) {
-            let list = value.as_str().ok_or_else(|| {
-                Problem::at(
-                    value,
-                    format!("`{EXCLUDE}` must be a string like configmap/NAME,secret/NAME"),
-                )
-            })?;
-            for item in names(list) {
-                d.exclude.push(
-                    parse_object_ref(item)
-                        .map_err(|e| Problem::at(value, format!("`{EXCLUDE}`: {e}")))?,
-                );
-            }
-        }
+        d.exclude = object_refs(annotations, EXCLUDE)?;
+        d.include = object_refs(annotations, INCLUDE)?;
         Ok(d)
     }
 
@@ -304,7 +299,24 @@ impl Directives {
         self.skip |= other.skip;
         self.declared.extend(other.declared);
         self.exclude.extend(other.exclude);
+        self.include.extend(other.include);
     }
+}
+
+/// Reads an annotation of `configmap/NAME,secret/NAME` items.
+fn object_refs(annotations: &Node<'_>, key: &str) -> Result<Vec<(ConfigKind, String)>, Problem> {
+    let Some(value) = annotations.get(key) else {
+        return Ok(Vec::new());
+    };
+    let list = value.as_str().ok_or_else(|| {
+        Problem::at(
+            value,
+            format!("`{key}` must be a string like configmap/NAME,secret/NAME"),
+        )
+    })?;
+    names(list)
+        .map(|item| parse_object_ref(item).map_err(|e| Problem::at(value, format!("`{key}`: {e}"))))
+        .collect()
 }
 
 fn names(list: &str) -> impl Iterator<Item = &str> {
@@ -335,6 +347,71 @@ pub struct Reference {
     /// Where it was found, for messages: `volume "config"`, `env PASSWORD of container "app"`.
     pub via: String,
     pub pos: Pos,
+    /// For a volume that a known reload sidecar mounts: that sidecar, e.g.
+    /// `container "reload" (configmap-reload)`. The app gets such a change without a restart.
+    pub reloaded_by: Option<String>,
+}
+
+/// Reload sidecars known to apply a mounted ConfigMap/Secret change without a restart, by the
+/// name of their image (its last path segment, without tag or digest) or of their program.
+const RELOAD_SIDECARS: &[&str] = &[
+    "configmap-reload",
+    "prometheus-config-reloader",
+    "k8s-sidecar",
+];
+
+/// Which known reload sidecar a container is, if any: `reconfig watch`, configmap-reload,
+/// prometheus-config-reloader or k8s-sidecar.
+pub fn reload_sidecar(container: &Node<'_>) -> Option<&'static str> {
+    let base = |s: &str| -> String {
+        let last = s.rsplit('/').next().unwrap_or(s);
+        let last = last.split('@').next().unwrap_or(last);
+        last.split(':').next().unwrap_or(last).to_string()
+    };
+    let words: Vec<&str> = ["command", "args"]
+        .iter()
+        .flat_map(|field| container.get(field).map(Node::items).unwrap_or_default())
+        .filter_map(Node::as_str)
+        .collect();
+    let image = container.get_str("image").map(base);
+    // reconfig: its image running `watch`, or a `reconfig watch` command line in any image.
+    let runs_watch = words
+        .windows(2)
+        .any(|w| base(w[0]) == "reconfig" && w[1] == "watch")
+        || (image.as_deref() == Some("reconfig") && words.first() == Some(&"watch"));
+    if runs_watch {
+        return Some("reconfig watch");
+    }
+    RELOAD_SIDECARS.iter().copied().find(|known| {
+        image.as_deref() == Some(*known) || words.first().is_some_and(|w| base(w) == *known)
+    })
+}
+
+/// Volume names mounted by reload sidecars (in `containers`, or native sidecars in
+/// `initContainers`), each with the sidecar that reloads it.
+fn reloaded_volumes(spec: &Node<'_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for list in ["initContainers", "containers"] {
+        for container in spec.get(list).map(Node::items).unwrap_or_default() {
+            let Some(which) = reload_sidecar(container) else {
+                continue;
+            };
+            let name = container.get_str("name").unwrap_or("?");
+            for mount in container
+                .get("volumeMounts")
+                .map(Node::items)
+                .unwrap_or_default()
+            {
+                if let Some(volume) = mount.get_str("name") {
+                    out.push((
+                        volume.to_string(),
+                        format!("container \"{name}\" ({which})"),
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Collects every ConfigMap and Secret reference of a pod spec.
@@ -342,9 +419,11 @@ pub struct Reference {
 /// `imagePullSecrets` and CSI secret refs are left out: they never reach the app's config.
 pub fn references(spec: &Node<'_>) -> Vec<Reference> {
     let mut refs = Vec::new();
+    let reloaded = reloaded_volumes(spec);
     for volume in spec.get("volumes").map(Node::items).unwrap_or_default() {
         let volume_name = volume.get_str("name").unwrap_or("?");
         let via = format!("volume \"{volume_name}\"");
+        let first = refs.len();
         if let Some(source) = volume.get("configMap") {
             push_volume_ref(&mut refs, source, ConfigKind::ConfigMap, "name", &via);
         }
@@ -361,6 +440,11 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
             }
             if let Some(secret) = source.get("secret") {
                 push_volume_ref(&mut refs, secret, ConfigKind::Secret, "name", &via);
+            }
+        }
+        if let Some((_, sidecar)) = reloaded.iter().find(|(v, _)| v == volume_name) {
+            for r in &mut refs[first..] {
+                r.reloaded_by = Some(sidecar.clone());
             }
         }
     }
@@ -385,6 +469,7 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
                                 optional: r.get("optional").is_some_and(Node::is_true),
                                 via: format!("envFrom of container \"{container_name}\""),
                                 pos: r.start,
+                                reloaded_by: None,
                             });
                         }
                     }
@@ -407,6 +492,7 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
                             optional: r.get("optional").is_some_and(Node::is_true),
                             via: format!("env {var} of container \"{container_name}\""),
                             pos: r.start,
+                            reloaded_by: None,
                         });
                     }
                 }
@@ -444,6 +530,7 @@ fn push_volume_ref(
         optional: source.get("optional").is_some_and(Node::is_true),
         via: via.to_string(),
         pos: source.start,
+        reloaded_by: None,
     });
 }
 
@@ -456,6 +543,10 @@ pub struct PodTemplate {
     pub references: Vec<Reference>,
     /// Where the checksum annotation goes, or why it cannot.
     pub slot: Result<Slot, SlotError>,
+    /// Where [`OWN_CHECKSUM`] goes, when the annotation key already holds a value: if that
+    /// value is not the checksum, it is someone else's and stays. `None` when the key is
+    /// absent, or is itself a `reconfig/` key (reconfig's own to replace).
+    pub own_slot: Option<Result<Slot, SlotError>>,
     pub pos: Pos,
 }
 
@@ -511,11 +602,16 @@ impl Workload {
                 continue;
             };
             let template_meta = template.get("metadata");
+            let slot = Slot::find(template, text, annotation_key);
+            let taken = matches!(&slot, Ok(s) if s.existing.is_some());
+            let own_slot = (taken && !annotation_key.starts_with("reconfig/"))
+                .then(|| Slot::find(template, text, OWN_CHECKSUM));
             templates.push(PodTemplate {
                 path: path.clone(),
                 directives: Directives::read(template_meta.and_then(|m| m.get("annotations")))?,
                 references: template.get("spec").map(references).unwrap_or_default(),
-                slot: Slot::find(template, text, annotation_key),
+                slot,
+                own_slot,
                 pos: template.start,
             });
         }
