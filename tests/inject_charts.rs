@@ -587,3 +587,150 @@ fn depends_and_template_paths_that_match_nothing_are_reported() {
     assert_eq!(right.code, 0, "{}", right.stderr);
     assert!(right.stdout.contains("checksum/config"));
 }
+
+// ---- item 23: Helm 3 and Helm 4 both hide a successful post-render's warnings ---------------
+
+/// Helm 3 and Helm 4 from `tests/tools/install-helm.sh` (cached in `target/tools/`).
+fn helms() -> (std::path::PathBuf, std::path::PathBuf) {
+    let out = std::process::Command::new("bash")
+        .arg("tests/tools/install-helm.sh")
+        .output()
+        .expect("run install-helm.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let get = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| panic!("no {key}= in {stdout}"))
+    };
+    (get("HELM3"), get("HELM4"))
+}
+
+#[test]
+fn helm_3_and_4_hide_warnings_of_a_successful_post_render_but_the_log_file_keeps_them() {
+    let (helm3, helm4) = helms();
+    let work = tempfile::tempdir().expect("tempdir");
+    let chart = work.path().join("chart");
+    std::fs::create_dir_all(chart.join("templates")).expect("chart");
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: warn\nversion: 0.1.0\n",
+    )
+    .expect("write");
+    std::fs::write(
+        chart.join("templates/all.yaml"),
+        Manifests::new()
+            .config_map("app")
+            .data("a", "1")
+            .deployment("web")
+            .mounts_config_map("app")
+            .mounts_config_map("not-in-the-chart")
+            .render(),
+    )
+    .expect("write");
+    let bin_dir = std::path::Path::new(support::cli::BINARY)
+        .parent()
+        .expect("dir")
+        .to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let helm = |exe: &std::path::Path, home: &str, args: &[&str]| {
+        let home = work.path().join(home);
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(args)
+            .env("HELM_DATA_HOME", home.join("data"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("KUBECONFIG", home.join("none"))
+            .env("PATH", &path)
+            .env_remove("HELM_PLUGINS");
+        support::cli::clear_env(&mut cmd);
+        let out = cmd.output().expect("run helm");
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let chart = chart.to_str().expect("utf8");
+    let warning = "not-in-the-chart";
+
+    // Helm 3: the binary is the post-renderer; its warning is not shown ...
+    let (out, err) = helm(
+        &helm3,
+        "h3",
+        &[
+            "template",
+            "rel",
+            chart,
+            "--post-renderer",
+            "reconfig",
+            "--post-renderer-args",
+            "inject",
+        ],
+    );
+    assert!(out.contains("checksum/config"), "{out}");
+    assert!(!err.contains(warning), "Helm 3 showed it after all: {err}");
+    // ... and --log-file keeps it.
+    let log3 = work.path().join("helm3.log");
+    let log_arg = format!("--post-renderer-args=--log-file={}", log3.display());
+    helm(
+        &helm3,
+        "h3",
+        &[
+            "template",
+            "rel",
+            chart,
+            "--post-renderer",
+            "reconfig",
+            "--post-renderer-args",
+            "inject",
+            &log_arg,
+        ],
+    );
+    let logged = std::fs::read_to_string(&log3).expect("Helm 3 log file");
+    assert!(logged.contains(warning), "{logged}");
+
+    // Helm 4: the plugin; same story.
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("helm-snippets/helm-plugin");
+    helm(
+        &helm4,
+        "h4",
+        &["plugin", "install", plugin.to_str().expect("utf8")],
+    );
+    let (out, err) = helm(
+        &helm4,
+        "h4",
+        &["template", "rel", chart, "--post-renderer", "reconfig"],
+    );
+    assert!(out.contains("checksum/config"), "{out}");
+    assert!(!err.contains(warning), "Helm 4 showed it after all: {err}");
+    let log4 = work.path().join("helm4.log");
+    let log_arg = format!("--post-renderer-args=--log-file={}", log4.display());
+    helm(
+        &helm4,
+        "h4",
+        &[
+            "template",
+            "rel",
+            chart,
+            "--post-renderer",
+            "reconfig",
+            &log_arg,
+        ],
+    );
+    let logged = std::fs::read_to_string(&log4).expect("Helm 4 log file");
+    assert!(logged.contains(warning), "{logged}");
+}

@@ -32,7 +32,9 @@ Examples:
 
 In --manifests mode each ConfigMap and Secret key is checked as a file named after the key
 (parsed by its extension, or --format), shown as configmap/NAME/KEY; --schema configmap/NAME=…
-checks the ConfigMap's whole data object.";
+checks the ConfigMap's whole data object. --validate-cmd runs once per ConfigMap or Secret,
+{dir} holding that object's keys; objects without a file the command names as {dir}/NAME are
+skipped. A validator's output about a Secret is printed only with --show-secret-values.";
 
 /// Validate config files, folders or rendered ConfigMaps exactly as `reconfig watch` would.
 ///
