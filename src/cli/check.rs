@@ -92,7 +92,6 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
             (snapshot.files, problems)
         }
     };
-    problems.sort_by(|a, b| a.file.cmp(&b.file));
     report(&problems, files.len(), secret_values)
 }
 

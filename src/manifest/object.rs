@@ -448,6 +448,84 @@ mod tests {
     }
 
     #[test]
+    fn base64_is_decoded_as_go_decodes_it() {
+        // Checked against Go's base64.StdEncoding.DecodeString.
+        for (text, bytes) in [
+            ("aGk=", &b"hi"[..]),
+            ("aGl=", b"hi"),
+            ("aGk=\r\n", b"hi"),
+            ("aG\nk=", b"hi"),
+            ("\naGk=\n\n", b"hi"),
+            ("", b""),
+        ] {
+            assert_eq!(decode_base64(text).expect(text), bytes, "{text:?}");
+        }
+        for text in ["aGk", "aGk==", "aG k=", "aGk=\t", "aGk=aGk=", "a"] {
+            assert!(decode_base64(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn keys_are_checked_as_the_api_server_does() {
+        let long = "k".repeat(MAX_KEY_LEN);
+        for ok in ["a", "app.yaml", ".hidden", "x..y", "A-b_c.9", long.as_str()] {
+            assert_eq!(check_key(ok), Ok(()), "{ok}");
+        }
+        let too_long = "k".repeat(MAX_KEY_LEN + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "..x",
+            "../x",
+            "/x",
+            "a/b",
+            "a b",
+            "ü",
+            too_long.as_str(),
+        ] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+        let err = read(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  ../x: v\n",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!((err.pos.line, err.pos.column), (5, 3));
+        assert!(err.message.contains("not a valid key"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_list_is_its_items() {
+        let kinds = |text: &str| -> Vec<String> {
+            let docs = parse_documents(text, Limits::default()).expect("yaml");
+            objects(docs[0].as_ref().expect("doc"))
+                .iter()
+                .map(|(_, meta)| format!("{} {}", meta.kind, meta.name))
+                .collect()
+        };
+        assert_eq!(
+            kinds("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- not an object\n- {apiVersion: apps/v1, kind: Deployment, metadata: {name: b}}\n"),
+            vec!["ConfigMap a", "Deployment b"]
+        );
+        assert_eq!(
+            kinds("apiVersion: apps/v1\nkind: DeploymentList\nitems: [{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}}]\n"),
+            vec!["Deployment d"]
+        );
+        assert!(kinds("apiVersion: v1\nkind: List\nitems: null\n").is_empty());
+        // Not a list: a kind without the suffix, or `items` that is not a sequence.
+        assert_eq!(
+            kinds("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nitems: [x]\n"),
+            vec!["ConfigMap c"]
+        );
+        assert_eq!(
+            kinds("apiVersion: x.io/v1\nkind: AllowList\nmetadata: {name: l}\nitems: {a: b}\n"),
+            vec!["AllowList l"]
+        );
+        assert!(kinds("just: data\n").is_empty());
+    }
+
+    #[test]
     fn other_kinds_are_not_config() {
         assert!(
             read("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", None)

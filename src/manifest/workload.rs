@@ -791,6 +791,98 @@ ephemeralContainers:
     }
 
     #[test]
+    fn reload_sidecars_are_known_by_image_or_command() {
+        let which = |container: &str| {
+            let docs = parse_documents(container, Limits::default()).expect("yaml");
+            reload_sidecar(docs[0].as_ref().expect("doc"))
+        };
+        for (container, expected) in [
+            (
+                "{image: 'ghcr.io/jimmidyson/configmap-reload:v0.13.1'}",
+                Some("configmap-reload"),
+            ),
+            (
+                "{image: 'jimmidyson/configmap-reload'}",
+                Some("configmap-reload"),
+            ),
+            (
+                "{image: 'registry:5000/x/prometheus-config-reloader@sha256:ab'}",
+                Some("prometheus-config-reloader"),
+            ),
+            (
+                "{image: 'quay.io/kiwigrid/k8s-sidecar:1.27.4'}",
+                Some("k8s-sidecar"),
+            ),
+            (
+                "{image: 'ghcr.io/r/reconfig:0.1', args: [watch, --dir, /c]}",
+                Some("reconfig watch"),
+            ),
+            (
+                "{image: 'prom/prometheus', command: [/reconfig/reconfig], args: [watch]}",
+                Some("reconfig watch"),
+            ),
+            (
+                "{image: 'busybox', command: [/bin/configmap-reload]}",
+                Some("configmap-reload"),
+            ),
+            // reconfig's image running something else, and look-alikes, are not reload sidecars.
+            ("{image: 'ghcr.io/r/reconfig:0.1', args: [check, /c]}", None),
+            (
+                "{image: 'busybox', command: [cp, /usr/local/bin/reconfig, /r/reconfig]}",
+                None,
+            ),
+            ("{image: 'example.com/configmap-reloader:1'}", None),
+            ("{image: 'nginx'}", None),
+        ] {
+            assert_eq!(which(container), expected, "{container}");
+        }
+    }
+
+    #[test]
+    fn volumes_a_reload_sidecar_mounts_say_so() {
+        let r = refs(
+            "initContainers:
+  - {name: watch, image: reconfig, restartPolicy: Always, args: [watch], volumeMounts: [{name: cfg, mountPath: /c}]}
+containers:
+  - name: app
+    envFrom: [{configMapRef: {name: cm}}]
+    volumeMounts: [{name: cfg, mountPath: /c}, {name: other, mountPath: /o}]
+volumes:
+  - {name: cfg, configMap: {name: cm}}
+  - {name: other, projected: {sources: [{secret: {name: s}}]}}
+",
+        );
+        let reloaded: Vec<(&str, Option<&str>)> = r
+            .iter()
+            .map(|r| (r.via.as_str(), r.reloaded_by.as_deref()))
+            .collect();
+        assert_eq!(
+            reloaded,
+            vec![
+                (
+                    "volume \"cfg\"",
+                    Some("container \"watch\" (reconfig watch)")
+                ),
+                ("volume \"other\"", None),
+                ("envFrom of container \"app\"", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn include_is_read_like_exclude() {
+        let docs = parse_documents(
+            "reconfig/include: configmap/a, secret/b\n",
+            Limits::default(),
+        )
+        .expect("yaml");
+        let d = Directives::read(docs[0].as_ref()).expect("valid");
+        assert_eq!(d.include, vec![(CM, "a".into()), (S, "b".into())]);
+        let docs = parse_documents("reconfig/include: pod/x\n", Limits::default()).expect("yaml");
+        assert!(Directives::read(docs[0].as_ref()).is_err());
+    }
+
+    #[test]
     fn every_builtin_kind_has_its_paths() {
         let kinds = TemplateKinds::default();
         for (group, kind, paths) in BUILTIN {
