@@ -69,7 +69,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     } else {
         SecretValues::Redact
     };
-    let (files, mut problems) = match &args.manifests {
+    let (files, problems) = match &args.manifests {
         Some(path) => {
             let objects = from_manifests(path, args.max_input_size)?;
             let files: Vec<ConfigFile> = objects.iter().flat_map(|o| o.files.clone()).collect();
