@@ -82,12 +82,8 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         None => {
             let snapshot = from_paths(&args.paths)?;
             let mut problems = validator.check_files(&snapshot.files);
-            if let (Some(command), Some(folder)) = (validator.command(), snapshot.folder()) {
-                problems.extend(block_on(command.verdict(folder))?);
-            } else if let Some(command) = validator.command() {
-                let staged =
-                    Staged::write(&snapshot.files).map_err(|e| Failure::Internal(e.into()))?;
-                problems.extend(block_on(command.verdict(staged.path()))?);
+            if let Some(command) = validator.command() {
+                problems.extend(folder_verdict(command, &snapshot)?);
             }
             (snapshot.files, problems)
         }
@@ -103,6 +99,20 @@ fn from_paths(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
             Failure::Internal(anyhow::anyhow!("{e}"))
         }
     })
+}
+
+/// Runs the external validator on the folder read (or a temporary copy, when there is none).
+fn folder_verdict(
+    command: &ValidateCommand,
+    snapshot: &Snapshot,
+) -> Result<Option<Invalid>, Failure> {
+    match snapshot.folder() {
+        Some(folder) => block_on(command.verdict(folder)),
+        None => {
+            let staged = Staged::write(&snapshot.files).map_err(|e| Failure::Internal(e.into()))?;
+            block_on(command.verdict(staged.path()))
+        }
+    }
 }
 
 /// Runs a future on a runtime of its own (the external validator is async for `watch`).
