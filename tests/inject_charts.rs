@@ -734,3 +734,34 @@ fn helm_3_and_4_hide_warnings_of_a_successful_post_render_but_the_log_file_keeps
     let logged = std::fs::read_to_string(&log4).expect("Helm 4 log file");
     assert!(logged.contains(warning), "{logged}");
 }
+
+#[test]
+fn plan_says_when_a_depends_matches_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = dir.path().join("old.yaml");
+    let stream = Manifests::new()
+        .config_map("argo-rollouts-config")
+        .data("a", "1")
+        .deployment("rel-argo-rollouts")
+        .render();
+    std::fs::write(&old, &stream).expect("write");
+    let out = run(
+        &[
+            "plan",
+            old.to_str().expect("utf8"),
+            "-",
+            "--depends",
+            "deployment/argo-rollouts=configmap/argo-rollouts-config",
+        ],
+        &stream,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr
+            .matches("no workload deployment/argo-rollouts")
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
