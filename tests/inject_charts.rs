@@ -359,8 +359,8 @@ fn a_charts_own_checksum_is_kept_and_reconfigs_goes_beside_it() {
 }
 
 #[test]
-fn a_checksum_reconfig_wrote_is_still_replaced_when_it_is_its_own() {
-    // Without a chart value in the way, an old reconfig value under reconfig/checksum is updated.
+fn reconfigs_own_key_is_updated_and_the_charts_value_kept() {
+    // An old value under reconfig/checksum is reconfig's own: it is updated; the chart's stays.
     let stream = Manifests::new()
         .config_map("c")
         .data("a", "1")
