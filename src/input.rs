@@ -41,6 +41,12 @@ pub struct ManifestArgs {
     #[arg(long, value_name = "KIND/NAME=KIND/NAME")]
     pub depends: Vec<Depend>,
 
+    /// Count volumes that a known reload sidecar (reconfig watch, configmap-reload,
+    /// prometheus-config-reloader, k8s-sidecar) mounts. Off: the app gets those changes without a
+    /// restart, so they are left out (`reconfig/include: configmap/NAME` counts one anyway).
+    #[arg(long)]
+    pub include_reloaded: bool,
+
     /// Hash Secret values with HMAC-SHA256 under the key in this file (one trailing newline is
     /// ignored). Without it, anyone who can read a Deployment can test guesses of a short
     /// Secret value against its checksum.
@@ -67,6 +73,7 @@ impl ManifestArgs {
                 namespace: self.namespace.clone(),
                 include_jobs: self.include_jobs,
                 depends: self.depends.clone(),
+                include_reloaded: self.include_reloaded,
             },
             secret_key,
             kinds: TemplateKinds::with_custom(&self.template_path),

@@ -200,7 +200,18 @@ fn prometheus_example_config_is_checked_with_promtool() {
 
     let deployment =
         std::fs::read_to_string("examples/prometheus-hot-reload/deployment.yaml").expect("example");
-    let (code, out, err) = reconfig(&["inject"], &format!("{configmap}---\n{deployment}"));
+    // The ConfigMap is mounted only by the reconfig watch sidecar, which applies every valid
+    // version in place: no restart needed, so inject leaves it out (and says so at -v) ...
+    let stream = format!("{configmap}---\n{deployment}");
+    let (code, out, err) = reconfig(&["inject", "-v"], &stream);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("checksum/config"), "{out}");
+    assert!(
+        err.contains("ConfigMap prometheus-config") && err.contains("(reconfig watch)"),
+        "{err}"
+    );
+    // ... unless asked to count it.
+    let (code, out, err) = reconfig(&["inject", "--include-reloaded"], &stream);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("checksum/config"),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use super::validation::ValidationArgs;
 use crate::config::read::Snapshot;
@@ -32,7 +32,9 @@ Examples:
 
 In --manifests mode each ConfigMap and Secret key is checked as a file named after the key
 (parsed by its extension, or --format), shown as configmap/NAME/KEY; --schema configmap/NAME=…
-checks the ConfigMap's whole data object.";
+checks the ConfigMap's whole data object. --validate-cmd runs once per ConfigMap or Secret,
+{dir} holding that object's keys; objects without a file the command names as {dir}/NAME are
+skipped. A validator's output about a Secret is printed only with --show-secret-values.";
 
 /// Validate config files, folders or rendered ConfigMaps exactly as `reconfig watch` would.
 ///
@@ -62,22 +64,29 @@ pub struct CheckArgs {
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
     let validator = args.validation.validator().map_err(Failure::Usage)?;
-    let (files, folder) = match &args.manifests {
-        Some(path) => (from_manifests(path, args.max_input_size)?, None),
-        None => {
-            let snapshot = from_paths(&args.paths)?;
-            let folder = snapshot.folder().map(Path::to_path_buf);
-            (snapshot.files, folder)
-        }
-    };
-    let mut problems = validator.check_files(&files);
-    if let Some(command) = validator.command() {
-        problems.extend(external_verdict(command, &files, folder.as_deref())?);
-    }
     let secret_values = if args.show_secret_values {
         SecretValues::Show
     } else {
         SecretValues::Redact
+    };
+    let (files, problems) = match &args.manifests {
+        Some(path) => {
+            let objects = from_manifests(path, args.max_input_size)?;
+            let files: Vec<ConfigFile> = objects.iter().flat_map(|o| o.files.clone()).collect();
+            let mut problems = validator.check_files(&files);
+            if let Some(command) = validator.command() {
+                problems.extend(per_object_verdicts(command, &objects, secret_values)?);
+            }
+            (files, problems)
+        }
+        None => {
+            let snapshot = from_paths(&args.paths)?;
+            let mut problems = validator.check_files(&snapshot.files);
+            if let Some(command) = validator.command() {
+                problems.extend(folder_verdict(command, &snapshot)?);
+            }
+            (snapshot.files, problems)
+        }
     };
     report(&problems, files.len(), secret_values)
 }
@@ -92,26 +101,69 @@ fn from_paths(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
     })
 }
 
-/// Runs the external validator on the folder read, or on a temporary copy of files that came from manifests.
-fn external_verdict(
+/// Runs the external validator on the folder read (or a temporary copy, when there is none).
+fn folder_verdict(
     command: &ValidateCommand,
-    files: &[ConfigFile],
-    folder: Option<&Path>,
+    snapshot: &Snapshot,
 ) -> Result<Option<Invalid>, Failure> {
-    let staged;
-    let dir = match folder {
-        Some(folder) => folder,
+    match snapshot.folder() {
+        Some(folder) => block_on(command.verdict(folder)),
         None => {
-            staged = Staged::write(files).map_err(|e| Failure::Internal(e.into()))?;
-            staged.path()
+            let staged = Staged::write(&snapshot.files).map_err(|e| Failure::Internal(e.into()))?;
+            block_on(command.verdict(staged.path()))
         }
-    };
+    }
+}
+
+/// Runs a future on a runtime of its own (the external validator is async for `watch`).
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> Result<T, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")
         .map_err(Failure::Internal)?;
-    Ok(runtime.block_on(command.verdict(dir)))
+    Ok(runtime.block_on(future))
+}
+
+/// Runs the external validator once per ConfigMap or Secret, `{dir}` holding that object's
+/// keys as a volume of it would; objects that lack a file the command names (`{dir}/NAME`) are
+/// not its to judge. A Secret's validator output is kept out of the log unless asked for.
+fn per_object_verdicts(
+    command: &ValidateCommand,
+    objects: &[ObjectFiles],
+    secret_values: SecretValues,
+) -> Result<Vec<Invalid>, Failure> {
+    let named = command.files_named();
+    let judged: Vec<&ObjectFiles> = objects
+        .iter()
+        .filter(|o| named.iter().all(|n| o.files.iter().any(|f| &f.name == n)))
+        .collect();
+    if judged.is_empty() && !named.is_empty() {
+        return Ok(vec![Invalid::new(
+            &format!("--validate-cmd reads {}", named.join(", ")),
+            format!(
+                "no ConfigMap or Secret in the stream has {} ({{dir}} holds one object's keys at a time)",
+                if named.len() == 1 { "that key" } else { "all of those keys" }
+            ),
+        )]);
+    }
+    let mut problems = Vec::new();
+    for object in judged {
+        let staged = Staged::write(&object.files).map_err(|e| Failure::Internal(e.into()))?;
+        debug!("running the validator on {}", object.label);
+        let hide = object.kind == ConfigKind::Secret && secret_values == SecretValues::Redact;
+        let verdict = if hide {
+            block_on(command.verdict_unlogged(staged.path()))?
+        } else {
+            block_on(command.verdict(staged.path()))?
+        };
+        problems.extend(verdict.map(|invalid| Invalid {
+            file: object.label.clone(),
+            reason: format!("{}: {}", invalid.file, invalid.reason),
+            ..invalid
+        }));
+    }
+    Ok(problems)
 }
 
 /// Prints every problem (a Secret's validator message only when asked) and sets the exit code.
@@ -147,31 +199,50 @@ fn report(problems: &[Invalid], files: usize, secret_values: SecretValues) -> Re
     }
 }
 
-/// Every ConfigMap and Secret key of a stream, as files named `configmap/NAME/KEY`, read as
-/// `inject` reads its input (same size limit, same errors).
-fn from_manifests(path: &Path, limit: usize) -> Result<Vec<ConfigFile>, Failure> {
+/// One ConfigMap's or Secret's keys as files, named `configmap/NAME/KEY` (or `secret/…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ObjectFiles {
+    kind: ConfigKind,
+    /// `configmap/NAME` or `secret/NAME`, as problems name it.
+    label: String,
+    files: Vec<ConfigFile>,
+}
+
+/// Every ConfigMap and Secret of a stream with its keys as files, read as `inject` reads its
+/// input (same size limit, same errors). Keys are file names: the model refuses any other.
+fn from_manifests(path: &Path, limit: usize) -> Result<Vec<ObjectFiles>, Failure> {
     let inputs = Inputs::read(&[path.to_path_buf()], limit)?.unnamed_if_stdin_alone();
     let objects = inputs.config_objects(Limits::default())?;
-    // Keyed by path: a later object of the same name replaces an earlier one, as `apply` would.
-    let mut files = BTreeMap::new();
-    for file in objects.into_iter().flat_map(config_files) {
-        files.insert(file.path.clone(), file);
+    // Keyed by label: a later object of the same name replaces an earlier one, as `apply` would.
+    let mut by_label = BTreeMap::new();
+    for object in objects.into_iter().map(object_files) {
+        by_label.insert(object.label.clone(), object);
     }
-    Ok(files.into_values().collect())
+    Ok(by_label.into_values().collect())
 }
 
 /// A ConfigMap's or Secret's keys with the bytes a pod would read, named `configmap/NAME/KEY`.
-fn config_files(object: ObjectData) -> impl Iterator<Item = ConfigFile> {
+fn object_files(object: ObjectData) -> ObjectFiles {
     let prefix = match object.kind {
         ConfigKind::ConfigMap => "configmap",
         ConfigKind::Secret => "secret",
     };
-    object.items.into_iter().map(move |item| ConfigFile {
-        path: format!("{prefix}/{}/{}", object.name, item.key),
-        name: item.key,
-        bytes: item.bytes,
-        mode: config::DEFAULT_MODE,
-    })
+    let label = format!("{prefix}/{}", object.name);
+    let files = object
+        .items
+        .into_iter()
+        .map(|item| ConfigFile {
+            path: format!("{label}/{}", item.key),
+            name: item.key,
+            bytes: item.bytes,
+            mode: config::DEFAULT_MODE,
+        })
+        .collect();
+    ObjectFiles {
+        kind: object.kind,
+        label,
+        files,
+    }
 }
 
 #[cfg(test)]
@@ -180,7 +251,7 @@ mod tests {
     use crate::manifest::object::DataItem;
 
     #[test]
-    fn config_files_of_configmaps_and_secrets() {
+    fn object_files_of_configmaps_and_secrets() {
         let item = |key: &str, bytes: &[u8]| DataItem {
             key: key.to_string(),
             bytes: bytes.to_vec(),
@@ -191,9 +262,10 @@ mod tests {
             name: "s".to_string(),
             items: vec![item("a.yaml", b"x: 1\n"), item("b.json", b"{}")],
         };
-        let files: Vec<ConfigFile> = config_files(secret).collect();
+        let files = object_files(secret);
+        assert_eq!(files.label, "secret/s");
         assert_eq!(
-            files,
+            files.files,
             vec![
                 ConfigFile {
                     path: "secret/s/a.yaml".to_string(),

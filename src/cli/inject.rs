@@ -25,9 +25,17 @@ Annotations read from workloads and pod templates:
   reconfig/configmaps: \"a,b\"                 add ConfigMaps read through the API (no mount)
   reconfig/secrets: \"s\"                      likewise for Secrets
   reconfig/exclude: \"configmap/x,secret/y\"   leave out what the app hot-reloads itself
+  reconfig/include: \"configmap/x\"            count a volume a reload sidecar watches anyway
 
-Under Helm 4, stderr is not shown: add --log-file (or RECONFIG_LOG_FILE) to keep diagnostics,
-and pass the release namespace with --post-renderer-args=--namespace=NS.";
+Volumes mounted by a known reload sidecar (reconfig watch, configmap-reload,
+prometheus-config-reloader, k8s-sidecar) are left out: the app gets those changes without a
+restart (-v names them; --include-reloaded counts them). A value under the annotation key that
+reconfig did not compute (a chart's own checksum/config) is kept, and reconfig writes its
+checksum to reconfig/checksum instead, with a warning.
+
+Helm 3 and Helm 4 show none of a successful post-renderer's warnings (Helm 4 hides its stderr
+on failure too): add --log-file (or RECONFIG_LOG_FILE) to keep diagnostics, and under Helm 4 pass
+the release namespace with --post-renderer-args=--namespace=NS.";
 
 /// Reads a manifest stream and writes it back with a checksum annotation on
 /// every pod template that uses a ConfigMap or Secret of the stream.
@@ -49,7 +57,8 @@ pub struct InjectArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,
 
-    /// Fail when a required ConfigMap or Secret is not in the stream (a warning otherwise).
+    /// Fail when a required ConfigMap or Secret is not in the stream, or a --depends or
+    /// --template-path matches nothing (warnings otherwise).
     #[arg(long)]
     pub strict: bool,
 }
@@ -66,20 +75,41 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
     for w in &warnings {
         warn!("{w}");
     }
-    for m in &missing {
+    let unmatched = &analysis.resolution.unmatched;
+    for m in missing
+        .iter()
+        .map(ToString::to_string)
+        .chain(unmatched.iter().cloned())
+    {
         if args.strict {
             error!("{m}");
         } else {
             warn!("{m}");
         }
     }
-    if args.strict && !missing.is_empty() {
+    if args.strict && !(missing.is_empty() && unmatched.is_empty()) {
+        let mut counts = Vec::new();
+        if !missing.is_empty() {
+            counts.push(format!(
+                "{} required reference(s) not in the stream",
+                missing.len()
+            ));
+        }
+        if !unmatched.is_empty() {
+            counts.push(format!("{} flag(s) that match nothing", unmatched.len()));
+        }
         return Err(Failure::Invalid(format!(
-            "{} required reference(s) not in the stream (--strict); nothing was written",
-            missing.len()
+            "{} (--strict); nothing was written",
+            counts.join(", ")
         )));
     }
     for t in &analysis.resolution.templates {
+        for note in &t.reloaded {
+            info!(
+                "{} {}: left out of the checksum: {note}",
+                t.workload, t.path
+            );
+        }
         match &t.outcome {
             Outcome::Annotate { checksum, uses, .. } => {
                 let used: Vec<String> = uses

@@ -78,6 +78,12 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
     let new_inputs = Inputs::read(std::slice::from_ref(&args.new), limit)?;
     let old = old_inputs.analyze(&options)?;
     let new = new_inputs.analyze(&options)?;
+    // A flag that matches nothing in either render is most likely a typo: say so once.
+    for flag in &new.resolution.unmatched {
+        if old.resolution.unmatched.contains(flag) {
+            tracing::warn!("{flag}");
+        }
+    }
     let changes = compare(&old, &new);
 
     let mut out = String::new();

@@ -11,14 +11,20 @@ pub enum StageError {
     Folder(std::io::Error),
     #[error("staging {name}: {error}")]
     Write { name: String, error: std::io::Error },
+    #[error("{0:?} would be written outside the staging folder; nothing was staged")]
+    NotAFileName(String),
 }
 
 /// A folder under the system temp dir holding copies of files by name, removed on drop.
 pub struct Staged(PathBuf);
 
 impl Staged {
-    /// Writes each file under its name (sub-folders created as needed).
+    /// Writes each file under its name (sub-folders created as needed). A name that could
+    /// leave the folder (`../x`, `/etc/x`) is refused before anything is written.
     pub fn write(files: &[ConfigFile]) -> Result<Staged, StageError> {
+        if let Some(bad) = files.iter().find(|f| !stays_inside(&f.name)) {
+            return Err(StageError::NotAFileName(bad.name.clone()));
+        }
         let name = format!("reconfig-check-{:016x}", crate::random_u64());
         let path = std::env::temp_dir().join(name);
         std::fs::create_dir(&path).map_err(StageError::Folder)?;
@@ -39,6 +45,14 @@ impl Staged {
     pub fn path(&self) -> &Path {
         &self.0
     }
+}
+
+/// A relative path of plain components only: no root, no `..`, no `.`, not empty.
+fn stays_inside(name: &str) -> bool {
+    !name.is_empty()
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 impl Drop for Staged {
@@ -67,5 +81,24 @@ mod tests {
         );
         drop(staged);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn paths_are_refused_before_anything_is_written() {
+        for name in ["../x", "/tmp/x", "a/../../b", "..", ".", "", "./x"] {
+            let file = ConfigFile {
+                path: format!("configmap/app/{name}"),
+                name: name.into(),
+                bytes: b"x".to_vec(),
+                mode: crate::config::DEFAULT_MODE,
+            };
+            assert!(
+                matches!(
+                    Staged::write(std::slice::from_ref(&file)),
+                    Err(StageError::NotAFileName(_))
+                ),
+                "{name:?}"
+            );
+        }
     }
 }

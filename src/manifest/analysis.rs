@@ -1,15 +1,15 @@
 //! One stream read, resolved and ready to write back: the model's entry point.
 //!
-//! `analyze` runs the steps in order (cut and parse the stream, read each document,
-//! index the objects, resolve every pod template), and `Analysis` keeps what the
+//! `analyze` runs the steps in order (cut and parse the stream, read each document's
+//! objects (a `List`'s items too), index them, resolve every pod template), and `Analysis` keeps what the
 //! commands need afterwards: the decisions, the index, and the text to write with edits.
 
 use std::io::{self, Write};
 
 use super::edit::{self, Edit};
-use super::index::{Item, ObjectIndex};
+use super::index::{Item, Items, ObjectIndex};
 use super::node::Limits;
-use super::object::{ConfigObject, ObjectId, ObjectMeta};
+use super::object::{objects, ConfigObject, ObjectId};
 use super::resolve::{resolve, Resolution, Rules};
 use super::stream::{Parsed, Stream, StreamError};
 use super::workload::{TemplateKinds, Workload};
@@ -48,7 +48,7 @@ impl Default for Options {
 /// A parsed stream with its resolution, ready to be written out.
 pub struct Analysis<'a> {
     stream: Stream<'a>,
-    pub parsed: Parsed<Item>,
+    pub parsed: Parsed<Items>,
     /// The ConfigMaps and Secrets of the stream by id.
     pub objects: ObjectIndex,
     pub resolution: Resolution,
@@ -58,34 +58,71 @@ pub struct Analysis<'a> {
 pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, StreamError> {
     let stream = Stream::new(text, options.max_input_size)?;
     let parsed = stream.parse(options.limits, |doc| {
-        let Some(meta) = ObjectMeta::read(doc.root) else {
-            return Ok(Item::Other);
-        };
-        if let Some(object) = ConfigObject::read(doc.root, &meta, options.secret_key.as_deref())? {
-            return Ok(Item::Config(object));
-        }
-        Ok(
-            match Workload::read(
-                doc.root,
+        let mut items = Items::new();
+        for (root, meta) in objects(doc.root) {
+            let secret_key = options.secret_key.as_deref();
+            if let Some(object) = ConfigObject::read(root, &meta, secret_key)? {
+                items.push(Item::Config(object));
+            } else if let Some(workload) = Workload::read(
+                root,
                 doc.text,
                 &meta,
                 &options.kinds,
                 &options.annotation_key,
             )? {
-                Some(w) => Item::Workload(Box::new(w)),
-                None => Item::Other,
-            },
-        )
+                items.push(Item::Workload(Box::new(workload)));
+            }
+        }
+        Ok(items)
     })?;
     let default_namespace = options.rules.namespace.as_deref().unwrap_or("");
     let objects = ObjectIndex::new(&parsed, default_namespace);
-    let resolution = resolve(&parsed, &objects, &options.rules, &options.annotation_key);
+    let mut resolution = resolve(&parsed, &objects, &options.rules, &options.annotation_key);
+    resolution
+        .unmatched
+        .extend(unmatched_template_paths(&parsed, &options.kinds));
     Ok(Analysis {
         stream,
         parsed,
         objects,
         resolution,
     })
+}
+
+/// The `--template-path`s at which no workload of the stream has a pod template.
+fn unmatched_template_paths(parsed: &Parsed<Items>, kinds: &TemplateKinds) -> Vec<String> {
+    let workloads: Vec<&Workload> = parsed
+        .values
+        .iter()
+        .flatten()
+        .flatten()
+        .filter_map(|item| match item {
+            Item::Workload(w) => Some(&**w),
+            Item::Config(_) => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for tp in kinds.custom() {
+        let of_kind: Vec<&&Workload> = workloads.iter().filter(|w| w.kind == tp.kind).collect();
+        if of_kind
+            .iter()
+            .any(|w| w.templates.iter().any(|t| t.path == tp.path))
+        {
+            continue;
+        }
+        let why = if of_kind.is_empty() {
+            format!("the stream has no {}", tp.kind)
+        } else {
+            format!(
+                "no {} in the stream has a pod template at {}",
+                tp.kind, tp.path
+            )
+        };
+        out.push(format!(
+            "--template-path {tp}: {why}; nothing is annotated for it"
+        ));
+    }
+    out
 }
 
 impl Analysis<'_> {

@@ -4,7 +4,7 @@
 //! every key (not the digests `analyze` keeps), and nothing about workloads.
 
 use super::node::Limits;
-use super::object::{config_data, ConfigKind, DataItem, ObjectMeta};
+use super::object::{config_data, objects, ConfigKind, DataItem};
 use super::stream::{Stream, StreamError};
 
 /// One ConfigMap's or Secret's keys, decoded.
@@ -15,8 +15,8 @@ pub struct ObjectData {
     pub items: Vec<DataItem>,
 }
 
-/// Reads every ConfigMap and Secret of a stream, in stream order. Any invalid document fails
-/// the whole stream, as in `analyze`.
+/// Reads every ConfigMap and Secret of a stream (a `List`'s items too), in stream order. Any
+/// invalid document fails the whole stream, as in `analyze`.
 pub fn config_objects(
     text: &str,
     limits: Limits,
@@ -24,16 +24,17 @@ pub fn config_objects(
 ) -> Result<Vec<ObjectData>, StreamError> {
     let stream = Stream::new(text, max_input_size)?;
     let parsed = stream.parse(limits, |doc| {
-        let Some(meta) = ObjectMeta::read(doc.root) else {
-            return Ok(None);
-        };
-        Ok(
-            config_data(doc.root, &meta)?.map(|(kind, items)| ObjectData {
-                kind,
-                name: meta.name.to_string(),
-                items,
-            }),
-        )
+        let mut found = Vec::new();
+        for (root, meta) in objects(doc.root) {
+            if let Some((kind, items)) = config_data(root, &meta)? {
+                found.push(ObjectData {
+                    kind,
+                    name: meta.name.to_string(),
+                    items,
+                });
+            }
+        }
+        Ok(found)
     })?;
     Ok(parsed.values.into_iter().flatten().flatten().collect())
 }

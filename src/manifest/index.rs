@@ -9,42 +9,45 @@ use super::object::{ConfigObject, ObjectId};
 use super::stream::Parsed;
 use super::workload::Workload;
 
-/// What one document turned into.
+/// One object of a document that reconfig reads.
 #[derive(Debug)]
 pub enum Item {
     Config(ConfigObject),
     Workload(Box<Workload>),
-    Other,
 }
 
-/// The ConfigMaps and Secrets of a parsed stream by id; a later document wins over an
-/// earlier one with the same id, as it would when applied.
+/// What one document turned into: no item (a Service, a comment), one, or several (the
+/// items of a `kind: List`), in document order.
+pub type Items = Vec<Item>;
+
+/// The ConfigMaps and Secrets of a parsed stream by id; a later one wins over an earlier one
+/// with the same id, as it would when applied.
 #[derive(Debug, Default)]
 pub struct ObjectIndex {
-    /// Index into the parsed documents' values.
-    by_id: HashMap<ObjectId, usize>,
+    /// Document index into the parsed values, and item index within it.
+    by_id: HashMap<ObjectId, (usize, usize)>,
 }
 
 impl ObjectIndex {
     /// Indexes `parsed`, filling in `default_namespace` for objects that name none.
-    pub fn new(parsed: &Parsed<Item>, default_namespace: &str) -> Self {
-        let by_id = parsed
-            .values
-            .iter()
-            .enumerate()
-            .filter_map(|(index, value)| match value {
-                Some(Item::Config(object)) => Some((object.id(default_namespace), index)),
-                _ => None,
-            })
-            .collect();
+    pub fn new(parsed: &Parsed<Items>, default_namespace: &str) -> Self {
+        let mut by_id = HashMap::new();
+        for (doc, items) in parsed.values.iter().enumerate() {
+            for (at, item) in items.iter().flatten().enumerate() {
+                if let Item::Config(object) = item {
+                    by_id.insert(object.id(default_namespace), (doc, at));
+                }
+            }
+        }
         ObjectIndex { by_id }
     }
 
     /// The object with `id` in `parsed`, the stream this index was built from.
-    pub fn get<'p>(&self, parsed: &'p Parsed<Item>, id: &ObjectId) -> Option<&'p ConfigObject> {
-        match parsed.values.get(*self.by_id.get(id)?)? {
-            Some(Item::Config(object)) => Some(object),
-            _ => None,
+    pub fn get<'p>(&self, parsed: &'p Parsed<Items>, id: &ObjectId) -> Option<&'p ConfigObject> {
+        let (doc, at) = *self.by_id.get(id)?;
+        match parsed.values.get(doc)?.as_ref()?.get(at)? {
+            Item::Config(object) => Some(object),
+            Item::Workload(_) => None,
         }
     }
 }

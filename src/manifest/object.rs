@@ -1,4 +1,7 @@
 //! Kubernetes object identity, and the data of ConfigMaps and Secrets as a pod sees it.
+//!
+//! What counts is what the API server would store: keys it accepts (file names, never paths),
+//! base64 as Go decodes it, and a `List`'s items as objects of their own.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +44,30 @@ impl<'n, 'a> ObjectMeta<'n, 'a> {
 
     pub fn annotation(&self, key: &str) -> Option<&'n str> {
         self.annotations.and_then(|a| a.get_str(key))
+    }
+}
+
+/// The objects a document holds: itself, or the items of a `List` (`kind: List`, what
+/// `kubectl get -o yaml` prints, or a typed list such as `DeploymentList`).
+///
+/// kubectl expands any kind ending in `List` that has `items`; so does this. Items that are
+/// not objects (no `apiVersion` or `kind`) are left out, as a document that is not one is.
+/// A List inside a List is not expanded further.
+pub fn objects<'n, 'a>(root: &'n Node<'a>) -> Vec<(&'n Node<'a>, ObjectMeta<'n, 'a>)> {
+    let Some(meta) = ObjectMeta::read(root) else {
+        return Vec::new();
+    };
+    let is_sequence = |node: &Node<'_>| node.entries().is_none() && node.as_str().is_none();
+    let list_items = root
+        .get("items")
+        .filter(|items| meta.kind.ends_with("List") && (items.is_null() || is_sequence(items)));
+    match list_items {
+        Some(items) => items
+            .items()
+            .iter()
+            .filter_map(|item| ObjectMeta::read(item).map(|meta| (item, meta)))
+            .collect(),
+        None => vec![(root, meta)],
     }
 }
 
@@ -159,6 +186,12 @@ pub fn config_data(
             let name = key
                 .as_str()
                 .ok_or_else(|| Problem::at(key, format!("{kind} keys must be strings")))?;
+            if let Err(why) = check_key(name) {
+                return Err(Problem::at(
+                    key,
+                    format!("{kind} {field} key {name:?} is not a valid key: {why}"),
+                ));
+            }
             let text = scalar(kind, field, key, value)?;
             let bytes = if is_encoded {
                 decode_base64(text).map_err(|e| {
@@ -251,10 +284,45 @@ fn scalar<'n>(
     })
 }
 
-/// Decodes base64 the way Go's decoder in the API server reads YAML block values: line breaks ignored.
+/// The longest key the API server accepts (a DNS subdomain's length).
+pub const MAX_KEY_LEN: usize = 253;
+
+/// Checks a ConfigMap or Secret key as the API server does (`IsConfigMapKey`): a file name of
+/// `[-._a-zA-Z0-9]`, at most 253 characters, neither `.` nor `..` nor starting with `..`.
+/// Keys become file names in volumes, so anything else (`../x`, `/etc/passwd`) is refused.
+pub fn check_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        Err("it is empty")
+    } else if key.len() > MAX_KEY_LEN {
+        Err("it is longer than 253 characters")
+    } else if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Err("keys are file names of letters, digits, '-', '_' and '.' only")
+    } else if key == "." || key == ".." {
+        Err("it must not be '.' or '..'")
+    } else if key.starts_with("..") {
+        Err("it must not start with '..'")
+    } else {
+        Ok(())
+    }
+}
+
+/// Go's `base64.StdEncoding`, which the API server decodes Secret `data` with: padded, but
+/// lenient about the unused bits of the last character (`aGl=` is "hi", like `aGk=`).
+const GO_STD_ENCODING: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+);
+
+/// Decodes base64 as the API server does: `\r` and `\n` are skipped (YAML block values span
+/// lines), every other byte counts, so a space or a tab is an error there and here.
 fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact)
+    let compact: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+    GO_STD_ENCODING.decode(compact)
 }
 
 #[cfg(test)]
@@ -377,6 +445,84 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("string value"), "{}", err.message);
+    }
+
+    #[test]
+    fn base64_is_decoded_as_go_decodes_it() {
+        // Checked against Go's base64.StdEncoding.DecodeString.
+        for (text, bytes) in [
+            ("aGk=", &b"hi"[..]),
+            ("aGl=", b"hi"),
+            ("aGk=\r\n", b"hi"),
+            ("aG\nk=", b"hi"),
+            ("\naGk=\n\n", b"hi"),
+            ("", b""),
+        ] {
+            assert_eq!(decode_base64(text).expect(text), bytes, "{text:?}");
+        }
+        for text in ["aGk", "aGk==", "aG k=", "aGk=\t", "aGk=aGk=", "a"] {
+            assert!(decode_base64(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn keys_are_checked_as_the_api_server_does() {
+        let long = "k".repeat(MAX_KEY_LEN);
+        for ok in ["a", "app.yaml", ".hidden", "x..y", "A-b_c.9", long.as_str()] {
+            assert_eq!(check_key(ok), Ok(()), "{ok}");
+        }
+        let too_long = "k".repeat(MAX_KEY_LEN + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "..x",
+            "../x",
+            "/x",
+            "a/b",
+            "a b",
+            "ü",
+            too_long.as_str(),
+        ] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+        let err = read(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  ../x: v\n",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!((err.pos.line, err.pos.column), (5, 3));
+        assert!(err.message.contains("not a valid key"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_list_is_its_items() {
+        let kinds = |text: &str| -> Vec<String> {
+            let docs = parse_documents(text, Limits::default()).expect("yaml");
+            objects(docs[0].as_ref().expect("doc"))
+                .iter()
+                .map(|(_, meta)| format!("{} {}", meta.kind, meta.name))
+                .collect()
+        };
+        assert_eq!(
+            kinds("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- not an object\n- {apiVersion: apps/v1, kind: Deployment, metadata: {name: b}}\n"),
+            vec!["ConfigMap a", "Deployment b"]
+        );
+        assert_eq!(
+            kinds("apiVersion: apps/v1\nkind: DeploymentList\nitems: [{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}}]\n"),
+            vec!["Deployment d"]
+        );
+        assert!(kinds("apiVersion: v1\nkind: List\nitems: null\n").is_empty());
+        // Not a list: a kind without the suffix, or `items` that is not a sequence.
+        assert_eq!(
+            kinds("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nitems: [x]\n"),
+            vec!["ConfigMap c"]
+        );
+        assert_eq!(
+            kinds("apiVersion: x.io/v1\nkind: AllowList\nmetadata: {name: l}\nitems: {a: b}\n"),
+            vec!["AllowList l"]
+        );
+        assert!(kinds("just: data\n").is_empty());
     }
 
     #[test]

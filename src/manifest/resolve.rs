@@ -12,11 +12,12 @@ use std::str::FromStr;
 
 use super::checksum::{checksum, Contribution, Selection};
 use super::edit::Edit;
-use super::index::{Item, ObjectIndex};
+use super::index::{Item, Items, ObjectIndex};
 use super::object::{ConfigKind, ConfigObject, ObjectId};
 use super::stream::{Diagnostic, DocInfo, Location, Parsed};
 use super::workload::{
     parse_object_ref, qualified, GroupKind, KindSpec, PodTemplate, Workload, WorkloadId,
+    OWN_CHECKSUM,
 };
 
 /// A `--depends KIND/NAME=KIND/NAME[,KIND/NAME…]` entry.
@@ -63,6 +64,9 @@ pub struct Rules {
     /// Annotate Jobs too, although their pod template is immutable.
     pub include_jobs: bool,
     pub depends: Vec<Depend>,
+    /// Count volumes that a known reload sidecar watches too (`--include-reloaded`); by
+    /// default they are left out, since the app gets those changes without a restart.
+    pub include_reloaded: bool,
 }
 
 /// Why a pod template was left alone.
@@ -71,8 +75,13 @@ pub enum Skip {
     Hook(String),
     Job,
     OptedOut,
-    WorkloadRef { target: String, found: bool },
+    WorkloadRef {
+        target: String,
+        found: bool,
+    },
     NothingToHash,
+    /// Everything it uses is a volume its reload sidecar applies without a restart.
+    AllReloaded,
     CannotEdit(String),
 }
 
@@ -102,6 +111,9 @@ impl fmt::Display for Skip {
             Skip::NothingToHash => {
                 f.write_str("references no ConfigMap or Secret found in the stream")
             }
+            Skip::AllReloaded => f.write_str(
+                "everything it uses is reloaded in place by its reload sidecar (reconfig/include or --include-reloaded counts it)",
+            ),
             Skip::CannotEdit(why) => write!(f, "cannot be annotated: {why}"),
         }
     }
@@ -133,6 +145,9 @@ pub struct TemplateResolution {
     /// Index into the parsed documents.
     pub doc: usize,
     pub edit: Option<Edit>,
+    /// References left out because a reload sidecar applies them in place, each saying which
+    /// and by whom (for `-v`).
+    pub reloaded: Vec<String>,
 }
 
 /// The decisions for a whole stream.
@@ -143,11 +158,14 @@ pub struct Resolution {
     pub warnings: Vec<Diagnostic>,
     /// Required references not in the stream: warnings, or errors under `--strict`.
     pub missing: Vec<Diagnostic>,
+    /// Flags that matched nothing in the stream (`--depends`, `--template-path`): a typo or a
+    /// release-prefixed name, most likely. Warnings, or errors under `--strict`.
+    pub unmatched: Vec<String>,
 }
 
 /// Resolves the checksum of every pod template of a parsed stream.
 pub fn resolve(
-    parsed: &Parsed<Item>,
+    parsed: &Parsed<Items>,
     objects: &ObjectIndex,
     rules: &Rules,
     annotation_key: &str,
@@ -158,14 +176,16 @@ pub fn resolve(
         .iter()
         .zip(&parsed.values)
         .enumerate()
-        .filter_map(|(index, (info, item))| match item {
-            Some(Item::Workload(workload)) => Some(WorkloadDoc {
-                index,
-                info,
-                id: workload.id(default_namespace),
-                workload,
-            }),
-            _ => None,
+        .flat_map(|(index, (info, items))| {
+            items.iter().flatten().filter_map(move |item| match item {
+                Item::Workload(workload) => Some(WorkloadDoc {
+                    index,
+                    info,
+                    id: workload.id(default_namespace),
+                    workload,
+                }),
+                Item::Config(_) => None,
+            })
         })
         .collect();
     let links = link_workload_refs(&workloads, rules);
@@ -176,7 +196,10 @@ pub fn resolve(
         annotation_key,
     };
 
-    let mut out = Resolution::default();
+    let mut out = Resolution {
+        unmatched: unmatched_depends(&workloads, rules),
+        ..Resolution::default()
+    };
     for (i, w) in workloads.iter().enumerate() {
         if let Some(skip) = workload_skip(w.workload, rules, links.targets.get(&i)) {
             let location = w.info.at(w.workload.pos);
@@ -193,6 +216,7 @@ pub fn resolve(
                 outcome: Outcome::Skipped(skip),
                 doc: w.index,
                 edit: None,
+                reloaded: Vec::new(),
             });
             continue;
         }
@@ -284,14 +308,35 @@ struct Wanted<'w> {
 }
 
 /// Everything a template wants, in order: its own references, then what is declared for it
-/// (annotations, `--depends`, a Rollout's forwarded dependencies); minus what is excluded.
+/// (annotations, `--depends`, a Rollout's forwarded dependencies); minus what is excluded,
+/// and minus volumes a reload sidecar applies in place (unless included), which are
+/// returned as notes saying so.
 fn wanted<'w>(
     w: &'w Workload,
     template: &'w PodTemplate,
     rules: &'w Rules,
     forwarded: &'w [(ConfigKind, String)],
-) -> Vec<Wanted<'w>> {
-    let references = template.references.iter().map(|r| Wanted {
+) -> (Vec<Wanted<'w>>, Vec<String>) {
+    let included = |kind: ConfigKind, name: &str| {
+        w.directives
+            .include
+            .iter()
+            .chain(&template.directives.include)
+            .any(|(k, n)| *k == kind && n == name)
+    };
+    let mut reloaded = Vec::new();
+    let mut kept = Vec::new();
+    for r in &template.references {
+        match &r.reloaded_by {
+            Some(sidecar) if !rules.include_reloaded && !included(r.kind, &r.name) => reloaded
+                .push(format!(
+                    "{} {} ({}) is reloaded in place by {sidecar}",
+                    r.kind, r.name, r.via
+                )),
+            _ => kept.push(r),
+        }
+    }
+    let references = kept.into_iter().map(|r| Wanted {
         kind: r.kind,
         name: r.name.as_str(),
         selection: r.selection.clone(),
@@ -320,10 +365,11 @@ fn wanted<'w>(
             .chain(&template.directives.exclude)
             .any(|(kind, name)| *kind == want.kind && name == want.name)
     };
-    references
+    let wanted = references
         .chain(declared)
         .filter(|want| !excluded(want))
-        .collect()
+        .collect();
+    (wanted, reloaded)
 }
 
 /// An object found for a template, with everything that asked for it merged.
@@ -336,7 +382,7 @@ struct Use<'p> {
 
 /// What every template's resolution needs: the stream, its index and the rules.
 struct Resolver<'p> {
-    parsed: &'p Parsed<Item>,
+    parsed: &'p Parsed<Items>,
     objects: &'p ObjectIndex,
     rules: &'p Rules,
     annotation_key: &'p str,
@@ -352,6 +398,7 @@ impl<'p> Resolver<'p> {
         forwarded: &[(ConfigKind, String)],
     ) {
         let location = w.info.at(template.pos);
+        let (wanted, reloaded) = wanted(w.workload, template, self.rules, forwarded);
         let record = |out: &mut Resolution, outcome: Outcome, edit: Option<Edit>| {
             out.templates.push(TemplateResolution {
                 workload: w.id.clone(),
@@ -360,6 +407,7 @@ impl<'p> Resolver<'p> {
                 outcome,
                 doc: w.index,
                 edit,
+                reloaded: reloaded.clone(),
             })
         };
         if template.directives.skip {
@@ -378,10 +426,14 @@ impl<'p> Resolver<'p> {
             }
         };
 
-        let wanted = wanted(w.workload, template, self.rules, forwarded);
         let used = self.look_up(wanted, &w.id, &location, &mut out.missing);
         if used.is_empty() {
-            record(out, Outcome::Skipped(Skip::NothingToHash), None);
+            let skip = if reloaded.is_empty() {
+                Skip::NothingToHash
+            } else {
+                Skip::AllReloaded
+            };
+            record(out, Outcome::Skipped(skip), None);
             return;
         }
         let (sum, uses) = summarise(&used);
@@ -394,8 +446,36 @@ impl<'p> Resolver<'p> {
                 ),
             });
         }
-        let edit = (slot.existing.as_deref() != Some(sum.as_str()))
-            .then(|| slot.edit(self.annotation_key, &sum));
+        // A value under the key that is not the checksum is someone else's (a chart's own
+        // `checksum/config`): it stays, and reconfig's checksum goes to a key of its own.
+        let (key, slot) = match (&slot.existing, &template.own_slot) {
+            (Some(existing), Some(own)) if *existing != sum => {
+                let own = match own {
+                    Ok(own) => own,
+                    Err(e) => {
+                        out.warnings.push(Diagnostic {
+                            location: location.clone(),
+                            message: format!(
+                                "{} {}: cannot be annotated: {e}",
+                                w.id, template.path
+                            ),
+                        });
+                        record(out, Outcome::Skipped(Skip::CannotEdit(e.to_string())), None);
+                        return;
+                    }
+                };
+                out.warnings.push(Diagnostic {
+                    location: location.clone(),
+                    message: format!(
+                        "{} {} already has {}, which reconfig did not compute (the chart's own hash, most likely): it is kept, and reconfig's checksum goes to {OWN_CHECKSUM}",
+                        w.id, template.path, self.annotation_key
+                    ),
+                });
+                (OWN_CHECKSUM, own)
+            }
+            _ => (self.annotation_key, slot),
+        };
+        let edit = (slot.existing.as_deref() != Some(sum.as_str())).then(|| slot.edit(key, &sum));
         record(
             out,
             Outcome::Annotate {
@@ -471,6 +551,51 @@ fn summarise(used: &[Use<'_>]) -> (String, Vec<Used>) {
         })
         .collect();
     (checksum(&contributions), uses)
+}
+
+/// The `--depends` whose workload is not in the stream, each with what the stream has of
+/// that kind, since a chart often prefixes names with the release (`rel-argo-rollouts`).
+fn unmatched_depends(workloads: &[WorkloadDoc<'_>], rules: &Rules) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, d) in rules.depends.iter().enumerate() {
+        let same = |e: &Depend| e.workload == d.workload && e.name == d.name;
+        if rules.depends[..i].iter().any(same) {
+            continue;
+        }
+        let of_kind: Vec<&WorkloadDoc<'_>> = workloads
+            .iter()
+            .filter(|w| w.workload.kind.matches(&d.workload))
+            .collect();
+        if of_kind.iter().any(|w| w.workload.name == d.name) {
+            continue;
+        }
+        let spec = match &d.workload.group {
+            Some(group) => format!("{}.{group}/{}", d.workload.kind, d.name),
+            None => format!("{}/{}", d.workload.kind, d.name),
+        };
+        let hint = if of_kind.is_empty() {
+            format!("no {} at all", d.workload.kind)
+        } else {
+            let mut names: Vec<&str> = of_kind.iter().map(|w| w.workload.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            let more = names.len().saturating_sub(5);
+            names.truncate(5);
+            format!(
+                "of that kind it has {}{}",
+                names.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        out.push(format!(
+            "--depends {spec}=…: no workload {spec} in the stream ({hint}); the dependency is not counted"
+        ));
+    }
+    out
 }
 
 fn depends_for<'r>(

@@ -17,6 +17,11 @@ pub const CONFIGMAPS: &str = "reconfig/configmaps";
 pub const SECRETS: &str = "reconfig/secrets";
 /// Annotation listing references a hot-reloading app handles itself.
 pub const EXCLUDE: &str = "reconfig/exclude";
+/// Annotation listing volumes a reload sidecar watches that should count all the same.
+pub const INCLUDE: &str = "reconfig/include";
+/// Where reconfig writes its checksum when the pod template already has a value it did not
+/// compute under the annotation key (a chart's own `checksum/config`): that value is kept.
+pub const OWN_CHECKSUM: &str = "reconfig/checksum";
 /// Helm's hook annotation: hooks run once and are not rolled.
 pub const HELM_HOOK: &str = "helm.sh/hook";
 
@@ -111,13 +116,20 @@ impl FromStr for KindSpec {
 #[derive(Debug, Clone)]
 pub struct TemplateKinds {
     entries: Vec<(GroupKind, Vec<String>)>,
+    /// The user's `--template-path`s, to tell them when one matches nothing.
+    custom: Vec<TemplatePath>,
 }
 
+/// Built-in kinds by API group; the version does not matter (`apps/v1beta1` and `apps/v1beta2`
+/// are `apps`). `extensions/v1beta1` still reaches reconfig from old charts and clusters.
 const BUILTIN: &[(&str, &str, &[&str])] = &[
     ("apps", "Deployment", &["spec.template"]),
     ("apps", "ReplicaSet", &["spec.template"]),
     ("apps", "StatefulSet", &["spec.template"]),
     ("apps", "DaemonSet", &["spec.template"]),
+    ("extensions", "Deployment", &["spec.template"]),
+    ("extensions", "ReplicaSet", &["spec.template"]),
+    ("extensions", "DaemonSet", &["spec.template"]),
     ("", "ReplicationController", &["spec.template"]),
     ("", "PodTemplate", &["template"]),
     ("batch", "Job", &["spec.template"]),
@@ -160,6 +172,7 @@ impl Default for TemplateKinds {
                     )
                 })
                 .collect(),
+            custom: Vec::new(),
         }
     }
 }
@@ -193,10 +206,19 @@ impl FromStr for TemplatePath {
     }
 }
 
+impl fmt::Display for TemplatePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.kind, self.path)
+    }
+}
+
 impl TemplateKinds {
     /// Adds user paths; a kind given by the user loses its built-in paths, so a wrong default can be corrected.
     pub fn with_custom(custom: &[TemplatePath]) -> Self {
-        let mut kinds = TemplateKinds::default();
+        let mut kinds = TemplateKinds {
+            custom: custom.to_vec(),
+            ..TemplateKinds::default()
+        };
         let mut replaced: Vec<GroupKind> = Vec::new();
         for tp in custom {
             if !replaced.contains(&tp.kind) {
@@ -209,6 +231,11 @@ impl TemplateKinds {
             }
         }
         kinds
+    }
+
+    /// The `--template-path`s the user gave.
+    pub fn custom(&self) -> &[TemplatePath] {
+        &self.custom
     }
 
     pub fn paths(&self, group: &str, kind: &str) -> Option<&[String]> {
@@ -226,6 +253,8 @@ pub struct Directives {
     /// Objects read through the API, named by annotation.
     pub declared: Vec<(ConfigKind, String)>,
     pub exclude: Vec<(ConfigKind, String)>,
+    /// Objects a reload sidecar watches that count all the same.
+    pub include: Vec<(ConfigKind, String)>,
 }
 
 impl Directives {
@@ -261,20 +290,8 @@ impl Directives {
                     .extend(names(list).map(|n| (kind, n.to_string())));
             }
         }
-        if let Some(value) = annotations.get(EXCLUDE) {
-            let list = value.as_str().ok_or_else(|| {
-                Problem::at(
-                    value,
-                    format!("`{EXCLUDE}` must be a string like configmap/NAME,secret/NAME"),
-                )
-            })?;
-            for item in names(list) {
-                d.exclude.push(
-                    parse_object_ref(item)
-                        .map_err(|e| Problem::at(value, format!("`{EXCLUDE}`: {e}")))?,
-                );
-            }
-        }
+        d.exclude = object_refs(annotations, EXCLUDE)?;
+        d.include = object_refs(annotations, INCLUDE)?;
         Ok(d)
     }
 
@@ -282,7 +299,24 @@ impl Directives {
         self.skip |= other.skip;
         self.declared.extend(other.declared);
         self.exclude.extend(other.exclude);
+        self.include.extend(other.include);
     }
+}
+
+/// Reads an annotation of `configmap/NAME,secret/NAME` items.
+fn object_refs(annotations: &Node<'_>, key: &str) -> Result<Vec<(ConfigKind, String)>, Problem> {
+    let Some(value) = annotations.get(key) else {
+        return Ok(Vec::new());
+    };
+    let list = value.as_str().ok_or_else(|| {
+        Problem::at(
+            value,
+            format!("`{key}` must be a string like configmap/NAME,secret/NAME"),
+        )
+    })?;
+    names(list)
+        .map(|item| parse_object_ref(item).map_err(|e| Problem::at(value, format!("`{key}`: {e}"))))
+        .collect()
 }
 
 fn names(list: &str) -> impl Iterator<Item = &str> {
@@ -313,6 +347,71 @@ pub struct Reference {
     /// Where it was found, for messages: `volume "config"`, `env PASSWORD of container "app"`.
     pub via: String,
     pub pos: Pos,
+    /// For a volume that a known reload sidecar mounts: that sidecar, e.g.
+    /// `container "reload" (configmap-reload)`. The app gets such a change without a restart.
+    pub reloaded_by: Option<String>,
+}
+
+/// Reload sidecars known to apply a mounted ConfigMap/Secret change without a restart, by the
+/// name of their image (its last path segment, without tag or digest) or of their program.
+const RELOAD_SIDECARS: &[&str] = &[
+    "configmap-reload",
+    "prometheus-config-reloader",
+    "k8s-sidecar",
+];
+
+/// Which known reload sidecar a container is, if any: `reconfig watch`, configmap-reload,
+/// prometheus-config-reloader or k8s-sidecar.
+pub fn reload_sidecar(container: &Node<'_>) -> Option<&'static str> {
+    let base = |s: &str| -> String {
+        let last = s.rsplit('/').next().unwrap_or(s);
+        let last = last.split('@').next().unwrap_or(last);
+        last.split(':').next().unwrap_or(last).to_string()
+    };
+    let words: Vec<&str> = ["command", "args"]
+        .iter()
+        .flat_map(|field| container.get(field).map(Node::items).unwrap_or_default())
+        .filter_map(Node::as_str)
+        .collect();
+    let image = container.get_str("image").map(base);
+    // reconfig: its image running `watch`, or a `reconfig watch` command line in any image.
+    let runs_watch = words
+        .windows(2)
+        .any(|w| base(w[0]) == "reconfig" && w[1] == "watch")
+        || (image.as_deref() == Some("reconfig") && words.first() == Some(&"watch"));
+    if runs_watch {
+        return Some("reconfig watch");
+    }
+    RELOAD_SIDECARS.iter().copied().find(|known| {
+        image.as_deref() == Some(*known) || words.first().is_some_and(|w| base(w) == *known)
+    })
+}
+
+/// Volume names mounted by reload sidecars (in `containers`, or native sidecars in
+/// `initContainers`), each with the sidecar that reloads it.
+fn reloaded_volumes(spec: &Node<'_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for list in ["initContainers", "containers"] {
+        for container in spec.get(list).map(Node::items).unwrap_or_default() {
+            let Some(which) = reload_sidecar(container) else {
+                continue;
+            };
+            let name = container.get_str("name").unwrap_or("?");
+            for mount in container
+                .get("volumeMounts")
+                .map(Node::items)
+                .unwrap_or_default()
+            {
+                if let Some(volume) = mount.get_str("name") {
+                    out.push((
+                        volume.to_string(),
+                        format!("container \"{name}\" ({which})"),
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Collects every ConfigMap and Secret reference of a pod spec.
@@ -320,9 +419,11 @@ pub struct Reference {
 /// `imagePullSecrets` and CSI secret refs are left out: they never reach the app's config.
 pub fn references(spec: &Node<'_>) -> Vec<Reference> {
     let mut refs = Vec::new();
+    let reloaded = reloaded_volumes(spec);
     for volume in spec.get("volumes").map(Node::items).unwrap_or_default() {
         let volume_name = volume.get_str("name").unwrap_or("?");
         let via = format!("volume \"{volume_name}\"");
+        let first = refs.len();
         if let Some(source) = volume.get("configMap") {
             push_volume_ref(&mut refs, source, ConfigKind::ConfigMap, "name", &via);
         }
@@ -339,6 +440,11 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
             }
             if let Some(secret) = source.get("secret") {
                 push_volume_ref(&mut refs, secret, ConfigKind::Secret, "name", &via);
+            }
+        }
+        if let Some((_, sidecar)) = reloaded.iter().find(|(v, _)| v == volume_name) {
+            for r in &mut refs[first..] {
+                r.reloaded_by = Some(sidecar.clone());
             }
         }
     }
@@ -363,6 +469,7 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
                                 optional: r.get("optional").is_some_and(Node::is_true),
                                 via: format!("envFrom of container \"{container_name}\""),
                                 pos: r.start,
+                                reloaded_by: None,
                             });
                         }
                     }
@@ -385,6 +492,7 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
                             optional: r.get("optional").is_some_and(Node::is_true),
                             via: format!("env {var} of container \"{container_name}\""),
                             pos: r.start,
+                            reloaded_by: None,
                         });
                     }
                 }
@@ -422,6 +530,7 @@ fn push_volume_ref(
         optional: source.get("optional").is_some_and(Node::is_true),
         via: via.to_string(),
         pos: source.start,
+        reloaded_by: None,
     });
 }
 
@@ -434,6 +543,10 @@ pub struct PodTemplate {
     pub references: Vec<Reference>,
     /// Where the checksum annotation goes, or why it cannot.
     pub slot: Result<Slot, SlotError>,
+    /// Where [`OWN_CHECKSUM`] goes, when the annotation key already holds a value: if that
+    /// value is not the checksum, it is someone else's and stays. `None` when the key is
+    /// absent, or is itself a `reconfig/` key (reconfig's own to replace).
+    pub own_slot: Option<Result<Slot, SlotError>>,
     pub pos: Pos,
 }
 
@@ -489,11 +602,16 @@ impl Workload {
                 continue;
             };
             let template_meta = template.get("metadata");
+            let slot = Slot::find(template, text, annotation_key);
+            let taken = matches!(&slot, Ok(s) if s.existing.is_some());
+            let own_slot = (taken && !annotation_key.starts_with("reconfig/"))
+                .then(|| Slot::find(template, text, OWN_CHECKSUM));
             templates.push(PodTemplate {
                 path: path.clone(),
                 directives: Directives::read(template_meta.and_then(|m| m.get("annotations")))?,
                 references: template.get("spec").map(references).unwrap_or_default(),
-                slot: Slot::find(template, text, annotation_key),
+                slot,
+                own_slot,
                 pos: template.start,
             });
         }
@@ -670,6 +788,98 @@ ephemeralContainers:
             let docs = parse_documents(bad, Limits::default()).expect("yaml");
             assert!(Directives::read(docs[0].as_ref()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn reload_sidecars_are_known_by_image_or_command() {
+        let which = |container: &str| {
+            let docs = parse_documents(container, Limits::default()).expect("yaml");
+            reload_sidecar(docs[0].as_ref().expect("doc"))
+        };
+        for (container, expected) in [
+            (
+                "{image: 'ghcr.io/jimmidyson/configmap-reload:v0.13.1'}",
+                Some("configmap-reload"),
+            ),
+            (
+                "{image: 'jimmidyson/configmap-reload'}",
+                Some("configmap-reload"),
+            ),
+            (
+                "{image: 'registry:5000/x/prometheus-config-reloader@sha256:ab'}",
+                Some("prometheus-config-reloader"),
+            ),
+            (
+                "{image: 'quay.io/kiwigrid/k8s-sidecar:1.27.4'}",
+                Some("k8s-sidecar"),
+            ),
+            (
+                "{image: 'ghcr.io/r/reconfig:0.1', args: [watch, --dir, /c]}",
+                Some("reconfig watch"),
+            ),
+            (
+                "{image: 'prom/prometheus', command: [/reconfig/reconfig], args: [watch]}",
+                Some("reconfig watch"),
+            ),
+            (
+                "{image: 'busybox', command: [/bin/configmap-reload]}",
+                Some("configmap-reload"),
+            ),
+            // reconfig's image running something else, and look-alikes, are not reload sidecars.
+            ("{image: 'ghcr.io/r/reconfig:0.1', args: [check, /c]}", None),
+            (
+                "{image: 'busybox', command: [cp, /usr/local/bin/reconfig, /r/reconfig]}",
+                None,
+            ),
+            ("{image: 'example.com/configmap-reloader:1'}", None),
+            ("{image: 'nginx'}", None),
+        ] {
+            assert_eq!(which(container), expected, "{container}");
+        }
+    }
+
+    #[test]
+    fn volumes_a_reload_sidecar_mounts_say_so() {
+        let r = refs(
+            "initContainers:
+  - {name: watch, image: reconfig, restartPolicy: Always, args: [watch], volumeMounts: [{name: cfg, mountPath: /c}]}
+containers:
+  - name: app
+    envFrom: [{configMapRef: {name: cm}}]
+    volumeMounts: [{name: cfg, mountPath: /c}, {name: other, mountPath: /o}]
+volumes:
+  - {name: cfg, configMap: {name: cm}}
+  - {name: other, projected: {sources: [{secret: {name: s}}]}}
+",
+        );
+        let reloaded: Vec<(&str, Option<&str>)> = r
+            .iter()
+            .map(|r| (r.via.as_str(), r.reloaded_by.as_deref()))
+            .collect();
+        assert_eq!(
+            reloaded,
+            vec![
+                (
+                    "volume \"cfg\"",
+                    Some("container \"watch\" (reconfig watch)")
+                ),
+                ("volume \"other\"", None),
+                ("envFrom of container \"app\"", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn include_is_read_like_exclude() {
+        let docs = parse_documents(
+            "reconfig/include: configmap/a, secret/b\n",
+            Limits::default(),
+        )
+        .expect("yaml");
+        let d = Directives::read(docs[0].as_ref()).expect("valid");
+        assert_eq!(d.include, vec![(CM, "a".into()), (S, "b".into())]);
+        let docs = parse_documents("reconfig/include: pod/x\n", Limits::default()).expect("yaml");
+        assert!(Directives::read(docs[0].as_ref()).is_err());
     }
 
     #[test]

@@ -41,14 +41,47 @@ impl ValidateCommand {
             .collect()
     }
 
+    /// The file names the command reads as `{dir}/NAME` (a name of `[-._a-zA-Z0-9]`, the
+    /// characters of a ConfigMap key), in order, without repeats.
+    pub fn files_named(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for arg in &self.argv {
+            for (at, _) in arg.match_indices("{dir}/") {
+                let rest = &arg[at + "{dir}/".len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+                    .unwrap_or(rest.len());
+                let name = &rest[..end];
+                if !name.is_empty() && !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names
+    }
+
     /// Runs the validator on `dir`: `None` when it exits 0, otherwise the command and its
     /// status, with its output (folded to one line; it may quote values) as the detail.
     pub async fn verdict(&self, dir: &Path) -> Option<Invalid> {
+        self.judge(dir, true).await
+    }
+
+    /// The same verdict, but a passing validator's output is not logged: it may quote values
+    /// (a Secret's) that the caller must not print.
+    pub async fn verdict_unlogged(&self, dir: &Path) -> Option<Invalid> {
+        self.judge(dir, false).await
+    }
+
+    async fn judge(&self, dir: &Path, log_output: bool) -> Option<Invalid> {
         let argv = self.argv(dir);
         let outcome = run_command(&argv, self.timeout).await;
         let output = one_line(&outcome.output);
         if outcome.success {
-            info!(output = %output, "validator passed");
+            if log_output {
+                info!(output = %output, "validator passed");
+            } else {
+                info!("validator passed");
+            }
             return None;
         }
         Some(Invalid {
@@ -84,6 +117,19 @@ mod tests {
         assert_eq!(invalid.detail.as_deref(), Some("first | second"));
 
         assert!(ValidateCommand::parse("unbalanced 'quote", Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn files_named_are_the_names_after_dir() {
+        let cmd = ValidateCommand::parse(
+            "sh -c 'test -f {dir}/a.yaml && grep x {dir}/b_2.conf {dir}/a.yaml; ls {dir}; cat {dir}/*.x'",
+            Duration::from_secs(1),
+        )
+        .expect("parse");
+        assert_eq!(cmd.files_named(), vec!["a.yaml", "b_2.conf"]);
+        let none = ValidateCommand::parse("promtool check config {dir}", Duration::from_secs(1))
+            .expect("parse");
+        assert!(none.files_named().is_empty());
         assert!(ValidateCommand::parse("  ", Duration::from_secs(1)).is_err());
     }
 
