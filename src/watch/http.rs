@@ -1,6 +1,9 @@
-//! The sidecar's HTTP face: `/healthz`, `/readyz` and `/metrics`, for probes and scrapes.
+//! The sidecar's HTTP face: `/healthz`, `/readyz`, `/status` and `/metrics`, for probes,
+//! people and scrapes.
 //!
-//! It only reads: the view of the config's state that `state` publishes, and the metrics.
+//! `/readyz` is for the readiness probe: a validated config is running. `/status` is for
+//! people and monitoring: what became of the newest version (JSON). It only reads: the view of
+//! the config's state that `state` publishes, and the metrics.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use super::metrics::Metrics;
-use super::state::View as StateView;
+use super::state::{Status, View as StateView};
+use crate::clock::rfc3339;
 
 /// Connections served at once; probes and scrapes need a handful.
 const MAX_CONNECTIONS: usize = 32;
@@ -87,6 +91,15 @@ fn respond(sources: &Sources, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     match req.uri().path() {
         "/healthz" => answer(sources.state.borrow().alive.clone()),
         "/readyz" => answer(sources.state.borrow().ready()),
+        "/status" => {
+            let body = status_json(&sources.state.borrow().status);
+            let mut response = text(StatusCode::OK, body);
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         "/metrics" => {
             let mut response = text(StatusCode::OK, sources.metrics.encode());
             if let Ok(value) = "application/openmetrics-text; version=1.0.0; charset=utf-8".parse()
@@ -99,9 +112,24 @@ fn respond(sources: &Sources, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /healthz, /readyz or /metrics\n".into(),
+            "try /healthz, /readyz, /status or /metrics\n".into(),
         ),
     }
+}
+
+/// The config status as one JSON object. Its message quotes no config value (validators'
+/// full words are in the log): this port often answers more people than may read a Secret.
+fn status_json(status: &Status) -> String {
+    let value = serde_json::json!({
+        "phase": status.phase.name(),
+        "hash": status.phase.hash(),
+        "wanted": status.wanted,
+        "applied": status.applied,
+        "ready": status.ready().is_ok(),
+        "message": status.message(false),
+        "since": rfc3339(status.since),
+    });
+    format!("{value}\n")
 }
 
 /// `200 ok`, or `503` with the reason.

@@ -45,6 +45,8 @@ pub struct Settings {
     pub resync: Duration,
     pub validator: Validator,
     pub limits: config::Limits,
+    /// A folder with no files is a config like any other, rather than one still to come.
+    pub allow_empty: bool,
     /// Publish each validated version here, in kubelet's `..data` layout.
     pub publish: Option<PathBuf>,
     pub policy: Policy,
@@ -141,6 +143,7 @@ impl Sidecar {
             actions,
             has_actions,
             metrics,
+            allow_empty: settings.allow_empty,
         });
         engine.start(settings.at_start).await;
 
