@@ -284,7 +284,7 @@ mod tests {
     use super::*;
     use crate::backoff::{Backoff, Jitter};
     use crate::reload::{self, Action, ActionResult, Policy};
-    use crate::watch::state::{Phase, View};
+    use crate::watch::state::View;
     use std::time::Duration;
     use tokio::sync::watch;
 
