@@ -120,16 +120,30 @@ fn respond(sources: &Sources, req: &Request<Incoming>) -> Response<Full<Bytes>> 
 /// The config status as one JSON object. Its message quotes no config value (validators'
 /// full words are in the log): this port often answers more people than may read a Secret.
 fn status_json(status: &Status) -> String {
-    let value = serde_json::json!({
-        "phase": status.phase.name(),
-        "hash": status.phase.hash(),
-        "wanted": status.wanted,
-        "applied": status.applied,
-        "ready": status.ready().is_ok(),
-        "message": status.message(false),
-        "since": rfc3339(status.since),
-    });
-    format!("{value}\n")
+    /// The fields in the order people read them.
+    #[derive(serde::Serialize)]
+    struct Json<'a> {
+        phase: &'static str,
+        hash: Option<&'a str>,
+        wanted: Option<&'a str>,
+        applied: Option<&'a str>,
+        ready: bool,
+        message: Option<String>,
+        since: String,
+    }
+    let json = Json {
+        phase: status.phase.name(),
+        hash: status.phase.hash(),
+        wanted: status.wanted.as_deref(),
+        applied: status.applied.as_deref(),
+        ready: status.ready().is_ok(),
+        message: status.message(false),
+        since: rfc3339(status.since),
+    };
+    match serde_json::to_string(&json) {
+        Ok(text) => format!("{text}\n"),
+        Err(e) => format!("{{\"error\":\"{e}\"}}\n"),
+    }
 }
 
 /// `200 ok`, or `503` with the reason.

@@ -88,7 +88,7 @@ impl Sidecar {
             }
         }
         if settings.policy.actions.is_empty() && settings.publish.is_none() {
-            warn!("no action and no --publish: validating only (see /readyz and /metrics)");
+            warn!("no action and no --publish: validating only (see /status and /metrics)");
         }
         Sidecar {
             settings,
