@@ -159,3 +159,32 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     *response.status_mut() = status;
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::state::Phase;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn the_status_is_one_json_object_in_reading_order() {
+        let status = Status {
+            phase: Phase::Rejected {
+                hash: "bbbbbbbbbbbbbbbb".into(),
+                why: "app.yaml:1:9: schema: at /port".into(),
+                details: "app.yaml:1:9: schema: at /port: \"hunter2\" is not a number".into(),
+            },
+            wanted: Some("aaaaaaaaaaaaaaaa".into()),
+            applied: Some("aaaaaaaaaaaaaaaa".into()),
+            since: UNIX_EPOCH + Duration::from_millis(1_500),
+        };
+        assert_eq!(
+            status_json(&status),
+            "{\"phase\":\"rejected\",\"hash\":\"bbbbbbbbbbbbbbbb\",\"wanted\":\"aaaaaaaaaaaaaaaa\",\
+             \"applied\":\"aaaaaaaaaaaaaaaa\",\"ready\":true,\"message\":\"config bbbbbbbbbbbb is \
+             invalid: app.yaml:1:9: schema: at /port; the app keeps config aaaaaaaaaaaa\",\
+             \"since\":\"1970-01-01T00:00:01.500Z\"}\n",
+            "no quoted value: that is for the log"
+        );
+    }
+}
