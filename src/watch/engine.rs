@@ -228,7 +228,6 @@ impl Engine {
     }
 
     fn unreadable(&mut self, e: ReadError) {
-        self.metrics.watcher_errors.inc();
         if e.rejects_config() {
             let why = e.to_string();
             let identity = unread_identity(&self.dirs, &why);
@@ -240,6 +239,7 @@ impl Engine {
             self.state
                 .rejected(&identity, &[Invalid::new(&why, "not forwarded")]);
         } else {
+            self.metrics.watcher_errors.inc();
             warn!("cannot read the config: {e}; keeping the last good one");
             self.state.unreadable(&e.to_string());
         }
