@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod input;
 #[cfg(feature = "kube")]

@@ -146,7 +146,12 @@ fn argo_rollouts_sidecar_restarts_the_controller_on_valid_edits_only() {
         .write(&payload(&[("trafficRouterPlugins", PLUGINS_BROKEN)]))
         .expect("write");
     sidecar.wait_log("config rejected", 1);
-    sidecar.wait_ready(503);
+    sidecar.wait_phase("rejected");
+    assert_eq!(
+        sidecar.readyz().status,
+        200,
+        "the controller keeps its config"
+    );
     assert!(
         sidecar
             .log()

@@ -285,10 +285,11 @@ fn a_webhook_that_is_down_gets_the_update_once_it_is_back() {
     assert!(carries(&calls[1], &logged_versions(r, 2)[1]));
 }
 
-/// Issue 4: "/readyz: the current config is valid and was applied". A valid config whose reload
-/// keeps failing has not been applied, so the sidecar is not ready until the app has it.
+/// Issue 4: a valid config whose reload keeps failing has not been applied. Since issue 13
+/// (item 17) that is the config status (`/status`: applying), not readiness: the app still
+/// serves the config it runs, so /readyz stays 200.
 #[test]
-fn readyz_is_not_ready_while_a_valid_config_has_not_reached_the_app() {
+fn a_valid_config_that_has_not_reached_the_app_is_applying_not_applied() {
     let mut t = WatchTest::new()
         .kubelet_volume(config(1))
         .webhook_down()
@@ -301,15 +302,18 @@ fn readyz_is_not_ready_while_a_valid_config_has_not_reached_the_app() {
         &[("action", "webhook"), ("result", "failure")],
         1.0,
     );
-    let during = t.r.readyz();
+    let during = t.r.status();
+    let ready_during = t.r.readyz();
     t.webhook_comes_back();
     t.wait_successes(1);
     t.r.wait_ready(200);
     assert_eq!(
-        during.status, 503,
-        "/readyz said {:?} while version 2 was still failing to reach the app",
-        during.body
+        during["phase"], "applying",
+        "/status said {during} while version 2 was still failing to reach the app"
     );
+    assert_ne!(during["applied"], during["wanted"], "{during}");
+    assert_eq!(ready_during.status, 200, "version 1 still runs");
+    t.r.wait_phase("applied");
 }
 
 #[test]
@@ -510,11 +514,13 @@ fn deleting_the_file_a_schema_names_is_rejected_not_forwarded() {
         r.log()
     );
     assert_eq!(r.validation_failures(), 1);
-    assert_eq!(r.readyz().status, 503);
+    assert_eq!(r.status()["phase"], "rejected");
+    assert_eq!(r.readyz().status, 200, "the app keeps its config");
 
     fs::write(&file, "port: 2\n").expect("write");
     wait_successes(hook, 1);
     r.wait_ready(200);
+    r.wait_phase("applied");
 }
 
 #[test]
@@ -531,7 +537,8 @@ fn deleting_a_file_the_validator_needs_is_rejected_and_recovers() {
     fs::remove_file(&file).expect("rm");
     let line = r.wait_log("config rejected", 1);
     assert!(line.contains("app.yaml"), "{line}");
-    assert_eq!(r.readyz().status, 503);
+    assert_eq!(r.status()["phase"], "rejected");
+    assert_eq!(r.readyz().status, 200, "the app keeps its config");
     assert_eq!(r.get("/healthz").status, 200);
 
     fs::write(&file, "port: 2\n").expect("write");
@@ -654,8 +661,14 @@ fn an_oversized_file_is_rejected_and_never_forwarded() {
     );
     assert_eq!(r.validation_failures(), 1);
     assert_eq!(r.metric("reconfig_config_valid", &[]), 0.0);
-    let body = r.wait_ready(503);
-    assert!(body.contains("app.yaml"), "{body}");
+    let status = r.wait_phase("rejected");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("app.yaml")),
+        "{status}"
+    );
+    assert_eq!(r.readyz().status, 200, "the app keeps its config");
 
     vol.write(&config(3)).expect("write");
     let calls = wait_successes(hook, 1);
@@ -721,7 +734,8 @@ fn publish_keeps_the_last_good_config() {
         .expect("write");
     r.wait_metric("reconfig_validation_failures_total", &[], 1.0);
     assert_eq!(read(), "port: 1\n");
-    assert_eq!(r.readyz().status, 503);
+    assert_eq!(r.status()["phase"], "rejected");
+    assert_eq!(r.readyz().status, 200, "the app keeps its published config");
     vol.write(&payload(&[("app.yaml", "listen: 2\n")]))
         .expect("write");
     r.wait_metric("reconfig_validation_failures_total", &[], 2.0);

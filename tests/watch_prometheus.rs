@@ -225,9 +225,15 @@ fn good_bad_good(action: &str) {
         "promtool's reason is in the log:\n{}",
         r.log()
     );
-    let ready = r.readyz();
-    assert_eq!(ready.status, 503);
-    assert!(ready.body.contains("invalid"), "{}", ready.body);
+    let status = r.status();
+    assert_eq!(status["phase"], "rejected", "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid")),
+        "{status}"
+    );
+    assert_eq!(r.readyz().status, 200, "Prometheus still serves v2");
     assert_eq!(r.metric("reconfig_config_valid", &[]), 0.0);
     assert_eq!(prom.config(), served, "Prometheus still runs v2");
     assert_eq!(prom.metric("prometheus_config_last_reload_successful"), 1.0);

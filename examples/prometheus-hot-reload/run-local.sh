@@ -42,6 +42,7 @@ update "$(good 5s)
   - job_name: broken
     scrape_interval: soon"; sleep 1
 echo "== after a bad change:  $(interval)"
+echo "   reconfig /status:    $(curl -s http://127.0.0.1:19533/status | head -c 300)"
 echo "   reconfig /readyz:    $(curl -s http://127.0.0.1:19533/readyz | head -c 200)"
 echo "   prometheus_config_last_reload_successful: $(curl -s http://127.0.0.1:19090/metrics | grep '^prometheus_config_last_reload_successful' | cut -d' ' -f2)"
 update "$(good 10s)"; sleep 1

@@ -48,7 +48,8 @@ const KUBE_API: &str = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watc
 /// Kubelet volumes are recognised by their `..data` link and react to its swap;
 /// plain folders react after a quiet period. A change is a change of content:
 /// rewrites with the same bytes do nothing. An invalid config is logged, counted
-/// and shown on /readyz, and the app keeps its last good one.
+/// and shown on /status (and in Events with --events), and the app keeps its last
+/// good one. /readyz is ready once a validated config runs.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct WatchArgs {
@@ -140,9 +141,15 @@ pub struct WatchArgs {
     #[arg(long, help_heading = "Actions")]
     pub reload_on_start: bool,
 
-    /// Address for /healthz, /readyz and /metrics; `:PORT` means every interface, port 0 picks one.
+    /// Address for /healthz, /readyz, /status and /metrics; `:PORT` means every interface, port 0 picks one.
     #[arg(long, value_name = "ADDR", default_value = ":9533")]
     pub listen: String,
+
+    /// Accept a folder with no files as a config. Without it, an empty folder is not a config
+    /// yet: the sidecar waits for files, as for a missing folder, and once a config runs, a
+    /// version with no files is rejected.
+    #[arg(long)]
+    pub allow_empty: bool,
 
     /// Largest file accepted; a bigger one is reported and not forwarded.
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
@@ -309,6 +316,7 @@ impl WatchArgs {
                 max_file_size: self.max_file_size as u64,
                 ..config::Limits::default()
             },
+            allow_empty: self.allow_empty,
             publish: self.publish.clone(),
             policy,
             at_start: if self.reload_on_start {

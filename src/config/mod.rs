@@ -83,16 +83,18 @@ pub enum ReadError {
 }
 
 impl ReadError {
-    /// Whether the config as it stands is invalid (rejected; `check` exits 1), rather than
-    /// unreadable right now (missing, I/O: `check` exits 2, `watch` waits and keeps the last good one).
+    /// Whether the config as it stands is invalid (rejected, never forwarded; `check` exits 1),
+    /// rather than unreadable right now (missing, I/O: `check` exits 2, `watch` waits and keeps
+    /// the last good one).
     pub fn rejects_config(&self) -> bool {
         match self {
             ReadError::TooLarge { .. }
+            | ReadError::TooMany(..)
             | ReadError::Collision(_)
             | ReadError::LinkOutside { .. }
             | ReadError::LinkInVolume { .. }
             | ReadError::NameNotText(_) => true,
-            ReadError::Missing(_) | ReadError::Io { .. } | ReadError::TooMany(..) => false,
+            ReadError::Missing(_) | ReadError::Io { .. } => false,
         }
     }
 }
@@ -116,7 +118,7 @@ mod tests {
             source: std::io::Error::other("x"),
         };
         assert!(!io.rejects_config());
-        assert!(!ReadError::TooMany(PathBuf::from("a"), 1).rejects_config());
+        assert!(ReadError::TooMany(PathBuf::from("a"), 1).rejects_config());
         let outside = ReadError::LinkOutside {
             link: PathBuf::from("/cfg/a"),
             target: PathBuf::from("/etc/shadow"),

@@ -35,11 +35,12 @@ use super::series::{EventBook, Occurrence, Pace, Series, Span, Write};
 use crate::backoff::Backoff;
 use crate::reload::short;
 use crate::watch::metrics::ApiResult;
-use crate::watch::state::{Note, NoteSink};
+use crate::watch::state::{Note, NoteSink, Status};
 
 /// The full content hash of the config the app runs on.
 pub const HASH_ANNOTATION: &str = "reconfig/config-hash";
-/// `applied`, `rejected` (the newest version is invalid) or `failed` (valid, but not put in place).
+/// What became of the newest version, as `/status` says: `waiting`, `applying`, `applied`,
+/// `rejected` (refused; the app keeps its config) or `failed` (valid, but not put in place).
 pub const STATUS_ANNOTATION: &str = "reconfig/config-status";
 /// Why the newest version is not running; absent when it is.
 pub const MESSAGE_ANNOTATION: &str = "reconfig/config-message";
@@ -115,9 +116,15 @@ impl NoteSink for Reporter {
                 events.wake.notify_one();
             }
         }
+    }
+
+    fn status(&self, status: &Status) {
         if let Some(annotations) = &self.annotations {
-            annotations.send_modify(|state| {
-                state.get_or_insert_with(PodState::default).apply(note);
+            let state = PodState::of(status, self.details);
+            annotations.send_if_modified(|current| {
+                let changed = current.as_ref() != Some(&state);
+                *current = Some(state);
+                changed
             });
         }
     }
@@ -486,37 +493,22 @@ pub fn without_details(note: &Note) -> Note {
     }
 }
 
-/// What the pod's annotations say, built up from notes.
+/// What the pod's annotations say: the config status, as `/status` says it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodState {
     /// The config the app runs on, once there is one.
     pub hash: Option<String>,
     pub status: &'static str,
+    /// Why the newest version is not running; quoting validators in full only with `details`.
     pub message: Option<String>,
 }
 
 impl PodState {
-    pub fn apply(&mut self, note: &Note) {
-        match note {
-            Note::Started { hash } | Note::Applied { hash, .. } => {
-                self.hash = Some(hash.clone());
-                self.status = "applied";
-                self.message = None;
-            }
-            Note::Rejected { hash, reason, .. } => {
-                self.status = "rejected";
-                self.message = Some(truncate(
-                    &format!("config {}: {reason}", short(hash)),
-                    NOTE_LIMIT,
-                ));
-            }
-            Note::Failed { hash, reason } => {
-                self.status = "failed";
-                self.message = Some(truncate(
-                    &format!("config {}: {reason}", short(hash)),
-                    NOTE_LIMIT,
-                ));
-            }
+    pub fn of(status: &Status, details: bool) -> Self {
+        PodState {
+            hash: status.applied.clone(),
+            status: status.phase.name(),
+            message: status.message(details).map(|m| truncate(&m, NOTE_LIMIT)),
         }
     }
 
@@ -643,6 +635,7 @@ fn truncate(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watch::state::Phase;
 
     fn pod() -> PodRef {
         PodRef {
@@ -752,6 +745,23 @@ mod tests {
         assert_eq!(event_name("web", 0xab), "web.00000000000000ab");
     }
 
+    fn status(phase: Phase, applied: Option<&str>) -> Status {
+        Status {
+            phase,
+            wanted: applied.map(str::to_string),
+            applied: applied.map(str::to_string),
+            since: std::time::SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn rejected_phase() -> Phase {
+        Phase::Rejected {
+            hash: "1234567890abcdef".into(),
+            why: "app.yaml:2:11: schema: at /password".into(),
+            details: "app.yaml:2:11: schema: at /password: \"hunter2\" is not a number".into(),
+        }
+    }
+
     #[test]
     fn an_event_for_several_versions_carries_their_series() {
         let what = occurrence(&rejected()).expect("news");
@@ -779,19 +789,18 @@ mod tests {
     }
 
     #[test]
-    fn annotations_follow_the_newest_note() {
-        let mut state = PodState::default();
-        state.apply(&Note::Started { hash: "h0".into() });
+    fn annotations_say_the_config_status() {
+        let applied = status(Phase::Applied { hash: "h0".into() }, Some("h0"));
         assert_eq!(
-            state.patch(),
+            PodState::of(&applied, false).patch(),
             json!({"metadata": {"annotations": {
                 "reconfig/config-hash": "h0",
                 "reconfig/config-status": "applied",
                 "reconfig/config-message": null,
             }}})
         );
-        state.apply(&rejected());
-        let patch = state.patch();
+        let rejected = status(rejected_phase(), Some("h0"));
+        let patch = PodState::of(&rejected, false).patch();
         let annotations = &patch["metadata"]["annotations"];
         assert_eq!(
             annotations["reconfig/config-hash"], "h0",
@@ -800,26 +809,35 @@ mod tests {
         assert_eq!(annotations["reconfig/config-status"], "rejected");
         assert_eq!(
             annotations["reconfig/config-message"],
-            "config 1234567890ab: nginx.conf line 3: unexpected \"}\""
+            "config 1234567890ab is invalid: app.yaml:2:11: schema: at /password; the app keeps config h0"
         );
-        state.apply(&Note::Applied {
-            hash: "h1".into(),
-            detail: "published".into(),
-        });
+        let detailed = PodState::of(&rejected, true);
+        assert!(
+            detailed
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("hunter2")),
+            "--report-details: {detailed:?}"
+        );
+        let applying = status(Phase::Applying { hash: "h1".into() }, Some("h0"));
+        let state = PodState::of(&applying, false);
         assert_eq!(
-            state.patch()["metadata"]["annotations"]["reconfig/config-hash"],
-            "h1"
+            (state.hash.as_deref(), state.status),
+            (Some("h0"), "applying")
         );
-        assert_eq!(state.message, None);
+        assert_eq!(
+            state.message.as_deref(),
+            Some("config h1 is valid but not yet applied")
+        );
     }
 
     #[test]
     fn a_first_config_that_is_invalid_names_no_hash() {
-        let mut state = PodState::default();
-        state.apply(&rejected());
+        let state = PodState::of(&status(rejected_phase(), None), false);
         assert_eq!(
             state.patch()["metadata"]["annotations"]["reconfig/config-hash"],
             Value::Null
         );
+        assert_eq!(state.status, "rejected");
     }
 }

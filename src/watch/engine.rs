@@ -2,17 +2,21 @@
 //!
 //! The engine remembers only what it needs to skip work (the content it judged last); what an
 //! evaluation means for readiness, metrics and reports is up to the [`ConfigState`] it drives.
+//! A version is forwarded or it is rejected: content that cannot be read whole (over a limit,
+//! two folders with one file name) is a rejection too, under an identity of its own, and a
+//! folder with no files is no config at all (unless `--allow-empty`).
 //! Action outcomes come back through the same engine, so every transition happens on the event
 //! loop, in the order things happened.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use tracing::{debug, error, info, warn};
 
 use super::metrics::Metrics;
 use super::publish::Publisher;
-use super::state::ConfigState;
+use super::state::{ConfigState, Progress};
 use crate::config::{self, read::Snapshot, ReadError};
 use crate::reload::{short, ActionOutcome, Actions, Version};
 use crate::validate::{Invalid, Validator};
@@ -43,6 +47,8 @@ pub struct Parts {
     pub actions: Actions,
     pub has_actions: bool,
     pub metrics: Arc<Metrics>,
+    /// A folder with no files is a config (`--allow-empty`), not one still to come.
+    pub allow_empty: bool,
 }
 
 /// The read → validate → publish → act pipeline and what it remembers between runs.
@@ -55,7 +61,9 @@ pub struct Engine {
     actions: Actions,
     has_actions: bool,
     metrics: Arc<Metrics>,
-    /// Hash of the newest content judged, valid or not: the same bytes are not judged twice.
+    allow_empty: bool,
+    /// Hash of the newest content judged, valid or not (or the identity of content that could
+    /// not be read whole): the same bytes are not judged twice.
     seen: Option<String>,
 }
 
@@ -70,6 +78,7 @@ impl Engine {
             actions: parts.actions,
             has_actions: parts.has_actions,
             metrics: parts.metrics,
+            allow_empty: parts.allow_empty,
             seen: None,
         }
     }
@@ -132,6 +141,19 @@ impl Engine {
             return;
         }
         self.seen = Some(hash.clone());
+        let empty = if self.allow_empty {
+            None
+        } else {
+            empty_folder(&self.dirs, &snapshot).map(Path::to_path_buf)
+        };
+        if let (Some(dir), false) = (&empty, self.state.has_config()) {
+            let why = format!(
+                "{} holds no files yet; waiting for a config (--allow-empty accepts an empty one)",
+                dir.display()
+            );
+            info!("{why}");
+            return self.state.no_files(why);
+        }
 
         let problems = self.validator.check_files(&snapshot.files);
         if !problems.is_empty() {
@@ -161,15 +183,32 @@ impl Engine {
                 return self.state.rejected(&hash, &[problem]);
             }
         }
+        if let Some(dir) = empty {
+            if let (Some(p), Some(stage)) = (&self.publisher, stage) {
+                p.discard(stage);
+            }
+            let problem = Invalid::new(
+                &dir.display().to_string(),
+                "holds no files; not forwarded (--allow-empty forwards an empty folder)",
+            );
+            return self.state.rejected(&hash, &[problem]);
+        }
         if let (Some(p), Some(stage)) = (&self.publisher, stage) {
             if let Err(e) = p.commit(stage) {
                 return self.publish_failed(&hash, &e.to_string());
             }
             info!(hash = %short(&hash), "published");
         }
-        if self.state.wanted() == Some(hash.as_str()) {
-            info!(hash = %short(&hash), "config is valid and already running; nothing to do");
-            return self.state.valid_and_wanted(&hash);
+        match self.state.progress(&hash) {
+            Progress::Running => {
+                info!(hash = %short(&hash), "config is valid and already running; nothing to do");
+                return self.state.already_running(&hash);
+            }
+            Progress::InFlight => {
+                info!(hash = %short(&hash), "config is valid and its actions are still at work; waiting for them");
+                return self.state.still_applying(&hash);
+            }
+            Progress::New => {}
         }
         let files = snapshot.files.len();
         match on_valid {
@@ -194,11 +233,18 @@ impl Engine {
     }
 
     fn unreadable(&mut self, e: ReadError) {
-        self.metrics.watcher_errors.inc();
         if e.rejects_config() {
+            let why = e.to_string();
+            let identity = unread_identity(&self.dirs, &why);
+            if self.seen.as_deref() == Some(identity.as_str()) {
+                debug!(hash = %short(&identity), "still not forwarded: {why}");
+                return;
+            }
+            self.seen = Some(identity.clone());
             self.state
-                .unforwardable(Invalid::new(&e.to_string(), "not forwarded"));
+                .rejected(&identity, &[Invalid::new(&why, "not forwarded")]);
         } else {
+            self.metrics.watcher_errors.inc();
             warn!("cannot read the config: {e}; keeping the last good one");
             self.state.unreadable(&e.to_string());
         }
@@ -213,12 +259,37 @@ impl Engine {
     }
 }
 
+/// The first watched folder that holds no file, if any (a single-file `--dir` always holds one).
+fn empty_folder<'a>(dirs: &'a [PathBuf], snapshot: &Snapshot) -> Option<&'a Path> {
+    dirs.iter()
+        .find(|dir| {
+            !snapshot
+                .files
+                .iter()
+                .any(|file| Path::new(&file.path).starts_with(dir))
+        })
+        .map(PathBuf::as_path)
+}
+
+/// The identity of a version that could not be read whole, in place of its content hash: the
+/// same problem in the same folders is the same version (judged once), a different one is new.
+fn unread_identity(dirs: &[PathBuf], why: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"reconfig-unread-v1\n");
+    for dir in dirs {
+        hasher.update(dir.as_os_str().as_encoded_bytes());
+        hasher.update([0]);
+    }
+    hasher.update(why.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backoff::{Backoff, Jitter};
     use crate::reload::{self, Action, ActionResult, Policy};
-    use crate::watch::state::{Phase, View};
+    use crate::watch::state::View;
     use std::time::Duration;
     use tokio::sync::watch;
 
@@ -245,18 +316,95 @@ mod tests {
             actions: reload::spawn(policy, metrics.actions.clone()),
             has_actions,
             metrics: metrics.clone(),
+            allow_empty: false,
         });
         (engine, view, metrics)
     }
 
     fn phase_name(engine: &Engine) -> &'static str {
-        match engine.state.phase() {
-            Phase::Waiting { .. } => "waiting",
-            Phase::Applying { .. } => "applying",
-            Phase::Applied { .. } => "applied",
-            Phase::Rejected { .. } => "rejected",
-            Phase::Failed { .. } => "failed",
-        }
+        engine.state.phase().name()
+    }
+
+    async fn settle_next(engine: &mut Engine) {
+        let outcome = tokio::time::timeout(Duration::from_secs(5), engine.next_outcome())
+            .await
+            .expect("an outcome")
+            .expect("the action task runs");
+        engine.settle(outcome);
+    }
+
+    /// Issue 13, item 1: a version whose actions gave up, reverted to after an invalid one, goes
+    /// to the actions again; it is not "already running".
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_revert_to_a_version_that_gave_up_is_a_new_attempt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("app.yaml");
+        std::fs::write(&file, "a: 1\n").expect("write");
+        let exec = Action::Exec {
+            argv: vec!["false".into()],
+            timeout: Duration::from_secs(5),
+        };
+        let (mut engine, _, _) = engine(dir.path(), vec![exec]);
+        engine.start(AtStart::Record).await;
+        std::fs::write(&file, "a: 2\n").expect("write");
+        engine.evaluate().await;
+        settle_next(&mut engine).await;
+        assert_eq!(phase_name(&engine), "failed");
+        let failed = engine.state.wanted().map(str::to_string);
+
+        std::fs::write(&file, "a: [\n").expect("write");
+        engine.evaluate().await;
+        assert_eq!(phase_name(&engine), "rejected");
+        std::fs::write(&file, "a: 2\n").expect("write");
+        engine.evaluate().await;
+        assert_eq!(phase_name(&engine), "applying", "a new attempt");
+        assert_eq!(engine.state.wanted().map(str::to_string), failed);
+        settle_next(&mut engine).await;
+        assert_eq!(phase_name(&engine), "failed");
+    }
+
+    /// Issue 13, item 4: an empty folder is no config yet; once one runs, emptying is a rejection.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_empty_folder_is_waited_for_and_emptying_it_later_is_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut engine, view, metrics) = engine(dir.path(), Vec::new());
+        engine.start(AtStart::Record).await;
+        assert_eq!(phase_name(&engine), "waiting");
+        let why = view.borrow().ready().expect_err("not ready");
+        assert!(why.contains("holds no files yet"), "{why}");
+
+        let file = dir.path().join("app.yaml");
+        std::fs::write(&file, "a: 1\n").expect("write");
+        engine.evaluate().await;
+        assert_eq!(phase_name(&engine), "applied");
+        std::fs::remove_file(&file).expect("rm");
+        engine.evaluate().await;
+        assert_eq!(phase_name(&engine), "rejected");
+        assert_eq!(metrics.validation_failures.get(), 1);
+        engine.evaluate().await;
+        assert_eq!(metrics.validation_failures.get(), 1, "judged once");
+    }
+
+    #[test]
+    fn an_unread_version_has_a_stable_identity_of_its_own() {
+        let dirs = [PathBuf::from("/config")];
+        let a = unread_identity(&dirs, "/config holds more than 10000 files");
+        assert_eq!(a.len(), 64);
+        assert_eq!(
+            a,
+            unread_identity(&dirs, "/config holds more than 10000 files")
+        );
+        assert_ne!(
+            a,
+            unread_identity(&dirs, "/config/big is 9 bytes, over the 8-byte limit")
+        );
+        assert_ne!(
+            a,
+            unread_identity(
+                &[PathBuf::from("/other")],
+                "/config holds more than 10000 files"
+            )
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -275,7 +423,7 @@ mod tests {
         std::fs::write(dir.path().join("app.yaml"), "a: 2\n").expect("write");
         engine.evaluate().await;
         assert_eq!(phase_name(&engine), "applying");
-        assert!(view.borrow().ready().is_err());
+        assert_eq!(view.borrow().ready(), Ok(()), "the first config still runs");
         assert_eq!(engine.state.applied().map(str::to_string), first);
         let outcome = tokio::time::timeout(Duration::from_secs(5), engine.next_outcome())
             .await
@@ -319,7 +467,12 @@ mod tests {
         std::fs::write(dir.path().join("app.yaml"), "a: [\n").expect("write");
         engine.evaluate().await;
         assert_eq!(phase_name(&engine), "rejected");
-        assert!(view.borrow().ready().is_err());
+        assert_eq!(view.borrow().status.phase.name(), "rejected");
+        assert_eq!(
+            view.borrow().ready(),
+            Ok(()),
+            "the app runs a validated config"
+        );
         assert_eq!(
             engine.state.applied().map(str::to_string),
             wanted,

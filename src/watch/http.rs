@@ -1,6 +1,9 @@
-//! The sidecar's HTTP face: `/healthz`, `/readyz` and `/metrics`, for probes and scrapes.
+//! The sidecar's HTTP face: `/healthz`, `/readyz`, `/status` and `/metrics`, for probes,
+//! people and scrapes.
 //!
-//! It only reads: the view of the config's state that `state` publishes, and the metrics.
+//! `/readyz` is for the readiness probe: a validated config is running. `/status` is for
+//! people and monitoring: what became of the newest version (JSON). It only reads: the view of
+//! the config's state that `state` publishes, and the metrics.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use super::metrics::Metrics;
-use super::state::View as StateView;
+use super::state::{Status, View as StateView};
+use crate::clock::rfc3339;
 
 /// Connections served at once; probes and scrapes need a handful.
 const MAX_CONNECTIONS: usize = 32;
@@ -87,6 +91,15 @@ fn respond(sources: &Sources, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     match req.uri().path() {
         "/healthz" => answer(sources.state.borrow().alive.clone()),
         "/readyz" => answer(sources.state.borrow().ready()),
+        "/status" => {
+            let body = status_json(&sources.state.borrow().status);
+            let mut response = text(StatusCode::OK, body);
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         "/metrics" => {
             let mut response = text(StatusCode::OK, sources.metrics.encode());
             if let Ok(value) = "application/openmetrics-text; version=1.0.0; charset=utf-8".parse()
@@ -99,8 +112,37 @@ fn respond(sources: &Sources, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /healthz, /readyz or /metrics\n".into(),
+            "try /healthz, /readyz, /status or /metrics\n".into(),
         ),
+    }
+}
+
+/// The config status as one JSON object. Its message quotes no config value (validators'
+/// full words are in the log): this port often answers more people than may read a Secret.
+fn status_json(status: &Status) -> String {
+    /// The fields in the order people read them.
+    #[derive(serde::Serialize)]
+    struct Json<'a> {
+        phase: &'static str,
+        hash: Option<&'a str>,
+        wanted: Option<&'a str>,
+        applied: Option<&'a str>,
+        ready: bool,
+        message: Option<String>,
+        since: String,
+    }
+    let json = Json {
+        phase: status.phase.name(),
+        hash: status.phase.hash(),
+        wanted: status.wanted.as_deref(),
+        applied: status.applied.as_deref(),
+        ready: status.ready().is_ok(),
+        message: status.message(false),
+        since: rfc3339(status.since),
+    };
+    match serde_json::to_string(&json) {
+        Ok(text) => format!("{text}\n"),
+        Err(e) => format!("{{\"error\":\"{e}\"}}\n"),
     }
 }
 
@@ -116,4 +158,33 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::state::Phase;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn the_status_is_one_json_object_in_reading_order() {
+        let status = Status {
+            phase: Phase::Rejected {
+                hash: "bbbbbbbbbbbbbbbb".into(),
+                why: "app.yaml:1:9: schema: at /port".into(),
+                details: "app.yaml:1:9: schema: at /port: \"hunter2\" is not a number".into(),
+            },
+            wanted: Some("aaaaaaaaaaaaaaaa".into()),
+            applied: Some("aaaaaaaaaaaaaaaa".into()),
+            since: UNIX_EPOCH + Duration::from_millis(1_500),
+        };
+        assert_eq!(
+            status_json(&status),
+            "{\"phase\":\"rejected\",\"hash\":\"bbbbbbbbbbbbbbbb\",\"wanted\":\"aaaaaaaaaaaaaaaa\",\
+             \"applied\":\"aaaaaaaaaaaaaaaa\",\"ready\":true,\"message\":\"config bbbbbbbbbbbb is \
+             invalid: app.yaml:1:9: schema: at /port; the app keeps config aaaaaaaaaaaa\",\
+             \"since\":\"1970-01-01T00:00:01.500Z\"}\n",
+            "no quoted value: that is for the log"
+        );
+    }
 }

@@ -27,6 +27,12 @@ pub struct HashLabel {
     pub hash: String,
 }
 
+/// Labels of `reconfig_config_status`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
 /// Everything `/metrics` reports.
 pub struct Metrics {
     registry: Registry,
@@ -36,6 +42,8 @@ pub struct Metrics {
     pub last_success: Gauge<f64, AtomicU64>,
     pub config_info: Family<HashLabel, Gauge>,
     pub config_valid: Gauge,
+    /// 1 for the phase of the newest version, 0 for the others; set only by `state`.
+    config_status: Family<StatusLabel, Gauge>,
     pub watcher_errors: Counter,
     pub api_requests: Family<ApiResult, Counter>,
     current_hash: Mutex<Option<String>>,
@@ -49,6 +57,7 @@ impl Default for Metrics {
         let last_success = Gauge::<f64, AtomicU64>::default();
         let config_info = Family::<HashLabel, Gauge>::default();
         let config_valid = Gauge::default();
+        let config_status = Family::<StatusLabel, Gauge>::default();
         let watcher_errors = Counter::default();
         registry.register(
             "reloads",
@@ -57,7 +66,7 @@ impl Default for Metrics {
         );
         registry.register(
             "validation_failures",
-            "Config versions rejected by validation",
+            "Config versions rejected: refused by validation, or not readable whole (not forwarded)",
             validation_failures.clone(),
         );
         registry.register(
@@ -74,6 +83,11 @@ impl Default for Metrics {
             "config_valid",
             "Whether the newest config seen is valid (1) or not (0)",
             config_valid.clone(),
+        );
+        registry.register(
+            "config_status",
+            "What became of the newest config version: 1 for its status (waiting, applying, applied, rejected, failed), 0 for the others",
+            config_status.clone(),
         );
         registry.register(
             "watcher_errors",
@@ -98,6 +112,7 @@ impl Default for Metrics {
             last_success,
             config_info,
             config_valid,
+            config_status,
             watcher_errors,
             api_requests,
             current_hash: Mutex::new(None),
@@ -126,6 +141,17 @@ impl Metrics {
             })
             .set(1);
         *current = Some(hash.to_string());
+    }
+
+    /// Sets `reconfig_config_status`: 1 for `current`, 0 for every other of `all`.
+    pub fn status(&self, all: &[&str], current: &str) {
+        for status in all {
+            self.config_status
+                .get_or_create(&StatusLabel {
+                    status: (*status).to_string(),
+                })
+                .set(i64::from(*status == current));
+        }
     }
 
     /// The OpenMetrics text `/metrics` serves.

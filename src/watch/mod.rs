@@ -45,6 +45,8 @@ pub struct Settings {
     pub resync: Duration,
     pub validator: Validator,
     pub limits: config::Limits,
+    /// A folder with no files is a config like any other, rather than one still to come.
+    pub allow_empty: bool,
     /// Publish each validated version here, in kubelet's `..data` layout.
     pub publish: Option<PathBuf>,
     pub policy: Policy,
@@ -86,7 +88,7 @@ impl Sidecar {
             }
         }
         if settings.policy.actions.is_empty() && settings.publish.is_none() {
-            warn!("no action and no --publish: validating only (see /readyz and /metrics)");
+            warn!("no action and no --publish: validating only (see /status and /metrics)");
         }
         Sidecar {
             settings,
@@ -141,6 +143,7 @@ impl Sidecar {
             actions,
             has_actions,
             metrics,
+            allow_empty: settings.allow_empty,
         });
         // Listening before the first evaluation: a validator running then is stopped too.
         let mut shutdown = Shutdown::listen()?;

@@ -1,12 +1,25 @@
 //! The config's state and its transitions: which version is wanted, which one the app runs,
 //! and what became of the newest one.
 //!
-//! Readiness, the `reconfig_config_info` and `reconfig_config_valid` metrics and every [`Note`]
-//! for the reporters (Kubernetes Events, pod annotations) are derived here, by the transition
-//! that changes them, so they change together. The event loop owns the one [`ConfigState`];
-//! `/readyz` and `/healthz` read the [`View`] it publishes after every transition.
+//! Two questions are answered here, and kept apart. Readiness (`/readyz`): is a validated
+//! config running, so that the pod can serve? It fails only before the first one. The config
+//! status (`/status`, `reconfig_config_status`, pod annotations): what became of the newest
+//! version: waiting, applying, applied, rejected or failed. A rejected edit is news for
+//! monitoring, not a reason to take the pod out of its Service: the app still serves its last
+//! good config.
+//!
+//! "Applied" means an action for that exact hash succeeded, or it was published (or only
+//! validated) with no action to run, or it is the config the app started with. The version
+//! handed to the actions (`wanted`) and the one they succeeded for (`applied`) are tracked
+//! apart, so a revert to a version that never reached the app is a new attempt.
+//!
+//! Every output is derived here, by the transition that changes it, so they change together:
+//! the [`View`] the HTTP endpoints read, the `reconfig_config_info`, `reconfig_config_valid`
+//! and `reconfig_config_status` metrics, and what the reporters get (a [`Note`] per thing
+//! that happened, for Events; the [`Status`] after each change, for pod annotations).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 use tracing::error;
@@ -18,29 +31,98 @@ use crate::validate::Invalid;
 /// What became of the newest config version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
-    /// No valid config yet: none read, or none readable.
+    /// No version to judge: none read yet, the folders are unreadable, or hold no files.
     Waiting { why: String },
     /// Valid (and published); its actions have not succeeded yet.
     Applying { hash: String },
     /// Valid and in place.
     Applied { hash: String },
-    /// Validation refused it; the app keeps its last good config.
-    Rejected { hash: String, why: String },
+    /// Refused (by validation, or not readable whole); the app keeps its last good config.
+    Rejected {
+        hash: String,
+        /// Where and what, quoting no value from the config.
+        why: String,
+        /// Everything the validators said, config values included.
+        details: String,
+    },
     /// Valid, but it could not be put in place: publishing failed, or the actions gave up.
     Failed { hash: String, why: String },
 }
 
 impl Phase {
-    /// What `/readyz` answers: ready only when the newest version is in place.
-    pub fn readiness(&self) -> Result<(), String> {
+    /// Every phase's name, as `/status`, metrics and annotations spell it.
+    pub const NAMES: [&'static str; 5] = ["waiting", "applying", "applied", "rejected", "failed"];
+
+    pub fn name(&self) -> &'static str {
         match self {
-            Phase::Applied { .. } => Ok(()),
-            Phase::Applying { hash } => Err(format!(
+            Phase::Waiting { .. } => "waiting",
+            Phase::Applying { .. } => "applying",
+            Phase::Applied { .. } => "applied",
+            Phase::Rejected { .. } => "rejected",
+            Phase::Failed { .. } => "failed",
+        }
+    }
+
+    /// The version this phase is about: the newest one seen.
+    pub fn hash(&self) -> Option<&str> {
+        match self {
+            Phase::Waiting { .. } => None,
+            Phase::Applying { hash }
+            | Phase::Applied { hash }
+            | Phase::Rejected { hash, .. }
+            | Phase::Failed { hash, .. } => Some(hash),
+        }
+    }
+}
+
+/// The config status: what became of the newest version, and which version the app runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub phase: Phase,
+    /// The newest valid version: handed to the actions, or in place without any.
+    pub wanted: Option<String>,
+    /// The version the app runs on: an action for it succeeded, it was published with no
+    /// action to run, or it was found at start. `reconfig_config_info` names it.
+    pub applied: Option<String>,
+    /// When the phase last changed.
+    pub since: SystemTime,
+}
+
+impl Status {
+    /// Readiness: `Ok` once a validated config is running; before that, why not.
+    pub fn ready(&self) -> Result<(), String> {
+        if self.applied.is_some() {
+            return Ok(());
+        }
+        Err(self
+            .message(false)
+            .unwrap_or_else(|| "no validated config yet".to_string()))
+    }
+
+    /// Why the newest version is not running; `None` when it is. With `details`, a rejection
+    /// quotes the validators in full (they may quote config values).
+    pub fn message(&self, details: bool) -> Option<String> {
+        match &self.phase {
+            Phase::Applied { .. } => None,
+            Phase::Waiting { why } | Phase::Failed { why, .. } => Some(why.clone()),
+            Phase::Applying { hash } => Some(format!(
                 "config {} is valid but not yet applied",
                 short(hash)
             )),
-            Phase::Waiting { why } | Phase::Rejected { why, .. } | Phase::Failed { why, .. } => {
-                Err(why.clone())
+            Phase::Rejected {
+                hash,
+                why,
+                details: all,
+            } => {
+                let said = if details { all } else { why };
+                let keeping = match &self.applied {
+                    Some(h) => format!("the app keeps config {}", short(h)),
+                    None => "no valid config yet".to_string(),
+                };
+                Some(format!(
+                    "config {} is invalid: {said}; {keeping}",
+                    short(hash)
+                ))
             }
         }
     }
@@ -49,28 +131,26 @@ impl Phase {
 /// The state as the HTTP endpoints see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
-    pub phase: Phase,
-    /// The version `reconfig_config_info` shows.
-    pub applied: Option<String>,
+    pub status: Status,
     /// The watcher is running (missing folders make it degraded, not dead).
     pub alive: Result<(), String>,
 }
 
 impl View {
-    /// What `/readyz` answers: `Ok` when the newest config is valid and applied; otherwise why not.
+    /// What `/readyz` answers: see [`Status::ready`].
     pub fn ready(&self) -> Result<(), String> {
-        self.phase.readiness()
+        self.status.ready()
     }
 }
 
-/// What happened to a config version, for reporters beyond logs and metrics (Kubernetes Events, pod annotations).
+/// What happened to a config version, for reporters beyond logs and metrics (Kubernetes Events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
     /// The config found at start is valid; nothing was done with it.
     Started { hash: String },
-    /// A changed config is valid and in place: its actions succeeded, or it was published.
+    /// A version is in place: its actions succeeded, or it was published.
     Applied { hash: String, detail: String },
-    /// Validation refused this version; the app keeps its last good one.
+    /// This version is refused; the app keeps its last good one.
     Rejected {
         hash: String,
         /// Everything the validators said, config values included.
@@ -82,30 +162,37 @@ pub enum Note {
     Failed { hash: String, reason: String },
 }
 
-/// Receives every [`Note`]; it must not block, since notes come from the event loop.
+/// Receives every [`Note`] and each new [`Status`]; it must not block, since both come from
+/// the event loop.
 pub trait NoteSink: Send + Sync {
     fn note(&self, note: &Note);
+
+    /// The config status changed (pod annotations follow it).
+    fn status(&self, _status: &Status) {}
 }
 
-/// The verdict on the content judged last, which a read that works again restores.
-#[derive(Debug, Clone)]
-struct Verdict {
-    hash: String,
-    /// `Err` holds the rejection's readiness message.
-    valid: Result<(), String>,
+/// Where a valid version stands with the actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// It is the one handed over last and its actions succeeded: nothing to do.
+    Running,
+    /// It is the one handed over last and the actions are still at it.
+    InFlight,
+    /// Anything else (never handed over, superseded, given up): it needs an attempt.
+    New,
 }
 
 /// The config's state machine; see the module documentation.
 pub struct ConfigState {
     phase: Phase,
-    /// The version an action succeeded for, or that was published or found at start: the one
-    /// `reconfig_config_info` shows.
+    since: SystemTime,
     applied: Option<String>,
-    /// The newest valid version: handed to the actions, or applied without any.
     wanted: Option<String>,
-    verdict: Option<Verdict>,
-    /// A read failed since `verdict` was given; reading the same content again restores it.
-    degraded: bool,
+    /// The action task is working on `wanted`: it has sent no outcome for it yet.
+    in_flight: bool,
+    /// The phase (and its time) a failed read replaced; reading the same content again
+    /// restores it.
+    before_unreadable: Option<(Phase, SystemTime)>,
     alive: Result<(), String>,
     view: watch::Sender<View>,
     metrics: Arc<Metrics>,
@@ -118,25 +205,33 @@ impl ConfigState {
         let phase = Phase::Waiting {
             why: "no validated config yet".into(),
         };
+        let since = SystemTime::now();
         let (view, _) = watch::channel(View {
-            phase: phase.clone(),
-            applied: None,
+            status: Status {
+                phase: phase.clone(),
+                wanted: None,
+                applied: None,
+                since,
+            },
             alive: Ok(()),
         });
-        ConfigState {
+        let state = ConfigState {
             phase,
+            since,
             applied: None,
             wanted: None,
-            verdict: None,
-            degraded: false,
+            in_flight: false,
+            before_unreadable: None,
             alive: Ok(()),
             view,
             metrics,
             sink,
-        }
+        };
+        state.publish();
+        state
     }
 
-    /// What `/readyz` and `/healthz` read; it follows every transition.
+    /// What `/readyz`, `/status` and `/healthz` read; it follows every transition.
     pub fn view(&self) -> watch::Receiver<View> {
         self.view.subscribe()
     }
@@ -150,15 +245,33 @@ impl ConfigState {
         self.wanted.as_deref()
     }
 
-    /// The version `reconfig_config_info` shows.
+    /// The version the app runs on, which `reconfig_config_info` shows.
     pub fn applied(&self) -> Option<&str> {
         self.applied.as_deref()
     }
 
+    /// Whether some config was ever valid: without one, there is nothing to keep.
+    pub fn has_config(&self) -> bool {
+        self.wanted.is_some() || self.applied.is_some()
+    }
+
+    /// Where a valid version stands with the actions.
+    pub fn progress(&self, hash: &str) -> Progress {
+        if self.wanted.as_deref() != Some(hash) {
+            Progress::New
+        } else if self.in_flight {
+            Progress::InFlight
+        } else if self.applied.as_deref() == Some(hash) {
+            Progress::Running
+        } else {
+            Progress::New
+        }
+    }
+
     /// The config found at start is valid; the app starts with it, so nothing is done.
     pub fn started(&mut self, hash: &str) {
-        self.valid(hash);
-        self.wanted = Some(hash.to_string());
+        self.valid();
+        self.hand_over(hash, false);
         self.now_running(hash);
         self.set(Phase::Applied {
             hash: hash.to_string(),
@@ -170,8 +283,8 @@ impl ConfigState {
 
     /// A valid version is in place without any action: it was published, or only validated.
     pub fn applied_without_actions(&mut self, hash: &str, detail: String) {
-        self.valid(hash);
-        self.wanted = Some(hash.to_string());
+        self.valid();
+        self.hand_over(hash, false);
         self.now_running(hash);
         self.set(Phase::Applied {
             hash: hash.to_string(),
@@ -182,53 +295,72 @@ impl ConfigState {
         });
     }
 
-    /// A valid version that is already the wanted one: nothing to do.
-    pub fn valid_and_wanted(&mut self, hash: &str) {
-        self.valid(hash);
+    /// A valid version that the app already runs ([`Progress::Running`]): nothing to do.
+    pub fn already_running(&mut self, hash: &str) {
+        self.valid();
         self.set(Phase::Applied {
+            hash: hash.to_string(),
+        });
+    }
+
+    /// A valid version whose actions are still at work ([`Progress::InFlight`]).
+    pub fn still_applying(&mut self, hash: &str) {
+        self.valid();
+        self.set(Phase::Applying {
             hash: hash.to_string(),
         });
     }
 
     /// A valid version goes to the actions.
     pub fn applying(&mut self, hash: &str) {
-        self.valid(hash);
-        self.wanted = Some(hash.to_string());
+        self.valid();
+        self.hand_over(hash, true);
         self.set(Phase::Applying {
             hash: hash.to_string(),
         });
     }
 
-    /// The action task finished with a version.
+    /// The action task finished with a version. The phase moves only if it is still about
+    /// that version: a newer rejection stays the newest word.
     pub fn action_outcome(&mut self, outcome: ActionOutcome) {
+        if self.wanted.as_deref() == Some(outcome.hash.as_str()) {
+            self.in_flight = false;
+        }
+        let current = matches!(&self.phase, Phase::Applying { hash } if *hash == outcome.hash);
         match outcome.result {
-            Ok(detail) => self.actions_succeeded(&outcome.hash, detail),
-            Err(gave_up) => self.actions_gave_up(&outcome.hash, &gave_up),
+            Ok(detail) => self.actions_succeeded(&outcome.hash, detail, current),
+            Err(gave_up) => self.actions_gave_up(&outcome.hash, &gave_up, current),
         }
     }
 
-    fn actions_succeeded(&mut self, hash: &str, detail: String) {
+    fn actions_succeeded(&mut self, hash: &str, detail: String, current: bool) {
         self.now_running(hash);
         self.metrics.succeeded_now();
-        self.set(Phase::Applied {
-            hash: hash.to_string(),
-        });
+        if current {
+            self.set(Phase::Applied {
+                hash: hash.to_string(),
+            });
+        } else {
+            self.publish();
+        }
         self.note(Note::Applied {
             hash: hash.to_string(),
             detail,
         });
     }
 
-    fn actions_gave_up(&mut self, hash: &str, gave_up: &GaveUp) {
+    fn actions_gave_up(&mut self, hash: &str, gave_up: &GaveUp, current: bool) {
         let why = format!(
             "config {} is valid but {gave_up}; waiting for the next change",
             short(hash)
         );
         let reason = format!("{why}: {}", gave_up.errors.join("; "));
-        self.set(Phase::Failed {
-            hash: hash.to_string(),
-            why,
-        });
+        if current {
+            self.set(Phase::Failed {
+                hash: hash.to_string(),
+                why,
+            });
+        }
         self.note(Note::Failed {
             hash: hash.to_string(),
             reason,
@@ -237,25 +369,29 @@ impl ConfigState {
 
     /// Validation refused this version.
     pub fn rejected(&mut self, hash: &str, problems: &[Invalid]) {
-        self.degraded = false;
-        let why = self.reject(hash, problems);
-        self.verdict = Some(Verdict {
+        self.before_unreadable = None;
+        let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        for reason in &reasons {
+            error!(hash = %short(hash), "config rejected: {reason}");
+        }
+        self.metrics.validation_failures.inc();
+        self.metrics.config_valid.set(0);
+        let summaries: Vec<String> = problems.iter().map(Invalid::summary).collect();
+        self.set(Phase::Rejected {
             hash: hash.to_string(),
-            valid: Err(why),
+            why: summaries.join("; "),
+            details: reasons.join("; "),
         });
-    }
-
-    /// Content that cannot be forwarded at all (a file over the size limit, two folders with
-    /// one file name): rejected without a hash, and judged again once it reads differently.
-    pub fn unforwardable(&mut self, problem: Invalid) {
-        self.degraded = true;
-        self.reject("-", &[problem]);
+        self.note(Note::Rejected {
+            hash: hash.to_string(),
+            reason: reasons.join("; "),
+            summary: summaries.join("; "),
+        });
     }
 
     /// A valid version could not be published; it is tried again on the next event or resync.
     pub fn publish_failed(&mut self, hash: &str, why: &str) {
-        self.degraded = false;
-        self.verdict = None;
+        self.before_unreadable = None;
         self.set(Phase::Failed {
             hash: hash.to_string(),
             why: why.to_string(),
@@ -266,32 +402,28 @@ impl ConfigState {
         });
     }
 
-    /// The folders cannot be read; the app keeps what it has, and without a valid config yet,
-    /// the sidecar waits.
+    /// The folders cannot be read right now; the app keeps what it has, and without a valid
+    /// config yet, the sidecar waits.
     pub fn unreadable(&mut self, why: &str) {
-        self.degraded = true;
-        if self.wanted.is_none() {
-            self.set(Phase::Waiting {
-                why: format!("waiting for a readable config: {why}"),
-            });
+        if !self.has_config() {
+            self.wait(format!("waiting for a readable config: {why}"));
         }
     }
 
-    /// The content judged last was read again: after a failed read, its verdict holds again.
+    /// The folders hold no files and no config ran yet: there is nothing to judge, as if they
+    /// were missing.
+    pub fn no_files(&mut self, why: String) {
+        self.before_unreadable = None;
+        self.set(Phase::Waiting { why });
+    }
+
+    /// The content judged last was read again: after a failed read, its phase holds again.
     pub fn read_again(&mut self) {
-        if !std::mem::take(&mut self.degraded) {
-            return;
+        if let Some((phase, since)) = self.before_unreadable.take() {
+            self.phase = phase;
+            self.since = since;
+            self.publish();
         }
-        let Some(verdict) = self.verdict.clone() else {
-            return;
-        };
-        self.set(match verdict.valid {
-            Ok(()) => Phase::Applied { hash: verdict.hash },
-            Err(why) => Phase::Rejected {
-                hash: verdict.hash,
-                why,
-            },
-        });
     }
 
     /// The file watcher is gone: the sidecar is no longer alive.
@@ -308,63 +440,53 @@ impl ConfigState {
         }
     }
 
+    fn wait(&mut self, why: String) {
+        if self.before_unreadable.is_none() {
+            self.before_unreadable = Some((self.phase.clone(), self.since));
+        }
+        self.set(Phase::Waiting { why });
+    }
+
     /// The common part of every valid verdict.
-    fn valid(&mut self, hash: &str) {
-        self.degraded = false;
-        self.verdict = Some(Verdict {
-            hash: hash.to_string(),
-            valid: Ok(()),
-        });
+    fn valid(&mut self) {
+        self.before_unreadable = None;
         self.metrics.config_valid.set(1);
     }
 
-    /// Logs, counts and reports a rejection; returns the readiness message.
-    fn reject(&mut self, hash: &str, problems: &[Invalid]) -> String {
-        let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        for reason in &reasons {
-            error!(hash = %short(hash), "config rejected: {reason}");
-        }
-        self.metrics.validation_failures.inc();
-        self.metrics.config_valid.set(0);
-        let keeping = match &self.wanted {
-            Some(h) => format!("the app keeps config {}", short(h)),
-            None => "no valid config yet".to_string(),
-        };
-        let why = format!(
-            "config {} is invalid: {}; {keeping}",
-            short(hash),
-            reasons.first().map_or("", String::as_str)
-        );
-        self.set(Phase::Rejected {
-            hash: hash.to_string(),
-            why: why.clone(),
-        });
-        let summaries: Vec<String> = problems.iter().map(Invalid::summary).collect();
-        self.note(Note::Rejected {
-            hash: hash.to_string(),
-            reason: reasons.join("; "),
-            summary: summaries.join("; "),
-        });
-        why
+    fn hand_over(&mut self, hash: &str, to_actions: bool) {
+        self.wanted = Some(hash.to_string());
+        self.in_flight = to_actions;
     }
 
-    /// Callers go on to [`ConfigState::set`], which publishes it.
+    /// Callers go on to [`ConfigState::set`] or [`ConfigState::publish`].
     fn now_running(&mut self, hash: &str) {
         self.applied = Some(hash.to_string());
         self.metrics.running(hash);
     }
 
     fn set(&mut self, phase: Phase) {
-        self.phase = phase;
+        if self.phase != phase {
+            self.since = SystemTime::now();
+            self.phase = phase;
+        }
         self.publish();
     }
 
     fn publish(&self) {
-        self.view.send_replace(View {
+        let status = Status {
             phase: self.phase.clone(),
+            wanted: self.wanted.clone(),
             applied: self.applied.clone(),
+            since: self.since,
+        };
+        self.metrics.status(&Phase::NAMES, self.phase.name());
+        self.view.send_replace(View {
+            status: status.clone(),
             alive: self.alive.clone(),
         });
+        if let Some(sink) = &self.sink {
+            sink.status(&status);
+        }
     }
 
     fn note(&self, note: Note) {
@@ -379,19 +501,32 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// Keeps every note, for the assertions.
+    /// Keeps every note and status, for the assertions.
     #[derive(Clone, Default)]
-    struct Notes(Arc<Mutex<Vec<Note>>>);
+    struct Notes(Arc<Mutex<Vec<Note>>>, Arc<Mutex<Vec<Status>>>);
 
     impl NoteSink for Notes {
         fn note(&self, note: &Note) {
             self.0.lock().expect("lock").push(note.clone());
+        }
+
+        fn status(&self, status: &Status) {
+            self.1.lock().expect("lock").push(status.clone());
         }
     }
 
     impl Notes {
         fn take(&self) -> Vec<Note> {
             std::mem::take(&mut *self.0.lock().expect("lock"))
+        }
+
+        fn last_status(&self) -> Status {
+            self.1
+                .lock()
+                .expect("lock")
+                .last()
+                .cloned()
+                .expect("a status")
         }
     }
 
@@ -407,21 +542,65 @@ mod tests {
         view.borrow().ready()
     }
 
-    fn info(metrics: &Metrics) -> String {
+    fn status(view: &watch::Receiver<View>) -> Status {
+        view.borrow().status.clone()
+    }
+
+    fn lines(metrics: &Metrics, prefix: &str) -> String {
         let text = metrics.encode();
         text.lines()
-            .filter(|l| l.starts_with("reconfig_config_info{"))
+            .filter(|l| l.starts_with(prefix))
             .collect::<Vec<_>>()
             .join("\n")
     }
 
+    fn info(metrics: &Metrics) -> String {
+        lines(metrics, "reconfig_config_info{")
+    }
+
+    /// The phase `reconfig_config_status` says is current; exactly one is 1.
+    fn gauge(metrics: &Metrics) -> String {
+        let text = lines(metrics, "reconfig_config_status{");
+        let on: Vec<&str> = text.lines().filter(|l| l.ends_with(" 1")).collect();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert_eq!(on.len(), 1, "{text}");
+        on[0].split('"').nth(1).expect("label").to_string()
+    }
+
+    fn succeeded(hash: &str) -> ActionOutcome {
+        ActionOutcome {
+            hash: hash.into(),
+            result: Ok("SIGHUP sent".into()),
+        }
+    }
+
+    fn gave_up(hash: &str) -> ActionOutcome {
+        ActionOutcome {
+            hash: hash.into(),
+            result: Err(GaveUp {
+                actions: vec!["webhook", "exec"],
+                attempts: 3,
+                errors: vec!["answered 503".into(), "exit 1".into()],
+            }),
+        }
+    }
+
+    fn invalid() -> Invalid {
+        Invalid {
+            detail: Some("\"hunter2\" is not a number".into()),
+            ..Invalid::new("app.yaml", "not YAML")
+        }
+    }
+
     const H1: &str = "1111111111111111";
     const H2: &str = "2222222222222222";
+    const H3: &str = "3333333333333333";
 
     #[test]
-    fn waits_until_a_first_valid_config() {
-        let (mut state, view, notes, _) = state();
+    fn ready_once_a_first_valid_config_runs_and_from_then_on() {
+        let (mut state, view, notes, metrics) = state();
         assert_eq!(ready(&view), Err("no validated config yet".into()));
+        assert_eq!(gauge(&metrics), "waiting");
         state.unreadable("no such folder");
         assert_eq!(
             ready(&view),
@@ -429,9 +608,14 @@ mod tests {
         );
         state.started(H1);
         assert_eq!(ready(&view), Ok(()));
+        assert_eq!(gauge(&metrics), "applied");
         assert_eq!(notes.take(), vec![Note::Started { hash: H1.into() }]);
         state.unreadable("gone again");
         assert_eq!(ready(&view), Ok(()), "the app keeps its config");
+        assert_eq!(state.phase().name(), "applied");
+        state.rejected(H2, &[invalid()]);
+        assert_eq!(ready(&view), Ok(()), "a rejected edit keeps the pod ready");
+        assert_eq!(gauge(&metrics), "rejected");
     }
 
     #[test]
@@ -440,19 +624,25 @@ mod tests {
         state.started(H1);
         notes.take();
         state.applying(H2);
+        assert_eq!(ready(&view), Ok(()), "H1 still serves");
+        let now = status(&view);
         assert_eq!(
-            ready(&view),
-            Err("config 222222222222 is valid but not yet applied".into())
+            now.message(false).as_deref(),
+            Some("config 222222222222 is valid but not yet applied")
         );
-        assert_eq!((state.wanted(), state.applied()), (Some(H2), Some(H1)));
+        assert_eq!(
+            (now.wanted.as_deref(), now.applied.as_deref()),
+            (Some(H2), Some(H1))
+        );
+        assert_eq!(state.progress(H2), Progress::InFlight);
         assert!(info(&metrics).contains(H1), "{}", info(&metrics));
-        state.action_outcome(ActionOutcome {
-            hash: H2.into(),
-            result: Ok("SIGHUP sent".into()),
-        });
-        assert_eq!(ready(&view), Ok(()));
-        assert_eq!(state.applied(), Some(H2));
-        assert_eq!(view.borrow().applied.as_deref(), Some(H2));
+        assert_eq!(gauge(&metrics), "applying");
+        assert_eq!(notes.last_status(), now, "the sink hears every status");
+        state.action_outcome(succeeded(H2));
+        assert_eq!(state.phase(), &Phase::Applied { hash: H2.into() });
+        assert_eq!(state.progress(H2), Progress::Running);
+        assert_eq!(status(&view).applied.as_deref(), Some(H2));
+        assert_eq!(status(&view).message(false), None);
         assert_eq!(
             info(&metrics),
             format!("reconfig_config_info{{hash=\"{H2}\"}} 1")
@@ -467,21 +657,13 @@ mod tests {
     }
 
     #[test]
-    fn actions_that_give_up_fail_the_version() {
+    fn actions_that_give_up_fail_the_version_and_a_revert_to_it_is_new() {
         let (mut state, view, notes, metrics) = state();
         state.started(H1);
         notes.take();
         state.applying(H2);
-        state.action_outcome(ActionOutcome {
-            hash: H2.into(),
-            result: Err(GaveUp {
-                actions: vec!["webhook", "exec"],
-                attempts: 3,
-                errors: vec!["answered 503".into(), "exit 1".into()],
-            }),
-        });
+        state.action_outcome(gave_up(H2));
         let why = "config 222222222222 is valid but webhook, exec failed 3 times; waiting for the next change";
-        assert_eq!(ready(&view), Err(why.into()));
         assert_eq!(
             state.phase(),
             &Phase::Failed {
@@ -489,6 +671,8 @@ mod tests {
                 why: why.into()
             }
         );
+        assert_eq!(ready(&view), Ok(()), "the app still runs H1");
+        assert_eq!(status(&view).message(false).as_deref(), Some(why));
         assert_eq!(
             notes.take(),
             vec![Note::Failed {
@@ -497,26 +681,78 @@ mod tests {
             }]
         );
         assert!(info(&metrics).contains(H1), "the app still runs H1");
+        assert_eq!(gauge(&metrics), "failed");
+        assert_eq!(
+            state.progress(H2),
+            Progress::New,
+            "a version that never reached the app is a new attempt"
+        );
+        assert_eq!(
+            state.progress(H1),
+            Progress::New,
+            "the app was last told of H2: going back to H1 tells it again"
+        );
     }
 
     #[test]
-    fn a_rejection_counts_and_says_what_the_app_keeps() {
+    fn a_revert_while_the_actions_work_is_still_applying() {
+        let (mut state, view, _, metrics) = state();
+        state.started(H1);
+        state.applying(H2);
+        state.rejected(H3, &[invalid()]);
+        assert_eq!(state.progress(H2), Progress::InFlight);
+        state.still_applying(H2);
+        assert_eq!(state.phase(), &Phase::Applying { hash: H2.into() });
+        assert_eq!(status(&view).applied.as_deref(), Some(H1));
+        assert_eq!(gauge(&metrics), "applying");
+        state.action_outcome(succeeded(H2));
+        assert_eq!(state.phase(), &Phase::Applied { hash: H2.into() });
+        assert_eq!(state.progress(H2), Progress::Running);
+    }
+
+    #[test]
+    fn a_late_outcome_does_not_hide_a_newer_rejection() {
         let (mut state, view, notes, metrics) = state();
-        state.rejected(H1, &[Invalid::new("app.yaml", "not YAML")]);
-        let first = ready(&view).unwrap_err();
+        state.started(H1);
+        state.applying(H2);
+        state.rejected(H3, &[invalid()]);
+        notes.take();
+        state.action_outcome(succeeded(H2));
+        let now = status(&view);
+        assert_eq!(now.phase.name(), "rejected");
+        assert_eq!(now.applied.as_deref(), Some(H2), "the app runs H2 now");
         assert!(
-            first.starts_with("config 111111111111 is invalid: ")
-                && first.ends_with("; no valid config yet"),
-            "{first}"
+            now.message(false)
+                .is_some_and(|m| m.ends_with("the app keeps config 222222222222")),
+            "{now:?}"
+        );
+        assert!(info(&metrics).contains(H2));
+        assert!(matches!(&notes.take()[..], [Note::Applied { hash, .. }] if hash == H2));
+        state.applying(H1);
+        state.rejected(H3, &[invalid()]);
+        state.action_outcome(gave_up(H1));
+        assert_eq!(state.phase().name(), "rejected", "still the newest word");
+    }
+
+    #[test]
+    fn a_rejection_counts_says_what_the_app_keeps_and_quotes_nothing_unasked() {
+        let (mut state, view, notes, metrics) = state();
+        state.rejected(H1, &[invalid()]);
+        assert_eq!(
+            ready(&view),
+            Err("config 111111111111 is invalid: app.yaml: not YAML; no valid config yet".into())
         );
         state.started(H2);
         notes.take();
-        state.rejected(H1, &[Invalid::new("app.yaml", "not YAML")]);
-        let why = ready(&view).unwrap_err();
-        assert!(
-            why.ends_with("; the app keeps config 222222222222"),
-            "{why}"
+        state.rejected(H1, &[invalid()]);
+        let now = status(&view);
+        assert_eq!(
+            now.message(false).as_deref(),
+            Some("config 111111111111 is invalid: app.yaml: not YAML; the app keeps config 222222222222")
         );
+        assert!(now
+            .message(true)
+            .is_some_and(|m| m.contains("\"hunter2\" is not a number")));
         assert!(matches!(&notes.take()[..], [Note::Rejected { hash, .. }] if hash == H1));
         let text = metrics.encode();
         assert!(
@@ -527,35 +763,33 @@ mod tests {
     }
 
     #[test]
-    fn a_read_that_works_again_restores_the_last_verdict() {
+    fn a_read_that_works_again_restores_the_phase_it_replaced() {
         let (mut state, view, _, _) = state();
-        state.rejected(H1, &[Invalid::new("app.yaml", "not YAML")]);
-        let rejected = ready(&view);
-        state.unforwardable(Invalid::new("big.yaml is too large", "not forwarded"));
-        assert_ne!(ready(&view), rejected);
+        state.rejected(H1, &[invalid()]);
+        let rejected = status(&view);
+        state.unreadable("cannot read app.yaml");
+        assert_eq!(status(&view).phase.name(), "waiting");
+        state.unreadable("still not");
         state.read_again();
-        assert_eq!(ready(&view), rejected);
-
-        state.started(H2);
-        state.unforwardable(Invalid::new("big.yaml is too large", "not forwarded"));
-        assert!(ready(&view).is_err());
+        assert_eq!(status(&view), rejected, "the phase and its time");
         state.read_again();
-        assert_eq!(ready(&view), Ok(()));
-        state.rejected(H1, &[Invalid::new("app.yaml", "not YAML")]);
+        assert_eq!(status(&view), rejected, "nothing to restore twice");
+        state.no_files("vol holds no files".into());
         state.read_again();
-        assert!(ready(&view).is_err(), "nothing failed: nothing to restore");
+        assert_eq!(status(&view).phase.name(), "waiting");
     }
 
     #[test]
-    fn a_failed_publish_is_not_restored_and_a_stopped_watcher_is_not_alive() {
+    fn a_failed_publish_fails_the_version_and_a_stopped_watcher_is_not_alive() {
         let (mut state, view, notes, _) = state();
         state.started(H1);
         notes.take();
         state.publish_failed(H2, "cannot stage the config: disk full");
         assert_eq!(
-            ready(&view),
-            Err("cannot stage the config: disk full".into())
+            status(&view).message(false).as_deref(),
+            Some("cannot stage the config: disk full")
         );
+        assert_eq!(ready(&view), Ok(()));
         assert_eq!(
             notes.take(),
             vec![Note::Failed {
@@ -563,11 +797,21 @@ mod tests {
                 reason: "cannot stage the config: disk full".into()
             }]
         );
-        state.unreadable("gone");
-        state.read_again();
-        assert!(ready(&view).is_err());
+        assert_eq!(state.progress(H1), Progress::Running);
         assert_eq!(view.borrow().alive, Ok(()));
         state.watcher_stopped();
         assert_eq!(view.borrow().alive, Err("the file watcher stopped".into()));
+    }
+
+    #[test]
+    fn since_moves_only_when_the_phase_changes() {
+        let (mut state, view, _, _) = state();
+        state.started(H1);
+        let first = status(&view).since;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        state.already_running(H1);
+        assert_eq!(status(&view).since, first);
+        state.rejected(H2, &[invalid()]);
+        assert!(status(&view).since > first);
     }
 }

@@ -171,6 +171,25 @@ impl Reconfig {
         })
     }
 
+    /// `/status` as JSON: the config status (phase, hashes, message, since).
+    pub fn status(&self) -> serde_json::Value {
+        let r = self.get("/status");
+        assert_eq!(r.status, 200, "/status: {}\n{}", r.body, self.log());
+        serde_json::from_str(&r.body)
+            .unwrap_or_else(|e| panic!("/status is not JSON ({e}): {}", r.body))
+    }
+
+    /// Waits until `/status` says `phase`; returns it.
+    pub fn wait_phase(&self, phase: &str) -> serde_json::Value {
+        wait_for(&format!("/status phase {phase}"), TIMEOUT, || {
+            let r = self.get("/status");
+            match serde_json::from_str::<serde_json::Value>(&r.body) {
+                Ok(status) if status["phase"] == phase => Ok(status),
+                _ => Err(format!("{} {}; log:\n{}", r.status, r.body, self.log())),
+            }
+        })
+    }
+
     /// Waits until /readyz answers `status`; returns its body.
     pub fn wait_ready(&self, status: u16) -> String {
         wait_for(&format!("/readyz to answer {status}"), TIMEOUT, || {

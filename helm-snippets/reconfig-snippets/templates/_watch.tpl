@@ -89,7 +89,7 @@ plus, in the pod spec:
   {{- if .native }}
   # A native sidecar: started before the app containers and kept running.
   # The app starts only once the startupProbe passes, i.e. once /readyz
-  # reports a validated config.
+  # reports a validated config running.
   restartPolicy: Always
   {{- end }}
   args:
@@ -131,6 +131,8 @@ plus, in the pod spec:
     timeoutSeconds: {{ $liveness.timeoutSeconds | default 2 }}
     failureThreshold: {{ $liveness.failureThreshold | default 3 }}
   {{- if ne (toString $readiness.enabled) "false" }}
+  # Ready once a validated config runs; a rejected or failed later edit keeps
+  # it ready (the app serves its last good config): see /status for those.
   readinessProbe:
     httpGet:
       path: /readyz
