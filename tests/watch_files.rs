@@ -285,7 +285,9 @@ fn a_symlink_out_of_the_volume_is_refused_not_published() {
         line.contains("stolen.txt") && line.contains("symlink") && line.contains("refused"),
         "{line}"
     );
-    r.wait_ready(503);
+    // Rejected, while the app keeps serving its last good config: the pod stays Ready.
+    r.wait_phase("rejected");
+    r.wait_ready(200);
     assert_eq!(r.validation_failures(), 1);
     assert_eq!(
         fs::read_to_string(published.join("app.yaml")).expect("published"),

@@ -82,8 +82,17 @@ pub struct PodRef {
 /// Hands notes to the API tasks without ever waiting for them.
 pub struct Reporter {
     events: Option<Arc<Outbox>>,
-    annotations: Option<watch::Sender<Option<PodState>>>,
+    annotations: Option<watch::Sender<Option<PodNews>>>,
     details: bool,
+}
+
+/// What the pod's annotations are to say: the newest state, and the newest problem (a
+/// rejection or a failure). Annotations are newest-only, but a problem is reported at once, so
+/// one that a newer version replaced before the next write is still written, then the newest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PodNews {
+    newest: PodState,
+    problem: Option<PodState>,
 }
 
 /// The Events waiting to be written, shared with the task that writes them: bounded by the
@@ -122,8 +131,16 @@ impl NoteSink for Reporter {
         if let Some(annotations) = &self.annotations {
             let state = PodState::of(status, self.details);
             annotations.send_if_modified(|current| {
-                let changed = current.as_ref() != Some(&state);
-                *current = Some(state);
+                let news = current.get_or_insert_with(|| PodNews {
+                    newest: state.clone(),
+                    problem: None,
+                });
+                let mut changed = news.newest != state;
+                if state.is_problem() && news.problem.as_ref() != Some(&state) {
+                    news.problem = Some(state.clone());
+                    changed = true;
+                }
+                news.newest = state;
                 changed
             });
         }
@@ -397,24 +414,33 @@ where
 /// rejection, a failure, a recovery) is written at once or within a second of the last write, a
 /// burst of versions once it settles or every few seconds; a failed write is retried with
 /// backoff.
-async fn keep_annotations(pod: Arc<PodHandle>, mut rx: watch::Receiver<Option<PodState>>) {
+async fn keep_annotations(pod: Arc<PodHandle>, mut rx: watch::Receiver<Option<PodNews>>) {
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut failing = false;
     let mut pace = Pace::default();
-    // What the pod's annotations say, as far as this task knows.
+    // What the pod's annotations say, as far as this task knows, and the last problem written.
     let mut shown: Option<PodState> = None;
+    let mut problem_shown: Option<PodState> = None;
     loop {
-        let state = rx.borrow_and_update().clone();
-        let Some(state) = state.filter(|state| shown.as_ref() != Some(state)) else {
+        let news = rx.borrow_and_update().clone();
+        let next = news.and_then(|news| {
+            match news.problem.filter(|p| problem_shown.as_ref() != Some(p)) {
+                Some(problem) => Some((problem, true)),
+                None => Some((news.newest, false)).filter(|(s, _)| shown.as_ref() != Some(s)),
+            }
+        });
+        let Some((state, is_problem)) = next else {
             if rx.changed().await.is_err() {
                 return;
             }
             pace.news(Instant::now());
             continue;
         };
-        let urgent = shown
-            .as_ref()
-            .is_none_or(|shown| shown.status != state.status);
+        // Problems and recoveries go out at once; the flow of applied versions is paced.
+        let urgent = is_problem
+            || shown
+                .as_ref()
+                .is_none_or(|shown| shown.status != state.status && shown.is_problem());
         if let Some(due) = pace.due(urgent).filter(|due| *due > Instant::now()) {
             tokio::select! {
                 () = tokio::time::sleep_until(due.into()) => {}
@@ -446,6 +472,9 @@ async fn keep_annotations(pod: Arc<PodHandle>, mut rx: watch::Receiver<Option<Po
                 }
                 debug!(status = state.status, "pod annotated");
                 backoff.reset();
+                if is_problem {
+                    problem_shown = Some(state.clone());
+                }
                 shown = Some(state);
                 continue;
             }
@@ -504,6 +533,11 @@ pub struct PodState {
 }
 
 impl PodState {
+    /// A rejection or a failure: reported at once, never lost to a newer version.
+    pub fn is_problem(&self) -> bool {
+        matches!(self.status, "rejected" | "failed")
+    }
+
     pub fn of(status: &Status, details: bool) -> Self {
         PodState {
             hash: status.applied.clone(),
