@@ -121,7 +121,7 @@ impl Sidecar {
                 source,
             })?;
         info!(
-            "serving /healthz, /readyz and /metrics on {}",
+            "serving /healthz, /readyz, /status and /metrics on {}",
             listener.local_addr()?
         );
         let server = tokio::spawn(http::serve(listener, state.view(), metrics.clone()));

@@ -264,7 +264,7 @@ fn stage_name() -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs() as i64;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let (y, mo, d) = crate::clock::civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     format!(
         "..{y:04}_{mo:02}_{d:02}_{:02}_{:02}_{:02}.{}",
@@ -277,19 +277,6 @@ fn stage_name() -> String {
 
 fn random_suffix() -> u32 {
     (crate::random_u64() % 1_000_000_000) as u32
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
@@ -424,8 +411,6 @@ mod tests {
         assert!(!is_stage_name("..data"));
         assert!(!is_stage_name("..2026_11_22_10_00_00."));
         assert!(!is_stage_name("2026_11_22_10_00_00.1"));
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
         let name = stage_name();
         assert!(name.starts_with("..20") && name.len() > 22, "{name}");
     }

@@ -14,7 +14,7 @@ use super::http::{self, Response};
 use super::wait::{wait_for, TIMEOUT};
 
 /// The log line that names the port picked for `--listen 127.0.0.1:0`.
-const SERVING: &str = "serving /healthz, /readyz and /metrics on ";
+const SERVING: &str = "serving /healthz, /readyz, /status and /metrics on ";
 
 /// `reconfig watch ARGS --listen 127.0.0.1:0`, not yet started: add env, uid, etc.
 pub fn command(args: &[&str]) -> Command {
