@@ -58,28 +58,8 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
         "`...` with no `---`: go-yaml refuses document 2 (Helm 4 drops it), reconfig reads it",
     ),
     (
-        "double-quoted-col0-close.yaml",
-        "closing `\"` of a multi-line scalar at column 0: reconfig refuses it (item 1)",
-    ),
-    (
         "float-infinity.yaml",
         "`.inf`: JSON cannot hold +Inf, so sigs.k8s.io/yaml fails; reconfig reads \".inf\"",
-    ),
-    (
-        "flow-mapping-close-col0-plain.yaml",
-        "`}` at column 0 in a nested mapping: reconfig refuses it (item 1)",
-    ),
-    (
-        "flow-mapping-close-col0-quoted.yaml",
-        "`}` at column 0 in a nested mapping: reconfig refuses it (item 1)",
-    ),
-    (
-        "helm4-single-quoted-col0-close-data.yaml",
-        "Helm 4's closing `'` at column 0: reconfig refuses it (item 1)",
-    ),
-    (
-        "helm4-single-quoted-col0-close.yaml",
-        "Helm 4's closing `'` at column 0: reconfig refuses it (item 1)",
     ),
     (
         "helm4-merge-key-tagged.yaml",
@@ -100,10 +80,6 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
     (
         "null-key.yaml",
         "`~` as a key: sigs.k8s.io/yaml refuses a null key, reconfig reads \"~\"",
-    ),
-    (
-        "tab-after-colon.yaml",
-        "`key:<TAB>value`: go-yaml accepts it, reconfig refuses it (item 2)",
     ),
     (
         "yaml11-booleans.yaml",
