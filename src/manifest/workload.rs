@@ -493,7 +493,7 @@ impl Workload {
                 path: path.clone(),
                 directives: Directives::read(template_meta.and_then(|m| m.get("annotations")))?,
                 references: template.get("spec").map(references).unwrap_or_default(),
-                slot: Slot::find(template, text, annotation_key),
+                slot: Slot::find(root, template, text, annotation_key),
                 pos: template.start,
             });
         }
