@@ -71,7 +71,9 @@ pub enum SlotError {
     BlockScalar(String),
     #[error("its existing `{key}` annotation carries the anchor `&{anchor}`, which an alias uses elsewhere")]
     AnchorUsed { key: String, anchor: String },
-    #[error("its first {0} key is written as a complex key (`? `) in a way reconfig does not edit")]
+    #[error(
+        "its first {0} key is written as a complex key (`? `) in a way reconfig does not edit"
+    )]
     ComplexKey(&'static str),
     #[error("the edit would not leave the rest of the document as it is ({0}); add the annotation by hand, or write the template in plain block style")]
     Unproven(String),
@@ -460,8 +462,7 @@ impl Proof<'_> {
             }
             (Value::Mapping(a, _), Value::Mapping(b, _)) => {
                 a.len() == b.len()
-                    && a
-                        .iter()
+                    && a.iter()
                         .zip(b)
                         .all(|((k, v), (l, w))| self.same(k, l) && self.same(v, w))
             }
@@ -505,7 +506,10 @@ impl Proof<'_> {
 }
 
 /// A mapping's entries whose key is not `name`.
-fn others<'n, 'a>(entries: &'n [(Node<'a>, Node<'a>)], name: &str) -> Vec<&'n (Node<'a>, Node<'a>)> {
+fn others<'n, 'a>(
+    entries: &'n [(Node<'a>, Node<'a>)],
+    name: &str,
+) -> Vec<&'n (Node<'a>, Node<'a>)> {
     entries
         .iter()
         .filter(|(k, _)| k.as_str() != Some(name))
@@ -752,6 +756,10 @@ mod tests {
     fn an_edit_that_would_change_anything_else_is_refused() {
         // The template is anchored and aliased elsewhere: annotating it would annotate the copy too.
         let text = "spec:\n  template: &t\n    spec: {}\n  other: *t\n";
-        assert!(matches!(find(text), Err(SlotError::Unproven(_))), "{:?}", find(text));
+        assert!(
+            matches!(find(text), Err(SlotError::Unproven(_))),
+            "{:?}",
+            find(text)
+        );
     }
 }
