@@ -48,7 +48,7 @@ pub fn reparse<'a>(
     if ![QUOTED, FLOW_TOKEN, FLOW_PLAIN, TAB_AFTER_COLON].contains(&error.message.as_str()) {
         return Err(error);
     }
-    let mut copy = Copy {
+    let mut copy = Normalised {
         text: text.to_string(),
         pads: Vec::new(),
     };
@@ -121,13 +121,13 @@ struct Pad {
 }
 
 /// The normalised copy of a document and how it differs from the original.
-struct Copy {
+struct Normalised {
     text: String,
     /// Sorted by `original`, one per line.
     pads: Vec<Pad>,
 }
 
-impl Copy {
+impl Normalised {
     fn fix(&mut self, error: &SyntaxError) -> Option<Fix> {
         match error.message.as_str() {
             QUOTED => self.fix_quoted(error.pos).then_some(Fix::Certain),
