@@ -428,10 +428,10 @@ fn content_column_above(text: &str, mut start: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::parse::parse_documents;
 
+    /// The full parser, then this module, as `parse` runs them (not imported: `parse` uses this module).
     fn parse(text: &str) -> Result<Vec<Option<Node<'_>>>, SyntaxError> {
-        parse_documents(text, Limits::default())
+        full::parse(text, Limits::default()).or_else(|e| reparse(text, Limits::default(), e))
     }
 
     fn root(text: &str) -> Node<'_> {
