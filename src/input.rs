@@ -147,13 +147,24 @@ impl Inputs {
         let mut line = 1;
         for path in files {
             let text = &mut inputs.text;
-            let (name, file_text) = read_one_limited(path, limit, text.len())?;
+            let (name, mut file_text) = read_one_limited(path, limit, text.len())?;
             if !text.is_empty() {
+                // A byte order mark tells a file's encoding; joined on, it would sit inside a
+                // document. (Columns on that file's first line count without it.)
+                if file_text.starts_with('\u{feff}') {
+                    file_text.drain(..'\u{feff}'.len_utf8());
+                }
                 if !text.ends_with('\n') {
                     text.push('\n');
                     line += 1;
                 }
-                if !file_text.starts_with("---") {
+                if starts_with_directive(&file_text) {
+                    // Directives may only follow a document end.
+                    if !ends_with_document_end(text) {
+                        text.push_str("...\n");
+                        line += 1;
+                    }
+                } else if !file_text.starts_with("---") {
                     text.push_str("---\n");
                     line += 1;
                 }
@@ -211,6 +222,22 @@ impl Inputs {
             e => InputError::Stream(e),
         }
     }
+}
+
+/// Whether the first line of `text` that is not blank or a comment is a directive (`%YAML`).
+fn starts_with_directive(text: &str) -> bool {
+    text.lines()
+        .map(str::trim_start)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| l.starts_with('%'))
+}
+
+/// Whether the last line of `text` with content is a document end (`...`).
+fn ends_with_document_end(text: &str) -> bool {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.starts_with("...") && l[3..].trim().is_empty())
 }
 
 /// Reads one input that follows `before` bytes of others; returns the name diagnostics use
@@ -326,6 +353,38 @@ mod tests {
         assert_eq!(found[0].location.line, 2);
         assert_eq!(found[1].location.file, Some(b.display().to_string()));
         assert_eq!(found[1].location.line, 1);
+    }
+
+    #[test]
+    fn a_later_file_may_start_with_a_byte_order_mark_or_a_directive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let a = file("a.yaml", "x: 1\n");
+        let bom = file("bom.yaml", "\u{feff}y: 2\n");
+        let directive = file("directive.yaml", "# c\n%YAML 1.1\n---\nz: 3\n");
+        let ended = file("ended.yaml", "w: 0\n...\n");
+        let inputs = Inputs::read(&[a, bom, directive.clone()], 1024).expect("read");
+        assert_eq!(
+            inputs.text,
+            "x: 1\n---\ny: 2\n...\n# c\n%YAML 1.1\n---\nz: 3\n"
+        );
+        let mut found = [diagnostic(7)];
+        inputs.relocate(&mut found);
+        assert_eq!(
+            found[0].location.file,
+            Some(directive.display().to_string())
+        );
+        assert_eq!(found[0].location.line, 3);
+        let inputs = Inputs::read(&[ended, directive], 1024).expect("read");
+        assert_eq!(inputs.text, "w: 0\n...\n# c\n%YAML 1.1\n---\nz: 3\n");
+        let parsed = crate::manifest::stream::Stream::new(&inputs.text, usize::MAX)
+            .and_then(|s| s.parse(Limits::default(), |_| Ok(())))
+            .expect("the joined stream parses");
+        assert_eq!(parsed.values.iter().flatten().count(), 2);
     }
 
     #[test]

@@ -4,12 +4,22 @@
 //! later, once the checksum is known. Block style gets a new line at the
 //! indentation of its neighbours; flow style (and JSON) gets a quoted entry
 //! before the closing brace; a `null` value is replaced by a flow mapping.
+//!
+//! A post-renderer must never write a broken stream, and YAML has corners (comments inside
+//! flow mappings, complex keys, anchors) where a text edit can go wrong. So every slot is
+//! proven when it is found: the edit is made with a stand-in value, the document is parsed
+//! again, and it must hold the annotation at the template and equal the original everywhere
+//! else. A slot that fails the proof is refused: the template is left alone, with a warning.
 
 use std::ops::Range;
 
 use saphyr_parser::ScalarStyle;
 
-use super::node::{Node, Style, Value};
+use super::node::{Limits, Node, Style, Value};
+use super::parse::parse_documents;
+
+/// The value a slot is proven with: a checksum's shape (the real one is written the same way).
+const PROBE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The path from a pod template to its annotations.
 const LEVELS: [&str; 2] = ["metadata", "annotations"];
@@ -59,6 +69,14 @@ pub enum SlotError {
         "its existing `{0}` annotation is a block scalar; write it as a plain or quoted string"
     )]
     BlockScalar(String),
+    #[error("its existing `{key}` annotation carries the anchor `&{anchor}`, which an alias uses elsewhere")]
+    AnchorUsed { key: String, anchor: String },
+    #[error(
+        "its first {0} key is written as a complex key (`? `) in a way reconfig does not edit"
+    )]
+    ComplexKey(&'static str),
+    #[error("the edit would not leave the rest of the document as it is ({0}); add the annotation by hand, or write the template in plain block style")]
+    Unproven(String),
 }
 
 /// One replacement in a document's text.
@@ -69,8 +87,48 @@ pub struct Edit {
 }
 
 impl Slot {
-    /// Finds where `key` goes in the pod template `template`, whose text is `text`.
-    pub fn find(template: &Node<'_>, text: &str, key: &str) -> Result<Slot, SlotError> {
+    /// Finds where `key` goes in the pod template `template` of the document `root`, whose
+    /// text is `text`, and proves that the edit leaves everything else as it is.
+    pub fn find(
+        root: &Node<'_>,
+        template: &Node<'_>,
+        text: &str,
+        key: &str,
+    ) -> Result<Slot, SlotError> {
+        let slot = Slot::locate(template, text, key)?;
+        if !slot.routine(text) {
+            slot.prove(root, template, text, key)?;
+        }
+        Ok(slot)
+    }
+
+    /// The two edits of nearly every render, which the tests hold to the rule on every shape,
+    /// need no proof (it would cost a second parse of every workload): new lines above a
+    /// first key that stands alone at the start of its line, and a one-line scalar value
+    /// replaced. Everything else (flow style, `null`, `- ` or `? ` before the key, anchors,
+    /// tags, values over several lines) is proven, and so is every edit in a document that may
+    /// hold an anchor (an edit under one would change its aliases too).
+    fn routine(&self, text: &str) -> bool {
+        if text.contains('&') {
+            return false;
+        }
+        match &self.place {
+            Place::Block {
+                at, own_line: true, ..
+            } => {
+                let key = text[*at..].trim_start_matches([' ', '\r', '\n']);
+                !key.starts_with(['&', '!', '*', '?', '#', '{', '[', '-', ':'])
+                    && !text[*at..].trim_start().starts_with('#')
+            }
+            Place::Value(range) => {
+                let value = &text[range.clone()];
+                !value.contains('\n') && !value.starts_with(['&', '!', '*'])
+            }
+            _ => false,
+        }
+    }
+
+    fn locate(template: &Node<'_>, text: &str, key: &str) -> Result<Slot, SlotError> {
         let mut node = template;
         let mut what = "pod template";
         for (depth, level) in LEVELS.iter().enumerate() {
@@ -105,12 +163,55 @@ impl Slot {
                 let place = if value.start.offset == value.end.offset {
                     Place::EmptyValue(after_colon(text, value.start.offset).start)
                 } else {
-                    Place::Value(value.start.offset..scalar_end(text, value))
+                    // An anchor or a tag before the value stays; the scalar after it is replaced.
+                    let (start, anchor) = past_properties(text, value.start.offset);
+                    if let Some(anchor) = anchor {
+                        if text.contains(&format!("*{anchor}")) {
+                            return Err(SlotError::AnchorUsed {
+                                key: key.to_string(),
+                                anchor: anchor.to_string(),
+                            });
+                        }
+                    }
+                    Place::Value(start..scalar_end(text, start, value))
                 };
                 Ok(Slot { existing, place })
             }
             Value::Scalar(..) => Err(SlotError::BlockScalar(key.to_string())),
             _ => Err(SlotError::NotMapping("annotation value")),
+        }
+    }
+
+    /// Makes the edit with a stand-in value and checks the result: it parses, the template
+    /// holds the annotation, and the rest of the document is unchanged.
+    fn prove(
+        &self,
+        root: &Node<'_>,
+        template: &Node<'_>,
+        text: &str,
+        key: &str,
+    ) -> Result<(), SlotError> {
+        let edited = apply(text, &mut [self.edit(key, PROBE)]);
+        let docs = parse_documents(&edited, Limits::default())
+            .map_err(|e| SlotError::Unproven(format!("the result does not parse: {e}")))?;
+        // The edit comes after the document's start, so the document starts where it did.
+        let Some(new_root) = docs
+            .iter()
+            .flatten()
+            .find(|d| d.start.offset == root.start.offset)
+        else {
+            return Err(SlotError::Unproven("the document moved".into()));
+        };
+        let proof = Proof {
+            template: (template.start.offset, template.end.offset),
+            key,
+        };
+        if proof.same(root, new_root) {
+            Ok(())
+        } else {
+            Err(SlotError::Unproven(
+                "the result differs elsewhere, or lacks the annotation".into(),
+            ))
         }
     }
 
@@ -208,10 +309,21 @@ fn insert(
     };
     let place = match (style, entries.first()) {
         (Style::Block, Some((first, _))) => {
-            let indent = first.start.column - 1;
-            let key_at = first.start.offset;
+            let mut indent = first.start.column - 1;
+            let mut key_at = first.start.offset;
             let line_start = text[..key_at].rfind('\n').map_or(0, |i| i + 1);
-            let own_line = text[line_start..key_at].bytes().all(|b| b == b' ');
+            let before_key = &text[line_start..key_at];
+            let mut own_line = before_key.bytes().all(|b| b == b' ');
+            if before_key.contains('?') {
+                // `? key`: the new lines go above the `?`, at its column, never inside the key.
+                let body = before_key.trim_start_matches(' ');
+                if !body.starts_with('?') || !body[1..].bytes().all(|b| b == b' ') {
+                    return Err(SlotError::ComplexKey(what));
+                }
+                indent = before_key.len() - body.len();
+                key_at = line_start + indent;
+                own_line = true;
+            }
             let crlf = text[key_at..]
                 .find('\n')
                 .is_some_and(|end| text[..key_at + end].ends_with('\r'));
@@ -229,10 +341,9 @@ fn insert(
         }
         _ => {
             let at = closing_brace(text, mapping.end.offset);
-            let before = text[..at].trim_end();
             Place::Flow {
                 at,
-                comma: !(before.ends_with('{') || before.ends_with(',')),
+                comma: needs_comma(text, entries, at),
                 missing,
             }
         }
@@ -273,9 +384,63 @@ fn closing_brace(text: &str, from: usize) -> usize {
     from
 }
 
-/// Where a scalar's own text ends: the parser's span of a quoted scalar runs on over a trailing comment.
-fn scalar_end(text: &str, node: &Node<'_>) -> usize {
-    let start = node.start.offset;
+/// Whether a new entry before the `}` at `at` needs a comma: the mapping has entries and no
+/// comma follows the last one. Comments between them are skipped (a `,` or `{` in a comment
+/// is no comma).
+fn needs_comma(text: &str, entries: &[(Node<'_>, Node<'_>)], at: usize) -> bool {
+    let Some((key, value)) = entries.last() else {
+        return false;
+    };
+    let last = if value.start.offset == value.end.offset {
+        key
+    } else {
+        value
+    };
+    let from = match &last.value {
+        Value::Scalar(..) => scalar_end(text, past_properties(text, last.start.offset).0, last),
+        // A nested collection ends at its closing bracket (its end may be a trailing comma).
+        _ => text[last.end.offset..at]
+            .find(['}', ']'])
+            .map_or(last.end.offset, |i| last.end.offset + i + 1),
+    };
+    let Some(between) = text.get(from..at) else {
+        return true;
+    };
+    let mut in_comment = false;
+    for b in between.bytes() {
+        match b {
+            b'\n' => in_comment = false,
+            _ if in_comment => {}
+            b'#' => in_comment = true,
+            b',' => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Skips a node's anchor (`&name`) and tag (`!tag`) at `start`: where its own text starts, and
+/// the anchor's name.
+fn past_properties(text: &str, mut start: usize) -> (usize, Option<&str>) {
+    let mut anchor = None;
+    while let Some(rest) = text.get(start..) {
+        let Some(sigil) = rest.chars().next().filter(|c| matches!(c, '&' | '!')) else {
+            break;
+        };
+        let token = rest.find([' ', '\t', '\r', '\n']).unwrap_or(rest.len());
+        if sigil == '&' {
+            anchor = Some(&rest[1..token]);
+        }
+        let blanks = rest[token..]
+            .find(|c| c != ' ' && c != '\t')
+            .unwrap_or(rest.len() - token);
+        start += token + blanks;
+    }
+    (start, anchor)
+}
+
+/// Where a scalar's own text, starting at `start`, ends: the parser's span of a quoted scalar runs on over a trailing comment.
+fn scalar_end(text: &str, start: usize, node: &Node<'_>) -> usize {
     let quote = match &node.value {
         Value::Scalar(_, ScalarStyle::SingleQuoted) => '\'',
         Value::Scalar(_, ScalarStyle::DoubleQuoted) => '"',
@@ -301,6 +466,82 @@ fn scalar_end(text: &str, node: &Node<'_>) -> usize {
 fn after_colon(text: &str, from: usize) -> Range<usize> {
     let at = text[from..].find(':').map_or(from, |i| from + i + 1);
     at..at
+}
+
+/// The rule an edited document is held to: equal to the original, except that the pod
+/// template spanning `template` (its first key starts where it does, but ends before it)
+/// holds `metadata.annotations[key]` = [`PROBE`].
+struct Proof<'k> {
+    template: (usize, usize),
+    key: &'k str,
+}
+
+impl Proof<'_> {
+    fn same(&self, old: &Node<'_>, new: &Node<'_>) -> bool {
+        if (old.start.offset, old.end.offset) == self.template && !old.aliased {
+            return self.annotated(Some(old), new, &LEVELS);
+        }
+        match (&old.value, &new.value) {
+            (Value::Scalar(a, x), Value::Scalar(b, y)) => {
+                a == b && (*x == ScalarStyle::Plain) == (*y == ScalarStyle::Plain)
+            }
+            (Value::Sequence(a, _), Value::Sequence(b, _)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| self.same(a, b))
+            }
+            (Value::Mapping(a, _), Value::Mapping(b, _)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|((k, v), (l, w))| self.same(k, l) && self.same(v, w))
+            }
+            _ => false,
+        }
+    }
+
+    /// `new` is `old` (absent or null: an empty mapping) with `levels` down to the annotation
+    /// added or set, and nothing else changed.
+    fn annotated(&self, old: Option<&Node<'_>>, new: &Node<'_>, levels: &[&str]) -> bool {
+        let old = old.filter(|o| !o.is_null());
+        let empty = Vec::new();
+        let (old_entries, new_entries) = match (old.map(|o| &o.value), &new.value) {
+            (None, Value::Mapping(b, _)) => (&empty, b),
+            (Some(Value::Mapping(a, _)), Value::Mapping(b, _)) => (a, b),
+            _ => return false,
+        };
+        let name = levels.first().copied().unwrap_or(self.key);
+        let (old_rest, new_rest) = (others(old_entries, name), others(new_entries, name));
+        let rest_same = old_rest.len() == new_rest.len()
+            && old_rest
+                .iter()
+                .zip(&new_rest)
+                .all(|((k, v), (l, w))| self.same(k, l) && self.same(v, w));
+        let new_level: Vec<&Node<'_>> = new_entries
+            .iter()
+            .filter(|(k, _)| k.as_str() == Some(name))
+            .map(|(_, v)| v)
+            .collect();
+        let [new_level] = new_level[..] else {
+            return false;
+        };
+        rest_same
+            && match levels.split_first() {
+                None => new_level.as_str() == Some(PROBE),
+                Some((_, deeper)) => {
+                    self.annotated(old.and_then(|o| o.get(name)), new_level, deeper)
+                }
+            }
+    }
+}
+
+/// A mapping's entries whose key is not `name`.
+fn others<'n, 'a>(
+    entries: &'n [(Node<'a>, Node<'a>)],
+    name: &str,
+) -> Vec<&'n (Node<'a>, Node<'a>)> {
+    entries
+        .iter()
+        .filter(|(k, _)| k.as_str() != Some(name))
+        .collect()
 }
 
 fn flow_entry(key: &str, value: &str, missing: usize) -> String {
@@ -349,12 +590,17 @@ mod tests {
 
     const KEY: &str = "checksum/config";
 
-    /// Annotates the document's `spec.template` and returns the new text.
-    fn annotate(text: &str, value: &str) -> String {
+    /// The slot of the document's `spec.template`.
+    fn find(text: &str) -> Result<Slot, SlotError> {
         let docs = parse_documents(text, Limits::default()).expect("yaml");
         let root = docs[0].as_ref().expect("doc");
         let template = root.path("spec.template").expect("template");
-        let slot = Slot::find(template, text, KEY).expect("slot");
+        Slot::find(root, template, text, KEY)
+    }
+
+    /// Annotates the document's `spec.template` and returns the new text.
+    fn annotate(text: &str, value: &str) -> String {
+        let slot = find(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
         let out = apply(text, &mut [slot.edit(KEY, value)]);
         let reparsed = parse_documents(&out, Limits::default()).expect("output is valid YAML");
         let annotation = reparsed[0]
@@ -473,25 +719,75 @@ mod tests {
     #[test]
     fn refuses_aliases_and_block_scalars() {
         let text = "t: &t {metadata: {annotations: {}}}\nspec:\n  template: *t\n";
-        let docs = parse_documents(text, Limits::default()).expect("yaml");
-        let template = docs[0]
-            .as_ref()
-            .and_then(|r| r.path("spec.template"))
-            .expect("template");
-        assert_eq!(
-            Slot::find(template, text, KEY),
-            Err(SlotError::Aliased("pod template"))
-        );
+        assert_eq!(find(text), Err(SlotError::Aliased("pod template")));
 
         let text = "spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: |\n          x\n";
-        let docs = parse_documents(text, Limits::default()).expect("yaml");
-        let template = docs[0]
-            .as_ref()
-            .and_then(|r| r.path("spec.template"))
-            .expect("template");
-        assert!(matches!(
-            Slot::find(template, text, KEY),
-            Err(SlotError::BlockScalar(_))
-        ));
+        assert!(matches!(find(text), Err(SlotError::BlockScalar(_))));
+    }
+
+    #[test]
+    fn comments_before_a_closing_brace_do_not_decide_the_comma() {
+        let t = |annotations: &str| {
+            format!("spec:\n  template:\n    metadata: {{annotations: {annotations}\n    }}}}\n")
+        };
+        assert_eq!(
+            annotate(&t("{a: b, # note"), "1"),
+            t("{a: b, # note").replace("\n    }}", "\n    \"checksum/config\": \"1\"}}")
+        );
+        assert_eq!(
+            annotate(&t("{a: b # x,"), "1"),
+            t("{a: b # x,").replace("\n    }}", "\n    , \"checksum/config\": \"1\"}}")
+        );
+        assert_eq!(
+            annotate(&t("{a: 'b' # {"), "1"),
+            t("{a: 'b' # {").replace("\n    }}", "\n    , \"checksum/config\": \"1\"}}")
+        );
+        assert_eq!(
+            annotate(&t("{a: {x: 1} # ,"), "1"),
+            t("{a: {x: 1} # ,").replace("\n    }}", "\n    , \"checksum/config\": \"1\"}}")
+        );
+        assert_eq!(
+            annotate(&t("{ # only a comment"), "1"),
+            t("{ # only a comment").replace("\n    }}", "\n    \"checksum/config\": \"1\"}}")
+        );
+    }
+
+    #[test]
+    fn complex_keys_get_the_new_lines_above_them() {
+        assert_eq!(
+            annotate("spec:\n  template:\n    ? spec\n    : containers: []\n", "1"),
+            "spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: \"1\"\n    ? spec\n    : containers: []\n"
+        );
+        assert_eq!(
+            annotate("spec:\n  template:\n    metadata:\n      ? labels\n      : {a: b}\n", "1"),
+            "spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: \"1\"\n      ? labels\n      : {a: b}\n"
+        );
+    }
+
+    #[test]
+    fn an_anchor_on_the_annotation_stays_or_refuses() {
+        let text = "spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: &o old\n        other: *o\n";
+        assert_eq!(
+            find(text),
+            Err(SlotError::AnchorUsed {
+                key: KEY.into(),
+                anchor: "o".into()
+            })
+        );
+        assert_eq!(
+            annotate("spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: &o !!str 'old' # c\n", "1"),
+            "spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: &o !!str \"1\" # c\n"
+        );
+    }
+
+    #[test]
+    fn an_edit_that_would_change_anything_else_is_refused() {
+        // The template is anchored and aliased elsewhere: annotating it would annotate the copy too.
+        let text = "spec:\n  template: &t\n    spec: {}\n  other: *t\n";
+        assert!(
+            matches!(find(text), Err(SlotError::Unproven(_))),
+            "{:?}",
+            find(text)
+        );
     }
 }

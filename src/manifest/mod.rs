@@ -18,6 +18,7 @@ pub mod edit;
 mod fast;
 mod full;
 pub mod index;
+mod lenient;
 pub mod node;
 pub mod object;
 pub mod parse;

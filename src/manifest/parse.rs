@@ -4,19 +4,20 @@
 //! callers see one function that gives the same tree either way.
 
 use super::node::{Limits, Node, SyntaxError};
-use super::{fast, full};
+use super::{fast, full, lenient};
 
 /// Parses every document of `text` (usually one) into trees.
 ///
 /// Empty documents come back as `None`, so document numbering stays that of the stream.
-/// Plain block YAML takes the fast path; everything else, errors included, the full parser.
+/// Plain block YAML takes the fast path; everything else, errors included, the full parser,
+/// and what it refuses but go-yaml accepts is read again leniently (`lenient`).
 pub fn parse_documents<'a>(
     text: &'a str,
     limits: Limits,
 ) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
     match fast::parse(text, limits) {
         Some(docs) => Ok(docs),
-        None => full::parse(text, limits),
+        None => full::parse(text, limits).or_else(|e| lenient::reparse(text, limits, e)),
     }
 }
 

@@ -349,6 +349,16 @@ fn split(text: &str) -> Vec<Piece> {
             starts.push(at);
         }
     }
+    // Directives after a `...` line belong to the next document: cut before them too.
+    let starts: Vec<usize> = starts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &start)| {
+            let end = starts.get(i + 1).copied().unwrap_or(text.len());
+            let tail = directives_after_document_end(&text[start..end]);
+            std::iter::once(start).chain(tail.map(|at| start + at))
+        })
+        .collect();
     let mut pieces: Vec<Piece> = Vec::with_capacity(starts.len());
     let mut line = 1;
     let mut pending_start: Option<usize> = None;
@@ -367,6 +377,19 @@ fn split(text: &str) -> Vec<Piece> {
         line += count_newlines(piece.as_bytes());
     }
     pieces
+}
+
+/// Where the directives that end `piece` after its last `...` line start, if it ends so.
+fn directives_after_document_end(piece: &str) -> Option<usize> {
+    let mut after_end = None;
+    let mut at = 0;
+    for line in piece.split_inclusive('\n') {
+        at += line.len();
+        if line.starts_with("...") && line[3..].trim().is_empty() {
+            after_end = Some(at);
+        }
+    }
+    after_end.filter(|&at| at < piece.len() && only_directives(&piece[at..]))
 }
 
 fn only_directives(piece: &str) -> bool {
@@ -439,6 +462,19 @@ mod tests {
             piece_texts("%YAML 1.2\n---\nb: 2\n"),
             vec!["%YAML 1.2\n---\nb: 2\n"]
         );
+    }
+
+    #[test]
+    fn directives_after_a_document_end_go_with_the_next_document() {
+        assert_eq!(
+            piece_texts("a: 1\n...\n%YAML 1.1\n---\nb: 2\n"),
+            vec!["a: 1\n...\n", "%YAML 1.1\n---\nb: 2\n"]
+        );
+        assert_eq!(
+            piece_texts("a: 1\n...\n# c\n%TAG !e! tag:e,2000:\n---\nb: 2\n"),
+            vec!["a: 1\n...\n", "# c\n%TAG !e! tag:e,2000:\n---\nb: 2\n"]
+        );
+        assert_eq!(piece_texts("a: 1\n...\n# c\n"), vec!["a: 1\n...\n# c\n"]);
     }
 
     #[test]

@@ -602,10 +602,10 @@ impl Workload {
                 continue;
             };
             let template_meta = template.get("metadata");
-            let slot = Slot::find(template, text, annotation_key);
+            let slot = Slot::find(root, template, text, annotation_key);
             let taken = matches!(&slot, Ok(s) if s.existing.is_some());
             let own_slot = (taken && !annotation_key.starts_with("reconfig/"))
-                .then(|| Slot::find(template, text, OWN_CHECKSUM));
+                .then(|| Slot::find(root, template, text, OWN_CHECKSUM));
             templates.push(PodTemplate {
                 path: path.clone(),
                 directives: Directives::read(template_meta.and_then(|m| m.get("annotations")))?,
