@@ -18,6 +18,8 @@ use serde_json::Value as Json;
 use support::cli::{reconfig, run};
 
 const KEY: &str = "checksum/config";
+/// Where reconfig writes its checksum when a chart owns `KEY` (issue 12 item 19).
+const OWN_KEY: &str = "reconfig/checksum";
 
 const CONFIG_MAP: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  k: v\n---\n";
@@ -86,6 +88,7 @@ fn without_annotation(mut doc: Json) -> Json {
         if let Some(meta) = template.get_mut("metadata").and_then(Json::as_object_mut) {
             if let Some(a) = meta.get_mut("annotations").and_then(Json::as_object_mut) {
                 a.remove(KEY);
+                a.remove(OWN_KEY);
             }
             if meta
                 .get("annotations")
@@ -105,8 +108,10 @@ fn without_annotation(mut doc: Json) -> Json {
 }
 
 fn annotation(doc: &Json) -> Option<&str> {
-    doc.pointer("/spec/template/metadata/annotations")?
-        .get(KEY)?
+    let annotations = doc.pointer("/spec/template/metadata/annotations")?;
+    annotations
+        .get(OWN_KEY)
+        .or_else(|| annotations.get(KEY))?
         .as_str()
 }
 
@@ -198,13 +203,16 @@ fn never_writes_a_broken_stream() {
 }
 
 /// Item 12: an existing annotation carrying an anchor that an alias uses: changing it would
-/// change the alias too. inject warns and leaves the document alone.
+/// change the alias too. inject warns and leaves the document alone. (reconfig replaces only
+/// a value it owns, a key under `reconfig/`: a chart's own `checksum/config` is kept as it is,
+/// anchor and all, and reconfig's checksum goes beside it, see item 19.)
 #[test]
 fn an_anchored_annotation_that_an_alias_uses_is_left_alone() {
+    const OWNED: &str = "reconfig/hash";
     let input = deployment(&format!(
-        "    metadata:\n      annotations:\n        {KEY}: &o old\n        other: *o\n{SPEC}"
+        "    metadata:\n      annotations:\n        {OWNED}: &o old\n        other: *o\n{SPEC}"
     ));
-    let out = run(&["inject"], &input);
+    let out = run(&["inject", "-a", OWNED], &input);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, input);
     assert!(
@@ -215,17 +223,31 @@ fn an_anchored_annotation_that_an_alias_uses_is_left_alone() {
     );
     // Not used elsewhere: the anchor stays and the value is replaced.
     let input = deployment(&format!(
-        "    metadata:\n      annotations:\n        {KEY}: &o old\n{SPEC}"
+        "    metadata:\n      annotations:\n        {OWNED}: &o old\n{SPEC}"
     ));
-    let out = run(&["inject"], &input);
+    let out = run(&["inject", "-a", OWNED], &input);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.contains(&format!("        {KEY}: &o \"")),
+        out.stdout.contains(&format!("        {OWNED}: &o \"")),
+        "{}",
+        out.stdout
+    );
+    // A chart's own anchored `checksum/config` is kept byte for byte, alias and all.
+    let charts = deployment(&format!(
+        "    metadata:\n      annotations:\n        {KEY}: &o old\n        other: *o\n{SPEC}"
+    ));
+    let out = run(&["inject"], &charts);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!("        {KEY}: &o old\n"))
+            && out.stdout.contains("        other: *o\n")
+            && out.stdout.contains(&format!("{OWN_KEY}: \"")),
         "{}",
         out.stdout
     );
     if let Some(oracle) = oracle() {
         hold_the_rule(&oracle, &input).unwrap_or_else(|e| panic!("{e}"));
+        hold_the_rule(&oracle, &charts).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

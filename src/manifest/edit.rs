@@ -79,6 +79,17 @@ pub enum SlotError {
     Unproven(String),
 }
 
+impl SlotError {
+    /// The key already holds a value that cannot be rewritten in place (an anchored or a block
+    /// scalar): a value reconfig did not write, which another key can sit beside.
+    pub fn is_about_existing_value(&self) -> bool {
+        matches!(
+            self,
+            SlotError::AnchorUsed { .. } | SlotError::BlockScalar(_)
+        )
+    }
+}
+
 /// One replacement in a document's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
@@ -194,11 +205,12 @@ impl Slot {
         let edited = apply(text, &mut [self.edit(key, PROBE)]);
         let docs = parse_documents(&edited, Limits::default())
             .map_err(|e| SlotError::Unproven(format!("the result does not parse: {e}")))?;
-        // The edit comes after the document's start, so the document starts where it did.
+        // The edit comes after the object's start, so the object (a document, or an item of a
+        // `kind: List`) starts where it did.
         let Some(new_root) = docs
             .iter()
             .flatten()
-            .find(|d| d.start.offset == root.start.offset)
+            .find_map(|d| node_at(d, root.start.offset))
         else {
             return Err(SlotError::Unproven("the document moved".into()));
         };
@@ -285,6 +297,21 @@ impl Slot {
                 }
             }
         }
+    }
+}
+
+/// The mapping that starts at `offset`: the node itself, or one nested in it.
+fn node_at<'n, 'a>(node: &'n Node<'a>, offset: usize) -> Option<&'n Node<'a>> {
+    if node.start.offset == offset && matches!(node.value, Value::Mapping(..)) {
+        return Some(node);
+    }
+    if offset < node.start.offset || offset >= node.end.offset.max(node.start.offset + 1) {
+        return None;
+    }
+    match &node.value {
+        Value::Mapping(entries, _) => entries.iter().find_map(|(_, v)| node_at(v, offset)),
+        Value::Sequence(items, _) => items.iter().find_map(|v| node_at(v, offset)),
+        Value::Scalar(..) => None,
     }
 }
 

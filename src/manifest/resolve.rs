@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::checksum::{checksum, Contribution, Selection};
-use super::edit::Edit;
+use super::edit::{Edit, SlotError};
 use super::index::{Item, Items, ObjectIndex};
 use super::object::{ConfigKind, ConfigObject, ObjectId};
 use super::stream::{Diagnostic, DocInfo, Location, Parsed};
@@ -414,16 +414,19 @@ impl<'p> Resolver<'p> {
             record(out, Outcome::Skipped(Skip::OptedOut), None);
             return;
         }
+        // An existing value under the key that cannot be rewritten (an anchored or block
+        // scalar) is not reconfig's: it stays, and reconfig's own key is used (below).
+        let cannot_edit = |out: &mut Resolution, e: &SlotError| {
+            out.warnings.push(Diagnostic {
+                location: location.clone(),
+                message: format!("{} {}: cannot be annotated: {e}", w.id, template.path),
+            });
+            record(out, Outcome::Skipped(Skip::CannotEdit(e.to_string())), None);
+        };
         let slot = match &template.slot {
-            Ok(slot) => slot,
-            Err(e) => {
-                out.warnings.push(Diagnostic {
-                    location: location.clone(),
-                    message: format!("{} {}: cannot be annotated: {e}", w.id, template.path),
-                });
-                record(out, Outcome::Skipped(Skip::CannotEdit(e.to_string())), None);
-                return;
-            }
+            Ok(slot) => Ok(slot),
+            Err(e) if e.is_about_existing_value() && template.own_slot.is_some() => Err(e),
+            Err(e) => return cannot_edit(out, e),
         };
 
         let used = self.look_up(wanted, &w.id, &location, &mut out.missing);
@@ -446,24 +449,15 @@ impl<'p> Resolver<'p> {
                 ),
             });
         }
-        // A value under the key that is not the checksum is someone else's (a chart's own
-        // `checksum/config`): it stays, and reconfig's checksum goes to a key of its own.
-        let (key, slot) = match (&slot.existing, &template.own_slot) {
-            (Some(existing), Some(own)) if *existing != sum => {
-                let own = match own {
-                    Ok(own) => own,
-                    Err(e) => {
-                        out.warnings.push(Diagnostic {
-                            location: location.clone(),
-                            message: format!(
-                                "{} {}: cannot be annotated: {e}",
-                                w.id, template.path
-                            ),
-                        });
-                        record(out, Outcome::Skipped(Skip::CannotEdit(e.to_string())), None);
-                        return;
-                    }
-                };
+        // A value under the key that is not the checksum, or one it cannot rewrite, is someone
+        // else's (a chart's own `checksum/config`): it stays, and reconfig's checksum goes to a
+        // key of its own.
+        let foreign = slot.is_ok_and(|slot| slot.existing.as_ref().is_some_and(|e| *e != sum));
+        let (key, slot) = match (slot, &template.own_slot) {
+            (Ok(slot), None) => (self.annotation_key, slot),
+            (Ok(slot), Some(_)) if !foreign => (self.annotation_key, slot),
+            (_, Some(Err(e))) => return cannot_edit(out, e),
+            (_, Some(Ok(own))) => {
                 out.warnings.push(Diagnostic {
                     location: location.clone(),
                     message: format!(
@@ -473,7 +467,7 @@ impl<'p> Resolver<'p> {
                 });
                 (OWN_CHECKSUM, own)
             }
-            _ => (self.annotation_key, slot),
+            (Err(e), None) => return cannot_edit(out, e),
         };
         let edit = (slot.existing.as_deref() != Some(sum.as_str())).then(|| slot.edit(key, &sum));
         record(

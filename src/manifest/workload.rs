@@ -603,7 +603,10 @@ impl Workload {
             };
             let template_meta = template.get("metadata");
             let slot = Slot::find(root, template, text, annotation_key);
-            let taken = matches!(&slot, Ok(s) if s.existing.is_some());
+            let taken = match &slot {
+                Ok(slot) => slot.existing.is_some(),
+                Err(e) => e.is_about_existing_value(),
+            };
             let own_slot = (taken && !annotation_key.starts_with("reconfig/"))
                 .then(|| Slot::find(root, template, text, OWN_CHECKSUM));
             templates.push(PodTemplate {
