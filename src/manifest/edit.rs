@@ -96,7 +96,7 @@ impl Slot {
         if value.aliased {
             return Err(SlotError::Aliased("annotation"));
         }
-        match &value.value {
+        match value.value() {
             Value::Scalar(
                 s,
                 ScalarStyle::Plain | ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted,
@@ -203,7 +203,7 @@ fn insert(
     missing: usize,
     what: &'static str,
 ) -> Result<Slot, SlotError> {
-    let Value::Mapping(entries, style) = &mapping.value else {
+    let Value::Mapping(entries, style) = mapping.value() else {
         return Err(SlotError::NotMapping(what));
     };
     let place = match (style, entries.first()) {
@@ -276,7 +276,7 @@ fn closing_brace(text: &str, from: usize) -> usize {
 /// Where a scalar's own text ends: the parser's span of a quoted scalar runs on over a trailing comment.
 fn scalar_end(text: &str, node: &Node<'_>) -> usize {
     let start = node.start.offset;
-    let quote = match &node.value {
+    let quote = match node.value() {
         Value::Scalar(_, ScalarStyle::SingleQuoted) => '\'',
         Value::Scalar(_, ScalarStyle::DoubleQuoted) => '"',
         _ => return node.end.offset,
