@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use super::edit::{self, Edit};
 use super::index::{Item, ObjectIndex};
 use super::node::Limits;
-use super::object::{ConfigObject, ObjectId, ObjectMeta};
+use super::object::{non_string_values, ConfigObject, ObjectId, ObjectMeta};
 use super::resolve::{resolve, Resolution, Rules};
 use super::stream::{Parsed, Stream, StreamError};
 use super::workload::{TemplateKinds, Workload};
@@ -62,6 +62,9 @@ pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, Str
             return Ok(Item::Other);
         };
         if let Some(object) = ConfigObject::read(doc.root, &meta, options.secret_key.as_deref())? {
+            for doubt in non_string_values(doc.root, &meta) {
+                doc.doubt(doubt);
+            }
             return Ok(Item::Config(object));
         }
         Ok(

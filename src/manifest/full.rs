@@ -17,6 +17,9 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
 use super::node::{Limits, Node, Pos, Style, SyntaxError, Value, NODE_BYTES};
 
+/// Why a document after a `...` line needs its own `---`.
+pub const BARE_DOCUMENT: &str = "a document after a `...` line must start with a `---` line: go-yaml refuses it, and Helm and kubectl would silently drop it";
+
 /// Parses every document of `text` with the general YAML parser.
 pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
     let positions = Positions::new(text);
@@ -42,7 +45,14 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
         let complete = match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing => continue,
-            Event::DocumentStart(_) => {
+            Event::DocumentStart(explicit) => {
+                // Only a `...` line lets a document follow another without `---`.
+                if !explicit && !docs.is_empty() {
+                    return Err(SyntaxError {
+                        pos: start,
+                        message: BARE_DOCUMENT.into(),
+                    });
+                }
                 root = None;
                 budget = Budget::new(limits);
                 anchors.clear();
@@ -59,7 +69,9 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                         Some(tag) => is_core(tag, "merge"),
                     };
                 let (value, style) = match tag.as_deref() {
-                    Some(tag) if is_core(tag, "binary") => (binary(&value, start)?, ScalarStyle::DoubleQuoted),
+                    Some(tag) if is_core(tag, "binary") => {
+                        (binary(&value, start)?, ScalarStyle::DoubleQuoted)
+                    }
                     _ => (value, style),
                 };
                 budget.real(start)?;
@@ -244,8 +256,7 @@ fn merge<'a>(
         }
         let wrong = || SyntaxError {
             pos: value.start,
-            message: "a merge key (`<<`) needs a mapping or a list of mappings as its value"
-                .into(),
+            message: "a merge key (`<<`) needs a mapping or a list of mappings as its value".into(),
         };
         let sources: Vec<&Node<'a>> = match value.value() {
             Value::Mapping(..) => vec![&value],
@@ -423,7 +434,8 @@ impl<'a> Budget<'a> {
         let weight = self.weight(&node);
         let (start, end, aliased) = (node.start, node.end, node.aliased);
         let rc = Rc::new(node);
-        self.shared.insert(Rc::as_ptr(&rc), (Rc::clone(&rc), weight));
+        self.shared
+            .insert(Rc::as_ptr(&rc), (Rc::clone(&rc), weight));
         Node {
             value: Value::Shared(rc),
             start,

@@ -198,7 +198,10 @@ impl<'a> Node<'a> {
 }
 
 /// Scalar keys of one mapping written more than once (merged-in keys aside): `(first, last)`.
-fn duplicates_in<'n, 'a>(entries: &'n [(Node<'a>, Node<'a>)], found: &mut Vec<(&'n Node<'a>, &'n Node<'a>)>) {
+fn duplicates_in<'n, 'a>(
+    entries: &'n [(Node<'a>, Node<'a>)],
+    found: &mut Vec<(&'n Node<'a>, &'n Node<'a>)>,
+) {
     let keys = entries
         .iter()
         .filter(|(k, _)| !k.aliased)

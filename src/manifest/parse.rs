@@ -126,8 +126,13 @@ mod merge_and_alias_tests {
     fn json(text: &str) -> String {
         let docs = parse_documents(text, Limits::default()).expect("valid yaml");
         let value = to_json(docs[0].as_ref().expect("one document"));
-        serde_json::from_str::<std::collections::BTreeMap<String, serde_json::Value>>(&value.to_string())
-            .map_or_else(|_| value.to_string(), |sorted| serde_json::to_string(&sorted).unwrap_or_default())
+        serde_json::from_str::<std::collections::BTreeMap<String, serde_json::Value>>(
+            &value.to_string(),
+        )
+        .map_or_else(
+            |_| value.to_string(),
+            |sorted| serde_json::to_string(&sorted).unwrap_or_default(),
+        )
     }
 
     #[test]
@@ -135,8 +140,14 @@ mod merge_and_alias_tests {
         // Checked against tests/tools/yaml-oracle (go-yaml v2 under sigs.k8s.io/yaml).
         assert_eq!(json("{a: 1, <<: {a: 2, b: 3}}"), r#"{"a":2,"b":3}"#);
         assert_eq!(json("{<<: {a: 2, b: 3}, a: 1}"), r#"{"a":1,"b":3}"#);
-        assert_eq!(json("{<<: [{a: 1}, {a: 2, b: 2}], c: 3}"), r#"{"a":1,"b":2,"c":3}"#);
-        assert_eq!(json("x: &x {a: 1}\ny: {<<: *x, <<: {b: 2}}\n"), r#"{"x":{"a":1},"y":{"a":1,"b":2}}"#);
+        assert_eq!(
+            json("{<<: [{a: 1}, {a: 2, b: 2}], c: 3}"),
+            r#"{"a":1,"b":2,"c":3}"#
+        );
+        assert_eq!(
+            json("x: &x {a: 1}\ny: {<<: *x, <<: {b: 2}}\n"),
+            r#"{"x":{"a":1},"y":{"a":1,"b":2}}"#
+        );
         assert_eq!(json("{\"<<\": {a: 1}}"), r#"{"<<":{"a":1}}"#);
         assert_eq!(json("{!!merge <<: {a: 1}}"), r#"{"a":1}"#);
         assert_eq!(json("a: {<<: {b: 1}}\n"), r#"{"a":{"b":1}}"#);
@@ -149,24 +160,35 @@ mod merge_and_alias_tests {
 
     #[test]
     fn duplicate_keys_take_the_last_and_are_found() {
-        let docs = parse_documents("a: 1\nb: {c: 1, c: 2}\na: 3\n", Limits::default()).expect("valid");
+        let docs =
+            parse_documents("a: 1\nb: {c: 1, c: 2}\na: 3\n", Limits::default()).expect("valid");
         let root = docs[0].as_ref().expect("doc");
         assert_eq!(root.get_str("a"), Some("3"));
         assert_eq!(root.path("b.c").and_then(Node::as_str), Some("2"));
         let lines: Vec<_> = root
             .duplicate_keys()
             .iter()
-            .map(|(first, last)| (first.as_str().unwrap_or(""), first.start.line, last.start.line))
+            .map(|(first, last)| {
+                (
+                    first.as_str().unwrap_or(""),
+                    first.start.line,
+                    last.start.line,
+                )
+            })
             .collect();
         assert_eq!(lines, vec![("a", 1, 3), ("c", 2, 2)]);
         // A key a merge brings in may be overridden: that is no duplicate.
-        let docs = parse_documents("b: &b {c: 1}\nd: {<<: *b, c: 2}\n", Limits::default()).expect("valid");
+        let docs =
+            parse_documents("b: &b {c: 1}\nd: {<<: *b, c: 2}\n", Limits::default()).expect("valid");
         assert!(docs[0].as_ref().expect("doc").duplicate_keys().is_empty());
     }
 
     #[test]
     fn binary_scalars_are_decoded_as_go_yaml_does() {
-        assert_eq!(json("{a: !!binary aGk=, b: !!binary \"MTIz\"}"), r#"{"a":"hi","b":"123"}"#);
+        assert_eq!(
+            json("{a: !!binary aGk=, b: !!binary \"MTIz\"}"),
+            r#"{"a":"hi","b":"123"}"#
+        );
         assert!(parse_documents("a: !!binary '!!'\n", Limits::default()).is_err());
     }
 
@@ -188,7 +210,9 @@ mod merge_and_alias_tests {
         let items = root.get("b").expect("b").items();
         assert_eq!(items.len(), 10);
         let first = items[0].as_str().expect("scalar").as_ptr();
-        assert!(items.iter().all(|i| i.as_str().expect("scalar").as_ptr() == first));
+        assert!(items
+            .iter()
+            .all(|i| i.as_str().expect("scalar").as_ptr() == first));
         assert!(items.iter().all(|i| i.aliased));
     }
 
