@@ -226,16 +226,30 @@ fn a_document_after_document_end_needs_its_own_marker() {
 }
 
 #[test]
-fn many_documents_ended_by_dots_are_read_one_at_a_time() {
-    // 20,000 ConfigMaps of 1 KiB each, separated by `...` and `---`: ~21 MiB.
+fn many_documents_ended_by_dots_alone_are_refused_in_little_memory() {
+    // 20,000 ConfigMaps of 1 KiB each, separated by `...` lines only: ~21 MiB, which a
+    // reader holding them all at once turns into gigabytes. Cut at each `...`, every bare
+    // document is refused on its own.
     let one = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata:\n  k: \"{}\"\n...\n---\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata:\n  k: \"{}\"\n...\n",
         "v".repeat(1000)
     );
     let input = one.repeat(20_000);
     let out = run_capped(&["inject"], &input, 400);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr
+            .contains("document 2, line 7, column 1: a document after a `...` line"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("… and 19979 more"), "{}", out.stderr);
+    // With a `---` after each `...`, the same stream is read, one document at a time.
+    let marked = input.replace("...\n", "...\n---\n");
+    let out = run_capped(&["inject"], &marked, 400);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout.len(), input.len());
+    assert_eq!(out.stdout.len(), marked.len());
 }
 
 #[test]
