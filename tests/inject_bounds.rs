@@ -273,3 +273,25 @@ fn a_size_limit_no_input_can_reach_is_refused() {
         out.stderr
     );
 }
+
+#[test]
+fn pod_template_metadata_made_only_of_merge_keys_is_left_alone_with_a_warning() {
+    let input = config_and_user("  a: one\n").replacen(
+        "    metadata:\n      labels:\n        app: web\n",
+        "    metadata:\n      <<: {labels: {app: web}}\n",
+        1,
+    );
+    let out = run(&["inject"], &input);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, input, "the document must stay as it was");
+    assert!(out.stderr.contains("merge key"), "{}", out.stderr);
+    // With a key of its own, the annotation goes next to it.
+    let input = input.replacen(
+        "      <<: {labels: {app: web}}\n",
+        "      <<: {labels: {app: web}}\n      name: x\n",
+        1,
+    );
+    let out = run(&["inject"], &input);
+    let sum = checksum(&out);
+    assert!(out.stdout.contains(&format!("      <<: {{labels: {{app: web}}}}\n      annotations:\n        checksum/config: \"{sum}\"\n      name: x\n")), "{}", out.stdout);
+}

@@ -51,7 +51,7 @@ enum Place {
 /// Why a pod template cannot be annotated in place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlotError {
-    #[error("its {0} comes from a YAML alias, so it cannot be edited in place")]
+    #[error("its {0} comes from a YAML alias or merge key, so it cannot be edited in place")]
     Aliased(&'static str),
     #[error("its {0} is not a mapping")]
     NotMapping(&'static str),
@@ -206,7 +206,13 @@ fn insert(
     let Value::Mapping(entries, style) = mapping.value() else {
         return Err(SlotError::NotMapping(what));
     };
-    let place = match (style, entries.first()) {
+    // Keys a merge key (`<<`) brought in are written elsewhere: place the new line by the
+    // mapping's own keys, and leave a mapping that has none alone.
+    let own_first = entries.iter().find(|(key, _)| !key.aliased);
+    if *style == Style::Block && !entries.is_empty() && own_first.is_none() {
+        return Err(SlotError::Aliased(what));
+    }
+    let place = match (style, own_first) {
         (Style::Block, Some((first, _))) => {
             let indent = first.start.column - 1;
             let key_at = first.start.offset;
