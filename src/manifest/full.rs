@@ -17,9 +17,6 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
 use super::node::{Limits, Node, Pos, Style, SyntaxError, Value, NODE_BYTES};
 
-/// Why a document after a `...` line needs its own `---`.
-pub const BARE_DOCUMENT: &str = "a document after a `...` line must start with a `---` line: go-yaml refuses it, and Helm and kubectl would silently drop it";
-
 /// Parses every document of `text` with the general YAML parser.
 pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
     let positions = Positions::new(text);
@@ -45,14 +42,7 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
         let complete = match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing => continue,
-            Event::DocumentStart(explicit) => {
-                // Only a `...` line lets a document follow another without `---`.
-                if !explicit && !docs.is_empty() {
-                    return Err(SyntaxError {
-                        pos: start,
-                        message: BARE_DOCUMENT.into(),
-                    });
-                }
+            Event::DocumentStart(_) => {
                 root = None;
                 budget = Budget::new(limits);
                 anchors.clear();

@@ -9,7 +9,6 @@ use std::cell::RefCell;
 use std::fmt;
 use std::ops::Range;
 
-use super::full::BARE_DOCUMENT;
 use super::node::{Limits, Node, Pos};
 use super::parse::parse_documents;
 
@@ -386,8 +385,9 @@ fn duplicate_keys(root: &Node<'_>, piece_line: usize) -> Vec<Problem> {
 
 /// A document after a `...` line that does not start with `---`.
 ///
-/// YAML allows it, but go-yaml refuses it, and Helm and kubectl, which cut at `---` lines,
-/// silently read only the document before the `...`: refusing it is the only reading that
+/// YAML allows it (and the parser alone, which `watch` uses on app configs, accepts it), but
+/// go-yaml refuses it, and Helm and kubectl, which cut at `---` lines, silently read only the
+/// document before the `...`: for a manifest stream, refusing it is the only reading that
 /// agrees with what reaches the cluster.
 fn bare_document(text: &str) -> Option<Problem> {
     let mut offset = 0;
@@ -405,7 +405,7 @@ fn bare_document(text: &str) -> Option<Problem> {
                     line: index + 1,
                     column: 1,
                 },
-                message: BARE_DOCUMENT.into(),
+                message: "a document after a `...` line must start with a `---` line: go-yaml refuses it, and Helm and kubectl would silently drop it".into(),
             });
         }
         offset += line.len();
