@@ -28,7 +28,8 @@ def schema(rng, depth, indent, out, budget):
     for i in range(rng.randint(3, 7)):
         if budget[0] <= 0:
             return
-        name = f"{rng.choice(WORDS)}{rng.choice(WORDS).capitalize()}{i}"
+        budget[1] += 1
+        name = f"{rng.choice(WORDS)}{rng.choice(WORDS).capitalize()}{budget[1]}"
         out.append(f"{pad}{name}:\n")
         if rng.random() < 0.5:
             out.append(f"{pad}  description: |-\n")
@@ -59,7 +60,7 @@ def crd(rng, i, size):
     ]
     total = 0
     while total < size:
-        budget = [60]
+        budget = [60, total]
         part = []
         schema(rng, 8, 10, part, budget)
         out.extend(part)
@@ -96,7 +97,7 @@ def main():
     p.add_argument("--seed", type=int, default=7)
     a = p.parse_args()
     rng = random.Random(a.seed)
-    crds = [crd(rng, i, rng.choice([20_000, 40_000, 80_000, 160_000, 270_000])) for i in range(40)]
+    crds = [crd(rng, i, rng.choice([20_000, 40_000, 80_000, 180_000, 330_000])) for i in range(40)]
     rest = []
     for i in range(35):
         rest.append(("configmap", config(rng, i)))
