@@ -51,7 +51,8 @@ for shape in flow-mapping render pairs dots laughs long-alias; do
     /usr/bin/time -f '%M %e' -o "$BENCH_DIR/mem-$shape.time" "$BIN" inject <"$file" >/dev/null 2>"$BENCH_DIR/mem-$shape.err"
     code=$?
     set -e
-    read -r kib seconds <"$BENCH_DIR/mem-$shape.time"
+    # GNU time writes "Command exited with non-zero status N" first when the command fails.
+    read -r kib seconds < <(tail -n 1 "$BENCH_DIR/mem-$shape.time")
     goal_kib=$(( (2 * bytes + 32 * 1048576) / 1024 ))
     want=0
     [[ $shape == laughs || $shape == long-alias ]] && want=1
