@@ -40,15 +40,17 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "g" | "gb" | "gi" | "gib" => 1 << 30,
         _ => return Err(format!("`{s}` is not a size (e.g. 64MiB)")),
     };
-    let size = digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| format!("`{s}` is not a size (e.g. 64MiB)"))?;
-    if size > MAX_SIZE {
-        return Err(format!("`{s}` is larger than any input can be"));
+    if digits.is_empty() {
+        return Err(format!("`{s}` is not a size (e.g. 64MiB)"));
     }
-    Ok(size)
+    // Digits only, so a failed parse or product means a number too large for any input.
+    digits
+        .parse::<u128>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier as u128))
+        .and_then(|size| usize::try_from(size).ok())
+        .filter(|&size| size <= MAX_SIZE)
+        .ok_or_else(|| format!("`{s}` is larger than any input can be"))
 }
 
 #[cfg(test)]
@@ -78,5 +80,12 @@ mod tests {
         assert_eq!(parse_size(&MAX_SIZE.to_string()), Ok(MAX_SIZE));
         assert!(parse_size(&(MAX_SIZE as u128 + 1).to_string()).is_err());
         assert!(parse_size(&usize::MAX.to_string()).is_err());
+        for overflow in [
+            "17179869184GiB",
+            "99999999999999999999999999999999999999999999",
+        ] {
+            let e = parse_size(overflow).expect_err(overflow);
+            assert!(e.contains("larger than any input"), "{e}");
+        }
     }
 }

@@ -57,8 +57,9 @@ pub struct InjectArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,
 
-    /// Fail when a required ConfigMap or Secret is not in the stream, or a --depends or
-    /// --template-path matches nothing (warnings otherwise).
+    /// Fail when a required ConfigMap or Secret is not in the stream, a --depends or
+    /// --template-path matches nothing, a key is written twice, or a ConfigMap value is not a
+    /// string (warnings otherwise).
     #[arg(long)]
     pub strict: bool,
 }
@@ -70,8 +71,23 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
 
     let mut warnings = analysis.resolution.warnings.clone();
     let mut missing = analysis.resolution.missing.clone();
+    let mut doubts = analysis.parsed.doubts.clone();
     inputs.relocate(&mut warnings);
     inputs.relocate(&mut missing);
+    inputs.relocate(&mut doubts);
+    for d in &doubts {
+        if args.strict {
+            error!("{d}");
+        } else {
+            warn!("{d}");
+        }
+    }
+    if args.strict && !doubts.is_empty() {
+        return Err(Failure::Invalid(format!(
+            "{} value(s) or key(s) the API server would read differently or refuse (--strict); nothing was written",
+            doubts.len()
+        )));
+    }
     for w in &warnings {
         warn!("{w}");
     }

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use super::edit::{self, Edit};
 use super::index::{Item, Items, ObjectIndex};
 use super::node::Limits;
-use super::object::{objects, ConfigObject, ObjectId};
+use super::object::{non_string_values, objects, ConfigObject, ObjectId};
 use super::resolve::{resolve, Resolution, Rules};
 use super::stream::{Parsed, Stream, StreamError};
 use super::workload::{TemplateKinds, Workload};
@@ -62,6 +62,9 @@ pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, Str
         for (root, meta) in objects(doc.root) {
             let secret_key = options.secret_key.as_deref();
             if let Some(object) = ConfigObject::read(root, &meta, secret_key)? {
+                for doubt in non_string_values(root, &meta) {
+                    doc.doubt(doubt);
+                }
                 items.push(Item::Config(object));
             } else if let Some(workload) = Workload::read(
                 root,

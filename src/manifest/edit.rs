@@ -61,7 +61,7 @@ enum Place {
 /// Why a pod template cannot be annotated in place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlotError {
-    #[error("its {0} comes from a YAML alias, so it cannot be edited in place")]
+    #[error("its {0} comes from a YAML alias or merge key, so it cannot be edited in place")]
     Aliased(&'static str),
     #[error("its {0} is not a mapping")]
     NotMapping(&'static str),
@@ -165,7 +165,7 @@ impl Slot {
         if value.aliased {
             return Err(SlotError::Aliased("annotation"));
         }
-        match &value.value {
+        match value.value() {
             Value::Scalar(
                 s,
                 ScalarStyle::Plain | ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted,
@@ -302,16 +302,16 @@ impl Slot {
 
 /// The mapping that starts at `offset`: the node itself, or one nested in it.
 fn node_at<'n, 'a>(node: &'n Node<'a>, offset: usize) -> Option<&'n Node<'a>> {
-    if node.start.offset == offset && matches!(node.value, Value::Mapping(..)) {
+    if node.start.offset == offset && matches!(node.value(), Value::Mapping(..)) {
         return Some(node);
     }
     if offset < node.start.offset || offset >= node.end.offset.max(node.start.offset + 1) {
         return None;
     }
-    match &node.value {
+    match node.value() {
         Value::Mapping(entries, _) => entries.iter().find_map(|(_, v)| node_at(v, offset)),
         Value::Sequence(items, _) => items.iter().find_map(|v| node_at(v, offset)),
-        Value::Scalar(..) => None,
+        Value::Scalar(..) | Value::Shared(_) => None,
     }
 }
 
@@ -331,10 +331,16 @@ fn insert(
     missing: usize,
     what: &'static str,
 ) -> Result<Slot, SlotError> {
-    let Value::Mapping(entries, style) = &mapping.value else {
+    let Value::Mapping(entries, style) = mapping.value() else {
         return Err(SlotError::NotMapping(what));
     };
-    let place = match (style, entries.first()) {
+    // Keys a merge key (`<<`) brought in are written elsewhere: place the new line by the
+    // mapping's own keys, and leave a mapping that has none alone.
+    let own_first = entries.iter().find(|(key, _)| !key.aliased);
+    if *style == Style::Block && !entries.is_empty() && own_first.is_none() {
+        return Err(SlotError::Aliased(what));
+    }
+    let place = match (style, own_first) {
         (Style::Block, Some((first, _))) => {
             let mut indent = first.start.column - 1;
             let mut key_at = first.start.offset;
@@ -423,7 +429,7 @@ fn needs_comma(text: &str, entries: &[(Node<'_>, Node<'_>)], at: usize) -> bool 
     } else {
         value
     };
-    let from = match &last.value {
+    let from = match last.value() {
         Value::Scalar(..) => scalar_end(text, past_properties(text, last.start.offset).0, last),
         // A nested collection ends at its closing bracket (its end may be a trailing comma).
         _ => text[last.end.offset..at]
@@ -468,7 +474,7 @@ fn past_properties(text: &str, mut start: usize) -> (usize, Option<&str>) {
 
 /// Where a scalar's own text, starting at `start`, ends: the parser's span of a quoted scalar runs on over a trailing comment.
 fn scalar_end(text: &str, start: usize, node: &Node<'_>) -> usize {
-    let quote = match &node.value {
+    let quote = match node.value() {
         Value::Scalar(_, ScalarStyle::SingleQuoted) => '\'',
         Value::Scalar(_, ScalarStyle::DoubleQuoted) => '"',
         _ => return node.end.offset,
@@ -508,7 +514,7 @@ impl Proof<'_> {
         if (old.start.offset, old.end.offset) == self.template && !old.aliased {
             return self.annotated(Some(old), new, &LEVELS);
         }
-        match (&old.value, &new.value) {
+        match (old.value(), new.value()) {
             (Value::Scalar(a, x), Value::Scalar(b, y)) => {
                 a == b && (*x == ScalarStyle::Plain) == (*y == ScalarStyle::Plain)
             }
@@ -530,7 +536,7 @@ impl Proof<'_> {
     fn annotated(&self, old: Option<&Node<'_>>, new: &Node<'_>, levels: &[&str]) -> bool {
         let old = old.filter(|o| !o.is_null());
         let empty = Vec::new();
-        let (old_entries, new_entries) = match (old.map(|o| &o.value), &new.value) {
+        let (old_entries, new_entries) = match (old.map(Node::value), new.value()) {
             (None, Value::Mapping(b, _)) => (&empty, b),
             (Some(Value::Mapping(a, _)), Value::Mapping(b, _)) => (a, b),
             _ => return false,

@@ -1,13 +1,21 @@
 //! The full YAML parser: any YAML, every error message, positions kept.
 //!
-//! It drives `saphyr-parser`'s events into our position-keeping tree, expands aliases
-//! (counting them against the limits, so an alias bomb is refused), and marks aliased
-//! nodes so they are never edited in place. The fast path (`fast`) handles plain renders;
-//! this parser handles everything it declines.
+//! It drives `saphyr-parser`'s events into our position-keeping tree and reads the stream as
+//! Helm and kubectl do (go-yaml and sigs.k8s.io/yaml): merge keys (`<<: *base`, a list of
+//! them, Helm 4's `!!merge <<:`) are resolved and `!!binary` scalars decoded. Anchored nodes
+//! are shared by their aliases, never copied, and what aliases and merges repeat is counted
+//! against the limits, so an alias bomb is refused early in little memory. Aliased and
+//! merged nodes are marked so they are never edited in place. The fast path (`fast`)
+//! handles plain renders; this parser handles everything it declines.
 
-use saphyr_parser::{Event, Parser, ScanError, Span};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
 
-use super::node::{Limits, Node, Pos, Style, SyntaxError, Value};
+use base64::Engine as _;
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
+
+use super::node::{Limits, Node, Pos, Style, SyntaxError, Value, NODE_BYTES};
 
 /// Parses every document of `text` with the general YAML parser.
 pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
@@ -15,9 +23,9 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
     let mut stack: Vec<Frame<'a>> = Vec::new();
-    let mut anchors: Vec<(usize, Node<'a>, usize)> = Vec::new();
+    let mut anchors: Vec<(usize, Rc<Node<'a>>)> = Vec::new();
     let mut root: Option<Node<'a>> = None;
-    let mut nodes = 0usize;
+    let mut budget = Budget::new(limits);
     let mut last_end = Pos::default();
 
     let syntax = |positions: &Positions, e: ScanError| SyntaxError {
@@ -30,12 +38,13 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
         let start = positions.pos(&span.start);
         let end = positions.pos(&span.end);
         last_end = end;
+        let mut merge_key = false;
         let complete = match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing => continue,
             Event::DocumentStart(_) => {
                 root = None;
-                nodes = 0;
+                budget = Budget::new(limits);
                 anchors.clear();
                 continue;
             }
@@ -43,7 +52,19 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                 docs.push(root.take());
                 continue;
             }
-            Event::Scalar(value, style, anchor, _tag) => {
+            Event::Scalar(value, style, anchor, tag) => {
+                merge_key = value == "<<"
+                    && match tag.as_deref() {
+                        None => style == ScalarStyle::Plain,
+                        Some(tag) => is_core(tag, "merge"),
+                    };
+                let (value, style) = match tag.as_deref() {
+                    Some(tag) if is_core(tag, "binary") => {
+                        (binary(&value, start)?, ScalarStyle::DoubleQuoted)
+                    }
+                    _ => (value, style),
+                };
+                budget.real(start)?;
                 let node = Node {
                     value: Value::Scalar(value, style),
                     start,
@@ -51,13 +72,13 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                     aliased: false,
                 };
                 if anchor != 0 {
-                    anchors.push((anchor, node.clone(), 1));
+                    budget.anchor(&mut anchors, anchor, node)
+                } else {
+                    node
                 }
-                node
             }
             Event::Alias(id) => {
-                let Some((_, target, size)) = anchors.iter().rev().find(|(a, _, _)| *a == id)
-                else {
+                let Some((_, target)) = anchors.iter().rev().find(|(a, _)| *a == id) else {
                     return Err(SyntaxError {
                         pos: start,
                         message:
@@ -65,13 +86,13 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                                 .into(),
                     });
                 };
-                nodes += size;
-                if nodes > limits.max_nodes {
-                    return Err(too_many_nodes(start, limits));
+                budget.repeat(start, budget.weight_of_shared(target))?;
+                Node {
+                    start: target.start,
+                    end: target.end,
+                    value: Value::Shared(Rc::clone(target)),
+                    aliased: true,
                 }
-                let mut node = target.clone();
-                node.aliased = true;
-                node
             }
             Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                 if stack.len() >= limits.max_depth {
@@ -92,6 +113,7 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                         anchor,
                         entries: Vec::new(),
                         key: None,
+                        merges: Vec::new(),
                     }
                 } else {
                     Frame::Sequence {
@@ -112,16 +134,24 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                         style,
                         anchor,
                         entries,
+                        merges,
                         ..
-                    }) => (
-                        Node {
-                            value: Value::Mapping(entries, style),
-                            start: s,
-                            end,
-                            aliased: false,
-                        },
-                        anchor,
-                    ),
+                    }) => {
+                        let entries = if merges.is_empty() {
+                            entries
+                        } else {
+                            merge(entries, &merges, &mut budget)?
+                        };
+                        (
+                            Node {
+                                value: Value::Mapping(entries, style),
+                                start: s,
+                                end,
+                                aliased: false,
+                            },
+                            anchor,
+                        )
+                    }
                     Some(Frame::Sequence {
                         start: s,
                         style,
@@ -143,23 +173,30 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                         })
                     }
                 };
+                budget.real(start)?;
                 if anchor != 0 {
-                    let size = node.count();
-                    anchors.push((anchor, node.clone(), size));
+                    budget.anchor(&mut anchors, anchor, node)
+                } else {
+                    node
                 }
-                node
             }
         };
-        nodes += 1;
-        if nodes > limits.max_nodes {
-            return Err(too_many_nodes(start, limits));
-        }
         match stack.last_mut() {
             None => root = Some(complete),
             Some(Frame::Sequence { items, .. }) => items.push(complete),
-            Some(Frame::Mapping { entries, key, .. }) => match key.take() {
-                None => *key = Some(complete),
-                Some(k) => entries.push((k, complete)),
+            Some(Frame::Mapping {
+                entries,
+                key,
+                merges,
+                ..
+            }) => match key.take() {
+                None => *key = Some((complete, merge_key)),
+                Some((k, is_merge)) => {
+                    if is_merge {
+                        merges.push(entries.len());
+                    }
+                    entries.push((k, complete));
+                }
             },
         }
     }
@@ -172,13 +209,229 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
     Ok(docs)
 }
 
-fn too_many_nodes(pos: Pos, limits: Limits) -> SyntaxError {
-    SyntaxError {
-        pos,
-        message: format!(
-            "document expands to more than {} nodes (alias bomb or runaway input)",
-            limits.max_nodes
-        ),
+/// Whether `tag` is the YAML core tag `!!name`.
+fn is_core(tag: &Tag, name: &str) -> bool {
+    tag.is_yaml_core_schema() && tag.suffix == name
+}
+
+/// A `!!binary` scalar's bytes, as go-yaml decodes them (line breaks and spaces ignored);
+/// bytes that are not UTF-8 become U+FFFD, as in the JSON sigs.k8s.io/yaml makes of them.
+fn binary<'a>(text: &str, pos: Pos) -> Result<Cow<'a, str>, SyntaxError> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|e| SyntaxError {
+            pos,
+            message: format!("!!binary value is not valid base64: {e}"),
+        })?;
+    Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Resolves the merge keys (`<<`) of one mapping as sigs.k8s.io/yaml (go-yaml v2) does.
+///
+/// Entries apply in order and a later one overrides an earlier one, so a merge overrides the
+/// keys written before it, not those after it; in a list of mappings the first one wins.
+/// The merged entries take the place of the `<<` entry, last winning as everywhere
+/// ([`Node::entry`]), and are marked as aliased: their text is elsewhere.
+fn merge<'a>(
+    entries: Vec<(Node<'a>, Node<'a>)>,
+    merges: &[usize],
+    budget: &mut Budget<'a>,
+) -> Result<Vec<(Node<'a>, Node<'a>)>, SyntaxError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if !merges.contains(&i) {
+            out.push((key, value));
+            continue;
+        }
+        let wrong = || SyntaxError {
+            pos: value.start,
+            message: "a merge key (`<<`) needs a mapping or a list of mappings as its value".into(),
+        };
+        let sources: Vec<&Node<'a>> = match value.value() {
+            Value::Mapping(..) => vec![&value],
+            Value::Sequence(items, _) => items.iter().rev().collect(),
+            _ => return Err(wrong()),
+        };
+        for source in sources {
+            let Some(merged) = source.entries() else {
+                return Err(wrong());
+            };
+            let repeated = value.aliased || source.aliased;
+            for (k, v) in merged {
+                if repeated {
+                    let weight = budget.weight(k).add(budget.weight(v));
+                    budget.repeat(k.start, weight)?;
+                }
+                let mut k = k.clone();
+                let mut v = v.clone();
+                k.aliased = true;
+                v.aliased = true;
+                out.push((k, v));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a node costs its readers: nodes, and bytes (scalar text plus `NODE_BYTES` a node).
+#[derive(Debug, Clone, Copy, Default)]
+struct Weight {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Weight {
+    fn add(self, other: Weight) -> Weight {
+        Weight {
+            nodes: self.nodes.saturating_add(other.nodes),
+            bytes: self.bytes.saturating_add(other.bytes),
+        }
+    }
+}
+
+/// One document's spending against the limits, and the weight of each shared node.
+struct Budget<'a> {
+    limits: Limits,
+    nodes: usize,
+    expanded_bytes: usize,
+    /// Weight of every shared node by address, so that repeating one costs no walk (the
+    /// pointer is kept so that the address stays its own for the whole document).
+    shared: HashMap<*const Node<'a>, (Rc<Node<'a>>, Weight)>,
+}
+
+impl<'a> Budget<'a> {
+    fn new(limits: Limits) -> Self {
+        Budget {
+            limits,
+            nodes: 0,
+            expanded_bytes: 0,
+            shared: HashMap::new(),
+        }
+    }
+
+    /// Counts a node written in the text.
+    fn real(&mut self, pos: Pos) -> Result<(), SyntaxError> {
+        self.nodes = self.nodes.saturating_add(1);
+        self.check(pos)
+    }
+
+    /// Counts what an alias or a merge repeats.
+    fn repeat(&mut self, pos: Pos, weight: Weight) -> Result<(), SyntaxError> {
+        self.nodes = self.nodes.saturating_add(weight.nodes);
+        self.expanded_bytes = self.expanded_bytes.saturating_add(weight.bytes);
+        self.check(pos)
+    }
+
+    fn check(&self, pos: Pos) -> Result<(), SyntaxError> {
+        let too_much = if self.nodes > self.limits.max_nodes {
+            format!("more than {} nodes", self.limits.max_nodes)
+        } else if self.expanded_bytes > self.limits.max_expanded_bytes {
+            format!(
+                "more than {} MiB through aliases and merge keys",
+                self.limits.max_expanded_bytes >> 20
+            )
+        } else {
+            return Ok(());
+        };
+        Err(SyntaxError {
+            pos,
+            message: format!("document expands to {too_much} (alias bomb or runaway input)"),
+        })
+    }
+
+    fn weight_of_shared(&self, node: &Rc<Node<'a>>) -> Weight {
+        self.shared
+            .get(&Rc::as_ptr(node))
+            .map_or_else(|| self.weight(node), |(_, w)| *w)
+    }
+
+    /// A node's weight: a walk that stops at shared nodes, whose weight is known.
+    fn weight(&self, node: &Node<'a>) -> Weight {
+        let mut total = Weight::default();
+        let mut stack = vec![node];
+        while let Some(node) = stack.pop() {
+            match &node.value {
+                Value::Shared(shared) => match self.shared.get(&Rc::as_ptr(shared)) {
+                    Some((_, w)) => total = total.add(*w),
+                    None => stack.push(shared),
+                },
+                Value::Scalar(s, _) => {
+                    total = total.add(Weight {
+                        nodes: 1,
+                        bytes: NODE_BYTES + s.len(),
+                    })
+                }
+                Value::Sequence(items, _) => {
+                    total = total.add(Weight {
+                        nodes: 1,
+                        bytes: NODE_BYTES,
+                    });
+                    stack.extend(items);
+                }
+                Value::Mapping(entries, _) => {
+                    total = total.add(Weight {
+                        nodes: 1,
+                        bytes: NODE_BYTES,
+                    });
+                    for (k, v) in entries {
+                        stack.push(k);
+                        stack.push(v);
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    /// Puts `node` behind a shared pointer, so that its aliases and the merge keys that name
+    /// it repeat it for the cost of a pointer, and registers it as `anchor`.
+    fn anchor(
+        &mut self,
+        anchors: &mut Vec<(usize, Rc<Node<'a>>)>,
+        anchor: usize,
+        mut node: Node<'a>,
+    ) -> Node<'a> {
+        if let Value::Mapping(entries, _) = &mut node.value {
+            // A merge key copies the entries: sharing each value keeps that copy small.
+            for (_, value) in entries.iter_mut() {
+                let worth_sharing = match &value.value {
+                    Value::Scalar(s, _) => matches!(s, Cow::Owned(_)),
+                    Value::Shared(_) => false,
+                    Value::Mapping(..) | Value::Sequence(..) => true,
+                };
+                if worth_sharing {
+                    let placeholder = Node {
+                        value: Value::Sequence(Vec::new(), Style::Flow),
+                        start: value.start,
+                        end: value.end,
+                        aliased: value.aliased,
+                    };
+                    let inner = std::mem::replace(value, placeholder);
+                    *value = self.share(inner);
+                }
+            }
+        }
+        let shared = self.share(node);
+        if let Value::Shared(rc) = &shared.value {
+            anchors.push((anchor, Rc::clone(rc)));
+        }
+        shared
+    }
+
+    /// Wraps `node` in a shared pointer, keeping its place in the text.
+    fn share(&mut self, node: Node<'a>) -> Node<'a> {
+        let weight = self.weight(&node);
+        let (start, end, aliased) = (node.start, node.end, node.aliased);
+        let rc = Rc::new(node);
+        self.shared
+            .insert(Rc::as_ptr(&rc), (Rc::clone(&rc), weight));
+        Node {
+            value: Value::Shared(rc),
+            start,
+            end,
+            aliased,
+        }
     }
 }
 
@@ -224,7 +477,10 @@ enum Frame<'a> {
         style: Style,
         anchor: usize,
         entries: Vec<(Node<'a>, Node<'a>)>,
-        key: Option<Node<'a>>,
+        /// The key waiting for its value, and whether it is a merge key.
+        key: Option<(Node<'a>, bool)>,
+        /// Indexes in `entries` of merge keys.
+        merges: Vec<usize>,
     },
     Sequence {
         start: Pos,

@@ -22,6 +22,8 @@
 //! [`MAX_FIXES`] fixes and [`MAX_WORK`] bytes parsed per document.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use saphyr_parser::ScalarStyle;
 
@@ -304,7 +306,7 @@ impl Normalised {
     fn pads_inside(&self, docs: &[Option<Node<'_>>]) -> bool {
         let mut spans = Vec::new();
         for doc in docs.iter().flatten() {
-            collect_spans(&self.text, doc, &mut spans);
+            collect_spans(&self.text, doc, &mut spans, &mut HashSet::new());
         }
         spans.sort_unstable();
         let mut spans = spans.into_iter().peekable();
@@ -327,26 +329,49 @@ impl Normalised {
     /// The tree with positions of the original text and scalars of its own.
     fn restore<'a>(&self, node: Node<'_>) -> Node<'a> {
         let starts = self.copy_starts();
-        self.restore_with(&starts, node)
+        self.restore_with(&starts, node, &mut HashMap::new())
     }
 
-    fn restore_with<'a>(&self, starts: &[usize], node: Node<'_>) -> Node<'a> {
+    /// `shared` keeps each shared (anchored) node restored once, so aliases stay shared.
+    fn restore_with<'a>(
+        &self,
+        starts: &[usize],
+        node: Node<'_>,
+        shared: &mut HashMap<*const (), Rc<Node<'a>>>,
+    ) -> Node<'a> {
         let value = match node.value {
             Value::Scalar(s, style) => Value::Scalar(Cow::Owned(s.into_owned()), style),
             Value::Mapping(entries, style) => Value::Mapping(
                 entries
                     .into_iter()
-                    .map(|(k, v)| (self.restore_with(starts, k), self.restore_with(starts, v)))
+                    .map(|(k, v)| {
+                        (
+                            self.restore_with(starts, k, shared),
+                            self.restore_with(starts, v, shared),
+                        )
+                    })
                     .collect(),
                 style,
             ),
             Value::Sequence(items, style) => Value::Sequence(
                 items
                     .into_iter()
-                    .map(|item| self.restore_with(starts, item))
+                    .map(|item| self.restore_with(starts, item, shared))
                     .collect(),
                 style,
             ),
+            Value::Shared(rc) => {
+                let key = Rc::as_ptr(&rc).cast::<()>();
+                let restored = match shared.get(&key) {
+                    Some(done) => done.clone(),
+                    None => {
+                        let done = Rc::new(self.restore_with(starts, (*rc).clone(), shared));
+                        shared.insert(key, done.clone());
+                        done
+                    }
+                };
+                Value::Shared(restored)
+            }
         };
         Node {
             value,
@@ -359,8 +384,19 @@ impl Normalised {
 
 /// Byte ranges `(start, end)` of the tree's quoted scalars and flow collections, in which
 /// leading white space of a line is not content.
-fn collect_spans(text: &str, node: &Node<'_>, out: &mut Vec<(usize, usize)>) {
+/// A shared (anchored) node's text is written once, where its anchor is: it is walked once.
+fn collect_spans(
+    text: &str,
+    node: &Node<'_>,
+    out: &mut Vec<(usize, usize)>,
+    seen: &mut HashSet<*const ()>,
+) {
     match &node.value {
+        Value::Shared(rc) => {
+            if seen.insert(Rc::as_ptr(rc).cast::<()>()) {
+                collect_spans(text, rc, out, seen);
+            }
+        }
         Value::Scalar(_, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) => {
             out.push((node.start.offset, node.end.offset));
         }
@@ -370,8 +406,8 @@ fn collect_spans(text: &str, node: &Node<'_>, out: &mut Vec<(usize, usize)>) {
                 out.push((node.start.offset, closing_bracket(text, node.end.offset)));
             }
             for (k, v) in entries {
-                collect_spans(text, k, out);
-                collect_spans(text, v, out);
+                collect_spans(text, k, out, seen);
+                collect_spans(text, v, out, seen);
             }
         }
         Value::Sequence(items, style) => {
@@ -379,7 +415,7 @@ fn collect_spans(text: &str, node: &Node<'_>, out: &mut Vec<(usize, usize)>) {
                 out.push((node.start.offset, closing_bracket(text, node.end.offset)));
             }
             for item in items {
-                collect_spans(text, item, out);
+                collect_spans(text, item, out, seen);
             }
         }
     }

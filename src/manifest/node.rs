@@ -8,6 +8,8 @@
 //! chooses between the two.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use saphyr_parser::ScalarStyle;
 
@@ -18,13 +20,23 @@ pub struct Limits {
     pub max_depth: usize,
     /// Nodes one document may produce, alias expansions included.
     pub max_nodes: usize,
+    /// Bytes that aliases and merge keys may add to one document, as its readers see it:
+    /// the text of every scalar they repeat plus [`NODE_BYTES`] per repeated node.
+    ///
+    /// Aliased nodes are shared, not copied, so this bounds the time of every walk over the
+    /// tree (hashing, JSON conversion) and the entries merge keys copy, not the tree itself.
+    pub max_expanded_bytes: usize,
 }
+
+/// What one node costs in memory, counted against `Limits::max_expanded_bytes`.
+pub const NODE_BYTES: usize = std::mem::size_of::<Node<'static>>();
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_depth: 128,
             max_nodes: 2_000_000,
+            max_expanded_bytes: 64 << 20,
         }
     }
 }
@@ -45,7 +57,8 @@ pub struct Node<'a> {
     pub value: Value<'a>,
     pub start: Pos,
     pub end: Pos,
-    /// Set on a node copied from an anchor: its text lives elsewhere, so it must not be edited in place.
+    /// Set on a node reached through an alias or a merge key (`<<: *base`): its text lives
+    /// elsewhere, so it must not be edited in place.
     pub aliased: bool,
 }
 
@@ -54,6 +67,9 @@ pub enum Value<'a> {
     Scalar(Cow<'a, str>, ScalarStyle),
     Mapping(Vec<(Node<'a>, Node<'a>)>, Style),
     Sequence(Vec<Node<'a>>, Style),
+    /// An anchored node, or an alias to one: the content is shared by every use rather than
+    /// copied, so an alias costs a pointer whatever it refers to. Read through [`Node::value`].
+    Shared(Rc<Node<'a>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,32 +106,43 @@ impl SyntaxError {
 }
 
 impl<'a> Node<'a> {
-    pub fn as_str(&self) -> Option<&str> {
+    /// The node's content, through any sharing: never [`Value::Shared`].
+    pub fn value(&self) -> &Value<'a> {
         match &self.value {
+            Value::Shared(node) => node.value(),
+            value => value,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self.value() {
             Value::Scalar(s, _) => Some(s),
             _ => None,
         }
     }
 
     pub fn entries(&self) -> Option<&[(Node<'a>, Node<'a>)]> {
-        match &self.value {
+        match self.value() {
             Value::Mapping(entries, _) => Some(entries),
             _ => None,
         }
     }
 
     pub fn items(&self) -> &[Node<'a>] {
-        match &self.value {
+        match self.value() {
             Value::Sequence(items, _) => items,
             _ => &[],
         }
     }
 
     /// The entry whose key is `key`, with the key node itself.
+    ///
+    /// When a key is written twice the last one counts, as for the API server
+    /// (sigs.k8s.io/yaml keeps the last); [`Node::duplicate_keys`] finds such keys.
     pub fn entry(&self, key: &str) -> Option<(&Node<'a>, &Node<'a>)> {
         self.entries()?
             .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
+            .rfind(|(k, _)| k.as_str() == Some(key))
             .map(|(k, v)| (k, v))
     }
 
@@ -134,21 +161,77 @@ impl<'a> Node<'a> {
 
     /// A plain `null`, `~` or empty scalar: YAML's ways of writing nothing.
     pub fn is_null(&self) -> bool {
-        matches!(&self.value, Value::Scalar(s, ScalarStyle::Plain) if matches!(s.as_ref(), "" | "~" | "null" | "Null" | "NULL"))
+        matches!(self.value(), Value::Scalar(s, ScalarStyle::Plain) if matches!(s.as_ref(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
     /// A plain boolean `true`, as Kubernetes' YAML 1.1 reader understands it.
     pub fn is_true(&self) -> bool {
-        matches!(&self.value, Value::Scalar(s, ScalarStyle::Plain)
+        matches!(self.value(), Value::Scalar(s, ScalarStyle::Plain)
             if matches!(s.as_ref(), "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "y" | "Y"))
     }
 
-    /// Nodes in this tree, itself included: what an alias to it costs against `Limits::max_nodes`.
-    pub fn count(&self) -> usize {
-        1 + match &self.value {
-            Value::Scalar(..) => 0,
-            Value::Mapping(entries, _) => entries.iter().map(|(k, v)| k.count() + v.count()).sum(),
-            Value::Sequence(items, _) => items.iter().map(Node::count).sum(),
+    /// Keys written more than once in one mapping, anywhere in the tree: `(first, last)`.
+    ///
+    /// Each mapping is looked at once: what an alias or a merge key repeats was looked at
+    /// where it is written, and a key a merge key brings in may be overridden on purpose.
+    pub fn duplicate_keys(&self) -> Vec<(&Node<'a>, &Node<'a>)> {
+        let mut found = Vec::new();
+        let mut stack = vec![self];
+        while let Some(node) = stack.pop() {
+            if node.aliased {
+                continue;
+            }
+            match node.value() {
+                Value::Scalar(..) | Value::Shared(_) => {}
+                Value::Sequence(items, _) => stack.extend(items.iter().rev()),
+                Value::Mapping(entries, _) => {
+                    duplicates_in(entries, &mut found);
+                    for (k, v) in entries.iter().rev() {
+                        stack.push(v);
+                        stack.push(k);
+                    }
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Scalar keys of one mapping written more than once (merged-in keys aside): `(first, last)`.
+fn duplicates_in<'n, 'a>(
+    entries: &'n [(Node<'a>, Node<'a>)],
+    found: &mut Vec<(&'n Node<'a>, &'n Node<'a>)>,
+) {
+    let keys = entries
+        .iter()
+        .filter(|(k, _)| !k.aliased)
+        .filter_map(|(k, _)| Some((k, k.as_str()?)));
+    if entries.len() <= 16 {
+        let keys: Vec<_> = keys.collect();
+        for (i, (k, name)) in keys.iter().enumerate() {
+            let first = keys[..i].iter().find(|(_, n)| n == name);
+            let later = keys[i + 1..].iter().any(|(_, n)| n == name);
+            if let (Some((first, _)), false) = (first, later) {
+                found.push((*first, *k));
+            }
+        }
+        return;
+    }
+    let mut seen: HashMap<&str, (&'n Node<'a>, &'n Node<'a>)> = HashMap::new();
+    let mut order = Vec::new();
+    for (k, name) in keys {
+        match seen.get_mut(name) {
+            Some(pair) => pair.1 = k,
+            None => {
+                order.push(name);
+                seen.insert(name, (k, k));
+            }
+        }
+    }
+    for name in order {
+        let (first, last) = seen[name];
+        if !std::ptr::eq(first, last) {
+            found.push((first, last));
         }
     }
 }

@@ -10,7 +10,9 @@ use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use super::node::Node;
+use saphyr_parser::ScalarStyle;
+
+use super::node::{Node, Value};
 use super::stream::Problem;
 
 /// Identity fields every object carries.
@@ -267,12 +269,17 @@ fn data_entries<'n, 'a>(
     }
 }
 
+/// A value's text as the API server stores it: a null (`~`, `null`, nothing) is `""`,
+/// since sigs.k8s.io/yaml makes it JSON null and a Go string field decodes that as empty.
 fn scalar<'n>(
     kind: ConfigKind,
     field: &str,
     key: &Node<'_>,
     value: &'n Node<'_>,
 ) -> Result<&'n str, Problem> {
+    if value.is_null() {
+        return Ok("");
+    }
     value.as_str().ok_or_else(|| {
         Problem::at(
             value,
@@ -317,6 +324,79 @@ const GO_STD_ENCODING: base64::engine::GeneralPurpose = base64::engine::GeneralP
         .with_decode_allow_trailing_bits(true)
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
 );
+
+/// Values of a ConfigMap's or Secret's data fields that are valid YAML but not strings
+/// (`port: 8080`, `enabled: true`): the API server refuses such an object, since
+/// sigs.k8s.io/yaml types them (YAML 1.1) and a Go string cannot hold a number or a boolean.
+pub fn non_string_values(root: &Node<'_>, meta: &ObjectMeta<'_, '_>) -> Vec<Problem> {
+    let fields: &[&str] = match (meta.group, meta.kind) {
+        ("", "ConfigMap") => &["data", "binaryData"],
+        ("", "Secret") => &["data", "stringData"],
+        _ => return Vec::new(),
+    };
+    let mut found = Vec::new();
+    for field in fields {
+        let Some(entries) = root.get(field).and_then(Node::entries) else {
+            continue;
+        };
+        for (key, value) in entries {
+            let Value::Scalar(text, ScalarStyle::Plain) = value.value() else {
+                continue;
+            };
+            if let Some(what) = yaml11_type(text) {
+                found.push(Problem::at(
+                    value,
+                    format!(
+                        "{} {field} key \"{}\" has {what} value ({text}), not a string: the API server refuses this object; quote it",
+                        meta.kind,
+                        key.as_str().unwrap_or("?")
+                    ),
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// What go-yaml v2 (under sigs.k8s.io/yaml) makes of a plain scalar that is not a string
+/// or a null: `a boolean` or `a number`.
+fn yaml11_type(text: &str) -> Option<&'static str> {
+    const BOOLEANS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
+        "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+    ];
+    if BOOLEANS.contains(&text) {
+        return Some("a boolean");
+    }
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if matches!(
+        unsigned,
+        ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN"
+    ) {
+        return Some("a number");
+    }
+    let digits: String = unsigned.chars().filter(|&c| c != '_').collect();
+    let all = |s: &str, radix: u32| !s.is_empty() && s.chars().all(|c| c.is_digit(radix));
+    let integer = [("0x", 16), ("0o", 8), ("0b", 2)]
+        .iter()
+        .any(|(prefix, radix)| digits.strip_prefix(prefix).is_some_and(|d| all(d, *radix)))
+        || all(&digits, 10);
+    let float = || {
+        let (mantissa, exponent) = match digits.split_once(['e', 'E']) {
+            Some((m, e)) => (m, Some(e.strip_prefix(['-', '+']).unwrap_or(e))),
+            None => (digits.as_str(), None),
+        };
+        let mantissa_ok = match mantissa.split_once('.') {
+            Some((whole, fraction)) => {
+                (whole.is_empty() && all(fraction, 10))
+                    || (all(whole, 10) && (fraction.is_empty() || all(fraction, 10)))
+            }
+            None => all(mantissa, 10),
+        };
+        mantissa_ok && exponent.is_none_or(|e| all(e, 10))
+    };
+    (integer || float()).then_some("a number")
+}
 
 /// Decodes base64 as the API server does: `\r` and `\n` are skipped (YAML block values span
 /// lines), every other byte counts, so a space or a tab is an error there and here.
@@ -523,6 +603,59 @@ mod tests {
             vec!["AllowList l"]
         );
         assert!(kinds("just: data\n").is_empty());
+    }
+
+    #[test]
+    fn null_values_hash_as_the_empty_string_the_api_server_stores() {
+        let keys = |value: &str| {
+            read(
+                &format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata:\n  k: {value}\n"
+                ),
+                None,
+            )
+            .expect("ok")
+            .expect("cm")
+            .keys
+        };
+        let empty = keys("\"\"");
+        for null in ["~", "null", "Null", "NULL", ""] {
+            assert_eq!(keys(null), empty, "{null:?}");
+        }
+        assert_ne!(keys("\"~\""), empty);
+        assert_ne!(keys("'null'"), empty);
+    }
+
+    #[test]
+    fn non_string_data_values_are_found() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  port: 8080\n  on: yes\n  ratio: .5\n  s: '8080'\n  t: 12:30\n  n: ~\n  v: 1.2.3\n";
+        let docs = parse_documents(text, Limits::default()).expect("yaml");
+        let root = docs[0].as_ref().expect("doc");
+        let meta = ObjectMeta::read(root).expect("object");
+        let found: Vec<_> = non_string_values(root, &meta)
+            .into_iter()
+            .map(|p| (p.pos.line, p.message))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found[0].0, 5);
+        assert!(
+            found[0].1.contains("\"port\" has a number value (8080)"),
+            "{}",
+            found[0].1
+        );
+        assert!(found[1].1.contains("a boolean"), "{}", found[1].1);
+        for (text, what) in [
+            ("0x1F", true),
+            ("1_000", true),
+            ("1e3", true),
+            ("0x", false),
+            ("12e", false),
+            ("oN", false),
+            ("-.inf", true),
+            ("1.", true),
+        ] {
+            assert_eq!(yaml11_type(text).is_some(), what, "{text}");
+        }
     }
 
     #[test]

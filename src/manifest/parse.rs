@@ -117,3 +117,117 @@ mod tests {
             .expect("same tree");
     }
 }
+
+#[cfg(test)]
+mod merge_and_alias_tests {
+    use super::*;
+    use crate::validate::to_json;
+
+    /// The document's JSON, keys sorted.
+    fn json(text: &str) -> String {
+        let docs = parse_documents(text, Limits::default()).expect("valid yaml");
+        let value = to_json(docs[0].as_ref().expect("one document"));
+        serde_json::from_str::<std::collections::BTreeMap<String, serde_json::Value>>(
+            &value.to_string(),
+        )
+        .map_or_else(
+            |_| value.to_string(),
+            |sorted| serde_json::to_string(&sorted).unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn merge_keys_resolve_as_sigs_k8s_yaml_does() {
+        // Checked against tests/tools/yaml-oracle (go-yaml v2 under sigs.k8s.io/yaml).
+        assert_eq!(json("{a: 1, <<: {a: 2, b: 3}}"), r#"{"a":2,"b":3}"#);
+        assert_eq!(json("{<<: {a: 2, b: 3}, a: 1}"), r#"{"a":1,"b":3}"#);
+        assert_eq!(
+            json("{<<: [{a: 1}, {a: 2, b: 2}], c: 3}"),
+            r#"{"a":1,"b":2,"c":3}"#
+        );
+        assert_eq!(
+            json("x: &x {a: 1}\ny: {<<: *x, <<: {b: 2}}\n"),
+            r#"{"x":{"a":1},"y":{"a":1,"b":2}}"#
+        );
+        assert_eq!(json("{\"<<\": {a: 1}}"), r#"{"<<":{"a":1}}"#);
+        assert_eq!(json("{!!merge <<: {a: 1}}"), r#"{"a":1}"#);
+        assert_eq!(json("a: {<<: {b: 1}}\n"), r#"{"a":{"b":1}}"#);
+        assert_eq!(json("{<<: []}"), "{}");
+        for bad in ["{<<: 1}", "{<<: [1]}", "{<<: ~}", "x: &x 1\ny: {<<: *x}\n"] {
+            let err = parse_documents(bad, Limits::default()).expect_err(bad);
+            assert!(err.message.contains("merge key"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_take_the_last_and_are_found() {
+        let docs =
+            parse_documents("a: 1\nb: {c: 1, c: 2}\na: 3\n", Limits::default()).expect("valid");
+        let root = docs[0].as_ref().expect("doc");
+        assert_eq!(root.get_str("a"), Some("3"));
+        assert_eq!(root.path("b.c").and_then(Node::as_str), Some("2"));
+        let lines: Vec<_> = root
+            .duplicate_keys()
+            .iter()
+            .map(|(first, last)| {
+                (
+                    first.as_str().unwrap_or(""),
+                    first.start.line,
+                    last.start.line,
+                )
+            })
+            .collect();
+        assert_eq!(lines, vec![("a", 1, 3), ("c", 2, 2)]);
+        // A key a merge brings in may be overridden: that is no duplicate.
+        let docs =
+            parse_documents("b: &b {c: 1}\nd: {<<: *b, c: 2}\n", Limits::default()).expect("valid");
+        assert!(docs[0].as_ref().expect("doc").duplicate_keys().is_empty());
+    }
+
+    #[test]
+    fn binary_scalars_are_decoded_as_go_yaml_does() {
+        assert_eq!(
+            json("{a: !!binary aGk=, b: !!binary \"MTIz\"}"),
+            r#"{"a":"hi","b":"123"}"#
+        );
+        assert!(parse_documents("a: !!binary '!!'\n", Limits::default()).is_err());
+    }
+
+    #[test]
+    fn aliases_share_long_scalars_and_the_budget_counts_bytes() {
+        // 1 MiB aliased 100 times is 100 MiB to every reader: refused, and quickly.
+        let big = "x".repeat(1 << 20);
+        let mut text = format!("a: &a \"{big}\"\nb: [");
+        for _ in 0..100 {
+            text.push_str("*a, ");
+        }
+        text.push_str("]\n");
+        let err = parse_documents(&text, Limits::default()).expect_err("over the byte budget");
+        assert!(err.message.contains("MiB through aliases"), "{err}");
+        // 10 times is fine, and shares the one copy.
+        let text = format!("a: &a \"{big}\"\nb: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n");
+        let docs = parse_documents(&text, Limits::default()).expect("within the budget");
+        let root = docs[0].as_ref().expect("doc");
+        let items = root.get("b").expect("b").items();
+        assert_eq!(items.len(), 10);
+        let first = items[0].as_str().expect("scalar").as_ptr();
+        assert!(items
+            .iter()
+            .all(|i| i.as_str().expect("scalar").as_ptr() == first));
+        assert!(items.iter().all(|i| i.aliased));
+    }
+
+    #[test]
+    fn merge_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 {");
+        for k in 0..100 {
+            text.push_str(&format!("k{k}: \"{}\", ", "v".repeat(1000)));
+        }
+        text.push_str("}\n");
+        for i in 1..2000 {
+            text.push_str(&format!("a{i}: {{<<: *a0}}\n"));
+        }
+        let err = parse_documents(&text, Limits::default()).expect_err("merge bomb");
+        assert!(err.message.contains("alias bomb"), "{err}");
+    }
+}

@@ -1,9 +1,11 @@
 //! A multi-document YAML stream, cut into documents and parsed on every core.
 //!
 //! Cutting happens on the text (`---` lines are document markers wherever they
-//! stand at column 1), so each piece parses on its own thread and keeps its
-//! exact bytes for output.
+//! stand at column 1, and so are `...` document-end lines), so each piece parses on its
+//! own thread, keeps its exact bytes for output, and only one piece's tree is in memory
+//! per thread at a time.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::Range;
 
@@ -107,6 +109,8 @@ struct Piece {
     range: Range<usize>,
     /// 1-based stream line of the piece's first byte.
     line: usize,
+    /// The piece follows a `...` line: a document in it must start with `---`.
+    after_document_end: bool,
 }
 
 /// A parsed document, as a handler sees it.
@@ -115,6 +119,15 @@ pub struct Document<'a, 'n> {
     pub text: &'a str,
     pub source: Option<&'n str>,
     pub root: &'n Node<'a>,
+    doubts: RefCell<Vec<Problem>>,
+}
+
+impl Document<'_, '_> {
+    /// Notes something the API server reads differently from the text, or refuses:
+    /// a warning, an error under `--strict` (see [`Parsed::doubts`]).
+    pub fn doubt(&self, problem: Problem) {
+        self.doubts.borrow_mut().push(problem);
+    }
 }
 
 /// What the stream knows about each document once parsing is done.
@@ -154,6 +167,10 @@ pub struct Parsed<T> {
     pub docs: Vec<DocInfo>,
     /// `values[i]` belongs to `docs[i]`; `None` for empty documents.
     pub values: Vec<Option<T>>,
+    /// What the API server would read differently from the text or refuse, though the YAML
+    /// is valid (a key written twice, a ConfigMap value that is not a string): warnings,
+    /// errors under `--strict`.
+    pub doubts: Vec<Diagnostic>,
 }
 
 impl<'a> Stream<'a> {
@@ -215,6 +232,7 @@ impl<'a> Stream<'a> {
         let mut docs = Vec::new();
         let mut values = Vec::new();
         let mut diagnostics = Vec::new();
+        let mut doubts = Vec::new();
         for (piece_index, result) in results.into_iter().flatten().enumerate() {
             let piece = &self.pieces[piece_index];
             match result {
@@ -233,13 +251,17 @@ impl<'a> Stream<'a> {
                     values.push(None);
                 }
                 PieceResult::Docs(parsed) => {
-                    for (source, value) in parsed {
+                    for (source, value, doc_doubts) in parsed {
                         let info = DocInfo {
                             number: docs.len() + 1,
                             source,
                             piece: piece_index,
                             line: piece.line,
                         };
+                        doubts.extend(doc_doubts.into_iter().map(|problem| Diagnostic {
+                            location: info.at(problem.pos),
+                            message: problem.message,
+                        }));
                         match value {
                             Err(problem) => {
                                 diagnostics.push(Diagnostic {
@@ -256,7 +278,11 @@ impl<'a> Stream<'a> {
             }
         }
         if diagnostics.is_empty() {
-            Ok(Parsed { docs, values })
+            Ok(Parsed {
+                docs,
+                values,
+                doubts,
+            })
         } else {
             Err(StreamError::Invalid(diagnostics))
         }
@@ -276,6 +302,11 @@ impl<'a> Stream<'a> {
             .map(|piece| {
                 let text = &self.text[piece.range.clone()];
                 let comment_source = source_comment(text);
+                if piece.after_document_end {
+                    if let Some(problem) = bare_document(text) {
+                        return PieceResult::Failed(problem, comment_source.map(str::to_string));
+                    }
+                }
                 match parse_documents(text, limits) {
                     Err(e) => PieceResult::Failed(
                         {
@@ -299,16 +330,18 @@ impl<'a> Stream<'a> {
                                 let source = annotated
                                     .or(if i == 0 { comment_source } else { None })
                                     .map(str::to_string);
-                                let value = match root {
-                                    None => Ok(None),
-                                    Some(root) => handle(&Document {
-                                        text,
-                                        source: source.as_deref(),
-                                        root,
-                                    })
-                                    .map(Some),
+                                let Some(root) = root else {
+                                    return (source, Ok(None), Vec::new());
                                 };
-                                (source, value)
+                                let doc = Document {
+                                    text,
+                                    source: source.as_deref(),
+                                    root,
+                                    doubts: RefCell::new(duplicate_keys(root, piece.line)),
+                                };
+                                let value = handle(&doc).map(Some);
+                                let doubts = doc.doubts.into_inner();
+                                (source, value, doubts)
                             })
                             .collect(),
                     ),
@@ -328,68 +361,127 @@ impl<T> Parsed<T> {
     }
 }
 
-/// A document's template file name and what its handler made of it.
-type DocResult<T> = (Option<String>, Result<Option<T>, Problem>);
+/// A document's template file name, what its handler made of it, and its doubts.
+type DocResult<T> = (Option<String>, Result<Option<T>, Problem>, Vec<Problem>);
+
+/// Keys written twice: the API server keeps the last one, and so does every reader here.
+fn duplicate_keys(root: &Node<'_>, piece_line: usize) -> Vec<Problem> {
+    root.duplicate_keys()
+        .into_iter()
+        .map(|(first, last)| {
+            let line = |node: &Node<'_>| piece_line + node.start.line.saturating_sub(1);
+            Problem::at(
+                last,
+                format!(
+                    "key \"{}\" is written twice in one mapping (lines {} and {}): the API server keeps the last one, and so does reconfig",
+                    last.as_str().unwrap_or("?"),
+                    line(first),
+                    line(last)
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A document after a `...` line that does not start with `---`.
+///
+/// YAML allows it (and the parser alone, which `watch` uses on app configs, accepts it), but
+/// go-yaml refuses it, and Helm and kubectl, which cut at `---` lines, silently read only the
+/// document before the `...`: for a manifest stream, refusing it is the only reading that
+/// agrees with what reaches the cluster.
+fn bare_document(text: &str) -> Option<Problem> {
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let content = line.trim_start();
+        let skip =
+            content.trim_end().is_empty() || content.starts_with('#') || line.starts_with('%');
+        if !skip {
+            if is_marker(line.as_bytes(), b"---") {
+                return None;
+            }
+            return Some(Problem {
+                pos: Pos {
+                    offset,
+                    line: index + 1,
+                    column: 1,
+                },
+                message: "a document after a `...` line must start with a `---` line: go-yaml refuses it, and Helm and kubectl would silently drop it".into(),
+            });
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Whether `line` starts with the document marker `marker` (`---` or `...`) standing alone.
+fn is_marker(line: &[u8], marker: &[u8]) -> bool {
+    line.starts_with(marker)
+        && matches!(
+            line.get(marker.len()),
+            None | Some(b'\n' | b'\r' | b' ' | b'\t')
+        )
+}
 
 enum PieceResult<T> {
     Failed(Problem, Option<String>),
     Docs(Vec<DocResult<T>>),
 }
 
-/// Cuts the text before every line that is a document marker (`---` alone or followed by a space).
+/// Cuts the text before every line that is a document marker (`---` alone or followed by a
+/// space), and after every document-end line (`...`).
 ///
 /// A piece holding only directives and comments is joined to the next one, so
 /// `%YAML 1.2` stays with the document it belongs to.
 fn split(text: &str) -> Vec<Piece> {
     let bytes = text.as_bytes();
-    let mut starts = vec![0];
-    for (found, _) in text.match_indices("\n---") {
-        let at = found + 1;
-        if matches!(bytes.get(at + 3), None | Some(b'\n' | b'\r' | b' ' | b'\t')) {
-            starts.push(at);
+    // Line starts that may hold a marker, found with the standard library's fast search.
+    let candidates = |marker: &'static str| {
+        let first = text.starts_with(&marker[1..]).then_some(0);
+        first
+            .into_iter()
+            .chain(text.match_indices(marker).map(|(found, _)| found + 1))
+    };
+    let mut marked: Vec<(usize, bool)> = candidates("\n---")
+        .filter(|&at| at > 0 && is_marker(&bytes[at..], b"---"))
+        .map(|at| (at, false))
+        .chain(
+            candidates("\n...")
+                .filter(|&at| is_marker(&bytes[at..], b"..."))
+                .filter_map(|at| {
+                    let end = bytes[at..].iter().position(|&b| b == b'\n')? + at + 1;
+                    (end < bytes.len()).then_some((end, true))
+                }),
+        )
+        .collect();
+    marked.sort_unstable();
+    // Piece starts, each with whether it follows a `...` line; a `---` right after a `...`
+    // line makes one cut, still after a document end.
+    let mut starts = vec![(0, false)];
+    for (at, after_document_end) in marked {
+        match starts.last_mut() {
+            Some((start, after)) if *start == at => *after |= after_document_end,
+            _ => starts.push((at, after_document_end)),
         }
     }
-    // Directives after a `...` line belong to the next document: cut before them too.
-    let starts: Vec<usize> = starts
-        .iter()
-        .enumerate()
-        .flat_map(|(i, &start)| {
-            let end = starts.get(i + 1).copied().unwrap_or(text.len());
-            let tail = directives_after_document_end(&text[start..end]);
-            std::iter::once(start).chain(tail.map(|at| start + at))
-        })
-        .collect();
     let mut pieces: Vec<Piece> = Vec::with_capacity(starts.len());
     let mut line = 1;
-    let mut pending_start: Option<usize> = None;
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).copied().unwrap_or(text.len());
-        let begin = pending_start.take().unwrap_or(start);
+    let mut pending: Option<(usize, bool)> = None;
+    for (i, &(start, after_document_end)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(text.len(), |&(s, _)| s);
+        let (begin, after_document_end) = pending.take().unwrap_or((start, after_document_end));
         let piece = &text[begin..end];
         if end < text.len() && only_directives(piece) {
-            pending_start = Some(begin);
+            pending = Some((begin, after_document_end));
             continue;
         }
         pieces.push(Piece {
             range: begin..end,
             line,
+            after_document_end,
         });
         line += count_newlines(piece.as_bytes());
     }
     pieces
-}
-
-/// Where the directives that end `piece` after its last `...` line start, if it ends so.
-fn directives_after_document_end(piece: &str) -> Option<usize> {
-    let mut after_end = None;
-    let mut at = 0;
-    for line in piece.split_inclusive('\n') {
-        at += line.len();
-        if line.starts_with("...") && line[3..].trim().is_empty() {
-            after_end = Some(at);
-        }
-    }
-    after_end.filter(|&at| at < piece.len() && only_directives(&piece[at..]))
 }
 
 fn only_directives(piece: &str) -> bool {
@@ -465,19 +557,6 @@ mod tests {
     }
 
     #[test]
-    fn directives_after_a_document_end_go_with_the_next_document() {
-        assert_eq!(
-            piece_texts("a: 1\n...\n%YAML 1.1\n---\nb: 2\n"),
-            vec!["a: 1\n...\n", "%YAML 1.1\n---\nb: 2\n"]
-        );
-        assert_eq!(
-            piece_texts("a: 1\n...\n# c\n%TAG !e! tag:e,2000:\n---\nb: 2\n"),
-            vec!["a: 1\n...\n", "# c\n%TAG !e! tag:e,2000:\n---\nb: 2\n"]
-        );
-        assert_eq!(piece_texts("a: 1\n...\n# c\n"), vec!["a: 1\n...\n# c\n"]);
-    }
-
-    #[test]
     fn lines_are_stream_lines() {
         let pieces = split("---\na: 1\n---\n# Source: x.yaml\nb: [\n");
         assert_eq!(
@@ -517,6 +596,7 @@ mod tests {
             .map(|i| Piece {
                 range: i * 10..(i + 1) * 10,
                 line: 1,
+                after_document_end: false,
             })
             .collect();
         let groups = balance(&pieces, 2);
@@ -530,5 +610,64 @@ mod tests {
             Stream::new("a: 1\n", 3),
             Err(StreamError::TooLarge { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod document_end_tests {
+    use super::*;
+
+    fn piece_texts(text: &str) -> Vec<(&str, bool)> {
+        split(text)
+            .iter()
+            .map(|c| (&text[c.range.clone()], c.after_document_end))
+            .collect()
+    }
+
+    #[test]
+    fn cuts_after_document_end_lines() {
+        assert_eq!(
+            piece_texts("a: 1\n...\n---\nb: 2\n...\n"),
+            vec![("a: 1\n...\n", false), ("---\nb: 2\n...\n", true)]
+        );
+        assert_eq!(
+            piece_texts("a: 1\n...\n%YAML 1.1\n---\nb: 2\n"),
+            vec![("a: 1\n...\n", false), ("%YAML 1.1\n---\nb: 2\n", true)]
+        );
+        assert_eq!(
+            piece_texts("a: |\n  ...\nb: ....\n"),
+            vec![("a: |\n  ...\nb: ....\n", false)]
+        );
+    }
+
+    #[test]
+    fn a_bare_document_after_document_end_is_refused() {
+        let stream = Stream::new("a: 1\n...\n# note\nb: 2\n", usize::MAX).expect("size");
+        let Err(StreamError::Invalid(diags)) = stream.parse(Limits::default(), |_| Ok(())) else {
+            panic!("expected an error");
+        };
+        assert_eq!(diags.len(), 1);
+        assert_eq!((diags[0].location.line, diags[0].location.column), (4, 1));
+        assert!(diags[0].message.contains("`---`"), "{}", diags[0].message);
+        // With `---`, or with only comments after the `...`, it is fine.
+        for ok in ["a: 1\n...\n# note\n---\nb: 2\n", "a: 1\n...\n# the end\n"] {
+            let stream = Stream::new(ok, usize::MAX).expect("size");
+            let parsed = stream.parse(Limits::default(), |_| Ok(())).expect(ok);
+            assert_eq!(
+                parsed.values.iter().flatten().count(),
+                ok.matches(": ").count()
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_doubts_naming_both_lines() {
+        let text = "---\na: 1\n---\nb: 1\nc: 2\nb: 3\n";
+        let stream = Stream::new(text, usize::MAX).expect("size");
+        let parsed = stream.parse(Limits::default(), |_| Ok(())).expect("valid");
+        assert_eq!(parsed.doubts.len(), 1);
+        let d = &parsed.doubts[0];
+        assert_eq!((d.location.document, d.location.line), (2, 6));
+        assert!(d.message.contains("lines 4 and 6"), "{}", d.message);
     }
 }

@@ -102,18 +102,19 @@ pub fn find<'n, 'a>(node: &'n Node<'a>, pointer: &str) -> Option<&'n Node<'a>> {
         .split('/')
         .skip(1)
         .map(|s| s.replace("~1", "/").replace("~0", "~"))
-        .try_fold(node, |node, segment| match &node.value {
+        .try_fold(node, |node, segment| match node.value() {
             Value::Mapping(..) => node.get(&segment),
             Value::Sequence(items, _) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-            Value::Scalar(..) => None,
+            Value::Scalar(..) | Value::Shared(_) => None,
         })
 }
 
 /// Converts a YAML tree to JSON with YAML 1.2 core-schema typing, so schemas see numbers and booleans.
 pub fn to_json(node: &Node<'_>) -> Json {
-    match &node.value {
+    match node.value() {
         Value::Scalar(s, ScalarStyle::Plain) => plain_scalar(s),
         Value::Scalar(s, _) => Json::String(s.to_string()),
+        Value::Shared(shared) => to_json(shared),
         Value::Sequence(items, _) => Json::Array(items.iter().map(to_json).collect()),
         Value::Mapping(entries, _) => Json::Object(
             entries
