@@ -520,7 +520,7 @@ spec:
 fn depends_and_template_paths_that_match_nothing_are_reported() {
     let stream = Manifests::new()
         .config_map("argo-rollouts-config")
-        .data("a", "1")
+        .data("a", "one")
         .deployment("rel-argo-rollouts")
         .render();
     let depends = "deployment/argo-rollouts=configmap/argo-rollouts-config";
@@ -551,7 +551,7 @@ fn depends_and_template_paths_that_match_nothing_are_reported() {
 
     let workflow = Manifests::new()
         .config_map("c")
-        .data("a", "1")
+        .data("a", "one")
         .workload("example.com/v1", "Workflow", "wf")
         .template_at("spec.podTemplate")
         .mounts_config_map("c")
