@@ -155,6 +155,9 @@ impl Sidecar {
         loop {
             let deadline = debouncer.deadline();
             tokio::select! {
+                // Events first: the two reports notify gives of one `..data` rename land in one
+                // evaluation, before a due deadline acts on the first.
+                biased;
                 event = rx.recv() => match event {
                     Some(VolumeEvent::Changed(change)) => {
                         debug!(?change, "event");
@@ -193,6 +196,10 @@ impl Sidecar {
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
+        // tokio's timer rounds every deadline up to its next millisecond tick and parks for
+        // whole milliseconds: a deadline that has already come (a swap in a single volume) would
+        // wait 1–2 ms for nothing.
+        Some(d) if d <= Instant::now() => {}
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
