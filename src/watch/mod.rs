@@ -171,8 +171,15 @@ impl Sidecar {
                 },
                 Some(outcome) = engine.next_outcome() => engine.settle(outcome),
                 () = sleep_until(deadline) => {
-                    if debouncer.take_due(Instant::now()) {
+                    if let Some(waited) = debouncer.take_burst(Instant::now()) {
+                        let started = Instant::now();
                         engine.evaluate().await;
+                        // The latency trace (-v): event → evaluation → action task → request.
+                        debug!(
+                            waited_us = waited.as_micros() as u64,
+                            evaluate_us = started.elapsed().as_micros() as u64,
+                            "evaluated"
+                        );
                     }
                 }
                 _ = tick(&mut resync) => {
