@@ -220,3 +220,24 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    /// A swap in a single volume is due at once: it must not go through tokio's timer, which
+    /// rounds a deadline up to its next millisecond tick and parks for whole milliseconds
+    /// (1–2 ms added to every reload).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_deadline_that_has_come_is_ready_at_the_first_poll() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let due = std::pin::pin!(sleep_until(Some(Instant::now())));
+        assert_eq!(due.poll(&mut cx), Poll::Ready(()));
+        let later = std::pin::pin!(sleep_until(Some(Instant::now() + Duration::from_secs(60))));
+        assert_eq!(later.poll(&mut cx), Poll::Pending);
+        let never = std::pin::pin!(sleep_until(None));
+        assert_eq!(never.poll(&mut cx), Poll::Pending);
+    }
+}
