@@ -15,6 +15,15 @@ removed). Measures:
   - reloads caused by --invalid invalid configs (YAML syntax errors): must be 0.
 
 Targets (issue 4): idle RSS <= 4 MiB, 0 ticks idle, p99 <= 20 ms, counts exact.
+
+The peer: when a configmap-reload binary is found (--peer PATH, else $CONFIGMAP_RELOAD, else
+shared/peers/configmap-reload/configmap-reload beside the repository or a folder above it, as
+../shared/peers is for a checkout in /work), it runs beside reconfig on its own volume and
+receiver, through the same phases: the two take turns on every update, in alternating order, so
+the machine's load hits both alike, and both columns come from one run. Target (issue 13):
+reconfig's p50 and p99 no higher than configmap-reload's. Without it the bench says so and
+measures reconfig alone; nothing else needs the peer. configmap-reload does not validate and
+fires on every swap, so its no-op and invalid counts are shown, not judged.
 """
 
 import argparse
@@ -241,9 +250,122 @@ def config(n, pad=""):
     return {"config.yaml": text.encode()}
 
 
+# --- the peer --------------------------------------------------------------------------------
+
+PEER_ENV = "CONFIGMAP_RELOAD"
+PEER_PATH = os.path.join("shared", "peers", "configmap-reload", "configmap-reload")
+
+
+def find_peer(given):
+    """configmap-reload's binary: --peer, else $CONFIGMAP_RELOAD, else shared/peers/ next to the
+    repository (../shared/peers) or next to a folder above it. Returns (path or None, note)."""
+    if given == "none":
+        return None, "--peer none"
+    for candidate, origin in ((given, "--peer"), (os.environ.get(PEER_ENV), f"${PEER_ENV}")):
+        if candidate:
+            path = os.path.join(candidate, "configmap-reload") if os.path.isdir(candidate) else candidate
+            if not os.access(path, os.X_OK):
+                raise SystemExit(f"{origin}: {path} is not an executable configmap-reload")
+            return path, None
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folder = os.path.dirname(repo)
+    while True:
+        path = os.path.join(folder, PEER_PATH)
+        if os.access(path, os.X_OK):
+            return path, None
+        if os.path.dirname(folder) == folder:
+            break
+        folder = os.path.dirname(folder)
+    return None, (
+        f"configmap-reload not found (no --peer, no ${PEER_ENV}, no {PEER_PATH} beside {repo} "
+        "or a folder above it): measuring reconfig alone"
+    )
+
+
+# --- one program under test ------------------------------------------------------------------
+
+
+class Subject:
+    """A watcher on its own volume, calling its own receiver."""
+
+    def __init__(self, name, work, argv, env):
+        self.name = name
+        self.vol = AtomicWriter(os.path.join(work, name, "config"))
+        self.vol.write(config(0))
+        self.receiver = Receiver()
+        self.log_path = os.path.join(work, f"{name}.log")
+        self.log = open(self.log_path, "w")
+        self.cmd = argv(self.vol.root, f"http://127.0.0.1:{self.receiver.port}/")
+        self.proc = subprocess.Popen(
+            self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log, env=env
+        )
+        self.latencies = []
+        self.hashes = []
+        self.update_s = 0.0
+        self.lost = None  # the first update whose webhook never came
+        self.r = {"command": " ".join(self.cmd)}
+
+    def log_text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def update(self, i, timeout=10):
+        """One distinct update; its latency once its webhook arrived."""
+        if self.lost is not None:
+            return
+        expected = self.receiver.count() + 1
+        began = time.monotonic()
+        swapped = self.vol.write(config(i))
+        if swapped is None:
+            raise SystemExit("an update was not written")
+        if not self.receiver.wait_count(expected, timeout):
+            self.lost = i
+            return
+        self.update_s += time.monotonic() - began
+        arrived, h = self.receiver.arrivals[expected - 1]
+        self.latencies.append((arrived - swapped) / 1e6)
+        self.hashes.append(h)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.r["exit_code"] = self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.r["exit_code"] = "killed"
+        self.log.close()
+
+
+def wait_for_reconfig(subject):
+    """The metrics port from reconfig's log, once /readyz answers 200."""
+    port = None
+    deadline = time.monotonic() + 30
+    while port is None:
+        if subject.proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"reconfig did not start:\n{subject.log_text()}")
+        m = re.search(r"serving /healthz, /readyz, /status and /metrics on 127\.0\.0\.1:(\d+)", subject.log_text())
+        if m:
+            port = int(m.group(1))
+        else:
+            time.sleep(0.01)
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                if r.status == 200:
+                    return port
+        except Exception:
+            pass
+        time.sleep(0.02)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default="target/release/reconfig")
+    ap.add_argument(
+        "--peer",
+        help=f"configmap-reload binary (or its folder) to run beside reconfig; 'none' to skip it. "
+        f"Default: ${PEER_ENV}, else {PEER_PATH} found beside the repository or a folder above it",
+    )
     ap.add_argument("--idle-seconds", type=float, default=60.0)
     ap.add_argument("--settle-seconds", type=float, default=2.0)
     ap.add_argument("--updates", type=int, default=1000)
@@ -252,152 +374,148 @@ def main():
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for reconfig (e.g. MALLOC_ARENA_MAX=1)")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
-    sys.setswitchinterval(0.0001)  # the receiver thread must not wait for the GIL
+    sys.setswitchinterval(0.0001)  # the receiver threads must not wait for the GIL
+    peer_bin, peer_note = find_peer(args.peer)
 
     work = tempfile.mkdtemp(prefix="reconfig-watch-bench-")
-    vol = AtomicWriter(os.path.join(work, "config"))
-    vol.write(config(0))
-    receiver = Receiver()
     env = dict(os.environ)
     for kv in args.env:
         k, _, v = kv.partition("=")
         env[k] = v
-    log_path = os.path.join(work, "reconfig.log")
-    log = open(log_path, "w")
-    cmd = [
-        args.bin, "watch", "--dir", vol.root,
-        "--webhook", f"http://127.0.0.1:{receiver.port}/",
-        "--listen", "127.0.0.1:0",
-    ]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env)
-    results = {"command": " ".join(cmd), "env": args.env}
+    rc = Subject(
+        "reconfig",
+        work,
+        lambda vol, url: [args.bin, "watch", "--dir", vol, "--webhook", url, "--listen", "127.0.0.1:0"],
+        env,
+    )
+    subjects = [rc]
+    peer = None
+    if peer_bin:
+        peer = Subject(
+            "configmap-reload",
+            work,
+            lambda vol, url: [
+                peer_bin, "--volume-dir", vol, "--webhook-url", url, "--web.listen-address", "127.0.0.1:0",
+            ],
+            dict(os.environ),
+        )
+        subjects.append(peer)
+    results = {"command": rc.r["command"], "env": args.env, "peer_note": peer_note}
     failures = []
     try:
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"reconfig did not start:\n{open(log_path).read()}")
-            m = re.search(r"serving /healthz, /readyz and /metrics on 127\.0\.0\.1:(\d+)", open(log_path).read())
-            if m:
-                port = int(m.group(1))
-            else:
-                time.sleep(0.01)
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except Exception:
-                pass
-            time.sleep(0.02)
+        port = wait_for_reconfig(rc)
+        if peer and peer.proc.poll() is not None:
+            raise SystemExit(f"configmap-reload did not start:\n{peer.log_text()}")
 
-        # Idle: settle, then leave it alone (no requests) for the whole window.
+        # Idle: settle, then leave both alone (no requests) for the whole window.
         time.sleep(args.settle_seconds)
-        status = proc_status(proc.pid)
-        rss = kib(status["VmRSS"])
-        results["idle_rss_kib"] = rss
-        results["idle_rss_breakdown_kib"] = {
-            k: kib(status[k]) for k in ("RssAnon", "RssFile", "RssShmem") if k in status
-        }
-        results["threads"] = int(status["Threads"])
-        t0 = cpu_ticks(proc.pid)
+        ticks0 = {}
+        for s in subjects:
+            status = proc_status(s.proc.pid)
+            s.r["idle_rss_kib"] = kib(status["VmRSS"])
+            s.r["idle_rss_breakdown_kib"] = {
+                k: kib(status[k]) for k in ("RssAnon", "RssFile", "RssShmem") if k in status
+            }
+            s.r["threads"] = int(status["Threads"])
+            ticks0[s.name] = cpu_ticks(s.proc.pid)
         time.sleep(args.idle_seconds)
-        t1 = cpu_ticks(proc.pid)
+        for s in subjects:
+            s.r["idle_cpu_ticks"] = cpu_ticks(s.proc.pid) - ticks0[s.name]
+            s.r["idle_rss_after_window_kib"] = kib(proc_status(s.proc.pid)["VmRSS"])
         results["idle_window_s"] = args.idle_seconds
-        results["idle_cpu_ticks"] = t1 - t0
-        results["idle_rss_after_window_kib"] = kib(proc_status(proc.pid)["VmRSS"])
 
-        # Latency and exact counts: update i+1 only after the webhook of update i arrived.
-        latencies = []
-        hashes = []
-        busy0 = cpu_ticks(proc.pid)
-        start = time.monotonic()
+        # Latency and exact counts: each update waits for the previous one's webhook. The two
+        # programs take turns, in alternating order, so the machine's load hits both alike.
+        for s in subjects:
+            s.r["busy0"] = cpu_ticks(s.proc.pid)
         for i in range(1, args.updates + 1):
-            swapped = vol.write(config(i))
-            if swapped is None:
-                raise SystemExit("an update was not written")
-            if not receiver.wait_count(i, 10):
-                failures.append(f"update {i}: no webhook within 10 s")
-                break
-            arrived, h = receiver.arrivals[i - 1]
-            latencies.append((arrived - swapped) / 1e6)
-            hashes.append(h)
-        elapsed = time.monotonic() - start
-        busy1 = cpu_ticks(proc.pid)
+            for s in subjects if i % 2 else subjects[::-1]:
+                s.update(i)
         time.sleep(0.5)  # anything extra would arrive now
-        got = receiver.count()
-        lat = sorted(latencies)
-        results["updates"] = args.updates
-        results["reloads_for_updates"] = got
-        results["distinct_hashes"] = len(set(hashes))
-        results["latency_ms"] = {
-            "p50": round(percentile(lat, 50), 3),
-            "p90": round(percentile(lat, 90), 3),
-            "p99": round(percentile(lat, 99), 3),
-            "max": round(lat[-1], 3) if lat else None,
-            "min": round(lat[0], 3) if lat else None,
-        }
-        results["update_phase_s"] = round(elapsed, 2)
-        results["update_phase_cpu_ticks"] = busy1 - busy0
-        results["rss_after_updates_kib"] = kib(proc_status(proc.pid)["VmRSS"])
-        results["peak_rss_kib"] = kib(proc_status(proc.pid)["VmHWM"])
-        if got != args.updates:
-            failures.append(f"{args.updates} updates gave {got} reloads")
+        for s in subjects:
+            got = s.receiver.count()
+            lat = sorted(s.latencies)
+            s.r["updates"] = args.updates
+            s.r["reloads_for_updates"] = got
+            s.r["distinct_hashes"] = len(set(s.hashes))
+            s.r["latency_ms"] = {
+                "p50": round(percentile(lat, 50), 3),
+                "p90": round(percentile(lat, 90), 3),
+                "p99": round(percentile(lat, 99), 3),
+                "max": round(lat[-1], 3) if lat else None,
+                "min": round(lat[0], 3) if lat else None,
+            }
+            s.r["update_phase_s"] = round(s.update_s, 2)
+            s.r["update_phase_cpu_ticks"] = cpu_ticks(s.proc.pid) - s.r.pop("busy0")
+            s.r["rss_after_updates_kib"] = kib(proc_status(s.proc.pid)["VmRSS"])
+            s.r["peak_rss_kib"] = kib(proc_status(s.proc.pid)["VmHWM"])
+            if s.lost is not None:
+                failures.append(f"{s.name}: update {s.lost}: no webhook within 10 s")
+            if got != args.updates:
+                failures.append(f"{s.name}: {args.updates} updates gave {got} reloads")
 
         # No-op rewrites: identical content through a full ..data swap, spaced past the 5 ms window.
-        before = receiver.count()
         last = config(args.updates)
-        for _ in range(args.noops):
-            vol.write(last, force=True)
-            time.sleep(0.02)
-        time.sleep(0.3)
-        noop_reloads = receiver.count() - before
-        vol.write(config(args.updates + 1))  # barrier: one real change is exactly one reload
-        receiver.wait_count(before + noop_reloads + 1, 10)
-        time.sleep(0.3)
-        results["noop_rewrites"] = args.noops
-        results["reloads_for_noops"] = noop_reloads
-        results["barrier_after_noops_reloads"] = receiver.count() - before - noop_reloads
-        if noop_reloads != 0:
-            failures.append(f"{noop_reloads} reloads for {args.noops} no-op rewrites")
+        for s in subjects:
+            before = s.receiver.count()
+            for _ in range(args.noops):
+                s.vol.write(last, force=True)
+                time.sleep(0.02)
+            time.sleep(0.3)
+            noop_reloads = s.receiver.count() - before
+            s.vol.write(config(args.updates + 1))  # barrier: one real change is exactly one reload
+            s.receiver.wait_count(before + noop_reloads + 1, 10)
+            time.sleep(0.3)
+            s.r["noop_rewrites"] = args.noops
+            s.r["reloads_for_noops"] = noop_reloads
+            s.r["barrier_after_noops_reloads"] = s.receiver.count() - before - noop_reloads
+        if rc.r["reloads_for_noops"] != 0:
+            failures.append(f"{rc.r['reloads_for_noops']} reloads for {args.noops} no-op rewrites")
 
         # Invalid configs: each one rejected (counted), none forwarded.
-        before = receiver.count()
+        before = rc.receiver.count()
         failed0 = metric(metrics(port), "reconfig_validation_failures_total")
         for i in range(args.invalid):
-            vol.write({"config.yaml": f"server:\n  port: [unclosed {i}\n".encode()})
+            rc.vol.write({"config.yaml": f"server:\n  port: [unclosed {i}\n".encode()})
             deadline = time.monotonic() + 10
             while metric(metrics(port), "reconfig_validation_failures_total") < failed0 + i + 1:
                 if time.monotonic() > deadline:
                     failures.append(f"invalid config {i} was not rejected within 10 s")
                     break
                 time.sleep(0.002)
-        invalid_reloads = receiver.count() - before
-        rejected = metric(metrics(port), "reconfig_validation_failures_total") - failed0
-        vol.write(config(args.updates + 2))  # barrier
-        receiver.wait_count(before + invalid_reloads + 1, 10)
-        time.sleep(0.3)
-        results["invalid_configs"] = args.invalid
-        results["rejected"] = int(rejected)
-        results["reloads_for_invalid"] = invalid_reloads
-        results["barrier_after_invalid_reloads"] = receiver.count() - before - invalid_reloads
-        if invalid_reloads != 0:
-            failures.append(f"{invalid_reloads} reloads for {args.invalid} invalid configs")
+        if peer:
+            # It does not validate: each invalid version is forwarded, or the count says otherwise.
+            peer_before = peer.receiver.count()
+            for i in range(args.invalid):
+                peer.vol.write({"config.yaml": f"server:\n  port: [unclosed {i}\n".encode()})
+                peer.receiver.wait_count(peer_before + i + 1, 1)
+            peer.r["rejected"] = 0
+        rc.r["rejected"] = int(metric(metrics(port), "reconfig_validation_failures_total") - failed0)
+        for s in subjects:
+            start = before if s is rc else peer_before
+            invalid_reloads = s.receiver.count() - start
+            s.vol.write(config(args.updates + 2))  # barrier
+            s.receiver.wait_count(start + invalid_reloads + 1, 10)
+            time.sleep(0.3)
+            s.r["invalid_configs"] = args.invalid
+            s.r["reloads_for_invalid"] = invalid_reloads
+            s.r["barrier_after_invalid_reloads"] = s.receiver.count() - start - invalid_reloads
+        if rc.r["reloads_for_invalid"] != 0:
+            failures.append(f"{rc.r['reloads_for_invalid']} reloads for {args.invalid} invalid configs")
         m = metrics(port)
         results["metric_reloads_success"] = int(metric(m, "reconfig_reloads_total", {"action": "webhook", "result": "success"}))
         results["metric_reloads_failure"] = int(metric(m, "reconfig_reloads_total", {"action": "webhook", "result": "failure"}))
-        results["final_rss_kib"] = kib(proc_status(proc.pid)["VmRSS"])
+        for s in subjects:
+            s.r["final_rss_kib"] = kib(proc_status(s.proc.pid)["VmRSS"])
     finally:
-        proc.terminate()
-        try:
-            results["exit_code"] = proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            results["exit_code"] = "killed"
-        log.close()
+        for s in subjects:
+            s.stop()
 
-    results["binary_bytes"] = os.path.getsize(args.bin)
+    rc.r["binary_bytes"] = os.path.getsize(args.bin)
+    results["reconfig"] = rc.r
+    if peer:
+        peer.r["binary_bytes"] = os.path.getsize(peer_bin)
+        results["configmap_reload"] = peer.r
     results["failures"] = failures
     report(results)
     if args.json:
@@ -407,27 +525,60 @@ def main():
     sys.exit(1 if failures else 0)
 
 
-def report(r):
+def report(results):
+    """One row per figure: reconfig's column, then configmap-reload's from the same run."""
+    rc = results["reconfig"]
+    peer = results.get("configmap_reload")
     mib = lambda k: f"{k / 1024:.2f} MiB"
-    lat = r.get("latency_ms", {})
-    b = r.get("idle_rss_breakdown_kib", {})
     ok = lambda cond: "ok" if cond else "MISSED"
+
+    def rss(r):
+        b = r["idle_rss_breakdown_kib"]
+        return f"{mib(r['idle_rss_kib'])} (anon {mib(b.get('RssAnon', 0))}, file {mib(b.get('RssFile', 0))})"
+
+    def lat(r, p):
+        v = r["latency_ms"].get(p)
+        return "-" if v is None else f"{v:.3f} ms"
+
+    def versus(p):
+        """reconfig's percentile is no higher than the peer's, from this same run."""
+        if not peer:
+            return None
+        mine, theirs = rc["latency_ms"].get(p), peer["latency_ms"].get(p)
+        return ("<= configmap-reload", ok(mine is not None and theirs is not None and mine <= theirs))
+
+    n = rc["updates"]
     rows = [
-        ("idle RSS", f"{mib(r['idle_rss_kib'])} (anon {mib(b.get('RssAnon', 0))}, file {mib(b.get('RssFile', 0))}), {r['threads']} threads", "<= 4 MiB", ok(r["idle_rss_kib"] <= 4096)),
-        (f"CPU ticks over {r['idle_window_s']:g} s idle", f"{r['idle_cpu_ticks']} (at {TICKS} Hz)", "0", ok(r["idle_cpu_ticks"] == 0)),
-        (f"swap -> webhook over {r['updates']} updates", f"p50 {lat.get('p50')} ms, p90 {lat.get('p90')} ms, p99 {lat.get('p99')} ms, max {lat.get('max')} ms", "p99 <= 20 ms", ok((lat.get("p99") or 1e9) <= 20)),
-        ("reloads for distinct updates", f"{r['reloads_for_updates']} of {r['updates']} ({r['distinct_hashes']} distinct hashes)", "exact", ok(r["reloads_for_updates"] == r["updates"])),
-        ("reloads for no-op rewrites", f"{r['reloads_for_noops']} of {r['noop_rewrites']} (barrier: {r['barrier_after_noops_reloads']})", "0", ok(r["reloads_for_noops"] == 0)),
-        ("reloads for invalid configs", f"{r['reloads_for_invalid']} of {r['invalid_configs']}, {r['rejected']} rejected (barrier: {r['barrier_after_invalid_reloads']})", "0", ok(r["reloads_for_invalid"] == 0 and r["rejected"] == r["invalid_configs"])),
-        ("RSS after the updates / peak", f"{mib(r['rss_after_updates_kib'])} / {mib(r['peak_rss_kib'])}", "", ""),
-        ("update phase", f"{r['update_phase_s']} s wall, {r['update_phase_cpu_ticks']} CPU ticks", "", ""),
-        ("binary", f"{r['binary_bytes'] / 1e6:.1f} MB; exit on SIGTERM: {r['exit_code']}", "", ""),
+        ("idle RSS", rss, ("<= 4 MiB", ok(rc["idle_rss_kib"] <= 4096))),
+        ("threads", lambda r: str(r["threads"]), None),
+        (f"CPU ticks over {results['idle_window_s']:g} s idle", lambda r: f"{r['idle_cpu_ticks']} (at {TICKS} Hz)", ("0", ok(rc["idle_cpu_ticks"] == 0))),
+        (f"swap -> webhook p50 ({n} updates)", lambda r: lat(r, "p50"), versus("p50")),
+        ("swap -> webhook p90", lambda r: lat(r, "p90"), None),
+        ("swap -> webhook p99", lambda r: lat(r, "p99"), ("<= 20 ms", ok((rc["latency_ms"].get("p99") or 1e9) <= 20)), versus("p99")),
+        ("swap -> webhook max", lambda r: lat(r, "max"), None),
+        ("reloads for distinct updates", lambda r: f"{r['reloads_for_updates']} of {r['updates']}", ("exact", ok(rc["reloads_for_updates"] == n))),
+        ("reloads for no-op rewrites", lambda r: f"{r['reloads_for_noops']} of {r['noop_rewrites']} (barrier {r['barrier_after_noops_reloads']})", ("0", ok(rc["reloads_for_noops"] == 0))),
+        ("reloads for invalid configs", lambda r: f"{r['reloads_for_invalid']} of {r['invalid_configs']}, {r['rejected']} rejected (barrier {r['barrier_after_invalid_reloads']})", ("0", ok(rc["reloads_for_invalid"] == 0 and rc["rejected"] == rc["invalid_configs"]))),
+        ("RSS after the updates / peak", lambda r: f"{mib(r['rss_after_updates_kib'])} / {mib(r['peak_rss_kib'])}", None),
+        ("update phase", lambda r: f"{r['update_phase_s']} s waited, {r['update_phase_cpu_ticks']} CPU ticks", None),
+        ("binary", lambda r: f"{r['binary_bytes'] / 1e6:.1f} MB", None),
+        ("exit on SIGTERM", lambda r: str(r["exit_code"]), None),
     ]
-    print(f"command: {r['command']}" + (f"  env: {' '.join(r['env'])}" if r["env"] else ""))
-    w = max(len(x[0]) for x in rows)
-    for name, value, target, verdict in rows:
-        print(f"  {name:<{w}}  {value}" + (f"   [target {target}: {verdict}]" if target else ""))
-    for f in r["failures"]:
+    print(f"command: {rc['command']}" + (f"  env: {' '.join(results['env'])}" if results["env"] else ""))
+    if peer:
+        print(f"peer:    {peer['command']}")
+        print("         (the two take turns on every update, in alternating order)")
+    else:
+        print(f"note: {results['peer_note']}")
+    cols = [[name, value(rc)] + ([value(peer)] if peer else []) for name, value, *_ in rows]
+    heads = ["", "reconfig watch"] + (["configmap-reload"] if peer else [])
+    widths = [max(len(c[i]) for c in cols + [heads]) for i in range(len(heads))]
+    line = lambda cells: "  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths))
+    print(line(heads).rstrip())
+    for cells, (_, _, *targets) in zip(cols, rows):
+        verdicts = "".join(f"   [target {t[0]}: {t[1]}]" for t in targets if t)
+        print((line(cells) + verdicts).rstrip())
+    for f in results["failures"]:
         print(f"  FAILED: {f}")
 
 

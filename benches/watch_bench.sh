@@ -9,7 +9,10 @@
 # watches a volume updated by an exact port of kubelet's AtomicWriter and calls a loopback
 # webhook receiver; the driver prints idle RSS, idle CPU ticks, ..data swap -> webhook latency
 # (p50/p99) and the reload counts for distinct updates, no-op rewrites and invalid configs.
-# Pass --bin PATH to measure another build. Exits non-zero when a count is not exact.
+# Pass --bin PATH to measure another build. When configmap-reload is found (--peer PATH,
+# $CONFIGMAP_RELOAD, or shared/peers/ beside the checkout or above it), it runs beside reconfig,
+# taking turns on every update, and both columns come from one run; without it, a note says so.
+# Exits non-zero when a count is not exact.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

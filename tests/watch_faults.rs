@@ -635,11 +635,9 @@ fn a_late_kubelet_volume_reacts_to_its_data_swaps() {
         watching.contains("layout=Kubelet"),
         "the late volume is watched as a plain folder: {watching}"
     );
-    assert!(
-        r.count("change=Swap") >= 1,
-        "the ..data swap was not recognised:\n{}",
-        r.log()
-    );
+    // The ..data swap was recognised: its debug line is written before the webhook call, but
+    // the test's log reader can still be behind it, so wait for it rather than count.
+    r.wait_log("change=Swap", 1);
 }
 
 #[test]

@@ -317,6 +317,7 @@ async fn apply(
     loop {
         let mut failed = Vec::new();
         for action in pending {
+            tracing::debug!(action = action.name(), hash = %short(&version.hash), "running");
             let started = Instant::now();
             let result = action.run(&version.hash).await;
             let took = started.elapsed();

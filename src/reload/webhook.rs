@@ -1,6 +1,6 @@
 //! `--webhook URL`: tell the app over HTTP (Prometheus' `/-/reload`, configmap-reload style).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::Empty;
 use hyper::body::Bytes;
@@ -73,11 +73,18 @@ impl Webhook {
             .header("x-reconfig-hash", hash)
             .body(Empty::new())
             .map_err(|e| e.to_string())?;
+        let started = Instant::now();
         let response = tokio::time::timeout(self.timeout, self.client.request(request))
             .await
             .map_err(|_| format!("no answer within {:?}", self.timeout))?
             .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
         let status = response.status().as_u16();
+        // The latency trace's last stage (-v): connection, request and answer.
+        tracing::debug!(
+            status,
+            answer_us = started.elapsed().as_micros() as u64,
+            "webhook answered"
+        );
         let accepted = if self.accept.is_empty() {
             (200..300).contains(&status)
         } else {

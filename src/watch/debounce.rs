@@ -23,6 +23,8 @@ pub struct Debouncer {
     /// [`SWAP_WINDOW`] when several folders are watched; nothing to wait for with one.
     swap_window: Duration,
     deadline: Option<Instant>,
+    /// When the burst the deadline belongs to began, for the latency trace.
+    since: Option<Instant>,
 }
 
 impl Debouncer {
@@ -36,6 +38,7 @@ impl Debouncer {
             quiet,
             swap_window,
             deadline: None,
+            since: None,
         }
     }
 
@@ -46,6 +49,7 @@ impl Debouncer {
             Change::Edit => self.quiet,
         };
         let candidate = now + wait;
+        self.since.get_or_insert(now);
         self.deadline = Some(match (self.deadline, change) {
             (Some(existing), Change::Swap) => existing.min(candidate),
             (Some(existing), Change::Edit) => existing.max(candidate),
@@ -59,12 +63,20 @@ impl Debouncer {
 
     /// Whether it is time to act, clearing the deadline if so.
     pub fn take_due(&mut self, now: Instant) -> bool {
+        self.take_burst(now).is_some()
+    }
+
+    /// When it is time to act, how long ago the burst's first event came (the deadline is
+    /// cleared); `None` before that.
+    pub fn take_burst(&mut self, now: Instant) -> Option<Duration> {
         match self.deadline {
             Some(d) if d <= now => {
                 self.deadline = None;
-                true
+                self.since
+                    .take()
+                    .map(|since| now.saturating_duration_since(since))
             }
-            _ => false,
+            _ => None,
         }
     }
 }
@@ -96,5 +108,25 @@ mod tests {
         let mut tiny = Debouncer::new(Duration::from_millis(100), 1);
         tiny.event(Change::Swap, t);
         assert!(tiny.take_due(t));
+    }
+
+    #[test]
+    fn a_burst_says_how_long_it_waited() {
+        let t = Instant::now();
+        let mut d = Debouncer::new(Duration::from_millis(100), 1);
+        d.event(Change::Edit, t);
+        d.event(Change::Edit, t + Duration::from_millis(30));
+        assert_eq!(d.take_burst(t + Duration::from_millis(100)), None);
+        assert_eq!(
+            d.take_burst(t + Duration::from_millis(140)),
+            Some(Duration::from_millis(140)),
+            "measured from the burst's first event"
+        );
+        d.event(Change::Swap, t + Duration::from_millis(200));
+        assert_eq!(
+            d.take_burst(t + Duration::from_millis(200)),
+            Some(Duration::ZERO),
+            "a new burst starts its own clock"
+        );
     }
 }
