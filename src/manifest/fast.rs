@@ -743,86 +743,10 @@ fn hex_escape(rest: &[u8], digits: usize) -> Option<(char, usize)> {
 pub(crate) mod tests {
     use super::*;
 
-    /// The full parser's result, bypassing the fast path.
-    fn full(text: &str) -> Option<Vec<Option<Node<'_>>>> {
-        crate::manifest::full::parse(text, Limits::default()).ok()
-    }
-
-    /// Compares what callers rely on: structure, values, styles, starts, and plain scalar ends.
-    pub(crate) fn same(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
-        let here = || format!("at line {} column {}", a.start.line, a.start.column);
-        match (a.value(), b.value()) {
-            (Value::Scalar(x, sx), Value::Scalar(y, sy)) => {
-                if x != y || sx != sy {
-                    return Err(format!("scalar {x:?}/{sx:?} vs {y:?}/{sy:?} {}", here()));
-                }
-                if *sx == ScalarStyle::Plain && !x.is_empty() && a.end != b.end {
-                    return Err(format!(
-                        "plain scalar end {:?} vs {:?} {}",
-                        a.end,
-                        b.end,
-                        here()
-                    ));
-                }
-            }
-            (Value::Mapping(x, fx), Value::Mapping(y, fy)) => {
-                if x.len() != y.len() || fx != fy {
-                    return Err(format!(
-                        "mapping of {} vs {} ({fx:?}/{fy:?}) {}",
-                        x.len(),
-                        y.len(),
-                        here()
-                    ));
-                }
-                if *fx == Style::Flow && a.end.offset != b.end.offset {
-                    return Err(format!("flow mapping end {:?} vs {:?}", a.end, b.end));
-                }
-                for ((ka, va), (kb, vb)) in x.iter().zip(y) {
-                    same(ka, kb)?;
-                    same(va, vb)?;
-                }
-            }
-            (Value::Sequence(x, fx), Value::Sequence(y, fy)) => {
-                if x.len() != y.len() || fx != fy {
-                    return Err(format!("sequence of {} vs {} {}", x.len(), y.len(), here()));
-                }
-                for (va, vb) in x.iter().zip(y) {
-                    same(va, vb)?;
-                }
-                return Ok(());
-            }
-            _ => return Err(format!("different node kinds {}", here())),
-        }
-        if a.start != b.start {
-            return Err(format!("start {:?} vs {:?}", a.start, b.start));
-        }
-        Ok(())
-    }
-
-    /// Holds the fast path to its contract on one text; returns whether it accepted.
+    /// Holds the fast path to the full parser; whether it accepted.
     fn check(text: &str) -> bool {
-        let Some(fast) = parse(text, Limits::default()) else {
-            return false;
-        };
-        let Some(full) = full(text) else {
-            panic!("fast path accepted text the full parser rejects:\n{text}");
-        };
-        assert_eq!(fast.len(), full.len(), "document count:\n{text}");
-        for (a, b) in fast.iter().zip(&full) {
-            match (a, b) {
-                (Some(a), Some(b)) => {
-                    if let Err(e) = same(a, b) {
-                        panic!("{e}\n{text}");
-                    }
-                }
-                (None, None) => {}
-                (a, b) => {
-                    let null = |n: &Option<Node<'_>>| n.as_ref().is_none_or(Node::is_null);
-                    assert!(null(a) && null(b), "empty document mismatch:\n{text}");
-                }
-            }
-        }
-        true
+        crate::manifest::parse::compare_parsers(text, Limits::default())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
     }
 
     pub(crate) const TYPICAL: &str = r#"---

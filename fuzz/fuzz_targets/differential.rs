@@ -1,0 +1,102 @@
+//! Two differential checks on any input:
+//! - the fast path and the full parser build the same tree whenever the fast path accepts;
+//! - whatever reconfig accepts, libyaml (through `yaml_serde`) accepts too, to the same data.
+//!
+//! The data comparison is of JSON views. Scalars whose typing differs between YAML 1.2's core
+//! schema (reconfig's `to_json`) and libyaml's resolver (`yes`, `0o17`, `.inf`, …) are compared
+//! only where both sides read them as the same kind; strings, structure and keys always are.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use reconfig::manifest::node::Limits;
+use reconfig::manifest::parse::{compare_parsers, parse_documents};
+use reconfig::validate::to_json;
+use serde_json::Value as Json;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(why) = compare_parsers(text, Limits::default()) {
+        panic!("fast path and full parser disagree: {why}\n{text}");
+    }
+    let Ok(docs) = parse_documents(text, Limits::default()) else {
+        return;
+    };
+    let ours: Vec<Json> = docs
+        .iter()
+        .map(|d| d.as_ref().map_or(Json::Null, to_json))
+        .collect();
+    let mut theirs = Vec::new();
+    for document in yaml_serde::Deserializer::from_str(text) {
+        match <yaml_serde::Value as serde::Deserialize>::deserialize(document) {
+            Ok(value) => theirs.push(value),
+            Err(e) => {
+                // Errors libyaml raises where YAML 1.2 (saphyr) is right, or that are about serde's
+                // data model rather than the syntax (tags, non-string keys, recursion limits).
+                if known_reference_limit(&e.to_string()) {
+                    return;
+                }
+                panic!("reconfig accepted what libyaml rejects: {e}\n{text}");
+            }
+        }
+    }
+    if theirs.len() != ours.len() {
+        // libyaml yields no document for an empty stream; reconfig reports empty ones as null.
+        let nonempty = ours.iter().filter(|d| !d.is_null()).count();
+        assert!(
+            theirs.iter().filter(|d| !d.is_null()).count() == nonempty,
+            "document count: reconfig {} libyaml {}\n{text}",
+            ours.len(),
+            theirs.len()
+        );
+        return;
+    }
+    for (a, b) in ours.iter().zip(&theirs) {
+        let b = serde_json::to_value(b).unwrap_or(Json::Null);
+        if let Err(path) = same(a, &b, String::new()) {
+            panic!("reconfig and libyaml read different data at {path}: {a} vs {b}\n{text}");
+        }
+    }
+});
+
+fn known_reference_limit(message: &str) -> bool {
+    ["recursion limit", "invalid type", "untagged", "tag", "not supported", "invalid value"]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
+/// Structure and strings must agree; numbers, booleans and nulls only when both sides typed the
+/// scalar the same way (the two readers resolve plain scalars by different schemas).
+fn same(a: &Json, b: &Json, at: String) -> Result<(), String> {
+    match (a, b) {
+        (Json::Object(x), Json::Object(y)) => {
+            if x.len() != y.len() {
+                return Err(format!("{at} (keys {:?} vs {:?})", x.keys(), y.keys()));
+            }
+            for (k, v) in x {
+                let Some(w) = y.get(k) else {
+                    return Err(format!("{at}/{k} (missing in libyaml's reading)"));
+                };
+                same(v, w, format!("{at}/{k}"))?;
+            }
+            Ok(())
+        }
+        (Json::Array(x), Json::Array(y)) => {
+            if x.len() != y.len() {
+                return Err(format!("{at} (lengths {} vs {})", x.len(), y.len()));
+            }
+            x.iter()
+                .zip(y)
+                .enumerate()
+                .try_for_each(|(i, (v, w))| same(v, w, format!("{at}/{i}")))
+        }
+        (Json::String(x), Json::String(y)) => (x == y).then_some(()).ok_or(at),
+        (Json::Number(x), Json::Number(y)) => {
+            (x.as_f64() == y.as_f64()).then_some(()).ok_or(at)
+        }
+        (Json::Object(_) | Json::Array(_), _) | (_, Json::Object(_) | Json::Array(_)) => Err(at),
+        // A plain scalar typed differently by the two schemas: not a disagreement about syntax.
+        _ => Ok(()),
+    }
+}
