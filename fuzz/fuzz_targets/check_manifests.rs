@@ -3,9 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use reconfig::config::ConfigFile;
+use reconfig::config::{ConfigFile, DEFAULT_MODE};
 use reconfig::manifest::data::config_objects;
 use reconfig::manifest::node::Limits;
+use reconfig::manifest::object::check_key;
 use reconfig::validate::Validator;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,10 +20,18 @@ fuzz_target!(|data: &[u8]| {
         .into_iter()
         .flat_map(|o| {
             let name = o.name.clone();
-            o.items.into_iter().map(move |item| ConfigFile {
-                path: format!("configmap/{name}/{}", item.key),
-                name: item.key,
-                bytes: item.bytes,
+            o.items.into_iter().map(move |item| {
+                assert!(
+                    check_key(&item.key).is_ok(),
+                    "a key that is not a file name was accepted: {:?}",
+                    item.key
+                );
+                ConfigFile {
+                    path: format!("configmap/{name}/{}", item.key),
+                    name: item.key,
+                    bytes: item.bytes,
+                    mode: DEFAULT_MODE,
+                }
             })
         })
         .collect();

@@ -61,9 +61,16 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn known_reference_limit(message: &str) -> bool {
-    ["recursion limit", "invalid type", "untagged", "tag", "not supported", "invalid value"]
-        .iter()
-        .any(|m| message.contains(m))
+    [
+        "recursion limit",
+        "invalid type",
+        "untagged",
+        "tag",
+        "not supported",
+        "invalid value",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 /// Structure and strings must agree; numbers, booleans and nulls only when both sides typed the
@@ -92,9 +99,7 @@ fn same(a: &Json, b: &Json, at: String) -> Result<(), String> {
                 .try_for_each(|(i, (v, w))| same(v, w, format!("{at}/{i}")))
         }
         (Json::String(x), Json::String(y)) => (x == y).then_some(()).ok_or(at),
-        (Json::Number(x), Json::Number(y)) => {
-            (x.as_f64() == y.as_f64()).then_some(()).ok_or(at)
-        }
+        (Json::Number(x), Json::Number(y)) => (x.as_f64() == y.as_f64()).then_some(()).ok_or(at),
         (Json::Object(_) | Json::Array(_), _) | (_, Json::Object(_) | Json::Array(_)) => Err(at),
         // A plain scalar typed differently by the two schemas: not a disagreement about syntax.
         _ => Ok(()),

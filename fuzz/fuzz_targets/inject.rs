@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let out = String::from_utf8(out).expect("inject writes UTF-8");
     let again = match analyze(&out, &options) {
         Ok(again) => again,
-        Err(e) => panic!("inject's output does not parse: {e}\n--- input\n{text}\n--- output\n{out}"),
+        Err(e) => {
+            panic!("inject's output does not parse: {e}\n--- input\n{text}\n--- output\n{out}")
+        }
     };
     let mut second = Vec::new();
     again.write_to(&mut second).expect("writing to memory");

@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = compare(&old, &new);
     for change in compare(&new, &new) {
         assert!(
-            !matches!(change.verdict, Verdict::Restart | Verdict::New | Verdict::Removed),
+            !matches!(
+                change.verdict,
+                Verdict::Restart | Verdict::New | Verdict::Removed
+            ),
             "a render compared with itself: {change:?}"
         );
     }
