@@ -233,7 +233,14 @@ fn watch_target(dir: &Path, layout: Layout) -> (PathBuf, RecursiveMode) {
 }
 
 fn classify_event(targets: &[(PathBuf, Layout)], event: &notify::Event) -> Option<Change> {
-    if matches!(event.kind, EventKind::Access(_)) {
+    // notify reports a rename inside a watched folder twice: `To` (or `From`) for each name,
+    // then `Both` with the pair. Kubelet's `..data_tmp` → `..data` swap would be evaluated twice,
+    // the second time while the first reload's request is in flight; the single-name reports
+    // carry everything, so the pair is left out.
+    if matches!(
+        event.kind,
+        EventKind::Access(_) | EventKind::Modify(ModifyKind::Name(RenameMode::Both))
+    ) {
         return None;
     }
     let mut change = None;
@@ -275,13 +282,18 @@ mod tests {
         for kind in [
             EventKind::Create(CreateKind::Any),
             EventKind::Modify(ModifyKind::Name(RenameMode::To)),
-            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Any)),
         ] {
             assert_eq!(
                 classify_event(&targets, &event(kind, "/etc/cfg/..data")),
                 Some(Change::Swap)
             );
         }
+        // The pair report of a rename that `To` already announced is not a second change.
+        let both = notify::Event::new(EventKind::Modify(ModifyKind::Name(RenameMode::Both)))
+            .add_path(PathBuf::from("/etc/cfg/..data_tmp"))
+            .add_path(PathBuf::from("/etc/cfg/..data"));
+        assert_eq!(classify_event(&targets, &both), None);
         let create = EventKind::Create(CreateKind::Any);
         assert_eq!(
             classify_event(&targets, &event(create, "/etc/cfg/..data_tmp")),
