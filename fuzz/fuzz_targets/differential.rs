@@ -96,6 +96,8 @@ fn known_reference_limit(message: &str) -> bool {
         "tag",
         "not supported",
         "invalid value",
+        // serde refuses duplicate keys; go-yaml (sigs.k8s.io/yaml) keeps the last, as reconfig does.
+        "duplicate entry",
     ]
     .iter()
     .any(|m| message.contains(m))
