@@ -160,8 +160,13 @@ impl Sidecar {
         let resync = settings.resync;
         let mut resync = (!resync.is_zero())
             .then(|| tokio::time::interval_at(tokio::time::Instant::now() + resync, resync));
-        // Missing folders are watched once they appear, and lost watches are re-armed.
-        let mut rearm = tokio::time::interval(Duration::from_secs(1));
+        // Missing folders are watched once they appear, and lost watches are re-armed: looked
+        // for every second while a folder is missing or unwatchable, every 5 s otherwise (a
+        // removal is reported at once; only a re-mount must be found by looking), so an idle
+        // sidecar wakes rarely.
+        let rearm_every =
+            |volumes: &Volumes| Duration::from_secs(if volumes.settled() { 5 } else { 1 });
+        let mut next_rearm = Instant::now() + rearm_every(&volumes);
         loop {
             let deadline = debouncer.deadline();
             tokio::select! {
@@ -173,6 +178,7 @@ impl Sidecar {
                         debug!(?change, "event");
                         debouncer.event(change, Instant::now());
                     }
+                    Some(VolumeEvent::Lost) => next_rearm = Instant::now(),
                     Some(VolumeEvent::Error(e)) => engine.watcher_error(&e),
                     None => {
                         engine.watcher_stopped();
@@ -200,8 +206,9 @@ impl Sidecar {
                         break;
                     }
                 }
-                _ = rearm.tick() => {
+                () = sleep_until(Some(next_rearm)) => {
                     let changed = volumes.rearm();
+                    next_rearm = Instant::now() + rearm_every(&volumes);
                     engine.watcher_health(volumes.health());
                     if changed > 0 && shutdown.unless(engine.evaluate()).await.is_none() {
                         break;

@@ -26,6 +26,8 @@ use crate::config::layout::{ignored, layout, Layout, DATA_LINK};
 #[derive(Debug)]
 pub enum VolumeEvent {
     Changed(Change),
+    /// A watched folder itself was removed or moved away: re-arm now, not at the next check.
+    Lost,
     Error(String),
 }
 
@@ -83,13 +85,18 @@ impl Volumes {
             let volume_event = match result {
                 Err(e) => Some(VolumeEvent::Error(e.to_string())),
                 Ok(event) => {
+                    let mut lost = false;
                     if removes_itself(&event) {
                         let mut watched = mark_lost.lock().unwrap_or_else(|p| p.into_inner());
                         for w in watched.iter_mut() {
                             if w.path.as_ref().is_some_and(|p| event.paths.contains(p)) {
                                 w.lost = true;
+                                lost = true;
                             }
                         }
+                    }
+                    if lost {
+                        let _ = tx.send(VolumeEvent::Lost);
                     }
                     let targets = classify.read().unwrap_or_else(|p| p.into_inner());
                     classify_event(&targets, &event).map(VolumeEvent::Changed)
@@ -186,6 +193,14 @@ impl Volumes {
             }
         }
         changed
+    }
+
+    /// Every folder is watched and none has failed: only a re-mount, which inotify does not
+    /// report, is left to find by looking, so looking can be rare.
+    pub fn settled(&self) -> bool {
+        self.folders
+            .iter()
+            .all(|f| f.armed.is_some() && f.failed.is_none())
     }
 
     /// `Err` while a folder exists but cannot be watched: updates to it would go unseen, and a
