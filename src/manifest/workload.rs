@@ -233,6 +233,14 @@ impl TemplateKinds {
         kinds
     }
 
+    /// Whether some kind of that name, in any group and any case, has pod templates: a
+    /// document of any other kind needs no tree to be annotated.
+    pub fn may_have_templates(&self, kind: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, _)| k.kind.eq_ignore_ascii_case(kind))
+    }
+
     /// The `--template-path`s the user gave.
     pub fn custom(&self) -> &[TemplatePath] {
         &self.custom
