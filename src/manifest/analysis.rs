@@ -82,6 +82,8 @@ pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, Str
                 items.push(Item::Workload(Box::new(workload)));
             }
         }
+        // Kept until output for every document of the stream: no spare capacity.
+        items.shrink_to_fit();
         Ok(items)
     })?;
     let default_namespace = options.rules.namespace.as_deref().unwrap_or("");

@@ -507,6 +507,8 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
             }
         }
     }
+    // Kept until output for every pod template of the stream: no spare capacity.
+    refs.shrink_to_fit();
     refs
 }
 
@@ -639,6 +641,8 @@ impl Workload {
             .then(|| root.path("spec.updateStrategy"))
             .flatten()
             .and_then(find_in_place);
+        // Kept until output for every workload of the stream: no spare capacity.
+        templates.shrink_to_fit();
         Ok(Some(Workload {
             kind: GroupKind::new(meta.group, meta.kind),
             name: meta.name.to_string(),
