@@ -9,7 +9,9 @@
 //! the full parser, which also produces every error message.
 //!
 //! When it accepts a document it builds the same tree the full parser builds;
-//! the differential tests below hold it to that. It depends only on the tree types:
+//! the differential tests below hold it to that. Its `check` mode reads the same
+//! subset without keeping a tree (a CRD's schema is text no reader needs, yet it
+//! must be valid YAML); the same tests hold it to the same verdict. It depends only on the tree types:
 //! `parse` decides which parser a document gets.
 
 use std::borrow::Cow;
