@@ -57,7 +57,13 @@ pub struct Analysis<'a> {
 /// Parses and resolves a whole stream. Any invalid document fails the whole stream.
 pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, StreamError> {
     let stream = Stream::new(text, options.max_input_size)?;
-    let parsed = stream.parse(options.limits, |doc| {
+    // Only these kinds give items; the rest (CRDs above all) are proven valid, not read.
+    let needs_tree = |kind: &str| {
+        matches!(kind, "ConfigMap" | "Secret")
+            || kind.ends_with("List")
+            || options.kinds.may_have_templates(kind)
+    };
+    let parsed = stream.parse_selected(options.limits, needs_tree, |doc| {
         let mut items = Items::new();
         for (root, meta) in objects(doc.root) {
             let secret_key = options.secret_key.as_deref();
@@ -76,6 +82,8 @@ pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, Str
                 items.push(Item::Workload(Box::new(workload)));
             }
         }
+        // Kept until output for every document of the stream: no spare capacity.
+        items.shrink_to_fit();
         Ok(items)
     })?;
     let default_namespace = options.rules.namespace.as_deref().unwrap_or("");

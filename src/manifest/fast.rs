@@ -9,7 +9,9 @@
 //! the full parser, which also produces every error message.
 //!
 //! When it accepts a document it builds the same tree the full parser builds;
-//! the differential tests below hold it to that. It depends only on the tree types:
+//! the differential tests below hold it to that. Its `check` mode reads the same
+//! subset without keeping a tree (a CRD's schema is text no reader needs, yet it
+//! must be valid YAML); the same tests hold it to the same verdict. It depends only on the tree types:
 //! `parse` decides which parser a document gets.
 
 use std::borrow::Cow;
@@ -20,6 +22,26 @@ use super::node::{Limits, Node, Pos, Style, Value};
 
 /// Parses `text` as one document, or declines with `None`.
 pub fn parse(text: &str, limits: Limits) -> Option<Vec<Option<Node<'_>>>> {
+    run(text, limits, false).map(|(docs, _)| docs)
+}
+
+/// Proves `text` one valid document without building its tree, or declines with `None`.
+///
+/// Accepts exactly what [`parse`] accepts, less documents with a key written twice (their
+/// doubts need the tree) and documents that are empty or not a mapping. Gives the text of
+/// the top-level `kind` (`None` when there is none or it is not a scalar), so a caller can
+/// tell a document no reader needs from one it must parse in full.
+pub fn check(text: &str, limits: Limits) -> Option<Option<String>> {
+    let (docs, kind) = run(text, limits, true)?;
+    match docs.first() {
+        Some(Some(root)) if root.entries().is_some() => Some(kind),
+        _ => None,
+    }
+}
+
+type Run<'a> = (Vec<Option<Node<'a>>>, Option<String>);
+
+fn run(text: &str, limits: Limits, check_only: bool) -> Option<Run<'_>> {
     if text.contains(['\r', '\u{feff}']) {
         return None;
     }
@@ -30,19 +52,23 @@ pub fn parse(text: &str, limits: Limits) -> Option<Vec<Option<Node<'_>>>> {
         nodes: 0,
         depth: 0,
         limits,
+        check_only,
+        keys: Vec::new(),
+        kind: None,
     };
     p.prelude()?;
     if p.i >= p.lines.len() {
-        return Some(if text.starts_with("---") {
+        let docs = if text.starts_with("---") {
             vec![None]
         } else {
             Vec::new()
-        });
+        };
+        return Some((docs, None));
     }
     let line = p.lines[p.i];
     let root = p.block(line.indent, line.start + line.indent)?;
     p.skip_blank()?;
-    (p.i >= p.lines.len()).then_some(vec![Some(root)])
+    (p.i >= p.lines.len()).then_some((vec![Some(root)], p.kind))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +125,12 @@ struct Parser<'a> {
     nodes: usize,
     depth: usize,
     limits: Limits,
+    /// Validate only (see [`check`]): collections come back empty, block scalars unread.
+    check_only: bool,
+    /// In `check_only` mode, the keys of the mappings being read, innermost last.
+    keys: Vec<Cow<'a, str>>,
+    /// In `check_only` mode, the root mapping's `kind`.
+    kind: Option<String>,
 }
 
 fn is_indicator(c: u8) -> bool {
@@ -233,13 +265,32 @@ impl<'a> Parser<'a> {
         let mut entries = Vec::new();
         let mut at = first_at;
         let start = self.pos(&self.lines[self.i], first_at);
+        let keys_base = self.keys.len();
         loop {
             let line = self.lines[self.i];
             self.printable(&line)?;
             let (key, after_colon) = self.key(&line, at)?;
-            let value = self.value(&line, after_colon, col, key.end)?;
-            self.count()?;
-            entries.push((key, value));
+            let key_end = key.end;
+            if self.check_only {
+                let Value::Scalar(name, _) = key.value else {
+                    return None;
+                };
+                // A key written twice needs the tree for its doubt: decline.
+                if self.keys[keys_base..].contains(&name) {
+                    return None;
+                }
+                let is_kind = self.depth == 1 && name == "kind";
+                self.keys.push(name);
+                let value = self.value(&line, after_colon, col, key_end)?;
+                if is_kind {
+                    self.kind = value.as_str().map(str::to_string);
+                }
+                self.count()?;
+            } else {
+                let value = self.value(&line, after_colon, col, key_end)?;
+                self.count()?;
+                entries.push((key, value));
+            }
             self.skip_blank()?;
             let Some(next) = self.lines.get(self.i).copied() else {
                 break;
@@ -255,6 +306,7 @@ impl<'a> Parser<'a> {
             }
             at = next.start + col;
         }
+        self.keys.truncate(keys_base);
         self.depth -= 1;
         self.count()?;
         Some(Node {
@@ -303,7 +355,9 @@ impl<'a> Parser<'a> {
                 node
             };
             self.count()?;
-            items.push(item);
+            if !self.check_only {
+                items.push(item);
+            }
             self.skip_blank()?;
             let Some(next) = self.lines.get(self.i).copied() else {
                 break;
@@ -573,15 +627,17 @@ impl<'a> Parser<'a> {
         } else {
             Value::Sequence(items, Style::Flow)
         };
-        Some((
-            Node {
-                value,
-                start,
-                end,
-                aliased: false,
-            },
-            i + 1,
-        ))
+        let node = Node {
+            value,
+            start,
+            end,
+            aliased: false,
+        };
+        // One line's worth of nodes: kept in `check_only` mode too, for the duplicate check.
+        if self.check_only && !node.duplicate_keys().is_empty() {
+            return None;
+        }
+        Some((node, i + 1))
     }
 
     fn flow_item(&mut self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
@@ -657,6 +713,8 @@ impl<'a> Parser<'a> {
             return None;
         }
         let indent = first.indent;
+        // In `check_only` mode only a root value (`kind` may be one) is read.
+        let build = !self.check_only || self.depth <= 1;
         let mut value = String::new();
         let mut trailing = 0usize;
         let mut last = first;
@@ -669,12 +727,14 @@ impl<'a> Parser<'a> {
                 trailing += 1;
             } else if l.indent >= indent {
                 self.printable(&l)?;
-                for _ in 0..trailing {
+                if build {
+                    for _ in 0..trailing {
+                        value.push('\n');
+                    }
+                    value.push_str(&text[indent..]);
                     value.push('\n');
                 }
                 trailing = 0;
-                value.push_str(&text[indent..]);
-                value.push('\n');
                 last = l;
             } else {
                 break;
@@ -743,8 +803,23 @@ fn hex_escape(rest: &[u8], digits: usize) -> Option<(char, usize)> {
 pub(crate) mod tests {
     use super::*;
 
-    /// Holds the fast path to the full parser; whether it accepted.
+    /// Holds the validation-only mode to its contract: it accepts exactly the one-mapping
+    /// documents without a key written twice that `parse` accepts, and reads their `kind`.
+    fn check_only_agrees(text: &str, parsed: Option<&[Option<Node<'_>>]>) {
+        let checked = super::check(text, Limits::default());
+        let expected = match parsed {
+            Some([Some(root)]) if root.entries().is_some() && root.duplicate_keys().is_empty() => {
+                Some(root.get("kind").and_then(Node::as_str).map(str::to_string))
+            }
+            _ => None,
+        };
+        assert_eq!(checked, expected, "check-only verdict or kind:\n{text}");
+    }
+
+    /// Holds the fast path to its contracts on one text (the full parser's tree, and the
+    /// validation-only mode's verdict); returns whether it accepted.
     fn check(text: &str) -> bool {
+        check_only_agrees(text, parse(text, Limits::default()).as_deref());
         crate::manifest::parse::compare_parsers(text, Limits::default())
             .unwrap_or_else(|e| panic!("{e}\n{text}"))
     }
@@ -844,6 +919,65 @@ spec:
                 assert!(check(&doc), "fast path declined a fixture document:\n{doc}");
             }
         }
+    }
+
+    /// Every document of every fixture and corpus file: the validation-only mode gives the
+    /// verdict (and `kind`) that building the tree gives.
+    #[test]
+    fn check_only_agrees_on_fixtures_and_corpus() {
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from("tests/fixtures")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("fixtures") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 60, "{} fixture files", files.len());
+        let mut accepted = 0;
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            for doc in text.split("\n---") {
+                check(doc);
+                check(&format!("---{doc}\n"));
+                accepted += usize::from(super::check(doc, Limits::default()).is_some());
+            }
+        }
+        assert!(
+            accepted > 40,
+            "only {accepted} documents checked without a tree"
+        );
+    }
+
+    #[test]
+    fn check_only_declines_duplicates_and_reads_kind() {
+        let limits = Limits::default();
+        let kind = |text| super::check(text, limits);
+        assert_eq!(
+            kind("kind: CustomResourceDefinition\nspec: {}\n"),
+            Some(Some("CustomResourceDefinition".into()))
+        );
+        assert_eq!(kind("kind: 'ConfigMap'\n"), Some(Some("ConfigMap".into())));
+        assert_eq!(
+            kind("kind: |-\n  ConfigMap\n"),
+            Some(Some("ConfigMap".into()))
+        );
+        assert_eq!(kind("kind: {a: b}\n"), Some(None));
+        assert_eq!(kind("a:\n  kind: ConfigMap\n"), Some(None));
+        assert_eq!(kind("kind: X\nkind: ConfigMap\n"), None);
+        assert_eq!(kind("a:\n  b: 1\n  c: 2\n  b: 3\n"), None);
+        assert_eq!(kind("a: [{b: 1, b: 2}]\n"), None);
+        assert_eq!(kind("a: {b: 1}\nc: {b: 1}\n"), Some(None));
+        assert_eq!(kind("- kind: X\n"), None);
+        assert_eq!(kind("---\n"), None);
+        assert_eq!(kind("a: b: c\n"), None);
+        assert_eq!(kind("a: |\n  x\n\tbad: 1\n"), None);
     }
 
     mod differential {

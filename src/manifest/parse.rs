@@ -106,6 +106,15 @@ fn same_tree(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// Proves `text` one valid document without building its tree, when the fast path can:
+/// `Some(kind)` (its top-level `kind`, if a scalar) or `None` for "parse it in full".
+///
+/// A document it accepts, [`parse_documents`] accepts too, as one mapping with no key
+/// written twice; it declines everything else, so no syntax error is ever skipped.
+pub fn check_document(text: &str, limits: Limits) -> Option<Option<String>> {
+    fast::check(text, limits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

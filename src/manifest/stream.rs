@@ -10,7 +10,7 @@ use std::fmt;
 use std::ops::Range;
 
 use super::node::{Limits, Node, Pos};
-use super::parse::parse_documents;
+use super::parse::{check_document, parse_documents};
 
 /// Helm 4 names a document's template with this annotation instead of a comment.
 pub const HELM4_FILENAME_ANNOTATION: &str = "postrenderer.helm.sh/postrender-filename";
@@ -205,6 +205,42 @@ impl<'a> Stream<'a> {
         T: Send,
         F: Fn(&Document<'a, '_>) -> Result<T, Problem> + Sync,
     {
+        self.run(limits, None, handle)
+    }
+
+    /// Like [`Stream::parse`], but a document whose top-level `kind` fails `needs_tree` (or
+    /// that has none) is only proven valid YAML, without a tree, where the fast path can: its
+    /// value is `T::default()`, what `handle` must return for it. Most of a CRD-heavy render
+    /// is schema no reader needs; every syntax error is still found, every doubt still raised
+    /// (a document with a key written twice is parsed in full).
+    pub fn parse_selected<T, N, F>(
+        &self,
+        limits: Limits,
+        needs_tree: N,
+        handle: F,
+    ) -> Result<Parsed<T>, StreamError>
+    where
+        T: Send + Default,
+        N: Fn(&str) -> bool + Sync,
+        F: Fn(&Document<'a, '_>) -> Result<T, Problem> + Sync,
+    {
+        let skip = Skip {
+            needs_tree: &needs_tree,
+            value: &T::default,
+        };
+        self.run(limits, Some(skip), handle)
+    }
+
+    fn run<T, F>(
+        &self,
+        limits: Limits,
+        skip: Option<Skip<'_, T>>,
+        handle: F,
+    ) -> Result<Parsed<T>, StreamError>
+    where
+        T: Send,
+        F: Fn(&Document<'a, '_>) -> Result<T, Problem> + Sync,
+    {
         let threads = if self.text.len() < PARALLEL_THRESHOLD {
             1
         } else {
@@ -212,12 +248,12 @@ impl<'a> Stream<'a> {
         };
         let groups = balance(&self.pieces, threads);
         let results: Vec<Vec<PieceResult<T>>> = if groups.len() <= 1 {
-            vec![self.parse_range(0..self.pieces.len(), limits, &handle)]
+            vec![self.parse_range(0..self.pieces.len(), limits, skip, &handle)]
         } else {
             std::thread::scope(|scope| {
                 let workers: Vec<_> = groups
                     .into_iter()
-                    .map(|range| scope.spawn(|| self.parse_range(range, limits, &handle)))
+                    .map(|range| scope.spawn(|| self.parse_range(range, limits, skip, &handle)))
                     .collect();
                 workers
                     .into_iter()
@@ -292,6 +328,7 @@ impl<'a> Stream<'a> {
         &self,
         range: Range<usize>,
         limits: Limits,
+        skip: Option<Skip<'_, T>>,
         handle: &F,
     ) -> Vec<PieceResult<T>>
     where
@@ -305,6 +342,16 @@ impl<'a> Stream<'a> {
                 if piece.after_document_end {
                     if let Some(problem) = bare_document(text) {
                         return PieceResult::Failed(problem, comment_source.map(str::to_string));
+                    }
+                }
+                if let Some(skip) = skip {
+                    if skip.applies(text, limits) {
+                        let source = comment_source.map(str::to_string);
+                        return PieceResult::Docs(vec![(
+                            source,
+                            Ok(Some((skip.value)())),
+                            Vec::new(),
+                        )]);
                     }
                 }
                 match parse_documents(text, limits) {
@@ -358,6 +405,49 @@ impl<T> Parsed<T> {
             .iter()
             .zip(&self.values)
             .filter_map(|(d, v)| v.as_ref().map(|v| (d, v)))
+    }
+}
+
+/// Which documents [`Stream::parse_selected`] proves valid without a tree, and their value.
+struct Skip<'s, T> {
+    needs_tree: &'s (dyn Fn(&str) -> bool + Sync),
+    value: &'s (dyn Fn() -> T + Sync),
+}
+
+impl<T> Clone for Skip<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Skip<'_, T> {}
+
+impl<T> Skip<'_, T> {
+    /// Whether the piece `text` is one valid document that needs no tree.
+    fn applies(&self, text: &str, limits: Limits) -> bool {
+        // Cheap look at the top-level `kind:` lines first, so that documents which do need
+        // their tree are not read twice; Helm 4's filename annotation is read from the tree.
+        let named = text
+            .match_indices("kind:")
+            .filter(|(at, _)| *at == 0 || text.as_bytes()[at - 1] == b'\n')
+            .map(|(at, _)| {
+                let rest = &text[at + 5..];
+                let value = rest[..rest.find('\n').unwrap_or(rest.len())].trim();
+                value.trim_matches(['"', '\''])
+            });
+        for kind in named {
+            if (self.needs_tree)(kind) {
+                return false;
+            }
+        }
+        if text.contains(HELM4_FILENAME_ANNOTATION) {
+            return false;
+        }
+        match check_document(text, limits) {
+            Some(Some(kind)) => !(self.needs_tree)(&kind),
+            Some(None) => true,
+            None => false,
+        }
     }
 }
 
@@ -588,6 +678,62 @@ mod tests {
             parsed.docs[0].source.as_deref(),
             Some("c/templates/cm.yaml")
         );
+    }
+
+    /// What `parse` makes of a stream, in a form two runs can be compared by: per document,
+    /// its number, source and whether the handler saw it; the doubts; the errors.
+    fn outcome(stream: &Stream<'_>, selected: bool) -> String {
+        let needs_tree = |kind: &str| kind == "ConfigMap";
+        let handle = |doc: &Document<'_, '_>| Ok(doc.root.get_str("kind").map(str::to_string));
+        let parsed = if selected {
+            stream.parse_selected(Limits::default(), needs_tree, handle)
+        } else {
+            stream.parse(Limits::default(), handle)
+        };
+        match parsed {
+            Err(e) => format!("error: {e}"),
+            Ok(parsed) => {
+                let docs: Vec<String> = parsed
+                    .docs
+                    .iter()
+                    .zip(&parsed.values)
+                    .map(|(d, v)| {
+                        // A skipped document's value is the default; the handler's is its kind,
+                        // and only a ConfigMap's is kept: what the needs_tree above promises.
+                        let seen = v.as_ref().map(|k| k.as_deref() == Some("ConfigMap"));
+                        format!("{} {:?} {:?}", d.number, d.source, seen)
+                    })
+                    .collect();
+                let doubts: Vec<String> = parsed.doubts.iter().map(|d| d.to_string()).collect();
+                format!("{docs:?} {doubts:?}")
+            }
+        }
+    }
+
+    /// Documents proven valid without a tree come out as the tree would have them: the same
+    /// syntax errors, doubts, numbers and sources.
+    #[test]
+    fn selected_parsing_loses_no_error_and_no_doubt() {
+        let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: x\nspec:\n  d: |-\n    text\n";
+        let cases = [
+            format!("---\n# Source: c/crd.yaml\n{crd}---\napiVersion: v1\nkind: ConfigMap\ndata: {{a: b}}\n"),
+            format!("{crd}  bad: [\n"),
+            format!("{crd}spec: again\n"),
+            format!("{crd}metadata:\n  name: y\n  name: z\n"),
+            format!("{crd}x: {{a: 1, a: 2}}\n"),
+            format!("{crd}kind: ConfigMap\n"),
+            format!("{crd}  e: \"\\q\"\n"),
+            format!("{crd}\t\n"),
+            format!("{crd}---\nkind: \"ConfigMap\"\ndata:\n  k: v\n"),
+            "kind: Service\nmetadata:\n  annotations:\n    postrenderer.helm.sh/postrender-filename: s.yaml\n".to_string(),
+            "kind: Service\n...\nkind: Service\n".to_string(),
+            "- kind: Service\n".to_string(),
+            "kind: Service\nspec: &a {x: 1}\nother: *a\n".to_string(),
+        ];
+        for text in &cases {
+            let stream = Stream::new(text, usize::MAX).expect("size");
+            assert_eq!(outcome(&stream, true), outcome(&stream, false), "{text}");
+        }
     }
 
     #[test]

@@ -233,6 +233,14 @@ impl TemplateKinds {
         kinds
     }
 
+    /// Whether some kind of that name, in any group and any case, has pod templates: a
+    /// document of any other kind needs no tree to be annotated.
+    pub fn may_have_templates(&self, kind: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, _)| k.kind.eq_ignore_ascii_case(kind))
+    }
+
     /// The `--template-path`s the user gave.
     pub fn custom(&self) -> &[TemplatePath] {
         &self.custom
@@ -499,6 +507,8 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
             }
         }
     }
+    // Kept until output for every pod template of the stream: no spare capacity.
+    refs.shrink_to_fit();
     refs
 }
 
@@ -631,6 +641,8 @@ impl Workload {
             .then(|| root.path("spec.updateStrategy"))
             .flatten()
             .and_then(find_in_place);
+        // Kept until output for every workload of the stream: no spare capacity.
+        templates.shrink_to_fit();
         Ok(Some(Workload {
             kind: GroupKind::new(meta.group, meta.kind),
             name: meta.name.to_string(),
