@@ -5,7 +5,7 @@
 
 use saphyr_parser::ScalarStyle;
 
-use super::node::{Limits, Node, Style, SyntaxError, Value};
+use super::node::{Limits, Node, Pos, Style, SyntaxError, Value};
 use super::{fast, full, lenient};
 
 /// Parses every document of `text` (usually one) into trees.
@@ -17,10 +17,43 @@ pub fn parse_documents<'a>(
     text: &'a str,
     limits: Limits,
 ) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
+    if let Some(error) = unprintable(text) {
+        return Err(error);
+    }
     match fast::parse(text, limits) {
         Some(docs) => Ok(docs),
         None => full::parse(text, limits).or_else(|e| lenient::reparse(text, limits, e)),
     }
+}
+
+/// YAML streams hold only printable characters (YAML 1.2 `c-printable`: tab, line breaks,
+/// U+0020–U+007E, U+0085, U+00A0–U+D7FF, U+E000–U+FFFD, U+10000 and up). go-yaml, which Helm
+/// and kubectl read with, and libyaml refuse the rest anywhere, comments included; so does
+/// reconfig, naming the first one.
+fn unprintable(text: &str) -> Option<SyntaxError> {
+    // Nearly every text is ASCII without control characters: one cheap pass decides.
+    let suspect = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b >= 0x7f;
+    if !text.bytes().any(suspect) {
+        return None;
+    }
+    let (at, c) = text.char_indices().find(|&(_, c)| {
+        !matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}'
+            | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+    })?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some(SyntaxError {
+        pos: Pos {
+            offset: at,
+            line,
+            column,
+        },
+        message: format!(
+            "control characters are not allowed in YAML (U+{:04X}); Helm and kubectl refuse them too",
+            u32::from(c)
+        ),
+    })
 }
 
 /// The fast path held to the full parser on `text`: `Ok(true)` when the fast path accepted it
@@ -112,6 +145,9 @@ fn same_tree(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
 /// A document it accepts, [`parse_documents`] accepts too, as one mapping with no key
 /// written twice; it declines everything else, so no syntax error is ever skipped.
 pub fn check_document(text: &str, limits: Limits) -> Option<Option<String>> {
+    if unprintable(text).is_some() {
+        return None;
+    }
     fast::check(text, limits)
 }
 
@@ -195,6 +231,29 @@ mod tests {
     fn rejects_tab_indentation() {
         let err = parse_documents("a:\n\tb: 1\n", Limits::default()).unwrap_err();
         assert_eq!(err.pos.line, 2);
+    }
+
+    #[test]
+    fn rejects_control_characters_as_go_yaml_does() {
+        for text in [
+            "a: 1\n# note \u{15}\nb: 2\n",
+            "a: \"x\u{7f}\"\n",
+            "a: \u{9b}\n",
+        ] {
+            let err = parse_documents(text, Limits::default()).expect_err(text);
+            assert!(err.message.contains("control characters"), "{err}");
+            assert!(check_document(text, Limits::default()).is_none());
+        }
+        let err = parse_documents("a: 1\n# note \u{15}\n", Limits::default()).unwrap_err();
+        assert_eq!((err.pos.line, err.pos.column), (2, 8));
+        // Printable beyond ASCII, and a byte order mark, are fine.
+        for text in [
+            "a: caf\u{e9} \u{2713} \u{1f600}\n",
+            "\u{feff}a: 1\n",
+            "a: \"\u{85}\"\n",
+        ] {
+            assert!(parse_documents(text, Limits::default()).is_ok(), "{text:?}");
+        }
     }
 
     #[test]
