@@ -24,8 +24,8 @@ use support::reconfig::{self as rc, field, Reconfig};
 use support::wait::{wait_for, TIMEOUT};
 use support::watch::carries;
 
-const NS: &str = "shop";
-const POD: &str = "web-0";
+const NS: &str = rc::POD_NAMESPACE;
+const POD: &str = rc::POD_NAME;
 const HASH: &str = "reconfig/config-hash";
 const STATUS: &str = "reconfig/config-status";
 const MESSAGE: &str = "reconfig/config-message";
@@ -42,17 +42,7 @@ fn config(text: &str) -> Payload {
 
 /// `reconfig watch --events --annotate-pod ARGS` as pod shop/web-0, against `api`.
 fn watch(api: &FakeApi, tmp: &Path, args: &[&str]) -> Command {
-    let kubeconfig = api.kubeconfig(tmp, NS);
-    let mut all = vec!["-v", "--events", "--annotate-pod"];
-    all.extend_from_slice(args);
-    let mut cmd = rc::command(&all);
-    cmd.env("KUBECONFIG", kubeconfig)
-        .env("POD_NAME", POD)
-        .env("POD_NAMESPACE", NS)
-        .env("POD_UID", "uid-web-0")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("KUBERNETES_SERVICE_PORT");
-    cmd
+    rc::api_command(&api.kubeconfig(tmp, NS), Some("uid-web-0"), args)
 }
 
 /// How many occurrences an Event stands for: its `series.count`, or 1.

@@ -12,9 +12,9 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::app::App;
 use support::atomic_writer::{payload, AtomicWriter, LinkOrder, Outcome};
 use support::reconfig::{self as rc, Reconfig};
 use support::wait::{until, wait_for, TIMEOUT};
@@ -139,54 +139,6 @@ fn older_kubelets_that_link_before_the_swap_work_the_same() {
     assert_eq!(files, vec!["2", "1"], "{}", r.log());
 }
 
-/// A stand-in app, killed when dropped.
-struct App(Child);
-
-impl App {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Dies at once, as a crash would, and is reaped.
-    fn crash(&mut self) {
-        self.0.kill().expect("kill");
-        self.0.wait().expect("reap");
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A stand-in app: appends a line to `record` for every SIGHUP; says when its trap is set.
-fn start_app(dir: &Path, name: &str) -> (App, PathBuf) {
-    let record = dir.join(format!("{name}.hups"));
-    let ready = dir.join(format!("{name}.ready"));
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(
-            r#"trap 'echo hup >> "$0"' HUP; trap 'exit 0' TERM; : > "$1"
-               while :; do sleep 1 & wait $!; done"#,
-        )
-        .arg(&record)
-        .arg(&ready)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start sh");
-    let app = App(child);
-    until("the stand-in app to set its traps", || ready.exists());
-    (app, record)
-}
-
-fn hups(record: &Path) -> usize {
-    fs::read_to_string(record)
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-}
-
 /// Rewrites the pid file the way apps do: a new file renamed into place.
 fn write_pid_file(path: &Path, pid: u32) {
     let tmp = path.with_extension("tmp");
@@ -199,8 +151,8 @@ fn an_app_restarted_with_a_new_pid_gets_the_next_signal_and_none_is_lost() {
     let setup = WatchTest::new().kubelet_volume(config(1));
     let tmp = setup.tmp().to_path_buf();
     let pid_file = tmp.join("app.pid");
-    let (mut first, first_hups) = start_app(&tmp, "first");
-    write_pid_file(&pid_file, first.id());
+    let mut first = App::start(&tmp, "first");
+    write_pid_file(&pid_file, first.pid());
     let t = setup
         .args(["--signal", "SIGHUP", "--pid-file", s(&pid_file)])
         .args(["--retry-backoff", "100ms", "--retries", "60"])
@@ -209,10 +161,10 @@ fn an_app_restarted_with_a_new_pid_gets_the_next_signal_and_none_is_lost() {
     r.wait_ready(200);
 
     vol.write(&config(2)).expect("write");
-    until("the first app to get SIGHUP", || hups(&first_hups) == 1);
+    until("the first app to get SIGHUP", || first.hups() == 1);
 
     // The app dies; its pid file still names it. An update lands while it is down.
-    first.crash();
+    first.stop();
     vol.write(&config(3)).expect("write");
     // The failure names the stale pid file (the metric is counted before the line is logged).
     let line = r.wait_log("reload failed", 1);
@@ -220,17 +172,17 @@ fn an_app_restarted_with_a_new_pid_gets_the_next_signal_and_none_is_lost() {
     assert!(r.reloads("signal", "failure") >= 1);
 
     // It comes back with a new PID and rewrites the pid file: the pending retry reaches it.
-    let (second, second_hups) = start_app(&tmp, "second");
-    write_pid_file(&pid_file, second.id());
+    let second = App::start(&tmp, "second");
+    write_pid_file(&pid_file, second.pid());
     until("the restarted app to get the pending SIGHUP", || {
-        hups(&second_hups) == 1
+        second.hups() == 1
     });
     vol.write(&config(4)).expect("write");
     until("the restarted app to get the next SIGHUP", || {
-        hups(&second_hups) == 2
+        second.hups() == 2
     });
 
-    assert_eq!(hups(&first_hups), 1);
+    assert_eq!(first.hups(), 1);
     r.wait_reloaded(3);
     assert_eq!(r.reloads("signal", "success"), 3);
     assert_eq!(r.readyz().status, 200);

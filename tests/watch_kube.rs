@@ -19,8 +19,8 @@ use support::kube_api::FakeApi;
 use support::reconfig::{self as rc, Reconfig};
 use support::wait::{wait_for, TIMEOUT};
 
-const NS: &str = "shop";
-const POD: &str = "web-0";
+const NS: &str = rc::POD_NAMESPACE;
+const POD: &str = rc::POD_NAME;
 const HASH: &str = "reconfig/config-hash";
 const STATUS: &str = "reconfig/config-status";
 const MESSAGE: &str = "reconfig/config-message";
@@ -35,16 +35,7 @@ fn config(text: &str) -> Payload {
 
 /// `reconfig watch` with the API features on, pointed at `kubeconfig`, as pod shop/web-0.
 fn watch(kubeconfig: &Path, args: &[&str]) -> Command {
-    let mut all = vec!["-v", "--events", "--annotate-pod"];
-    all.extend_from_slice(args);
-    let mut cmd = rc::command(&all);
-    cmd.env("KUBECONFIG", kubeconfig)
-        .env("POD_NAME", POD)
-        .env("POD_NAMESPACE", NS)
-        .env_remove("POD_UID")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("KUBERNETES_SERVICE_PORT");
-    cmd
+    rc::api_command(kubeconfig, None, args)
 }
 
 /// Waits until the fake API holds `n` events; returns them.

@@ -10,11 +10,11 @@
 mod support;
 
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use support::app::App;
 use support::atomic_writer::{payload, Payload};
 use support::cli;
 use support::reconfig as rc;
@@ -329,56 +329,6 @@ fn targets_that_are_never_signalled_are_refused_at_start() {
     assert!(err.contains("reconfig itself"), "{err}");
 }
 
-/// A stand-in app whose argv[0] is `name` (what `--process` matches): appends a line to
-/// `record` for every SIGHUP. Killed when dropped.
-struct App {
-    child: Child,
-    record: PathBuf,
-}
-
-impl App {
-    fn start(dir: &Path, name: &str, n: usize) -> App {
-        let record = dir.join(format!("{name}-{n}.hups"));
-        let ready = dir.join(format!("{name}-{n}.ready"));
-        let child = Command::new("sh")
-            .arg0(name)
-            .arg("-c")
-            .arg(
-                r#"trap 'echo hup >> "$0"' HUP; trap 'exit 0' TERM; : > "$1"
-                   while :; do sleep 1 & wait $!; done"#,
-            )
-            .arg(&record)
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start sh");
-        let app = App { child, record };
-        until("the stand-in app to set its traps", || ready.exists());
-        app
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn hups(&self) -> usize {
-        fs::read_to_string(&self.record)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// A name no other process on the machine has.
 fn unique_name(what: &str) -> String {
     format!("rcfg-{what}-{}-{}", std::process::id(), {
@@ -410,7 +360,7 @@ fn a_refusal_at_reload_is_final_for_that_version() {
     }
 
     // The barrier: a real app appears, the next version reaches it, and the count is exact.
-    let app = App::start(&tmp, &unique_name("final"), 1);
+    let app = App::start(&tmp, &format!("{}-1", unique_name("final")));
     fs::write(&pid_file, format!("{}\n", app.pid())).expect("write pid");
     vol.write(&config(4)).expect("write");
     until("the app to get SIGHUP", || app.hups() == 1);
@@ -429,7 +379,10 @@ fn a_name_matching_two_trees_signals_both_and_warns() {
     let setup = WatchTest::new().kubelet_volume(config(1));
     let tmp = setup.tmp().to_path_buf();
     let name = unique_name("two");
-    let (a, b) = (App::start(&tmp, &name, 1), App::start(&tmp, &name, 2));
+    let (a, b) = (
+        App::start(&tmp.join("1"), &name),
+        App::start(&tmp.join("2"), &name),
+    );
     let t = setup.args(["--process", &name, "--signal", "HUP"]).start();
     let (vol, r) = (t.vol(), &t.r);
     r.wait_ready(200);
@@ -450,7 +403,10 @@ fn process_unique_refuses_a_name_matching_two_trees() {
     let setup = WatchTest::new().kubelet_volume(config(1));
     let tmp = setup.tmp().to_path_buf();
     let name = unique_name("uniq");
-    let (a, mut b) = (App::start(&tmp, &name, 1), App::start(&tmp, &name, 2));
+    let (a, mut b) = (
+        App::start(&tmp.join("1"), &name),
+        App::start(&tmp.join("2"), &name),
+    );
     let t = setup
         .args(["--process", &name, "--process-unique", "--signal", "HUP"])
         .args(["--retries", "0"])

@@ -428,8 +428,8 @@ mod with_the_api {
         std::fs::rename(&link, root.join("..data")).expect("swap");
     }
 
-    const NS: &str = "shop";
-    const POD: &str = "web-0";
+    const NS: &str = rc::POD_NAMESPACE;
+    const POD: &str = rc::POD_NAME;
     const HASH: &str = "reconfig/config-hash";
     const STATUS: &str = "reconfig/config-status";
     const MESSAGE: &str = "reconfig/config-message";
@@ -450,16 +450,7 @@ mod with_the_api {
 
         /// `reconfig watch --events --annotate-pod ARGS` as pod shop/web-0.
         fn watch(&self, args: &[&str]) -> Command {
-            let mut all = vec!["-v", "--events", "--annotate-pod"];
-            all.extend_from_slice(args);
-            let mut cmd = rc::command(&all);
-            cmd.env("KUBECONFIG", &self.kubeconfig)
-                .env("POD_NAME", POD)
-                .env("POD_NAMESPACE", NS)
-                .env("POD_UID", "uid-web-0")
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .env_remove("KUBERNETES_SERVICE_PORT");
-            cmd
+            rc::api_command(&self.kubeconfig, Some("uid-web-0"), args)
         }
 
         /// The reasons of the Events so far, in order.

@@ -5,7 +5,9 @@
 //! - [`manifests`]: a fluent builder of Kubernetes manifest streams (std only: src unit tests
 //!   include it by path);
 //! - [`atomic_writer`]: kubelet's AtomicWriter, to update volumes exactly as kubelet does;
-//! - [`reconfig`]: start `reconfig watch` on a free loopback port, read its log, /readyz, /metrics;
+//! - [`reconfig`]: start `reconfig watch` on a free loopback port (as a pod reporting to the API
+//!   stand-in, with `api_command`), read its log, /readyz, /status, /metrics;
+//! - [`app`]: a stand-in app that records the SIGHUPs it gets;
 //! - [`watch`]: one `reconfig watch` scenario set up in a line (volume, webhook, arguments);
 //! - [`http`]: a plain-TCP HTTP client, request reading, and a loopback webhook receiver that
 //!   records requests (std only: src unit tests include it by path);
@@ -16,6 +18,7 @@
 
 #![allow(dead_code)]
 
+pub mod app;
 pub mod atomic_writer;
 pub mod bins;
 pub mod cli;

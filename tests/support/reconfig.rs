@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,6 +26,28 @@ pub fn command(args: &[&str]) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    cmd
+}
+
+/// The pod the Kubernetes API tests play, as the loopback API stand-in knows it.
+pub const POD_NAMESPACE: &str = "shop";
+pub const POD_NAME: &str = "web-0";
+
+/// `reconfig -v watch --events --annotate-pod ARGS` as pod shop/web-0, with the API at
+/// `kubeconfig`; `uid` as the downward API would give it, or `None` to have it read from the API.
+pub fn api_command(kubeconfig: &Path, uid: Option<&str>, args: &[&str]) -> Command {
+    let mut all = vec!["-v", "--events", "--annotate-pod"];
+    all.extend_from_slice(args);
+    let mut cmd = command(&all);
+    cmd.env("KUBECONFIG", kubeconfig)
+        .env("POD_NAME", POD_NAME)
+        .env("POD_NAMESPACE", POD_NAMESPACE)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT");
+    match uid {
+        Some(uid) => cmd.env("POD_UID", uid),
+        None => cmd.env_remove("POD_UID"),
+    };
     cmd
 }
 
