@@ -190,6 +190,14 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                 merges,
                 ..
             }) => match key.take() {
+                None if empty_implicit_key(text, &complete) => {
+                    return Err(SyntaxError {
+                        pos: complete.start,
+                        message: "a mapping key is missing before `:`: YAML 1.2 reads an empty \
+                                  key here, but go-yaml (Helm, kubectl) and libyaml refuse it"
+                            .into(),
+                    });
+                }
                 None => *key = Some((complete, merge_key)),
                 Some((k, is_merge)) => {
                     if is_merge {
@@ -225,6 +233,13 @@ fn binary<'a>(text: &str, pos: Pos) -> Result<Cow<'a, str>, SyntaxError> {
             message: format!("!!binary value is not valid base64: {e}"),
         })?;
     Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// A key that is nothing at all, right where its `:` stands (`: value` at the start of an
+/// entry). YAML 1.2 allows it as an empty key; the readers Helm and kubectl use do not.
+fn empty_implicit_key(text: &str, key: &Node<'_>) -> bool {
+    matches!(&key.value, Value::Scalar(s, ScalarStyle::Plain) if s.is_empty())
+        && text.as_bytes().get(key.start.offset) == Some(&b':')
 }
 
 /// Resolves the merge keys (`<<`) of one mapping as sigs.k8s.io/yaml (go-yaml v2) does.

@@ -257,6 +257,15 @@ mod tests {
     }
 
     #[test]
+    fn rejects_an_empty_implicit_key_as_go_yaml_does() {
+        for text in ["a: 1\n: 2\n", "a: |\n  x\n:\n"] {
+            let err = parse_documents(text, Limits::default()).expect_err(text);
+            assert!(err.message.contains("key is missing"), "{err}");
+        }
+        assert!(parse_documents("? a\n: b\n", Limits::default()).is_ok());
+    }
+
+    #[test]
     fn rejects_unclosed_flow_mapping() {
         assert!(parse_documents("a: {b: 1\nc: 2\n", Limits::default()).is_err());
     }
