@@ -45,6 +45,38 @@ fn watch(api: &FakeApi, tmp: &Path, args: &[&str]) -> Command {
     rc::api_command(&api.kubeconfig(tmp, NS), Some("uid-web-0"), args)
 }
 
+/// A sidecar reporting to the API stand-in (pod shop/web-0), watching a kubelet volume that
+/// holds `port: 0`, with a webhook receiver; `refuse` sets up the API's refusals first.
+/// Bind every field: the temporary folder must outlive the sidecar.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    api: FakeApi,
+    vol: AtomicWriter,
+    hook: Receiver,
+    r: Reconfig,
+}
+
+fn start(refuse: impl FnOnce(&FakeApi), extra: &[&str]) -> Setup {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let api = FakeApi::start();
+    api.add_pod(NS, POD, "uid-web-0");
+    refuse(&api);
+    let vol = AtomicWriter::new(tmp.path().join("vol"));
+    vol.write(&config("port: 0\n")).expect("write");
+    let hook = Receiver::start();
+    let url = hook.url("/-/reload");
+    let mut args = vec!["--dir", s(vol.root()), "--webhook", &url];
+    args.extend_from_slice(extra);
+    let r = Reconfig::spawn(watch(&api, tmp.path(), &args));
+    Setup {
+        _tmp: tmp,
+        api,
+        vol,
+        hook,
+        r,
+    }
+}
+
 /// How many occurrences an Event stands for: its `series.count`, or 1.
 fn occurrences(event: &Value) -> u64 {
     event["series"]["count"].as_u64().unwrap_or(1)
@@ -141,18 +173,13 @@ fn wait_newest_event(api: &FakeApi, reason: &str, short: &str) -> Vec<Value> {
 
 #[test]
 fn a_flapping_config_costs_a_few_api_writes_and_the_pod_ends_on_the_newest() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let api = FakeApi::start();
-    api.add_pod(NS, POD, "uid-web-0");
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config("port: 0\n")).expect("write");
-    let hook = Receiver::start();
-    let url = hook.url("/-/reload");
-    let r = Reconfig::spawn(watch(
-        &api,
-        tmp.path(),
-        &["--dir", s(vol.root()), "--webhook", &url],
-    ));
+    let Setup {
+        _tmp,
+        api,
+        vol,
+        hook,
+        r,
+    } = start(|_| {}, &[]);
     let started = r.wait_log("config is valid", 1);
     let started = field(&started, "hash").expect("hash");
     wait_pod_shows(&api, &started, "applied");
@@ -305,18 +332,13 @@ fn a_flapping_config_costs_a_few_api_writes_and_the_pod_ends_on_the_newest() {
 
 #[test]
 fn a_config_broken_the_same_way_again_and_again_is_one_event_whose_series_counts() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let api = FakeApi::start();
-    api.add_pod(NS, POD, "uid-web-0");
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config("port: 0\n")).expect("write");
-    let hook = Receiver::start();
-    let url = hook.url("/-/reload");
-    let r = Reconfig::spawn(watch(
-        &api,
-        tmp.path(),
-        &["--dir", s(vol.root()), "--webhook", &url],
-    ));
+    let Setup {
+        _tmp,
+        api,
+        vol,
+        hook,
+        r,
+    } = start(|_| {}, &[]);
     let started = r.wait_log("config is valid", 1);
     wait_pod_shows(&api, &field(&started, "hash").expect("hash"), "applied");
 
@@ -411,19 +433,13 @@ fn a_config_broken_the_same_way_again_and_again_is_one_event_whose_series_counts
 #[test]
 fn without_the_patch_permission_a_repeat_becomes_a_new_event() {
     // A Role from before series: `create` on events, no `patch`.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let api = FakeApi::start();
-    api.add_pod(NS, POD, "uid-web-0");
-    api.refuse("PATCH", "events", 403);
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config("port: 0\n")).expect("write");
-    let hook = Receiver::start();
-    let url = hook.url("/-/reload");
-    let r = Reconfig::spawn(watch(
-        &api,
-        tmp.path(),
-        &["--dir", s(vol.root()), "--webhook", &url],
-    ));
+    let Setup {
+        _tmp,
+        api,
+        vol,
+        hook,
+        r,
+    } = start(|api| api.refuse("PATCH", "events", 403), &[]);
     r.wait_ready(200);
 
     for round in 1..=2 {
@@ -466,18 +482,13 @@ fn without_the_patch_permission_a_repeat_becomes_a_new_event() {
 
 #[test]
 fn a_failure_in_the_middle_of_a_burst_is_reported_at_once() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let api = FakeApi::start();
-    api.add_pod(NS, POD, "uid-web-0");
-    let vol = AtomicWriter::new(tmp.path().join("vol"));
-    vol.write(&config("port: 0\n")).expect("write");
-    let hook = Receiver::start();
-    let url = hook.url("/-/reload");
-    let r = Reconfig::spawn(watch(
-        &api,
-        tmp.path(),
-        &["--dir", s(vol.root()), "--webhook", &url, "--retries", "0"],
-    ));
+    let Setup {
+        _tmp,
+        api,
+        vol,
+        hook,
+        r,
+    } = start(|_| {}, &["--retries", "0"]);
     r.wait_ready(200);
 
     // 40 versions in 2 s; the app answers 500 to versions 20 to 29.
