@@ -6,9 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use tracing::{debug, error, info};
 
+use super::ci::{workflow_command, Level, Place};
 use super::validation::ValidationArgs;
 use crate::config::read::Snapshot;
 use crate::config::stage::Staged;
@@ -60,6 +63,20 @@ pub struct CheckArgs {
     /// Refuse a --manifests stream larger than this (accepts KiB, MiB, GiB suffixes), as inject does.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub max_input_size: usize,
+
+    /// How findings are printed: `text` (stderr, and a summary line on stdout when all is
+    /// valid), `json` (one object per finding on stdout) or `github` (workflow commands on
+    /// stdout, shown on the pull request's diff).
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// The formats of `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+    Github,
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
@@ -69,26 +86,56 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     } else {
         SecretValues::Redact
     };
-    let (files, problems) = match &args.manifests {
+    let (checked, findings) = match &args.manifests {
         Some(path) => {
             let objects = from_manifests(path, args.max_input_size)?;
             let files: Vec<ConfigFile> = objects.iter().flat_map(|o| o.files.clone()).collect();
-            let mut problems = validator.check_files(&files);
+            let mut findings = findings(validator.check_files(&files), Source::Manifests);
             if let Some(command) = validator.command() {
-                problems.extend(per_object_verdicts(command, &objects, secret_values)?);
+                let verdicts = per_object_verdicts(command, &objects, secret_values)?;
+                findings.extend(verdicts.into_iter().map(|p| Found {
+                    rule: Rule::Command,
+                    source: Source::Manifests,
+                    problem: p,
+                }));
             }
-            (files, problems)
+            let checked = Checked::Keys {
+                keys: files.len(),
+                objects: objects.len(),
+            };
+            (checked, findings)
         }
         None => {
             let snapshot = from_paths(&args.paths)?;
-            let mut problems = validator.check_files(&snapshot.files);
+            let mut findings = findings(validator.check_files(&snapshot.files), Source::Folders);
             if let Some(command) = validator.command() {
-                problems.extend(folder_verdict(command, &snapshot)?);
+                findings.extend(folder_verdict(command, &snapshot)?.map(|p| Found {
+                    rule: Rule::Command,
+                    source: Source::Folders,
+                    problem: p,
+                }));
             }
-            (snapshot.files, problems)
+            (Checked::Files(snapshot.files.len()), findings)
         }
     };
-    report(&problems, files.len(), secret_values)
+    report(&findings, checked, secret_values, args.output)
+}
+
+/// Parse and schema problems from `Validator::check_files`: a schema's complaint names the
+/// schema (`schema: at /port`, `has a schema but …`), anything else is the file's syntax.
+fn findings(problems: Vec<Invalid>, source: Source) -> Vec<Found> {
+    problems
+        .into_iter()
+        .map(|problem| Found {
+            rule: if problem.reason.contains("schema") {
+                Rule::Schema
+            } else {
+                Rule::Parse
+            },
+            source,
+            problem,
+        })
+        .collect()
 }
 
 fn from_paths(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
@@ -166,7 +213,6 @@ fn per_object_verdicts(
     Ok(problems)
 }
 
-/// Prints every problem (a Secret's validator message only when asked) and sets the exit code.
 /// Whether validators' messages about Secret keys, which may quote the values, are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SecretValues {
@@ -174,27 +220,225 @@ enum SecretValues {
     Show,
 }
 
-fn report(problems: &[Invalid], files: usize, secret_values: SecretValues) -> Result<(), Failure> {
-    for p in problems {
-        if p.detail.is_some()
-            && p.file.starts_with("secret/")
-            && secret_values == SecretValues::Redact
-        {
-            error!(
-                "{} (the message would quote the Secret's value; --show-secret-values prints it)",
-                p.summary()
-            );
-        } else {
-            error!("{p}");
+/// Which check found a problem (the `rule` of `--output json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// The file does not parse as its format (or is not text).
+    Parse,
+    /// A `--schema` refused it, or names something absent.
+    Schema,
+    /// The `--validate-cmd` failed.
+    Command,
+}
+
+impl Rule {
+    fn as_str(self) -> &'static str {
+        match self {
+            Rule::Parse => "parse",
+            Rule::Schema => "schema",
+            Rule::Command => "command",
         }
     }
-    if problems.is_empty() {
-        info!("{files} file(s) valid");
+}
+
+/// What was read: files of folders, or the keys of a stream's objects (`--manifests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Folders,
+    Manifests,
+}
+
+/// How much was checked, for the summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Files(usize),
+    Keys { keys: usize, objects: usize },
+}
+
+impl Checked {
+    /// Files read, counting each key of `--manifests` as the file a volume would hold.
+    fn files(self) -> usize {
+        match self {
+            Checked::Files(n) | Checked::Keys { keys: n, .. } => n,
+        }
+    }
+}
+
+impl std::fmt::Display for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        match *self {
+            Checked::Files(n) => f.write_str(&plural(n, "file", "files")),
+            Checked::Keys { keys, objects } => write!(
+                f,
+                "{} in {}",
+                plural(keys, "key", "keys"),
+                plural(objects, "object", "objects")
+            ),
+        }
+    }
+}
+
+/// One problem, and where it came from.
+#[derive(Debug, Clone)]
+struct Found {
+    rule: Rule,
+    source: Source,
+    problem: Invalid,
+}
+
+/// One line of `--output json`.
+#[derive(Debug, serde::Serialize, PartialEq, Eq)]
+struct Finding {
+    /// `configmap/NAME` or `secret/NAME` (`--manifests`); null for folders.
+    object: Option<String>,
+    /// The ConfigMap/Secret key, or the file's name in a folder.
+    key: Option<String>,
+    /// The file on disk (folders); null for `--manifests`, whose keys are no files.
+    file: Option<String>,
+    /// Line and column within the file or the key's value, when known.
+    line: Option<usize>,
+    column: Option<usize>,
+    rule: &'static str,
+    /// Always `error` today: every finding makes the check fail.
+    severity: &'static str,
+    /// What is wrong; a validator's words about a Secret are left out as in text.
+    message: String,
+}
+
+/// Added where a validator's message about a Secret is left out.
+const REDACTED: &str =
+    "(the message would quote the Secret's value; --show-secret-values prints it)";
+
+impl Found {
+    /// Whether the validator's own words are left out: they may quote a Secret's value.
+    fn redacted(&self, secret_values: SecretValues) -> bool {
+        self.problem.detail.is_some()
+            && self.problem.file.starts_with("secret/")
+            && secret_values == SecretValues::Redact
+    }
+
+    /// The line of text mode: where and what.
+    fn text(&self, secret_values: SecretValues) -> String {
+        if self.redacted(secret_values) {
+            format!("{} {REDACTED}", self.problem.summary())
+        } else {
+            self.problem.to_string()
+        }
+    }
+
+    fn finding(&self, secret_values: SecretValues) -> Finding {
+        let p = &self.problem;
+        let mut message = p.reason.clone();
+        match &p.detail {
+            Some(_) if self.redacted(secret_values) => {
+                message = format!("{message} {REDACTED}");
+            }
+            Some(detail) => message = format!("{message}: {detail}"),
+            None => {}
+        }
+        let (mut object, mut key, mut file) = (None, None, None);
+        let in_object = p.file.starts_with("configmap/") || p.file.starts_with("secret/");
+        match (self.source, self.rule) {
+            (Source::Manifests, _) if in_object => {
+                let mut parts = p.file.splitn(3, '/');
+                let (kind, name, rest) = (parts.next(), parts.next(), parts.next());
+                object = kind.zip(name).map(|(k, n)| format!("{k}/{n}"));
+                key = rest.map(str::to_string);
+            }
+            (Source::Folders, Rule::Parse | Rule::Schema) => {
+                key = std::path::Path::new(&p.file)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
+                file = Some(p.file.clone());
+            }
+            // The command's own name, or a flag that matched nothing: part of the message.
+            _ => message = format!("{}: {message}", p.file),
+        }
+        Finding {
+            object,
+            key,
+            file,
+            line: p.line,
+            column: p.line.and(p.column),
+            rule: self.rule.as_str(),
+            severity: "error",
+            message,
+        }
+    }
+
+    /// The `--output github` line: an error annotation on the file and line when there is a
+    /// file, else one that names the object and key in its message.
+    fn github(&self, secret_values: SecretValues) -> String {
+        let finding = self.finding(secret_values);
+        let title = format!("reconfig check: {}", finding.rule);
+        let message = match &finding.file {
+            Some(_) => finding.message.clone(),
+            None => self.text(secret_values),
+        };
+        let place = Place {
+            file: finding.file.as_deref(),
+            line: finding.file.as_ref().and(finding.line),
+            column: finding.file.as_ref().and(finding.column),
+            title: Some(&title),
+        };
+        workflow_command(Level::Error, &place, &message)
+    }
+}
+
+/// Prints every finding in the chosen format and sets the exit code.
+fn report(
+    findings: &[Found],
+    checked: Checked,
+    secret_values: SecretValues,
+    output: Output,
+) -> Result<(), Failure> {
+    let mut out = String::new();
+    for f in findings {
+        match output {
+            Output::Text => error!("{}", f.text(secret_values)),
+            Output::Json => {
+                let line = serde_json::to_string(&f.finding(secret_values))
+                    .map_err(|e| Failure::Internal(e.into()))?;
+                out.push_str(&line);
+                out.push('\n');
+            }
+            Output::Github => {
+                out.push_str(&f.github(secret_values));
+                out.push('\n');
+            }
+        }
+    }
+    if findings.is_empty() {
+        info!("{checked} valid");
+        match output {
+            Output::Text => out.push_str(&format!("{checked} valid\n")),
+            Output::Github => {
+                let line = workflow_command(
+                    Level::Notice,
+                    &Place::default(),
+                    &format!("reconfig check: {checked} valid"),
+                );
+                out.push_str(&line);
+                out.push('\n');
+            }
+            Output::Json => {}
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing the findings to stdout")
+        .map_err(Failure::Internal)?;
+    if findings.is_empty() {
         Ok(())
     } else {
         Err(Failure::Invalid(format!(
-            "{} problem(s) in {files} file(s) checked",
-            problems.len()
+            "{} problem(s) in {} file(s) checked",
+            findings.len(),
+            checked.files()
         )))
     }
 }

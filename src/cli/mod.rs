@@ -5,6 +5,7 @@
 //! modules, so it can be tested and reused without a command line.
 
 pub mod check;
+pub mod ci;
 pub mod inject;
 pub mod plan;
 pub mod validation;
