@@ -34,6 +34,10 @@ pub enum Failure {
     /// runtime that would not start): exit code 2.
     #[error("{0:#}")]
     Internal(anyhow::Error),
+    /// A dry run found a change bigger than allowed (`plan --max-restarts`,
+    /// `--fail-on-restart`): exit code 3, so CI can tell it from broken input.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl Failure {
@@ -41,6 +45,7 @@ impl Failure {
         match self {
             Failure::Invalid(_) => 1,
             Failure::Usage(_) | Failure::Internal(_) => 2,
+            Failure::Limit(_) => 3,
         }
     }
 }

@@ -159,3 +159,168 @@ fn check_github_annotates_the_file_and_line() {
     assert_eq!(run.code, 0);
     assert_eq!(workflow_command(run.stdout.trim_end()).0, "notice");
 }
+
+/// The example render with the app's config and the web image changed, and the report
+/// CronJob's image (a template change alone).
+fn changed_render() -> String {
+    let render = render();
+    assert!(render.contains("ttl: 30s") && render.contains("shop:1.4.0"));
+    assert!(render.contains("report:1.0"));
+    render
+        .replace("ttl: 30s", "ttl: 60s")
+        .replacen("shop:1.4.0", "shop:1.5.0", 1)
+        .replace("report:1.0", "report:1.1")
+}
+
+fn plan(args: &[&str]) -> support::cli::Run {
+    let new = changed_render();
+    support::cli::run(&[&["plan", RENDER, "-"], args].concat(), &new)
+}
+
+#[test]
+fn plan_names_template_changes_with_their_cause() {
+    let run = plan(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("plan_text", run.stdout);
+    let run = plan(&["--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("plan_json", run.stdout);
+    let causes: Vec<(String, String)> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .flat_map(|v| {
+            let name = v["workload"].as_str().unwrap_or_default().to_string();
+            v["reasons"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |r| {
+                    (
+                        name.clone(),
+                        r["cause"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+        })
+        .collect();
+    assert!(
+        causes.contains(&("Deployment shop-web".to_string(), "template".to_string())),
+        "{causes:?}"
+    );
+    assert!(
+        causes.contains(&("Deployment shop-web".to_string(), "config".to_string())),
+        "{causes:?}"
+    );
+}
+
+#[test]
+fn plan_markdown_and_github() {
+    let run = plan(&["--output", "markdown"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("plan_markdown", run.stdout);
+    let run = plan(&["--output", "github"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("plan_github", run.stdout);
+    let lines: Vec<_> = run.stdout.lines().map(workflow_command).collect();
+    // One notice per restarted pod template, and the summary.
+    let restarts = lines
+        .iter()
+        .filter(|(name, props, _)| {
+            name == "notice"
+                && props
+                    .iter()
+                    .any(|(k, v)| k == "title" && v.ends_with(" restarts"))
+        })
+        .count();
+    assert_eq!(restarts, 3, "{}", run.stdout);
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+}
+
+#[test]
+fn plan_limits_exit_3_after_printing_the_plan() {
+    // Three workloads restart: shop-web, shop-api and shop-report.
+    let ok = plan(&["--max-restarts", "3"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let over = plan(&["--max-restarts", "2"]);
+    assert_eq!(over.code, 3, "{}", over.stderr);
+    assert_eq!(over.stdout, ok.stdout, "the plan is printed all the same");
+    assert!(
+        over.stderr
+            .contains("3 workload(s) would restart, more than --max-restarts 2"),
+        "{}",
+        over.stderr
+    );
+
+    let listed = plan(&["--fail-on-restart", "statefulset/shop-db,rollout/shop-api"]);
+    assert_eq!(listed.code, 3, "{}", listed.stderr);
+    assert!(
+        listed
+            .stderr
+            .contains("Rollout shop-api would restart (--fail-on-restart)"),
+        "{}",
+        listed.stderr
+    );
+    assert!(
+        !listed.stderr.contains("shop-db would"),
+        "{}",
+        listed.stderr
+    );
+    // Kind with its group, and a namespace that does not match.
+    assert_eq!(
+        plan(&["--fail-on-restart", "Rollout.argoproj.io/shop-api"]).code,
+        3
+    );
+    assert_eq!(
+        plan(&["--fail-on-restart", "rollout/prod/shop-api"]).code,
+        0
+    );
+    // Not restarted, or a typo: no limit hit, but a typo is said.
+    let typo = plan(&["--fail-on-restart", "deployment/shop-wbe"]);
+    assert_eq!(typo.code, 0, "{}", typo.stderr);
+    assert!(
+        typo.stderr
+            .contains("--fail-on-restart deployment/shop-wbe: no such workload"),
+        "{}",
+        typo.stderr
+    );
+    let github = plan(&["--max-restarts", "0", "--output", "github"]);
+    assert_eq!(github.code, 3);
+    let last = github.stdout.lines().last().expect("a line");
+    assert_eq!(workflow_command(last).0, "error");
+    assert_eq!(plan(&["--fail-on-restart", "nokind"]).code, 2);
+}
+
+#[test]
+fn plan_help_documents_exit_3() {
+    let run = support::cli::run(&["plan", "--help"], "");
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("3 a limit"), "{}", run.stdout);
+}
+
+/// Without the kube feature, `--live` is a usage error that says why; with it, an
+/// unreachable API server is an error too (never a silent plan against nothing).
+#[test]
+fn plan_live_without_an_api_fails_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = support::kube_api::kubeconfig(dir.path(), "http://127.0.0.1:9", "shop");
+    let out = support::cli::reconfig()
+        .args(["plan", "--live", "-", "--request-timeout", "2s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .write_stdin(render())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    if cfg!(feature = "kube") {
+        assert!(stderr.contains("cannot list"), "{stderr}");
+    } else {
+        assert!(stderr.contains("cargo feature `kube`"), "{stderr}");
+    }
+    let run = support::cli::run(&["plan", "--live", RENDER, RENDER], "");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("only the new render"), "{}", run.stderr);
+    let run = support::cli::run(&["plan", RENDER], "");
+    assert_eq!(run.code, 2);
+}

@@ -25,7 +25,9 @@ fn an_identical_render_restarts_nothing() {
     let (code, out, err) = plan(&render(), &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.ends_with("0 of 7 pod template(s) restart for config.\n"),
+        out.ends_with(
+            "0 of 7 pod template(s) restart: 0 for config, 0 for other template changes only.\n"
+        ),
         "{out}"
     );
 }
@@ -57,7 +59,7 @@ fn json_lines_for_tools() {
     );
     assert_eq!(
         restarts[0]["reasons"][0],
-        "Secret shop-db: password changed"
+        serde_json::json!({"cause": "config", "text": "Secret shop-db: password changed"})
     );
 }
 

@@ -1,11 +1,13 @@
-//! The Kubernetes API client pieces: connecting ([`client`]), and today's one user, the
-//! sidecar's Events and pod annotations ([`report`]), paced and folded into series so that a
-//! burst of versions costs a few writes ([`series`]).
+//! The Kubernetes API client pieces: connecting ([`client`]); the sidecar's Events and pod
+//! annotations ([`report`]), paced and folded into series so that a burst of versions costs a
+//! few writes ([`series`]); and read-only reads of what the cluster runs for `plan --live` and
+//! `inject --lookup` ([`live`]).
 //!
 //! The API is optional (cargo feature `kube`): nothing else in the crate depends on it, and the
 //! command line wires it in.
 
 pub mod client;
+pub mod live;
 pub mod report;
 pub mod series;
 

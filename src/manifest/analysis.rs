@@ -10,9 +10,9 @@ use super::edit::{self, Edit};
 use super::index::{Item, Items, ObjectIndex};
 use super::node::Limits;
 use super::object::{non_string_values, objects, ConfigObject, ObjectId};
-use super::resolve::{resolve, Resolution, Rules};
+use super::resolve::{resolve, Resolution, Rules, TemplateResolution};
 use super::stream::{Parsed, Stream, StreamError};
-use super::workload::{TemplateKinds, Workload};
+use super::workload::{PodTemplate, TemplateKinds, Workload};
 
 /// Default annotation written on pod templates.
 pub const DEFAULT_ANNOTATION: &str = "checksum/config";
@@ -140,6 +140,37 @@ impl Analysis<'_> {
     /// The ConfigMap or Secret with `id`, if the stream has it.
     pub fn object(&self, id: &ObjectId) -> Option<&ConfigObject> {
         self.objects.get(&self.parsed, id)
+    }
+
+    /// The pod templates behind a decision, with their paths: the one it names, or all of a
+    /// workload skipped as a whole (its path is empty).
+    pub fn templates_of(&self, t: &TemplateResolution) -> Vec<&PodTemplate> {
+        self.workload_of(t)
+            .into_iter()
+            .flat_map(|w| &w.templates)
+            .filter(|template| t.path.is_empty() || template.path == t.path)
+            .collect()
+    }
+
+    /// The workload a decision is about, read from its document.
+    pub fn workload_of(&self, t: &TemplateResolution) -> Option<&Workload> {
+        self.parsed
+            .values
+            .get(t.doc)
+            .and_then(Option::as_ref)
+            .into_iter()
+            .flatten()
+            .filter_map(|item| match item {
+                Item::Workload(w) => Some(&**w),
+                Item::Config(_) => None,
+            })
+            .find(|w| {
+                w.kind == t.workload.kind
+                    && w.name == t.workload.name
+                    && w.namespace
+                        .as_ref()
+                        .is_none_or(|ns| *ns == t.workload.namespace)
+            })
     }
 
     /// Writes the stream with the resolved edits; untouched pieces are copied byte for byte.

@@ -1,14 +1,18 @@
-//! Comparing two renders: which pod templates a config change restarts, and why.
+//! Comparing two renders: which pod templates restart, and why.
 //!
-//! A pod template restarts when the checksum `inject` writes for it changes: a key it
-//! reads changed, appeared or went away, or it started or stopped using an object. This
-//! is the decision behind `reconfig plan`; the command only reads the renders and prints.
+//! A pod template restarts when anything in it changes. The checksum `inject` writes covers
+//! config: a key it reads changed, appeared or went away, or it started or stopped using an
+//! object. Everything else (an image, an environment variable, a chart's own text hash such
+//! as `checksum/cm`) is a template change, named from the templates' shapes. Each cause says
+//! which of the two it is. This is the decision behind `reconfig plan`; the command only reads
+//! the renders (or the cluster) and prints.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::analysis::Analysis;
-use super::resolve::{Outcome, Used};
-use super::workload::WorkloadId;
+use super::resolve::{Outcome, Skip, TemplateResolution, Used};
+use super::shape::{describe, Sides, TemplateShape};
+use super::workload::{WorkloadId, OWN_CHECKSUM};
 
 /// What happens to one pod template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,39 @@ impl Verdict {
     }
 }
 
+/// Whether a cause is config (what the checksum covers) or another change to the template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CauseKind {
+    Config,
+    Template,
+}
+
+impl CauseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CauseKind::Config => "config",
+            CauseKind::Template => "template",
+        }
+    }
+}
+
+/// One reason a pod template restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    pub kind: CauseKind,
+    /// `ConfigMap app: a changed`, `container web image`, `annotation checksum/cm`.
+    pub text: String,
+}
+
+impl Cause {
+    fn config(text: String) -> Self {
+        Cause {
+            kind: CauseKind::Config,
+            text,
+        }
+    }
+}
+
 /// One pod template's verdict, with the objects and keys behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -40,42 +77,45 @@ pub struct Change {
     /// Dotted path of the pod template; empty when the whole workload was skipped.
     pub path: String,
     pub verdict: Verdict,
-    pub reasons: Vec<String>,
+    /// Why it restarts: config causes first, then template ones.
+    pub causes: Vec<Cause>,
+    /// Why reconfig does not track it (a Helm hook, a Job), for `Untracked`.
+    pub note: Option<String>,
+}
+
+impl Change {
+    /// Whether config (rather than only other template changes) restarts it.
+    pub fn for_config(&self) -> bool {
+        self.causes.iter().any(|c| c.kind == CauseKind::Config)
+    }
+}
+
+/// How to compare: where the old side came from, and the annotation `inject` writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub sides: Sides,
+    /// The checksum annotation (`-a`): reconfig's value there is config, not a template change.
+    pub annotation_key: &'a str,
 }
 
 /// Pairs up the pod templates of two renders and explains each difference.
-pub fn compare(old: &Analysis<'_>, new: &Analysis<'_>) -> Vec<Change> {
+pub fn compare(old: &Analysis<'_>, new: &Analysis<'_>, settings: Settings<'_>) -> Vec<Change> {
     let (old_templates, new_templates) = (templates(old), templates(new));
     let mut changes = Vec::new();
-    for (key, outcome) in &new_templates {
-        let before = old_templates.get(key);
-        let (verdict, reasons) = match (before, outcome) {
-            (None, _) => (Verdict::New, Vec::new()),
-            (Some(Outcome::Skipped(_)), Outcome::Skipped(skip)) => {
-                (Verdict::Untracked, vec![skip.to_string()])
-            }
-            (Some(Outcome::Annotate { uses, .. }), Outcome::Skipped(_)) => (
-                Verdict::Restart,
-                vec![format!("stops using {}", names(uses))],
-            ),
-            (Some(Outcome::Skipped(_)), Outcome::Annotate { uses, .. }) => (
-                Verdict::Restart,
-                vec![format!("starts using {}", names(uses))],
-            ),
-            (
-                Some(Outcome::Annotate {
-                    checksum: a,
-                    uses: old_uses,
-                    ..
-                }),
-                Outcome::Annotate {
-                    checksum: b, uses, ..
-                },
-            ) => {
-                if a == b {
-                    (Verdict::Keep, Vec::new())
-                } else {
-                    (Verdict::Restart, reasons(old_uses, uses, old, new))
+    for (key, after) in &new_templates {
+        let (verdict, causes, note) = match old_templates.get(key) {
+            None => (Verdict::New, Vec::new(), None),
+            Some(before) => {
+                let mut causes = config_causes(&before.outcome, &after.outcome, old, new);
+                causes.extend(template_causes(old, before, new, after, settings));
+                match (&after.outcome, causes.is_empty()) {
+                    // Hooks run once and Jobs cannot change: nothing is rolled either way.
+                    (Outcome::Skipped(skip @ (Skip::Hook(_) | Skip::Job)), _)
+                    | (Outcome::Skipped(skip), true) => {
+                        (Verdict::Untracked, Vec::new(), Some(skip.to_string()))
+                    }
+                    (_, true) => (Verdict::Keep, causes, None),
+                    (_, false) => (Verdict::Restart, causes, None),
                 }
             }
         };
@@ -83,7 +123,8 @@ pub fn compare(old: &Analysis<'_>, new: &Analysis<'_>) -> Vec<Change> {
             workload: key.workload.clone(),
             path: key.path.to_string(),
             verdict,
-            reasons,
+            causes,
+            note,
         });
     }
     for key in old_templates.keys() {
@@ -92,11 +133,102 @@ pub fn compare(old: &Analysis<'_>, new: &Analysis<'_>) -> Vec<Change> {
                 workload: key.workload.clone(),
                 path: key.path.to_string(),
                 verdict: Verdict::Removed,
-                reasons: Vec::new(),
+                causes: Vec::new(),
+                note: None,
             });
         }
     }
     changes
+}
+
+/// What moved the checksum, if it moved.
+fn config_causes(
+    before: &Outcome,
+    after: &Outcome,
+    old: &Analysis<'_>,
+    new: &Analysis<'_>,
+) -> Vec<Cause> {
+    let texts = match (before, after) {
+        (Outcome::Skipped(_), Outcome::Skipped(_)) => Vec::new(),
+        (Outcome::Annotate { uses, .. }, Outcome::Skipped(_)) => {
+            vec![format!("stops using {}", names(uses))]
+        }
+        (Outcome::Skipped(_), Outcome::Annotate { uses, .. }) => {
+            vec![format!("starts using {}", names(uses))]
+        }
+        (
+            Outcome::Annotate {
+                checksum: a,
+                uses: old_uses,
+            },
+            Outcome::Annotate { checksum: b, uses },
+        ) => {
+            if a == b {
+                Vec::new()
+            } else {
+                reasons(old_uses, uses, old, new)
+            }
+        }
+    };
+    texts.into_iter().map(Cause::config).collect()
+}
+
+/// Every other change to the pod template(s), named once each, in path order.
+fn template_causes(
+    old: &Analysis<'_>,
+    before: &TemplateResolution,
+    new: &Analysis<'_>,
+    after: &TemplateResolution,
+    settings: Settings<'_>,
+) -> Vec<Cause> {
+    let (old_templates, new_templates) = (old.templates_of(before), new.templates_of(after));
+    let checksum = |t: &TemplateResolution| match &t.outcome {
+        Outcome::Annotate { checksum, .. } => Some(checksum.clone()),
+        Outcome::Skipped(_) => None,
+    };
+    let (old_sum, new_sum) = (checksum(before), checksum(after));
+    // reconfig's own value under the annotation key is config, already compared above; a
+    // chart's own value there (kept by inject) is not, and counts as a template change.
+    let ours = |shape: &TemplateShape, sum: &Option<String>, key: &str| {
+        let path = ["metadata", "annotations", key];
+        !shape.has(&path) || sum.as_deref().is_some_and(|s| shape.holds(&path, s))
+    };
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for t in &new_templates {
+        let empty = TemplateShape::default();
+        let was = old_templates
+            .iter()
+            .find(|o| o.path == t.path)
+            .map_or(&empty, |o| &o.shape);
+        for path in TemplateShape::changes(was, &t.shape, settings.sides) {
+            if let ["metadata", "annotations", key] = path
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                if *key == OWN_CHECKSUM
+                    || (*key == settings.annotation_key
+                        && ours(was, &old_sum, key)
+                        && ours(&t.shape, &new_sum, key))
+                {
+                    continue;
+                }
+            }
+            let mut text = describe(&path);
+            if new_templates.len() > 1 {
+                text = format!("{} {text}", t.path);
+            }
+            if seen.insert(text.clone()) {
+                out.push(Cause {
+                    kind: CauseKind::Template,
+                    text,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// A pod template's place in both renders; ordered as its text is, so output reads sorted.
@@ -107,7 +239,7 @@ struct TemplateKey<'a> {
     workload: &'a WorkloadId,
 }
 
-fn templates<'a>(analysis: &'a Analysis<'_>) -> BTreeMap<TemplateKey<'a>, &'a Outcome> {
+fn templates<'a>(analysis: &'a Analysis<'_>) -> BTreeMap<TemplateKey<'a>, &'a TemplateResolution> {
     analysis
         .resolution
         .templates
@@ -118,7 +250,7 @@ fn templates<'a>(analysis: &'a Analysis<'_>) -> BTreeMap<TemplateKey<'a>, &'a Ou
                 path: &t.path,
                 workload: &t.workload,
             };
-            (key, &t.outcome)
+            (key, t)
         })
         .collect()
 }
@@ -201,9 +333,24 @@ mod tests {
             analyze(&old, &options).expect("old"),
             analyze(&new, &options).expect("new"),
         );
-        compare(&a, &b)
+        let settings = Settings {
+            sides: Sides::Renders,
+            annotation_key: crate::manifest::DEFAULT_ANNOTATION,
+        };
+        compare(&a, &b, settings)
             .into_iter()
-            .map(|c| (c.workload.to_string(), c.verdict, c.reasons))
+            .map(|c| {
+                let mut why: Vec<String> = c
+                    .causes
+                    .iter()
+                    .map(|k| match k.kind {
+                        CauseKind::Config => k.text.clone(),
+                        CauseKind::Template => format!("template: {}", k.text),
+                    })
+                    .collect();
+                why.extend(c.note);
+                (c.workload.to_string(), c.verdict, why)
+            })
             .collect()
     }
 
@@ -232,6 +379,106 @@ mod tests {
                     vec!["ConfigMap app: b changed, c added".into()]
                 ),
             ]
+        );
+    }
+
+    fn settings() -> Settings<'static> {
+        Settings {
+            sides: Sides::Renders,
+            annotation_key: crate::manifest::DEFAULT_ANNOTATION,
+        }
+    }
+
+    fn changes(old: &str, new: &str) -> Vec<Change> {
+        let options = Options::default();
+        let (a, b) = (
+            analyze(old, &options).expect("old"),
+            analyze(new, &options).expect("new"),
+        );
+        compare(&a, &b, settings())
+    }
+
+    fn template(kind: CauseKind, text: &str) -> Cause {
+        Cause {
+            kind,
+            text: text.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_template_change_restarts_and_says_it_is_not_config() {
+        let stream_with = |image: &str, hash: &str, a: &str| {
+            app_config(&[("a", a)])
+                .append(
+                    Manifests::new()
+                        .deployment("web")
+                        .mounts_config_map("app")
+                        .template_annotation("checksum/cm", hash)
+                        .deployment("plain"),
+                )
+                .render()
+                .replace("image: app:1", &format!("image: {image}"))
+        };
+        let stream = |image: &str, hash: &str| stream_with(image, hash, "one");
+        let same = changes(&stream("app:1", "x"), &stream("app:1", "x"));
+        assert!(same.iter().all(|c| c.causes.is_empty()), "{same:?}");
+        let changed = changes(&stream("app:1", "x"), &stream("app:2", "y"));
+        assert_eq!(changed[0].workload.name, "plain");
+        assert_eq!(changed[0].verdict, Verdict::Restart);
+        assert_eq!(
+            changed[0].causes,
+            vec![template(CauseKind::Template, "container app image")]
+        );
+        assert_eq!(changed[1].verdict, Verdict::Restart);
+        assert_eq!(
+            changed[1].causes,
+            vec![
+                template(CauseKind::Template, "annotation checksum/cm"),
+                template(CauseKind::Template, "container app image"),
+            ]
+        );
+        assert!(!changed.iter().any(Change::for_config));
+        // Config and template together: config first, each saying which it is.
+        let both = changes(&stream("app:1", "x"), &stream_with("app:1", "y", "two"));
+        assert_eq!(
+            both[1].causes,
+            vec![
+                template(CauseKind::Config, "ConfigMap app: a changed"),
+                template(CauseKind::Template, "annotation checksum/cm"),
+            ]
+        );
+        assert!(both[1].for_config());
+    }
+
+    /// inject's own value under the annotation key is config, compared by checksum; a
+    /// chart's own value there is a template change.
+    #[test]
+    fn the_checksum_annotation_is_config_unless_a_chart_wrote_it() {
+        let stream = |chart_hash: Option<&str>| {
+            let w = Manifests::new().deployment("web").mounts_config_map("app");
+            let w = match chart_hash {
+                Some(h) => w.template_annotation("checksum/config", h),
+                None => w,
+            };
+            app_config(&[("a", "one")]).append(w).render()
+        };
+        let plain = stream(None);
+        let annotated = {
+            let a = analyze(&plain, &Options::default()).expect("plain");
+            let mut out = Vec::new();
+            a.write_to(&mut out).expect("write");
+            String::from_utf8(out).expect("utf8")
+        };
+        assert!(annotated.contains("checksum/config"), "{annotated}");
+        // Injected (helm get manifest) against plain (helm template): no change either way.
+        assert_eq!(changes(&annotated, &plain)[0].verdict, Verdict::Keep);
+        assert_eq!(changes(&plain, &annotated)[0].verdict, Verdict::Keep);
+        // A chart's own checksum/config that changes restarts, as a template change.
+        let changed = changes(&stream(Some("aaa")), &stream(Some("bbb")));
+        assert_eq!(changed[0].verdict, Verdict::Restart);
+        assert_eq!(
+            changed[0].causes,
+            vec![template(CauseKind::Template, "annotation checksum/config")]
         );
     }
 

@@ -7,7 +7,8 @@
 //! turns each piece into a `node` tree (with the `fast` or the `full` parser); `object`
 //! and `workload` read documents; `index` finds objects by id; `resolve` decides every
 //! pod template using `checksum` and `edit`; `analysis` ties the steps together;
-//! `compare` explains the difference between two analyses; `data` reads every ConfigMap and
+//! `shape` reduces each pod template to digests of its fields, and `compare` explains the
+//! difference between two analyses; `data` reads every ConfigMap and
 //! Secret key for `check --manifests`.
 
 pub mod analysis;
@@ -23,6 +24,7 @@ pub mod node;
 pub mod object;
 pub mod parse;
 pub mod resolve;
+pub mod shape;
 pub mod stream;
 pub mod workload;
 

@@ -161,6 +161,9 @@ pub struct Resolution {
     /// Flags that matched nothing in the stream (`--depends`, `--template-path`): a typo or a
     /// release-prefixed name, most likely. Warnings, or errors under `--strict`.
     pub unmatched: Vec<String>,
+    /// Every object a pod template references (optional or not) that the stream lacks:
+    /// what `inject --lookup` reads from the cluster.
+    pub absent: std::collections::BTreeSet<ObjectId>,
 }
 
 /// Resolves the checksum of every pod template of a parsed stream.
@@ -429,7 +432,7 @@ impl<'p> Resolver<'p> {
             Err(e) => return cannot_edit(out, e),
         };
 
-        let used = self.look_up(wanted, &w.id, &location, &mut out.missing);
+        let used = self.look_up(wanted, &w.id, &location, out);
         if used.is_empty() {
             let skip = if reloaded.is_empty() {
                 Skip::NothingToHash
@@ -487,7 +490,7 @@ impl<'p> Resolver<'p> {
         wanted: Vec<Wanted<'_>>,
         workload: &WorkloadId,
         location: &Location,
-        missing: &mut Vec<Diagnostic>,
+        out: &mut Resolution,
     ) -> Vec<Use<'p>> {
         let mut used: Vec<Use<'p>> = Vec::new();
         for want in wanted {
@@ -507,14 +510,19 @@ impl<'p> Resolver<'p> {
                         via: vec![want.via],
                     }),
                 },
-                None if want.optional => {}
-                None => missing.push(Diagnostic {
-                    location: location.clone(),
-                    message: format!(
-                        "{workload}: {} \"{}\" ({}) is not in the stream; changes to it will not roll this workload",
-                        want.kind, want.name, want.via
-                    ),
-                }),
+                None if want.optional => {
+                    out.absent.insert(id);
+                }
+                None => {
+                    out.absent.insert(id);
+                    out.missing.push(Diagnostic {
+                        location: location.clone(),
+                        message: format!(
+                            "{workload}: {} \"{}\" ({}) is not in the stream; changes to it will not roll this workload",
+                            want.kind, want.name, want.via
+                        ),
+                    })
+                }
             }
         }
         used

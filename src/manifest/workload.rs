@@ -7,6 +7,7 @@ use super::checksum::Selection;
 use super::edit::{Slot, SlotError};
 use super::node::{Node, Pos};
 use super::object::{ConfigKind, ObjectMeta};
+use super::shape::TemplateShape;
 use super::stream::Problem;
 
 /// Annotation that opts a workload or pod template out.
@@ -558,6 +559,8 @@ pub struct PodTemplate {
     /// absent, or is itself a `reconfig/` key (reconfig's own to replace).
     pub own_slot: Option<Result<Slot, SlotError>>,
     pub pos: Pos,
+    /// Every field as a digest, for `plan` to name changes other than config.
+    pub shape: TemplateShape,
 }
 
 /// The workload another one stands for: Argo Rollouts' `spec.workloadRef`.
@@ -570,6 +573,8 @@ pub struct WorkloadRef {
 /// A document that has pod templates.
 #[derive(Debug, Clone)]
 pub struct Workload {
+    /// The document's `apiVersion`, to read the workload back from a cluster (`plan --live`).
+    pub api_version: String,
     pub kind: GroupKind,
     pub name: String,
     pub namespace: Option<String>,
@@ -626,6 +631,7 @@ impl Workload {
                 slot,
                 own_slot,
                 pos: template.start,
+                shape: TemplateShape::of(template),
             });
         }
         let workload_ref = (meta.group == "argoproj.io" && meta.kind == "Rollout")
@@ -644,6 +650,7 @@ impl Workload {
         // Kept until output for every workload of the stream: no spare capacity.
         templates.shrink_to_fit();
         Ok(Some(Workload {
+            api_version: root.get_str("apiVersion").unwrap_or_default().to_string(),
             kind: GroupKind::new(meta.group, meta.kind),
             name: meta.name.to_string(),
             namespace: meta.namespace.map(str::to_string),
