@@ -207,6 +207,15 @@ impl Inputs {
         manifest::analyze(&self.text, options).map_err(|e| self.located(e))
     }
 
+    /// `analyze`, with ConfigMaps and Secrets from outside the stream (`inject --lookup`).
+    pub fn analyze_with<'a>(
+        &'a self,
+        options: &Options,
+        outside: Vec<manifest::object::ConfigObject>,
+    ) -> Result<Analysis<'a>, InputError> {
+        manifest::analyze_with(&self.text, options, outside).map_err(|e| self.located(e))
+    }
+
     /// Every ConfigMap and Secret of the stream with its decoded keys (`check --manifests`),
     /// diagnostics pointing at file lines.
     pub fn config_objects(&self, limits: Limits) -> Result<Vec<ObjectData>, InputError> {

@@ -10,7 +10,10 @@ use anyhow::Context as _;
 use tracing::{debug, error, info, warn};
 
 use crate::input::{Inputs, ManifestArgs};
+use crate::manifest::object::{ConfigObject, ObjectId};
 use crate::manifest::resolve::Outcome;
+#[cfg(feature = "kube")]
+use crate::manifest::workload::qualified;
 use crate::manifest::DEFAULT_ANNOTATION;
 use crate::Failure;
 
@@ -62,12 +65,55 @@ pub struct InjectArgs {
     /// string (warnings otherwise).
     #[arg(long)]
     pub strict: bool,
+
+    /// Read referenced ConfigMaps and Secrets that the stream lacks from the cluster (one
+    /// `get` each; kubeconfig or in-cluster account) and hash them like the rest. An API
+    /// server that cannot be reached or refuses fails the run; `--lookup=best-effort` warns
+    /// and goes on without them. Secret values are only hashed, never printed.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "required",
+        value_enum
+    )]
+    pub lookup: Option<Lookup>,
+
+    /// Time limit for each request to the API server (--lookup).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_duration)]
+    pub request_timeout: std::time::Duration,
+}
+
+/// What `--lookup` does when the API server cannot be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lookup {
+    /// Fail (the default of a bare `--lookup`).
+    Required,
+    /// Warn and go on without the objects.
+    BestEffort,
 }
 
 pub fn run(args: InjectArgs) -> Result<(), Failure> {
     let options = args.manifest.options(&args.annotation)?;
     let inputs = Inputs::read(&args.files, args.manifest.max_input_size)?.unnamed_if_stdin_alone();
-    let analysis = inputs.analyze(&options)?;
+    let mut analysis = inputs.analyze(&options)?;
+    if let Some(mode) = args.lookup {
+        let absent: Vec<ObjectId> = analysis.resolution.absent.iter().cloned().collect();
+        if !absent.is_empty() {
+            match look_up(&absent, &options, args.request_timeout) {
+                Ok(outside) => analysis = inputs.analyze_with(&options, outside)?,
+                Err(e) if mode == Lookup::BestEffort => {
+                    warn!("--lookup=best-effort: going on without the cluster's objects: {e:#}");
+                }
+                Err(e) => {
+                    return Err(Failure::Internal(e.context(
+                        "--lookup (use --lookup=best-effort to go on without it)",
+                    )))
+                }
+            }
+        }
+    }
 
     let mut warnings = analysis.resolution.warnings.clone();
     let mut missing = analysis.resolution.missing.clone();
@@ -161,6 +207,49 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         .map_err(Failure::Internal)?;
     info!("{} pod template(s) annotated", analysis.changed());
     Ok(())
+}
+
+/// Reads the objects the stream lacks from the cluster and reduces them to digests; those
+/// the cluster lacks too are said once each.
+#[cfg(feature = "kube")]
+fn look_up(
+    absent: &[ObjectId],
+    options: &crate::manifest::Options,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Vec<ConfigObject>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let found = runtime.block_on(async {
+        let connection = crate::kube::client::connect(timeout).await?;
+        anyhow::Ok(crate::kube::live::get(&connection, absent).await?)
+    })?;
+    for id in &found.found {
+        info!(
+            "{} {}: read from the cluster",
+            id.kind,
+            qualified(&id.namespace, &id.name)
+        );
+    }
+    for id in &found.absent {
+        debug!(
+            "{} {}: not in the cluster either",
+            id.kind,
+            qualified(&id.namespace, &id.name)
+        );
+    }
+    crate::manifest::analysis::config_objects(&found.text, options)
+        .context("reading the cluster's objects")
+}
+
+#[cfg(not(feature = "kube"))]
+fn look_up(
+    _: &[ObjectId],
+    _: &crate::manifest::Options,
+    _: std::time::Duration,
+) -> anyhow::Result<Vec<ConfigObject>> {
+    anyhow::bail!("this build leaves out the Kubernetes API client (cargo feature `kube`)")
 }
 
 /// Accepts a Kubernetes annotation key: an optional DNS-subdomain prefix and a name of up to 63 characters.

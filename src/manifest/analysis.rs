@@ -56,6 +56,16 @@ pub struct Analysis<'a> {
 
 /// Parses and resolves a whole stream. Any invalid document fails the whole stream.
 pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, StreamError> {
+    analyze_with(text, options, Vec::new())
+}
+
+/// `analyze`, with ConfigMaps and Secrets from outside the stream that pod templates may use
+/// (`inject --lookup`); they are hashed like the stream's own and never written out.
+pub fn analyze_with<'a>(
+    text: &'a str,
+    options: &Options,
+    outside: Vec<ConfigObject>,
+) -> Result<Analysis<'a>, StreamError> {
     let stream = Stream::new(text, options.max_input_size)?;
     // Only these kinds give items; the rest (CRDs above all) are proven valid, not read.
     let needs_tree = |kind: &str| {
@@ -87,7 +97,8 @@ pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, Str
         Ok(items)
     })?;
     let default_namespace = options.rules.namespace.as_deref().unwrap_or("");
-    let objects = ObjectIndex::new(&parsed, default_namespace);
+    let objects =
+        ObjectIndex::new(&parsed, default_namespace).with_outside(outside, default_namespace);
     let mut resolution = resolve(&parsed, &objects, &options.rules, &options.annotation_key);
     resolution
         .unmatched
@@ -98,6 +109,28 @@ pub fn analyze<'a>(text: &'a str, options: &Options) -> Result<Analysis<'a>, Str
         objects,
         resolution,
     })
+}
+
+/// The ConfigMaps and Secrets of a stream, reduced to digests as `analyze` reduces them:
+/// objects read from elsewhere (the cluster) for [`analyze_with`].
+pub fn config_objects(text: &str, options: &Options) -> Result<Vec<ConfigObject>, StreamError> {
+    let stream = Stream::new(text, options.max_input_size)?;
+    let parsed = stream.parse_selected(
+        options.limits,
+        |kind| matches!(kind, "ConfigMap" | "Secret") || kind.ends_with("List"),
+        |doc| {
+            let mut found = Vec::new();
+            for (root, meta) in objects(doc.root) {
+                if let Some(object) =
+                    ConfigObject::read(root, &meta, options.secret_key.as_deref())?
+                {
+                    found.push(object);
+                }
+            }
+            Ok(found)
+        },
+    )?;
+    Ok(parsed.values.into_iter().flatten().flatten().collect())
 }
 
 /// The `--template-path`s at which no workload of the stream has a pod template.

@@ -26,6 +26,9 @@ pub type Items = Vec<Item>;
 pub struct ObjectIndex {
     /// Document index into the parsed values, and item index within it.
     by_id: HashMap<ObjectId, (usize, usize)>,
+    /// Objects from outside the stream (`inject --lookup` reads them from the cluster); the
+    /// stream's own object wins over one of these with the same id.
+    outside: HashMap<ObjectId, ConfigObject>,
 }
 
 impl ObjectIndex {
@@ -39,12 +42,26 @@ impl ObjectIndex {
                 }
             }
         }
-        ObjectIndex { by_id }
+        ObjectIndex {
+            by_id,
+            outside: HashMap::new(),
+        }
     }
 
-    /// The object with `id` in `parsed`, the stream this index was built from.
-    pub fn get<'p>(&self, parsed: &'p Parsed<Items>, id: &ObjectId) -> Option<&'p ConfigObject> {
-        let (doc, at) = *self.by_id.get(id)?;
+    /// Adds objects from outside the stream, with `default_namespace` for those naming none.
+    pub fn with_outside(mut self, objects: Vec<ConfigObject>, default_namespace: &str) -> Self {
+        for object in objects {
+            self.outside.insert(object.id(default_namespace), object);
+        }
+        self
+    }
+
+    /// The object with `id` in `parsed` (the stream this index was built from), else from
+    /// outside it.
+    pub fn get<'p>(&'p self, parsed: &'p Parsed<Items>, id: &ObjectId) -> Option<&'p ConfigObject> {
+        let Some(&(doc, at)) = self.by_id.get(id) else {
+            return self.outside.get(id);
+        };
         match parsed.values.get(doc)?.as_ref()?.get(at)? {
             Item::Config(object) => Some(object),
             Item::Workload(_) => None,

@@ -34,4 +34,6 @@ pub mod workload;
 #[allow(dead_code)]
 pub(crate) mod manifests;
 
-pub use analysis::{analyze, Analysis, Options, DEFAULT_ANNOTATION, DEFAULT_MAX_INPUT_SIZE};
+pub use analysis::{
+    analyze, analyze_with, Analysis, Options, DEFAULT_ANNOTATION, DEFAULT_MAX_INPUT_SIZE,
+};

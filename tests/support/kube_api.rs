@@ -106,6 +106,31 @@ impl FakeApi {
         self.state().objects.insert(path, pod);
     }
 
+    /// Stores `object` (with `apiVersion`, `kind`, `metadata.name` and `metadata.namespace`)
+    /// as a create would, for `get` and `list` to find: how tests put a cluster's state in place.
+    pub fn put(&self, object: Value) {
+        let api_version = object["apiVersion"]
+            .as_str()
+            .expect("apiVersion")
+            .to_string();
+        let kind = object["kind"].as_str().expect("kind");
+        let (_, plural, _) = KINDS
+            .iter()
+            .find(|(gv, _, k)| *gv == api_version && *k == kind)
+            .unwrap_or_else(|| panic!("the fake API does not serve {api_version} {kind}"));
+        let namespace = object["metadata"]["namespace"].as_str().expect("namespace");
+        let name = object["metadata"]["name"].as_str().expect("name");
+        let base = if api_version.contains('/') {
+            "apis"
+        } else {
+            "api"
+        };
+        let path = format!("/{base}/{api_version}/namespaces/{namespace}/{plural}/{name}");
+        let t = target(&path).expect("a served path");
+        let mut state = self.state();
+        store(&mut state, &path, object, &t);
+    }
+
     pub fn pod(&self, namespace: &str, name: &str) -> Value {
         let path = format!("/api/v1/namespaces/{namespace}/pods/{name}");
         self.state().objects[&path].clone()
@@ -357,6 +382,7 @@ fn answer(
                 .filter(|(p, _)| p.rsplit_once('/').is_some_and(|(c, _)| c == collection))
                 .map(|(_, o)| o.clone())
                 .filter(|o| matches_labels(o, selector.as_deref()))
+                .map(|o| as_list_item(o, &t.group_version))
                 .collect();
             let version = state.version.to_string();
             (
@@ -448,6 +474,17 @@ fn store(state: &mut State, path: &str, mut object: Value, t: &Target<'_>) -> Va
         object["metadata"]["namespace"] = json!(ns);
     }
     state.objects.insert(path.to_string(), object.clone());
+    object
+}
+
+/// A list's item as the real API server writes it: built-in kinds without `apiVersion` and
+/// `kind` (the list names them once), custom resources (`argoproj.io`) with them.
+fn as_list_item(mut object: Value, group_version: &str) -> Value {
+    let custom = group_version.starts_with("argoproj.io/");
+    if let (false, Some(fields)) = (custom, object.as_object_mut()) {
+        fields.remove("apiVersion");
+        fields.remove("kind");
+    }
     object
 }
 
