@@ -1366,3 +1366,95 @@ fn helm4_go_yaml_closing_quote_at_column_0_passes_through() {
         "{out}"
     );
 }
+
+/// The fenced block after the marker line `<!-- tested: NAME -->` in the README.
+fn readme_block(name: &str) -> String {
+    let readme = fs::read_to_string(root().join("README.md")).expect("README");
+    let marker = format!("<!-- tested: {name} -->\n");
+    let after = readme
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("README has no {marker}"))
+        .1;
+    let body = after.split_once('\n').expect("a fence line").1;
+    body.split_once("\n```")
+        .expect("a closing fence")
+        .0
+        .to_string()
+        + "\n"
+}
+
+/// The README's `reconfig plan` recipes, run as written with the real Helm 3 and Helm 4
+/// after `helm install` through the post-renderer: both print exactly the README's sample,
+/// and the same commands without the value change restart nothing (like compared with like).
+#[test]
+fn readme_plan_recipes_compare_like_with_like() {
+    let sample = readme_block("plan sample");
+    for (helm, recipe) in [
+        (Helm::v3(), readme_block("plan recipe helm3")),
+        (Helm::v4(), readme_block("plan recipe helm4")),
+    ] {
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let mut install = vec![
+            "install",
+            "shop",
+            CHART,
+            "-n",
+            "shop",
+            "--no-hooks",
+            "--disable-openapi-validation",
+        ];
+        install.extend(helm.post_renderer());
+        let out = helm
+            .cmd()
+            .env("KUBECONFIG", &kubeconfig)
+            .args(&install)
+            .output()
+            .expect("run helm");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // `helm` on PATH is this Helm; the commands run in a folder of their own, where
+        // `examples` is the repository's.
+        let work = tempfile::tempdir().expect("tempdir");
+        let bin = work.path().join("bin");
+        fs::create_dir(&bin).unwrap();
+        symlink(&helm.exe, bin.join("helm")).unwrap();
+        symlink(root().join("examples"), work.path().join("examples")).unwrap();
+        let mut path = vec![bin];
+        path.extend(std::env::split_paths(&path_with_reconfig()));
+        let run = |script: &str| {
+            let out = helm
+                .cmd_with(Path::new("sh"))
+                .current_dir(work.path())
+                .env("KUBECONFIG", &kubeconfig)
+                .env("PATH", std::env::join_paths(&path).expect("PATH"))
+                .args(["-ec", script])
+                .output()
+                .expect("run sh");
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                out.status.success(),
+                "helm 4: {}: {script}\n{stderr}",
+                helm.v4
+            );
+            String::from_utf8(out.stdout).expect("utf8")
+        };
+        let planned = run(&recipe);
+        assert_eq!(planned, sample, "helm 4: {}", helm.v4);
+        let unchanged = run(&recipe.replace(" --set logLevel=debug", ""));
+        assert!(
+            unchanged.ends_with(
+                "0 of 7 pod template(s) restart: 0 for config, 0 for other template changes only.\n"
+            ),
+            "helm 4: {}: {unchanged}",
+            helm.v4
+        );
+        assert!(
+            !unchanged.contains("new "),
+            "hooks on both sides: {unchanged}"
+        );
+    }
+}

@@ -187,11 +187,17 @@ fn template_causes(
         Outcome::Skipped(_) => None,
     };
     let (old_sum, new_sum) = (checksum(before), checksum(after));
-    // reconfig's own value under the annotation key is config, already compared above; a
-    // chart's own value there (kept by inject) is not, and counts as a template change.
+    // The annotation key holds reconfig's checksum (config, compared above) or a chart's own
+    // value (kept by inject, and a template change when it changes). It is on one side only
+    // when one render went through inject and the other did not: reconfig's, then. On both
+    // sides it is a chart's unless each side's value is that side's checksum.
     let ours = |shape: &TemplateShape, sum: &Option<String>, key: &str| {
         let path = ["metadata", "annotations", key];
-        !shape.has(&path) || sum.as_deref().is_some_and(|s| shape.holds(&path, s))
+        sum.as_deref().is_some_and(|s| shape.holds(&path, s))
+    };
+    let on_both = |old: &TemplateShape, new: &TemplateShape, key: &str| {
+        let path = ["metadata", "annotations", key];
+        old.has(&path) && new.has(&path)
     };
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
@@ -210,8 +216,8 @@ fn template_causes(
             {
                 if *key == OWN_CHECKSUM
                     || (*key == settings.annotation_key
-                        && ours(was, &old_sum, key)
-                        && ours(&t.shape, &new_sum, key))
+                        && (!on_both(was, &t.shape, key)
+                            || (ours(was, &old_sum, key) && ours(&t.shape, &new_sum, key))))
                 {
                     continue;
                 }
