@@ -213,7 +213,6 @@ RESTART   Deployment shop/web spec.template: config: ConfigMap app: ttl changed
         "{}",
         out.stderr
     );
-    assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
     // One list per kind and namespace, and only reads.
     assert_eq!(
         requests(&api),
@@ -223,6 +222,17 @@ RESTART   Deployment shop/web spec.template: config: ConfigMap app: ttl changed
             "GET /api/v1/namespaces/shop/secrets",
         ]
     );
+
+    let verbose = run(&api, &dir, &["plan", "--live", "-", "-vv"], &new_render);
+    assert_eq!(verbose.stdout, out.stdout);
+    assert!(
+        verbose.stderr.contains("read 3 workload(s)"),
+        "{}",
+        verbose.stderr
+    );
+    for secret in ["s3cr3t", "czNjcjN0"] {
+        assert!(!verbose.stderr.contains(secret), "{}", verbose.stderr);
+    }
 
     // The same render piped through inject first (the checksums it would write) plans alike.
     let injected = support::cli::run(&["inject"], &new_render);
@@ -379,8 +389,19 @@ fn inject_lookup_hashes_what_the_cluster_has() {
     let dir = tempfile::tempdir().expect("tempdir");
     api.put(config_map(json!({"ttl": "30s"})));
     api.put(secret("s3cr3t"));
-    let out = run(&api, &dir, &["inject", "--lookup", "-v"], &lookup_render());
+    // -vv: the libraries' own logs too, and still no Secret value.
+    let out = run(&api, &dir, &["inject", "--lookup", "-vv"], &lookup_render());
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("read from the cluster"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("czNjcjN0"),
+        "base64 of the value: {}",
+        out.stderr
+    );
     // The same checksum as with both objects in the stream.
     let whole = [
         rendered_config_map("30s"),

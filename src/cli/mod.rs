@@ -35,7 +35,8 @@ use watch::WatchArgs;
 /// uses into its annotations, so a config change rolls exactly the workloads
 /// that read it. Use it as a Helm post-renderer or as a stdin→stdout filter.
 ///
-/// Exit codes: 0 success, 1 invalid input, 2 usage or internal error.
+/// Exit codes: 0 success, 1 invalid input, 2 usage or internal error, 3 `plan` found a change
+/// over its limits (--max-restarts, --fail-on-restart).
 #[derive(Debug, Parser)]
 #[command(
     name = "reconfig",

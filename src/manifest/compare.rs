@@ -104,7 +104,13 @@ pub fn compare(old: &Analysis<'_>, new: &Analysis<'_>, settings: Settings<'_>) -
     let mut changes = Vec::new();
     for (key, after) in &new_templates {
         let (verdict, causes, note) = match old_templates.get(key) {
-            None => (Verdict::New, Vec::new(), None),
+            // A hook is never rolled, and `helm get manifest` leaves hooks out: not new.
+            None => match &after.outcome {
+                Outcome::Skipped(skip @ Skip::Hook(_)) => {
+                    (Verdict::Untracked, Vec::new(), Some(skip.to_string()))
+                }
+                _ => (Verdict::New, Vec::new(), None),
+            },
             Some(before) => {
                 let mut causes = config_causes(&before.outcome, &after.outcome, old, new);
                 causes.extend(template_causes(old, before, new, after, settings));
@@ -485,6 +491,22 @@ mod tests {
         assert_eq!(
             changed[0].causes,
             vec![template(CauseKind::Template, "annotation checksum/config")]
+        );
+    }
+
+    #[test]
+    fn a_hook_only_the_new_render_has_is_untracked_not_new() {
+        let hook = Manifests::new()
+            .workload("batch/v1", "Job", "migrate")
+            .annotation("helm.sh/hook", "pre-upgrade")
+            .mounts_config_map("app");
+        let old = app_config(&[("a", "one")]);
+        let got = plan(&old, &old.clone().append(hook));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, Verdict::Untracked, "{got:?}");
+        assert_eq!(
+            got[0].2,
+            vec!["Helm hook (pre-upgrade): hooks are not rolled".to_string()]
         );
     }
 
