@@ -2,6 +2,7 @@
 //! `inject --lookup` (ConfigMaps and Secrets the render lacks), against the loopback API
 //! stand-in, with the exact requests each makes, and none at all without these flags.
 
+#![cfg(feature = "kube")]
 mod support;
 
 use std::path::PathBuf;

@@ -193,6 +193,7 @@ impl<'a> JsonLine<'a> {
 
 pub fn run(args: PlanArgs) -> Result<(), Failure> {
     let mut options = args.manifest.options(DEFAULT_ANNOTATION)?;
+    options.template_shapes = true;
     let limit = args.manifest.max_input_size;
     let (old_path, new_path) = match (args.live, args.renders.as_slice()) {
         (false, [old, new]) => (Some(old), new),

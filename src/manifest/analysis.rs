@@ -11,6 +11,7 @@ use super::index::{Item, Items, ObjectIndex};
 use super::node::Limits;
 use super::object::{non_string_values, objects, ConfigObject, ObjectId};
 use super::resolve::{resolve, Resolution, Rules, TemplateResolution};
+use super::shape::TemplateShape;
 use super::stream::{Parsed, Stream, StreamError};
 use super::workload::{PodTemplate, TemplateKinds, Workload};
 
@@ -30,6 +31,9 @@ pub struct Options {
     pub kinds: TemplateKinds,
     pub limits: Limits,
     pub max_input_size: usize,
+    /// Keep every pod template's fields as digests (`plan` names template changes with them);
+    /// off for `inject`, which needs only the config.
+    pub template_shapes: bool,
 }
 
 impl Default for Options {
@@ -41,6 +45,7 @@ impl Default for Options {
             kinds: TemplateKinds::default(),
             limits: Limits::default(),
             max_input_size: DEFAULT_MAX_INPUT_SIZE,
+            template_shapes: false,
         }
     }
 }
@@ -89,7 +94,15 @@ pub fn analyze_with<'a>(
                 &options.kinds,
                 &options.annotation_key,
             )? {
-                items.push(Item::Workload(Box::new(workload)));
+                let mut workload = Box::new(workload);
+                if options.template_shapes {
+                    for t in &mut workload.templates {
+                        if let Some(template) = root.path(&t.path) {
+                            t.shape = TemplateShape::of(template);
+                        }
+                    }
+                }
+                items.push(Item::Workload(workload));
             }
         }
         // Kept until output for every document of the stream: no spare capacity.

@@ -338,8 +338,15 @@ mod tests {
         )
     }
 
+    fn options() -> Options {
+        Options {
+            template_shapes: true,
+            ..Options::default()
+        }
+    }
+
     fn plan(old: &Manifests, new: &Manifests) -> Vec<(String, Verdict, Vec<String>)> {
-        let options = Options::default();
+        let options = options();
         let (old, new) = (old.render(), new.render());
         let (a, b) = (
             analyze(&old, &options).expect("old"),
@@ -402,7 +409,7 @@ mod tests {
     }
 
     fn changes(old: &str, new: &str) -> Vec<Change> {
-        let options = Options::default();
+        let options = options();
         let (a, b) = (
             analyze(old, &options).expect("old"),
             analyze(new, &options).expect("new"),
@@ -476,7 +483,7 @@ mod tests {
         };
         let plain = stream(None);
         let annotated = {
-            let a = analyze(&plain, &Options::default()).expect("plain");
+            let a = analyze(&plain, &options()).expect("plain");
             let mut out = Vec::new();
             a.write_to(&mut out).expect("write");
             String::from_utf8(out).expect("utf8")

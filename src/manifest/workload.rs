@@ -559,7 +559,8 @@ pub struct PodTemplate {
     /// absent, or is itself a `reconfig/` key (reconfig's own to replace).
     pub own_slot: Option<Result<Slot, SlotError>>,
     pub pos: Pos,
-    /// Every field as a digest, for `plan` to name changes other than config.
+    /// Every field as a digest, for `plan` to name changes other than config; empty unless
+    /// `Options::template_shapes`.
     pub shape: TemplateShape,
 }
 
@@ -631,7 +632,8 @@ impl Workload {
                 slot,
                 own_slot,
                 pos: template.start,
-                shape: TemplateShape::of(template),
+                // Filled in by `analyze` when asked for (plan): inject needs none.
+                shape: TemplateShape::default(),
             });
         }
         let workload_ref = (meta.group == "argoproj.io" && meta.kind == "Rollout")
