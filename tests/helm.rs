@@ -1458,3 +1458,61 @@ fn readme_plan_recipes_compare_like_with_like() {
         );
     }
 }
+
+/// Why the recipe renders through the post-renderer: Helm 4's go-yaml re-serialises a folded
+/// scalar with a more-indented line into other data on the plugin path (go-yaml itself reads
+/// the stored text back with extra line breaks), so a plain `helm template` compared with the
+/// stored release reports a restart that never happens. The README's recipe does not.
+#[test]
+fn helm4_plain_template_differs_from_the_release_and_the_recipe_does_not() {
+    let chart = root().join("tests/fixtures/folded-chart");
+    let chart = chart.to_str().expect("utf8 path");
+    for helm in [Helm::v3(), Helm::v4()] {
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let helm_ok = |args: &[&str]| {
+            let out = helm
+                .cmd()
+                .env("KUBECONFIG", &kubeconfig)
+                .args(args)
+                .output()
+                .expect("run helm");
+            assert!(
+                out.status.success(),
+                "helm {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).expect("utf8")
+        };
+        let mut install = vec!["install", "notes", chart, "-n", "shop"];
+        install.extend(["--disable-openapi-validation"]);
+        install.extend(helm.post_renderer());
+        helm_ok(&install);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("old.yaml");
+        let stored = helm_ok(&["get", "manifest", "notes", "-n", "shop"]);
+        fs::write(&old, stored).unwrap();
+        let old = old.to_str().expect("utf8 path");
+        let plan = |new: &str| {
+            let run = support::cli::run(&["plan", old, "-"], new);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            run.stdout
+        };
+        let plain = plan(&helm_ok(&["template", "notes", chart, "-n", "shop"]));
+        let mut through = vec!["template", "notes", chart, "-n", "shop"];
+        through.extend(helm.post_renderer());
+        let recipe = plan(&helm_ok(&through));
+        let clean = "keep      Deployment notes-app spec.template\n\
+                     0 of 1 pod template(s) restart: 0 for config, 0 for other template changes only.\n";
+        assert_eq!(recipe, clean, "helm 4: {}", helm.v4);
+        if helm.v4 {
+            assert!(
+                plain.contains("RESTART   Deployment notes-app spec.template: config: ConfigMap notes-notes: motd changed"),
+                "Helm 4 no longer changes the folded scalar? {plain}"
+            );
+        } else {
+            assert_eq!(plain, clean);
+        }
+    }
+}
