@@ -1516,3 +1516,59 @@ fn helm4_plain_template_differs_from_the_release_and_the_recipe_does_not() {
         }
     }
 }
+
+/// `--lookup` passed through both Helms' post-renderer arguments, as the README shows: the
+/// ConfigMap the chart references but does not render is read from the cluster (the API
+/// stand-in), so `--strict` passes, and its data is in the checksum.
+#[test]
+fn lookup_through_the_post_renderer_of_both_helms() {
+    for helm in [Helm::v3(), Helm::v4()] {
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let render = |level: &str| {
+            let mut args = vec![
+                "template",
+                "shop",
+                CHART,
+                "-n",
+                "shop",
+                "--set",
+                "extraEnvFromConfigMap=shop-extra",
+            ];
+            args.extend(helm.post_renderer());
+            args.extend([
+                "--post-renderer-args=--lookup",
+                "--post-renderer-args=--strict",
+                "--post-renderer-args=--namespace=shop",
+            ]);
+            api.put(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "shop-extra", "namespace": "shop"},
+                "data": {"EXTRA_LEVEL": level},
+            }));
+            let out = helm
+                .cmd()
+                .env("KUBECONFIG", &kubeconfig)
+                .args(&args)
+                .output()
+                .expect("run helm");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "helm 4: {}: {stderr}", helm.v4);
+            checksums(&String::from_utf8(out.stdout).expect("utf8"))
+        };
+        let (one, two) = (render("info"), render("debug"));
+        let differing: Vec<&String> = one.keys().filter(|id| one[*id] != two[*id]).collect();
+        assert_eq!(differing, ["Deployment/shop-web"], "helm 4: {}", helm.v4);
+        let gets: Vec<String> = api
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert_eq!(
+            gets,
+            vec!["GET /api/v1/namespaces/shop/configmaps/shop-extra"; 2],
+            "helm 4: {}",
+            helm.v4
+        );
+    }
+}
