@@ -14,7 +14,7 @@ use anyhow::Context as _;
 
 use super::ci::{workflow_command, Level, Place};
 use crate::input::{Inputs, ManifestArgs};
-use crate::manifest::compare::{compare, Change, Settings, Verdict};
+use crate::manifest::compare::{compare, CauseKind, Change, Settings, Verdict};
 use crate::manifest::shape::Sides;
 use crate::manifest::workload::{KindSpec, WorkloadId};
 use crate::manifest::{Analysis, DEFAULT_ANNOTATION};
@@ -23,12 +23,13 @@ use crate::Failure;
 
 const EXAMPLES: &str = "\
 Examples:
-  # Helm 3: the release as stored, against the upgrade rendered the same way
-  helm get manifest app -n prod > old.yaml
+  # Helm 3: the release as stored (hooks too), against the upgrade rendered the same way
+  { helm get manifest app -n prod; helm get hooks app -n prod; } > old.yaml
   helm template app ./chart -n prod -f values.yaml --post-renderer reconfig \\
       --post-renderer-args inject | reconfig plan old.yaml -
 
   # Helm 4: the post-renderer plugin re-serialises the stream, so render through it too
+  { helm get manifest app -n prod; helm get hooks app -n prod; } > old.yaml
   helm template app ./chart -n prod -f values.yaml --post-renderer reconfig \\
       --post-renderer-args=--namespace=prod | reconfig plan old.yaml -
 
@@ -382,10 +383,8 @@ fn causes_text(change: &Change) -> String {
     let mut template: Vec<&str> = Vec::new();
     for c in &change.causes {
         match c.kind {
-            crate::manifest::compare::CauseKind::Config => {
-                parts.push(format!("config: {}", c.text))
-            }
-            crate::manifest::compare::CauseKind::Template => template.push(&c.text),
+            CauseKind::Config => parts.push(format!("config: {}", c.text)),
+            CauseKind::Template => template.push(&c.text),
         }
     }
     if !template.is_empty() {
