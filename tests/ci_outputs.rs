@@ -324,3 +324,60 @@ fn plan_live_without_an_api_fails_clearly() {
     let run = support::cli::run(&["plan", RENDER], "");
     assert_eq!(run.code, 2);
 }
+
+/// Every kind of finding in JSON: a validator's failure (`command`, no file), a whole-object
+/// schema (`object` without `key`), each with the fields it can fill.
+#[test]
+fn check_json_names_the_rule_and_what_it_judged() {
+    let run = support::cli::run(
+        &[
+            "check",
+            GOOD,
+            "--validate-cmd",
+            "sh -c 'echo nope; exit 4'",
+            "--output",
+            "json",
+        ],
+        "",
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("one json line");
+    assert_eq!(v["rule"], "command");
+    assert_eq!(v["file"], serde_json::Value::Null);
+    assert_eq!(v["object"], serde_json::Value::Null);
+    let message = v["message"].as_str().expect("message");
+    assert!(message.starts_with("`sh -c "), "{message}");
+    assert!(message.ends_with("exit status: 4: nope"), "{message}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = dir.path().join("cm.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "required": ["MISSING_KEY"]}"#,
+    )
+    .expect("write");
+    let spec = format!("configmap/shop-config={}", schema.display());
+    let run = support::cli::run(
+        &[
+            "check",
+            "--manifests",
+            "-",
+            "--schema",
+            &spec,
+            "--output",
+            "json",
+        ],
+        &render(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("one json line");
+    assert_eq!(v["rule"], "schema");
+    assert_eq!(v["object"], "configmap/shop-config");
+    assert_eq!(v["key"], serde_json::Value::Null);
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("MISSING_KEY")),
+        "{v}"
+    );
+}
