@@ -8,6 +8,10 @@
 //!
 //! Patches of every type (merge, strategic merge, server-side apply) are applied as JSON merge
 //! patches: exact for the maps the tests read (annotations), approximate for lists.
+//!
+//! Lists come back in the real shape (`kind: XList`, `metadata.resourceVersion`, `items`
+//! without `apiVersion`/`kind` for built-in kinds), unknown objects and resources as 404
+//! `Status` bodies; `put` places a cluster's objects for `plan --live` and `inject --lookup`.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Write};
