@@ -60,7 +60,7 @@ pub enum Command {
     Watch(Box<WatchArgs>),
     /// CI dry run: validate config files, folders or rendered ConfigMaps as `watch` would.
     Check(CheckArgs),
-    /// CI dry run: which workloads a config change restarts, and why (compares two renders).
+    /// CI dry run: which workloads a change restarts, and why (two renders, or one and the cluster).
     Plan(PlanArgs),
 }
 
