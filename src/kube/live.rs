@@ -44,14 +44,6 @@ pub struct Wanted {
     namespaces: BTreeSet<String>,
 }
 
-impl Wanted {
-    /// The list requests it takes: one per kind and namespace, plus ConfigMaps and Secrets
-    /// per namespace.
-    pub fn requests(&self) -> usize {
-        self.workloads.len() + 2 * self.namespaces.len()
-    }
-}
-
 /// The workloads of a render, grouped into the lists that read them back.
 pub fn wanted(new: &Analysis<'_>) -> Wanted {
     let mut wanted = Wanted::default();
