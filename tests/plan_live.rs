@@ -550,3 +550,66 @@ fn no_request_without_the_flags() {
     }
     assert_eq!(requests(&api), Vec::<String>::new());
 }
+
+/// `--context` reads through another kubeconfig context than the current one.
+#[test]
+fn a_named_context_is_used_instead_of_the_current_one() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    api.put(config_map(json!({"ttl": "30s"})));
+    api.put(secret("s3cr3t"));
+    // The current context points at a port nothing listens on; `fake` at the stand-in.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
+             - name: dead\n  cluster:\n    server: {dead}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: u\n    namespace: shop\n\
+             - name: dead\n  context:\n    cluster: dead\n    user: u\n    namespace: shop\n\
+             current-context: dead\nusers:\n- name: u\n  user:\n    token: test-token\n",
+            api.url()
+        ),
+    )
+    .expect("write kubeconfig");
+    let args = ["inject", "--lookup", "--request-timeout", "2s"];
+    let current = run_with(&kubeconfig, &args, &lookup_render());
+    assert_eq!(current.code, 2, "{}", current.stderr);
+    let named = run_with(
+        &kubeconfig,
+        &[&args[..], &["--context", "fake"]].concat(),
+        &lookup_render(),
+    );
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    assert_eq!(requests(&api).len(), 2);
+    let plan = run_with(
+        &kubeconfig,
+        &["plan", "--live", "-", "--context", "fake"],
+        &lookup_render(),
+    );
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout.starts_with("NEW       Deployment shop/web"),
+        "{}",
+        plan.stdout
+    );
+    let unknown = run_with(
+        &kubeconfig,
+        &["plan", "--live", "-", "--context", "nope"],
+        "",
+    );
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("context `nope`"),
+        "{}",
+        unknown.stderr
+    );
+    // Only with --live / --lookup.
+    assert_eq!(
+        support::cli::run(&["inject", "--context", "fake"], "").code,
+        2
+    );
+}

@@ -80,6 +80,10 @@ pub struct InjectArgs {
     )]
     pub lookup: Option<Lookup>,
 
+    /// The kubeconfig context to read with (--lookup); the current one by default.
+    #[arg(long, value_name = "NAME", requires = "lookup")]
+    pub context: Option<String>,
+
     /// Time limit for each request to the API server (--lookup).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_duration)]
     pub request_timeout: std::time::Duration,
@@ -101,7 +105,12 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
     if let Some(mode) = args.lookup {
         let absent: Vec<ObjectId> = analysis.resolution.absent.iter().cloned().collect();
         if !absent.is_empty() {
-            match look_up(&absent, &options, args.request_timeout) {
+            match look_up(
+                &absent,
+                &options,
+                args.request_timeout,
+                args.context.as_deref(),
+            ) {
                 Ok(outside) => analysis = inputs.analyze_with(&options, outside)?,
                 Err(e) if mode == Lookup::BestEffort => {
                     warn!("--lookup=best-effort: going on without the cluster's objects: {e:#}");
@@ -216,13 +225,14 @@ fn look_up(
     absent: &[ObjectId],
     options: &crate::manifest::Options,
     timeout: std::time::Duration,
+    context: Option<&str>,
 ) -> anyhow::Result<Vec<ConfigObject>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     let found = runtime.block_on(async {
-        let connection = crate::kube::client::connect(timeout).await?;
+        let connection = crate::kube::client::connect_in(timeout, context).await?;
         anyhow::Ok(crate::kube::live::get(&connection, absent).await?)
     })?;
     for id in &found.found {
@@ -248,6 +258,7 @@ fn look_up(
     _: &[ObjectId],
     _: &crate::manifest::Options,
     _: std::time::Duration,
+    _: Option<&str>,
 ) -> anyhow::Result<Vec<ConfigObject>> {
     anyhow::bail!("this build leaves out the Kubernetes API client (cargo feature `kube`)")
 }

@@ -65,6 +65,10 @@ pub struct PlanArgs {
     #[arg(long)]
     pub live: bool,
 
+    /// The kubeconfig context to read with (--live); the current one by default.
+    #[arg(long, value_name = "NAME", requires = "live")]
+    pub context: Option<String>,
+
     /// Time limit for each request to the API server (--live).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: std::time::Duration,
@@ -212,7 +216,11 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
     };
     let new_inputs = Inputs::read(std::slice::from_ref(new_path), limit)?;
     let live = if args.live {
-        Some(Live::connect(args.request_timeout, &mut options)?)
+        Some(Live::connect(
+            args.request_timeout,
+            args.context.as_deref(),
+            &mut options,
+        )?)
     } else {
         None
     };
@@ -294,6 +302,7 @@ impl Live {
     /// `--namespace` says otherwise.
     fn connect(
         timeout: std::time::Duration,
+        context: Option<&str>,
         options: &mut crate::manifest::Options,
     ) -> Result<Live, Failure> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -302,7 +311,7 @@ impl Live {
             .context("starting the runtime")
             .map_err(Failure::Internal)?;
         let connection = runtime
-            .block_on(crate::kube::client::connect(timeout))
+            .block_on(crate::kube::client::connect_in(timeout, context))
             .map_err(|e| Failure::Internal(e.into()))?;
         if options.rules.namespace.is_none() {
             options.rules.namespace = Some(connection.default_namespace.clone());
@@ -338,7 +347,11 @@ enum Live {}
 
 #[cfg(not(feature = "kube"))]
 impl Live {
-    fn connect(_: std::time::Duration, _: &mut crate::manifest::Options) -> Result<Live, Failure> {
+    fn connect(
+        _: std::time::Duration,
+        _: Option<&str>,
+        _: &mut crate::manifest::Options,
+    ) -> Result<Live, Failure> {
         Err(Failure::Usage(anyhow::anyhow!(
             "--live needs the Kubernetes API client, which this build leaves out (cargo feature `kube`)"
         )))

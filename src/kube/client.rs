@@ -13,6 +13,8 @@ pub enum KubeError {
         "no Kubernetes API access (neither a kubeconfig nor an in-cluster service account): {0}"
     )]
     Config(kube::config::InferConfigError),
+    #[error("cannot use the kubeconfig context `{0}`: {1}")]
+    Context(String, kube::config::KubeconfigError),
     #[error("cannot build the Kubernetes client: {0}")]
     Client(kube::Error),
     #[error("cannot tell which pod this is: set POD_NAME from the downward API, or --pod-name")]
@@ -30,7 +32,28 @@ pub struct Connection {
 
 /// Infers the configuration and builds a client whose every request ends within `timeout`.
 pub async fn connect(timeout: Duration) -> Result<Connection, KubeError> {
-    let mut config = kube::Config::infer().await.map_err(KubeError::Config)?;
+    let config = kube::Config::infer().await.map_err(KubeError::Config)?;
+    with_limits(config, timeout)
+}
+
+/// `connect`, through a named kubeconfig context instead of the current one when `context`
+/// is given (`plan --live --context`, `inject --lookup --context`).
+pub async fn connect_in(timeout: Duration, context: Option<&str>) -> Result<Connection, KubeError> {
+    let Some(context) = context else {
+        return connect(timeout).await;
+    };
+    let options = kube::config::KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_kubeconfig(&options)
+        .await
+        .map_err(|e| KubeError::Context(context.to_string(), e))?;
+    with_limits(config, timeout)
+}
+
+/// Builds the client with our time limits and retry policy.
+fn with_limits(mut config: kube::Config, timeout: Duration) -> Result<Connection, KubeError> {
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
