@@ -14,6 +14,7 @@ pub mod input;
 pub mod kube;
 pub mod logging;
 pub mod manifest;
+pub mod policy;
 pub mod process;
 pub mod reload;
 pub mod units;
