@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use tracing::{debug, error, info};
 
-use super::validation::ValidationArgs;
+use super::validation::{object_folder, ValidationArgs};
 use crate::config::read::Snapshot;
 use crate::config::stage::Staged;
 use crate::config::{self, ConfigFile};
@@ -17,6 +17,7 @@ use crate::input::Inputs;
 use crate::manifest::data::ObjectData;
 use crate::manifest::node::Limits;
 use crate::manifest::object::ConfigKind;
+use crate::policy::{Commands, Finding, Identity, Policy, Subject};
 use crate::units::parse_size;
 use crate::validate::{Invalid, ValidateCommand};
 use crate::Failure;
@@ -34,7 +35,13 @@ In --manifests mode each ConfigMap and Secret key is checked as a file named aft
 (parsed by its extension, or --format), shown as configmap/NAME/KEY; --schema configmap/NAME=…
 checks the ConfigMap's whole data object. --validate-cmd runs once per ConfigMap or Secret,
 {dir} holding that object's keys; objects without a file the command names as {dir}/NAME are
-skipped. A validator's output about a Secret is printed only with --show-secret-values.";
+skipped. A validator's output about a Secret is printed only with --show-secret-values.
+
+With --policy FILE, each ConfigMap and Secret (and each folder written configmap/NAME=PATH or
+secret/NAME=PATH) is judged by the rules that select it, exactly as `reconfig admit` and
+`reconfig watch --policy` judge it; warn rules print warnings and do not fail the check:
+  reconfig check --policy policy.yaml configmap/app=deploy/app/
+  helm template app ./chart | reconfig check --policy policy.yaml --manifests - -n prod";
 
 /// Validate config files, folders or rendered ConfigMaps exactly as `reconfig watch` would.
 ///
@@ -42,7 +49,8 @@ skipped. A validator's output about a Secret is printed only with --show-secret-
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct CheckArgs {
-    /// Config files or folders (kubelet volume roots are read through ..data).
+    /// Config files or folders (kubelet volume roots are read through ..data); with --policy,
+    /// configmap/NAME=PATH or secret/NAME=PATH says which object a folder holds.
     #[arg(value_name = "PATH", required_unless_present = "manifests")]
     pub paths: Vec<PathBuf>,
 
@@ -60,10 +68,31 @@ pub struct CheckArgs {
     /// Refuse a --manifests stream larger than this (accepts KiB, MiB, GiB suffixes), as inject does.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub max_input_size: usize,
+
+    /// With --policy: the namespace of objects and folders that name none, for rules that
+    /// select namespaces.
+    #[arg(short = 'n', long, value_name = "NS", env = "RECONFIG_NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
+    if args.validation.policy.is_some() {
+        return run_policy(&args);
+    }
     let validator = args.validation.validator().map_err(Failure::Usage)?;
+    // The flags are a one-rule policy; the external command keeps its per-object runs below.
+    let flags = Policy::from_flags(args.validation.validator().map_err(Failure::Usage)?);
+    let flags_check = |files: &[ConfigFile]| -> Vec<Invalid> {
+        let subject = Subject {
+            object: None,
+            files,
+        };
+        flags
+            .check(&subject)
+            .into_iter()
+            .map(|f| f.invalid)
+            .collect()
+    };
     let secret_values = if args.show_secret_values {
         SecretValues::Show
     } else {
@@ -73,7 +102,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         Some(path) => {
             let objects = from_manifests(path, args.max_input_size)?;
             let files: Vec<ConfigFile> = objects.iter().flat_map(|o| o.files.clone()).collect();
-            let mut problems = validator.check_files(&files);
+            let mut problems = flags_check(&files);
             if let Some(command) = validator.command() {
                 problems.extend(per_object_verdicts(command, &objects, secret_values)?);
             }
@@ -81,7 +110,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         }
         None => {
             let snapshot = from_paths(&args.paths)?;
-            let mut problems = validator.check_files(&snapshot.files);
+            let mut problems = flags_check(&snapshot.files);
             if let Some(command) = validator.command() {
                 problems.extend(folder_verdict(command, &snapshot)?);
             }
@@ -89,6 +118,110 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         }
     };
     report(&problems, files.len(), secret_values)
+}
+
+/// `check --policy`: every object (a manifest's ConfigMap or Secret, or a folder) judged by the
+/// rules that select it, through the evaluation `admit` and `watch` use.
+fn run_policy(args: &CheckArgs) -> Result<(), Failure> {
+    let policy = args.validation.policy()?;
+    let redact = !args.show_secret_values;
+    let mut findings = Vec::new();
+    let mut files = 0;
+    match &args.manifests {
+        Some(path) => {
+            let inputs =
+                Inputs::read(&[path.to_path_buf()], args.max_input_size)?.unnamed_if_stdin_alone();
+            let mut by_label = BTreeMap::new();
+            for object in inputs.config_objects(Limits::default())? {
+                let identity = Identity {
+                    kind: object.kind,
+                    namespace: object.namespace.clone().or_else(|| args.namespace.clone()),
+                    name: object.name.clone(),
+                    labels: Some(object.labels.clone()),
+                };
+                by_label.insert(
+                    (identity.label(), identity.namespace.clone()),
+                    (identity, object_files(object).files),
+                );
+            }
+            for (identity, object_files) in by_label.values() {
+                files += object_files.len();
+                let subject = Subject {
+                    object: Some(identity),
+                    files: object_files,
+                };
+                findings.extend(evaluate(&policy, &subject, Commands::Stage)?);
+            }
+        }
+        None => {
+            for arg in &args.paths {
+                let (object, path) = object_folder(arg);
+                let identity = object.map(|(kind, name)| Identity {
+                    kind,
+                    namespace: args.namespace.clone(),
+                    name,
+                    labels: None,
+                });
+                for rule in &policy.rules {
+                    if let Some(why) = rule.blind_spot(identity.as_ref()) {
+                        tracing::warn!("{}: {why}", path.display());
+                    }
+                }
+                let snapshot = from_paths(std::slice::from_ref(&path))?;
+                files += snapshot.files.len();
+                let subject = Subject {
+                    object: identity.as_ref(),
+                    files: &snapshot.files,
+                };
+                let commands = match snapshot.folder() {
+                    Some(folder) => Commands::In(folder),
+                    None => Commands::Stage,
+                };
+                findings.extend(evaluate(&policy, &subject, commands)?);
+            }
+        }
+    }
+    report_findings(&findings, files, redact)
+}
+
+fn evaluate(
+    policy: &Policy,
+    subject: &Subject<'_>,
+    commands: Commands<'_>,
+) -> Result<Vec<Finding>, Failure> {
+    block_on(policy.evaluate(subject, commands))?.map_err(|e| Failure::Internal(e.into()))
+}
+
+/// Prints every finding as every gate words it; deny findings fail the check.
+fn report_findings(findings: &[Finding], files: usize, redact: bool) -> Result<(), Failure> {
+    for finding in findings {
+        let mut message = finding.message(redact);
+        if redact && finding.secret && finding.invalid.detail.is_some() {
+            message.push_str(
+                " (the message would quote the Secret's value; --show-secret-values prints it)",
+            );
+        }
+        if finding.denies() {
+            error!("{message}");
+        } else {
+            tracing::warn!("{message}");
+        }
+    }
+    let denied = findings.iter().filter(|f| f.denies()).count();
+    if denied == 0 {
+        info!(
+            "{files} file(s) valid{}",
+            match findings.len() {
+                0 => String::new(),
+                n => format!(", {n} warning(s)"),
+            }
+        );
+        Ok(())
+    } else {
+        Err(Failure::Invalid(format!(
+            "{denied} problem(s) in {files} file(s) checked"
+        )))
+    }
 }
 
 fn from_paths(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
@@ -260,6 +393,8 @@ mod tests {
         let secret = ObjectData {
             kind: ConfigKind::Secret,
             name: "s".to_string(),
+            namespace: None,
+            labels: BTreeMap::new(),
             items: vec![item("a.yaml", b"x: 1\n"), item("b.json", b"{}")],
         };
         let files = object_files(secret);

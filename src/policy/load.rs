@@ -55,7 +55,10 @@ pub fn load(path: &Path) -> Result<Loaded, PolicyError> {
     let mut digest = Sha256::new();
     digest.update(text.as_bytes());
     let mut sources = vec![path.to_path_buf()];
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let rules = compile(&label, base, &spec, &mut digest, &mut sources)?;
     Ok(Loaded {
         policy: Policy { rules },

@@ -9,6 +9,7 @@
 //! between them), so a verdict and its words do not depend on where it was given.
 
 mod evaluate;
+mod folders;
 mod glob;
 pub mod load;
 mod model;
@@ -16,6 +17,7 @@ pub mod parse;
 mod rules;
 
 pub use evaluate::{Commands, Finding, Subject};
+pub use folders::Folders;
 pub use load::{load, Loaded, PolicyError};
 pub use model::LabelSelector;
 pub use rules::{Identity, Policy, Rule, Severity};
