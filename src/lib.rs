@@ -5,6 +5,7 @@
 //! wires those to the command line, files and the terminal, and `main.rs` only starts it.
 #![forbid(unsafe_code)]
 
+pub mod admit;
 pub mod backoff;
 pub mod cli;
 pub mod clock;

@@ -4,6 +4,7 @@
 //! the library for the decision and writes the output. The logic lives in the library
 //! modules, so it can be tested and reused without a command line.
 
+pub mod admit;
 pub mod check;
 pub mod inject;
 pub mod plan;
@@ -17,6 +18,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::logging::Style;
 use crate::Failure;
+use admit::AdmitArgs;
 use check::CheckArgs;
 use inject::InjectArgs;
 use plan::PlanArgs;
@@ -60,6 +62,8 @@ pub enum Command {
     Check(CheckArgs),
     /// CI dry run: which workloads a config change restarts, and why (compares two renders).
     Plan(PlanArgs),
+    /// Validating admission webhook: the policy enforced when ConfigMaps and Secrets are applied.
+    Admit(Box<AdmitArgs>),
 }
 
 impl Cli {
@@ -67,7 +71,7 @@ impl Cli {
     /// one-shot commands plainly (warnings and up), either as JSON lines on request.
     pub fn log_style(&self) -> (Style, LevelFilter) {
         let (text, base) = match self.command {
-            Command::Watch(_) => (Style::Service, LevelFilter::INFO),
+            Command::Watch(_) | Command::Admit(_) => (Style::Service, LevelFilter::INFO),
             Command::Inject(_) | Command::Check(_) | Command::Plan(_) => {
                 (Style::Plain, LevelFilter::WARN)
             }
@@ -87,6 +91,7 @@ impl Command {
             Command::Watch(args) => watch::run(*args),
             Command::Check(args) => check::run(args),
             Command::Plan(args) => plan::run(args),
+            Command::Admit(args) => admit::run(*args),
         }
     }
 }
