@@ -185,7 +185,12 @@ async fn answer_review(shared: &Shared, req: Request<Incoming>) -> Response<Full
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > shared.max_body as u64) {
+    if let Some(declared) = declared.filter(|&n| n > shared.max_body as u64) {
+        // Read and drop a body up to a few times the limit so the client hears the 400 rather
+        // than a reset; a larger one is not worth reading.
+        if declared <= 4 * shared.max_body as u64 {
+            drain(req.into_body()).await;
+        }
         return bad_request(shared, too_large(shared.max_body));
     }
     let limited = Limited::new(req.into_body(), shared.max_body);
@@ -298,6 +303,14 @@ async fn judge(
         );
     }
     Ok(review::response(&uid, &denials, &warnings))
+}
+
+/// Reads a body to its end (or `RECEIVE_TIMEOUT`), keeping nothing.
+async fn drain(mut body: Incoming) {
+    let _ = tokio::time::timeout(RECEIVE_TIMEOUT, async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
 }
 
 fn too_large(max: usize) -> String {
