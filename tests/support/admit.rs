@@ -237,6 +237,16 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr, ca_pem: &str, proto: Proto) -> std::io::Result<Client> {
+        Self::connect_named(addr, ca_pem, proto, "localhost").await
+    }
+
+    /// Connects to `addr` expecting a certificate for `server_name` (a Service's DNS name).
+    pub async fn connect_named(
+        addr: SocketAddr,
+        ca_pem: &str,
+        proto: Proto,
+        server_name: &str,
+    ) -> std::io::Result<Client> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(cert.expect("CA PEM")).expect("CA");
@@ -252,7 +262,7 @@ impl Client {
             Proto::H1 => vec![b"http/1.1".to_vec()],
         };
         let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let name = ServerName::try_from("localhost").expect("name");
+        let name = ServerName::try_from(server_name.to_string()).expect("name");
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await?;
