@@ -41,12 +41,10 @@ struct Verdict {
     warnings: BTreeSet<String>,
 }
 
-/// The cases: (kind, name, keys).
-fn cases() -> Vec<(
-    &'static str,
-    &'static str,
-    Vec<(&'static str, &'static str)>,
-)> {
+/// One case: kind, name, keys.
+type Case = (&'static str, &'static str, Vec<(&'static str, &'static str)>);
+
+fn cases() -> Vec<Case> {
     vec![
         (
             "ConfigMap",

@@ -39,8 +39,7 @@ impl Default for Metrics {
         let duration = Histogram::new(
             [
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]
-            .into_iter(),
+            ],
         );
         let bad_requests = Counter::default();
         let policy_reloads = Family::<ReloadLabels, Counter>::default();
