@@ -32,6 +32,9 @@ use watch::WatchArgs;
 ///
 /// `check` runs the same validation in CI; `plan` shows which workloads a change restarts.
 ///
+/// `admit` is a validating admission webhook: the policy `check --policy` and
+/// `watch --policy` enforce, enforced when ConfigMaps and Secrets are applied.
+///
 /// `inject` writes a checksum of the ConfigMaps and Secrets each pod template
 /// uses into its annotations, so a config change rolls exactly the workloads
 /// that read it. Use it as a Helm post-renderer or as a stdin→stdout filter.

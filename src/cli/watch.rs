@@ -30,6 +30,10 @@ Examples:
   # An app that cannot reload: validate against a schema, then restart it
   reconfig watch --dir /config --schema config.yaml=/schemas/config.json --restart --process my-app
 
+  # The policy file reconfig admit enforces; the folder says which ConfigMap it holds
+  reconfig watch --dir configmap/app-config=/config --policy /etc/reconfig/policy.yaml \\
+      --signal SIGHUP --process app
+
   # A validator that needs a shell: {dir:q} is the folder quoted for it
   reconfig watch --dir /config --signal SIGHUP --process my-app --process-unique \\
       --validate-cmd \"sh -c 'app --check {dir:q}/app.yaml && lint {dir:q}'\"
