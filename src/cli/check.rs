@@ -79,9 +79,9 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     if args.validation.policy.is_some() {
         return run_policy(&args);
     }
-    let validator = args.validation.validator().map_err(Failure::Usage)?;
     // The flags are a one-rule policy; the external command keeps its per-object runs below.
-    let flags = Policy::from_flags(args.validation.validator().map_err(Failure::Usage)?);
+    let flags = args.validation.policy()?;
+    let command = flags.rules.first().and_then(|rule| rule.validator.command());
     let flags_check = |files: &[ConfigFile]| -> Vec<Invalid> {
         let subject = Subject {
             object: None,
@@ -103,7 +103,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
             let objects = from_manifests(path, args.max_input_size)?;
             let files: Vec<ConfigFile> = objects.iter().flat_map(|o| o.files.clone()).collect();
             let mut problems = flags_check(&files);
-            if let Some(command) = validator.command() {
+            if let Some(command) = command {
                 problems.extend(per_object_verdicts(command, &objects, secret_values)?);
             }
             (files, problems)
@@ -111,7 +111,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         None => {
             let snapshot = from_paths(&args.paths)?;
             let mut problems = flags_check(&snapshot.files);
-            if let Some(command) = validator.command() {
+            if let Some(command) = command {
                 problems.extend(folder_verdict(command, &snapshot)?);
             }
             (snapshot.files, problems)
