@@ -34,7 +34,10 @@ fn options() -> Options {
         concurrency: 16,
         seconds: 10,
         size_kib: 64,
-        bin: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/reconfig")),
+        bin: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/release/reconfig"
+        )),
         http1: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -103,7 +106,12 @@ fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let num = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     num(11) + num(12) // utime + stime
 }
 
@@ -146,18 +154,32 @@ fn start(bin: &Path, dir: &Path) -> Server {
     Server { child, addr }
 }
 
-async fn client(addr: String, ca: String, body: Bytes, deadline: Instant, http1: bool) -> (Vec<u32>, usize) {
+async fn client(
+    addr: String,
+    ca: String,
+    body: Bytes,
+    deadline: Instant,
+    http1: bool,
+) -> (Vec<u32>, usize) {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
         roots.add(cert.expect("pem")).expect("root");
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![if http1 { b"http/1.1".to_vec() } else { b"h2".to_vec() }];
-    let tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![if http1 {
+        b"http/1.1".to_vec()
+    } else {
+        b"h2".to_vec()
+    }];
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
     tcp.set_nodelay(true).expect("nodelay");
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
@@ -173,7 +195,9 @@ async fn client(addr: String, ca: String, body: Bytes, deadline: Instant, http1:
         tokio::spawn(conn);
         S::H1(s)
     } else {
-        let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.expect("h2");
+        let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .expect("h2");
         tokio::spawn(conn);
         S::H2(s)
     };
@@ -194,7 +218,12 @@ async fn client(addr: String, ca: String, body: Bytes, deadline: Instant, http1:
         };
         let ok = match response {
             Ok(r) if r.status() == 200 => {
-                let bytes = r.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let bytes = r
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
                 // The verdict must be the real one: allowed, for this uid.
                 let text = String::from_utf8_lossy(&bytes);
                 text.contains("\"allowed\":true") && text.contains("\"uid\":\"bench\"")
@@ -255,14 +284,28 @@ fn main() {
         .expect("runtime");
     // Warm-up: connections, TLS sessions, the allocator.
     let warm = Instant::now() + Duration::from_secs(1);
-    runtime.block_on(client(server.addr.clone(), cert.cert.pem(), body.clone(), warm, o.http1));
+    runtime.block_on(client(
+        server.addr.clone(),
+        cert.cert.pem(),
+        body.clone(),
+        warm,
+        o.http1,
+    ));
 
     let ticks_before = cpu_ticks(pid);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(o.seconds);
     let results = runtime.block_on(async {
         let tasks: Vec<_> = (0..o.concurrency)
-            .map(|_| tokio::spawn(client(server.addr.clone(), cert.cert.pem(), body.clone(), deadline, o.http1)))
+            .map(|_| {
+                tokio::spawn(client(
+                    server.addr.clone(),
+                    cert.cert.pem(),
+                    body.clone(),
+                    deadline,
+                    o.http1,
+                ))
+            })
             .collect();
         let mut all = Vec::new();
         for t in tasks {
@@ -273,7 +316,10 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let ticks = cpu_ticks(pid) - ticks_before;
     let load_rss = rss_kib(pid);
-    let mut latencies: Vec<u32> = results.iter().flat_map(|(l, _)| l.iter().copied()).collect();
+    let mut latencies: Vec<u32> = results
+        .iter()
+        .flat_map(|(l, _)| l.iter().copied())
+        .collect();
     let failures: usize = results.iter().map(|(_, f)| f).sum();
     latencies.sort_unstable();
     let hz = 100.0;
@@ -284,7 +330,12 @@ fn main() {
         if o.http1 { "HTTP/1.1" } else { "HTTP/2" },
         elapsed
     );
-    println!("  reviews/s    {:.0} ({} answered, {} failed)", latencies.len() as f64 / elapsed, latencies.len(), failures);
+    println!(
+        "  reviews/s    {:.0} ({} answered, {} failed)",
+        latencies.len() as f64 / elapsed,
+        latencies.len(),
+        failures
+    );
     println!(
         "  latency ms   p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
         percentile(&latencies, 0.50),
@@ -293,6 +344,10 @@ fn main() {
         percentile(&latencies, 1.0)
     );
     println!("  webhook CPU  {:.2} cores", ticks as f64 / hz / elapsed);
-    println!("  RSS MiB      idle {:.2}  under load {:.2}", idle_rss as f64 / 1024.0, load_rss as f64 / 1024.0);
+    println!(
+        "  RSS MiB      idle {:.2}  under load {:.2}",
+        idle_rss as f64 / 1024.0,
+        load_rss as f64 / 1024.0
+    );
     drop(server);
 }

@@ -42,7 +42,11 @@ struct Verdict {
 }
 
 /// One case: kind, name, keys.
-type Case = (&'static str, &'static str, Vec<(&'static str, &'static str)>);
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
 
 fn cases() -> Vec<Case> {
     vec![

@@ -36,11 +36,9 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("reconfig_admit");
         let reviews = Family::<ReviewLabels, Counter>::default();
-        let duration = Histogram::new(
-            [
-                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ],
-        );
+        let duration = Histogram::new([
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ]);
         let bad_requests = Counter::default();
         let policy_reloads = Family::<ReloadLabels, Counter>::default();
         let certificate_reloads = Family::<ReloadLabels, Counter>::default();

@@ -101,10 +101,15 @@ pub async fn serve_reviews(listener: TcpListener, tls: TlsAcceptor, shared: Arc<
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(RECEIVE_TIMEOUT);
+            // Windows that take a usual review at once: with HTTP/2's 64 KiB default, every
+            // larger ConfigMap would wait a round trip for a WINDOW_UPDATE. Buffered data per
+            // connection stays within the connection window (4 MiB).
             builder
                 .http2()
                 .timer(TokioTimer::new())
-                .max_concurrent_streams(256);
+                .max_concurrent_streams(64)
+                .initial_stream_window_size(1024 * 1024)
+                .initial_connection_window_size(4 * 1024 * 1024);
             if let Err(e) = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await

@@ -81,7 +81,10 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     }
     // The flags are a one-rule policy; the external command keeps its per-object runs below.
     let flags = args.validation.policy()?;
-    let command = flags.rules.first().and_then(|rule| rule.validator.command());
+    let command = flags
+        .rules
+        .first()
+        .and_then(|rule| rule.validator.command());
     let flags_check = |files: &[ConfigFile]| -> Vec<Invalid> {
         let subject = Subject {
             object: None,
