@@ -5,6 +5,7 @@
 //! wires those to the command line, files and the terminal, and `main.rs` only starts it.
 #![forbid(unsafe_code)]
 
+pub mod admit;
 pub mod backoff;
 pub mod cli;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod input;
 pub mod kube;
 pub mod logging;
 pub mod manifest;
+pub mod policy;
 pub mod process;
 pub mod reload;
 pub mod units;

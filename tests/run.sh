@@ -17,11 +17,12 @@ bash tests/tools/install-helm.sh >/dev/null
 # cached under target/tools/.
 bash tests/tools/install-yaml-oracle.sh >/dev/null
 
-# Debian's prometheus 2.42 (prometheus, promtool) and nginx for tests/watch_*.rs, only when missing.
+# Debian's prometheus 2.42 (prometheus, promtool) and nginx for tests/watch_*.rs, and curl (an
+# OpenSSL TLS client) for tests/admit_server.rs, only when missing.
 # The tests run these binaries themselves (own config, ports, pid files), so the packaged services
 # are kept from starting during the install (a policy-rc.d refusing starts, if the machine has none).
 watch_deps=()
-for pkg in prometheus nginx; do
+for pkg in prometheus nginx curl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || watch_deps+=("$pkg")
 done
 if [ ${#watch_deps[@]} -gt 0 ] && command -v apt-get >/dev/null; then

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use super::ci::{workflow_command, Level, Place};
-use super::validation::ValidationArgs;
+use super::validation::{object_folder, ValidationArgs};
 use crate::config::read::Snapshot;
 use crate::config::stage::Staged;
 use crate::config::{self, ConfigFile};
@@ -20,6 +20,7 @@ use crate::input::Inputs;
 use crate::manifest::data::ObjectData;
 use crate::manifest::node::Limits;
 use crate::manifest::object::ConfigKind;
+use crate::policy::{Commands, Identity, Policy, Severity, Subject};
 use crate::units::parse_size;
 use crate::validate::{Invalid, ValidateCommand};
 use crate::Failure;
@@ -37,7 +38,13 @@ In --manifests mode each ConfigMap and Secret key is checked as a file named aft
 (parsed by its extension, or --format), shown as configmap/NAME/KEY; --schema configmap/NAME=…
 checks the ConfigMap's whole data object. --validate-cmd runs once per ConfigMap or Secret,
 {dir} holding that object's keys; objects without a file the command names as {dir}/NAME are
-skipped. A validator's output about a Secret is printed only with --show-secret-values.";
+skipped. A validator's output about a Secret is printed only with --show-secret-values.
+
+With --policy FILE, each ConfigMap and Secret (and each folder written configmap/NAME=PATH or
+secret/NAME=PATH) is judged by the rules that select it, exactly as `reconfig admit` and
+`reconfig watch --policy` judge it; warn rules print warnings and do not fail the check:
+  reconfig check --policy policy.yaml configmap/app=deploy/app/
+  helm template app ./chart | reconfig check --policy policy.yaml --manifests - -n prod";
 
 /// Validate config files, folders or rendered ConfigMaps exactly as `reconfig watch` would.
 ///
@@ -45,7 +52,8 @@ skipped. A validator's output about a Secret is printed only with --show-secret-
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct CheckArgs {
-    /// Config files or folders (kubelet volume roots are read through ..data).
+    /// Config files or folders (kubelet volume roots are read through ..data); with --policy,
+    /// configmap/NAME=PATH or secret/NAME=PATH says which object a folder holds.
     #[arg(value_name = "PATH", required_unless_present = "manifests")]
     pub paths: Vec<PathBuf>,
 
@@ -69,6 +77,11 @@ pub struct CheckArgs {
     /// stdout, shown on the pull request's diff).
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+
+    /// With --policy: the namespace of objects and folders that name none, for rules that
+    /// select namespaces.
+    #[arg(short = 'n', long, value_name = "NS", env = "RECONFIG_NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 /// The formats of `--output`.
@@ -80,24 +93,53 @@ pub enum Output {
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
-    let validator = args.validation.validator().map_err(Failure::Usage)?;
     let secret_values = if args.show_secret_values {
         SecretValues::Show
     } else {
         SecretValues::Redact
     };
-    let (checked, findings) = match &args.manifests {
+    let (checked, findings) = if args.validation.policy.is_some() {
+        policy_findings(&args)?
+    } else {
+        flag_findings(&args, secret_values)?
+    };
+    report(&findings, checked, secret_values, args.output)
+}
+
+/// The flags are a one-rule policy: its formats and schemas judge every file through the
+/// evaluation the other gates use; its external command runs once per object (or folder).
+fn flag_findings(
+    args: &CheckArgs,
+    secret_values: SecretValues,
+) -> Result<(Checked, Vec<Found>), Failure> {
+    let flags = args.validation.policy()?;
+    let command = flags
+        .rules
+        .first()
+        .and_then(|rule| rule.validator.command());
+    let check = |files: &[ConfigFile], source: Source| -> Vec<Found> {
+        let subject = Subject {
+            object: None,
+            files,
+        };
+        flags
+            .check(&subject)
+            .into_iter()
+            .map(|f| Found::of_policy(f, source))
+            .collect()
+    };
+    Ok(match &args.manifests {
         Some(path) => {
             let objects = from_manifests(path, args.max_input_size)?;
             let files: Vec<ConfigFile> = objects.iter().flat_map(|o| o.files.clone()).collect();
-            let mut findings = findings(validator.check_files(&files), Source::Manifests);
-            if let Some(command) = validator.command() {
+            let mut findings = check(&files, Source::Manifests);
+            if let Some(command) = command {
                 let verdicts = per_object_verdicts(command, &objects, secret_values)?;
-                findings.extend(verdicts.into_iter().map(|p| Found {
-                    rule: Rule::Command,
-                    source: Source::Manifests,
-                    problem: p,
-                }));
+                findings.extend(
+                    verdicts
+                        .into_iter()
+                        .map(|p| Found::of_command(p, Source::Manifests)),
+                );
             }
             let checked = Checked::Keys {
                 keys: files.len(),
@@ -107,35 +149,102 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         }
         None => {
             let snapshot = from_paths(&args.paths)?;
-            let mut findings = findings(validator.check_files(&snapshot.files), Source::Folders);
-            if let Some(command) = validator.command() {
-                findings.extend(folder_verdict(command, &snapshot)?.map(|p| Found {
-                    rule: Rule::Command,
-                    source: Source::Folders,
-                    problem: p,
-                }));
+            let mut findings = check(&snapshot.files, Source::Folders);
+            if let Some(command) = command {
+                findings.extend(
+                    folder_verdict(command, &snapshot)?
+                        .map(|p| Found::of_command(p, Source::Folders)),
+                );
             }
             (Checked::Files(snapshot.files.len()), findings)
         }
-    };
-    report(&findings, checked, secret_values, args.output)
+    })
 }
 
-/// Parse and schema problems from `Validator::check_files`: a schema's complaint names the
-/// schema (`schema: at /port`, `has a schema but …`), anything else is the file's syntax.
-fn findings(problems: Vec<Invalid>, source: Source) -> Vec<Found> {
-    problems
-        .into_iter()
-        .map(|problem| Found {
-            rule: if problem.reason.contains("schema") {
-                Rule::Schema
-            } else {
-                Rule::Parse
-            },
-            source,
-            problem,
-        })
-        .collect()
+/// `check --policy`: every object (a manifest's ConfigMap or Secret, or a folder) judged by the
+/// rules that select it, through the evaluation `admit` and `watch` use.
+fn policy_findings(args: &CheckArgs) -> Result<(Checked, Vec<Found>), Failure> {
+    let policy = args.validation.policy()?;
+    let mut findings = Vec::new();
+    let mut files = 0;
+    let checked = match &args.manifests {
+        Some(path) => {
+            let inputs =
+                Inputs::read(&[path.to_path_buf()], args.max_input_size)?.unnamed_if_stdin_alone();
+            // Keyed by label and namespace: a later object of the same name replaces an earlier
+            // one, as `apply` would.
+            let mut by_label = BTreeMap::new();
+            for object in inputs.config_objects(Limits::default())? {
+                let identity = Identity {
+                    kind: object.kind,
+                    namespace: object.namespace.clone().or_else(|| args.namespace.clone()),
+                    name: object.name.clone(),
+                    labels: Some(object.labels.clone()),
+                };
+                by_label.insert(
+                    (identity.label(), identity.namespace.clone()),
+                    (identity, object_files(object).files),
+                );
+            }
+            for (identity, object_files) in by_label.values() {
+                files += object_files.len();
+                let subject = Subject {
+                    object: Some(identity),
+                    files: object_files,
+                };
+                findings.extend(
+                    evaluate(&policy, &subject, Commands::Stage)?
+                        .into_iter()
+                        .map(|f| Found::of_policy(f, Source::Manifests)),
+                );
+            }
+            Checked::Keys {
+                keys: files,
+                objects: by_label.len(),
+            }
+        }
+        None => {
+            for arg in &args.paths {
+                let (object, path) = object_folder(arg);
+                let identity = object.map(|(kind, name)| Identity {
+                    kind,
+                    namespace: args.namespace.clone(),
+                    name,
+                    labels: None,
+                });
+                for rule in &policy.rules {
+                    if let Some(why) = rule.blind_spot(identity.as_ref()) {
+                        tracing::warn!("{}: {why}", path.display());
+                    }
+                }
+                let snapshot = from_paths(std::slice::from_ref(&path))?;
+                files += snapshot.files.len();
+                let subject = Subject {
+                    object: identity.as_ref(),
+                    files: &snapshot.files,
+                };
+                let commands = match snapshot.folder() {
+                    Some(folder) => Commands::In(folder),
+                    None => Commands::Stage,
+                };
+                findings.extend(
+                    evaluate(&policy, &subject, commands)?
+                        .into_iter()
+                        .map(|f| Found::of_policy(f, Source::Folders)),
+                );
+            }
+            Checked::Files(files)
+        }
+    };
+    Ok((checked, findings))
+}
+
+fn evaluate(
+    policy: &Policy,
+    subject: &Subject<'_>,
+    commands: Commands<'_>,
+) -> Result<Vec<crate::policy::Finding>, Failure> {
+    block_on(policy.evaluate(subject, commands))?.map_err(|e| Failure::Internal(e.into()))
 }
 
 fn from_paths(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
@@ -220,23 +329,23 @@ enum SecretValues {
     Show,
 }
 
-/// Which check found a problem (the `rule` of `--output json`).
+/// Which check found a problem (the `rule` of `--output json`, unless a named policy rule did).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
+enum Check {
     /// The file does not parse as its format (or is not text).
     Parse,
-    /// A `--schema` refused it, or names something absent.
+    /// A schema refused it, or names something absent.
     Schema,
-    /// The `--validate-cmd` failed.
+    /// The external command failed.
     Command,
 }
 
-impl Rule {
+impl Check {
     fn as_str(self) -> &'static str {
         match self {
-            Rule::Parse => "parse",
-            Rule::Schema => "schema",
-            Rule::Command => "command",
+            Check::Parse => "parse",
+            Check::Schema => "schema",
+            Check::Command => "command",
         }
     }
 }
@@ -283,9 +392,53 @@ impl std::fmt::Display for Checked {
 /// One problem, and where it came from.
 #[derive(Debug, Clone)]
 struct Found {
-    rule: Rule,
+    check: Check,
+    /// The policy rule that failed, when it has a name (the flags' rule has none).
+    rule: Option<String>,
+    severity: Severity,
+    /// About a Secret: the validator's words may quote its value.
+    secret: bool,
     source: Source,
     problem: Invalid,
+}
+
+impl Found {
+    /// A finding of the policy evaluation (formats, schemas, a policy rule's command). A schema's
+    /// complaint names the schema (`schema: at /port`, `has a schema but …`); anything else
+    /// the format check found is the file's syntax.
+    fn of_policy(finding: crate::policy::Finding, source: Source) -> Self {
+        let check = if finding.command {
+            Check::Command
+        } else if finding.invalid.reason.contains("schema") {
+            Check::Schema
+        } else {
+            Check::Parse
+        };
+        Found {
+            check,
+            secret: finding.secret || finding.invalid.file.starts_with("secret/"),
+            rule: finding.rule,
+            severity: finding.severity,
+            source,
+            problem: finding.invalid,
+        }
+    }
+
+    /// A failure of `--validate-cmd`, run per object or folder.
+    fn of_command(problem: Invalid, source: Source) -> Self {
+        Found {
+            check: Check::Command,
+            rule: None,
+            severity: Severity::Deny,
+            secret: problem.file.starts_with("secret/"),
+            source,
+            problem,
+        }
+    }
+
+    fn denies(&self) -> bool {
+        self.severity == Severity::Deny
+    }
 }
 
 /// One line of `--output json`.
@@ -300,8 +453,9 @@ struct Finding {
     /// Line and column within the file or the key's value, when known.
     line: Option<usize>,
     column: Option<usize>,
-    rule: &'static str,
-    /// Always `error` today: every finding makes the check fail.
+    /// The policy rule's name, or for the flags which check failed: `parse`, `schema`, `command`.
+    rule: String,
+    /// `error` (fails the check) or `warning` (a policy rule of severity warn).
     severity: &'static str,
     /// What is wrong; a validator's words about a Secret are left out as in text.
     message: String,
@@ -314,9 +468,7 @@ const REDACTED: &str =
 impl Found {
     /// Whether the validator's own words are left out: they may quote a Secret's value.
     fn redacted(&self, secret_values: SecretValues) -> bool {
-        self.problem.detail.is_some()
-            && self.problem.file.starts_with("secret/")
-            && secret_values == SecretValues::Redact
+        self.problem.detail.is_some() && self.secret && secret_values == SecretValues::Redact
     }
 
     /// The line of text mode: where and what.
@@ -340,14 +492,14 @@ impl Found {
         }
         let (mut object, mut key, mut file) = (None, None, None);
         let in_object = p.file.starts_with("configmap/") || p.file.starts_with("secret/");
-        match (self.source, self.rule) {
+        match (self.source, self.check) {
             (Source::Manifests, _) if in_object => {
                 let mut parts = p.file.splitn(3, '/');
                 let (kind, name, rest) = (parts.next(), parts.next(), parts.next());
                 object = kind.zip(name).map(|(k, n)| format!("{k}/{n}"));
                 key = rest.map(str::to_string);
             }
-            (Source::Folders, Rule::Parse | Rule::Schema) => {
+            (Source::Folders, Check::Parse | Check::Schema) => {
                 key = std::path::Path::new(&p.file)
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned());
@@ -362,8 +514,11 @@ impl Found {
             file,
             line: p.line,
             column: p.line.and(p.column),
-            rule: self.rule.as_str(),
-            severity: "error",
+            rule: self
+                .rule
+                .clone()
+                .unwrap_or_else(|| self.check.as_str().to_string()),
+            severity: if self.denies() { "error" } else { "warning" },
             message,
         }
     }
@@ -383,7 +538,12 @@ impl Found {
             column: finding.file.as_ref().and(finding.column),
             title: Some(&title),
         };
-        workflow_command(Level::Error, &place, &message)
+        let level = if self.denies() {
+            Level::Error
+        } else {
+            Level::Warning
+        };
+        workflow_command(level, &place, &message)
     }
 }
 
@@ -397,7 +557,8 @@ fn report(
     let mut out = String::new();
     for f in findings {
         match output {
-            Output::Text => error!("{}", f.text(secret_values)),
+            Output::Text if f.denies() => error!("{}", f.text(secret_values)),
+            Output::Text => warn!("{}", f.text(secret_values)),
             Output::Json => {
                 let line = serde_json::to_string(&f.finding(secret_values))
                     .map_err(|e| Failure::Internal(e.into()))?;
@@ -410,15 +571,21 @@ fn report(
             }
         }
     }
-    if findings.is_empty() {
-        info!("{checked} valid");
+    let denied = findings.iter().filter(|f| f.denies()).count();
+    if denied == 0 {
+        let summary = match findings.len() {
+            0 => format!("{checked} valid"),
+            1 => format!("{checked} valid, 1 warning"),
+            n => format!("{checked} valid, {n} warnings"),
+        };
+        info!("{summary}");
         match output {
-            Output::Text => out.push_str(&format!("{checked} valid\n")),
+            Output::Text => out.push_str(&format!("{summary}\n")),
             Output::Github => {
                 let line = workflow_command(
                     Level::Notice,
                     &Place::default(),
-                    &format!("reconfig check: {checked} valid"),
+                    &format!("reconfig check: {summary}"),
                 );
                 out.push_str(&line);
                 out.push('\n');
@@ -432,12 +599,11 @@ fn report(
         .and_then(|()| stdout.flush())
         .context("writing the findings to stdout")
         .map_err(Failure::Internal)?;
-    if findings.is_empty() {
+    if denied == 0 {
         Ok(())
     } else {
         Err(Failure::Invalid(format!(
-            "{} problem(s) in {} file(s) checked",
-            findings.len(),
+            "{denied} problem(s) in {} file(s) checked",
             checked.files()
         )))
     }
@@ -504,6 +670,8 @@ mod tests {
         let secret = ObjectData {
             kind: ConfigKind::Secret,
             name: "s".to_string(),
+            namespace: None,
+            labels: BTreeMap::new(),
             items: vec![item("a.yaml", b"x: 1\n"), item("b.json", b"{}")],
         };
         let files = object_files(secret);

@@ -4,6 +4,7 @@
 //! the library for the decision and writes the output. The logic lives in the library
 //! modules, so it can be tested and reused without a command line.
 
+pub mod admit;
 pub mod check;
 pub mod ci;
 pub mod inject;
@@ -18,6 +19,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::logging::Style;
 use crate::Failure;
+use admit::AdmitArgs;
 use check::CheckArgs;
 use inject::InjectArgs;
 use plan::PlanArgs;
@@ -30,6 +32,9 @@ use watch::WatchArgs;
 /// never reaches it.
 ///
 /// `check` runs the same validation in CI; `plan` shows which workloads a change restarts.
+///
+/// `admit` is a validating admission webhook: the policy `check --policy` and
+/// `watch --policy` enforce, enforced when ConfigMaps and Secrets are applied.
 ///
 /// `inject` writes a checksum of the ConfigMaps and Secrets each pod template
 /// uses into its annotations, so a config change rolls exactly the workloads
@@ -62,6 +67,8 @@ pub enum Command {
     Check(CheckArgs),
     /// CI dry run: which workloads a change restarts, and why (two renders, or one and the cluster).
     Plan(PlanArgs),
+    /// Validating admission webhook: the policy enforced when ConfigMaps and Secrets are applied.
+    Admit(Box<AdmitArgs>),
 }
 
 impl Cli {
@@ -69,7 +76,7 @@ impl Cli {
     /// one-shot commands plainly (warnings and up), either as JSON lines on request.
     pub fn log_style(&self) -> (Style, LevelFilter) {
         let (text, base) = match self.command {
-            Command::Watch(_) => (Style::Service, LevelFilter::INFO),
+            Command::Watch(_) | Command::Admit(_) => (Style::Service, LevelFilter::INFO),
             Command::Inject(_) | Command::Check(_) | Command::Plan(_) => {
                 (Style::Plain, LevelFilter::WARN)
             }
@@ -89,6 +96,7 @@ impl Command {
             Command::Watch(args) => watch::run(*args),
             Command::Check(args) => check::run(args),
             Command::Plan(args) => plan::run(args),
+            Command::Admit(args) => admit::run(*args),
         }
     }
 }

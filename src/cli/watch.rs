@@ -30,6 +30,10 @@ Examples:
   # An app that cannot reload: validate against a schema, then restart it
   reconfig watch --dir /config --schema config.yaml=/schemas/config.json --restart --process my-app
 
+  # The policy file reconfig admit enforces; the folder says which ConfigMap it holds
+  reconfig watch --dir configmap/app-config=/config --policy /etc/reconfig/policy.yaml \\
+      --signal SIGHUP --process app
+
   # A validator that needs a shell: {dir:q} is the folder quoted for it
   reconfig watch --dir /config --signal SIGHUP --process my-app --process-unique \\
       --validate-cmd \"sh -c 'app --check {dir:q}/app.yaml && lint {dir:q}'\"
@@ -53,8 +57,10 @@ const KUBE_API: &str = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watc
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct WatchArgs {
-    /// A ConfigMap/Secret volume root or a plain folder to watch (repeatable).
-    #[arg(long, value_name = "DIR", required = true)]
+    /// A ConfigMap/Secret volume root or a plain folder to watch (repeatable). Write
+    /// configmap/NAME=DIR or secret/NAME=DIR to say which object it holds, so --policy rules
+    /// selecting it apply (its namespace is POD_NAMESPACE's).
+    #[arg(long, value_name = "[configmap/NAME=]DIR", required = true)]
     pub dir: Vec<PathBuf>,
 
     /// Quiet period after the last change in a plain folder (kubelet swaps act at once, or within 5ms with several --dir).
@@ -306,9 +312,39 @@ impl WatchArgs {
     /// The sidecar's settings; fails on flags that do not fit together.
     pub fn settings(&self) -> anyhow::Result<watch::Settings> {
         let policy = self.policy()?;
-        let validator = self.validation.validator()?;
+        let rules = self
+            .validation
+            .policy()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let namespace = std::env::var("POD_NAMESPACE")
+            .ok()
+            .filter(|ns| !ns.is_empty());
+        let mut dirs = Vec::new();
+        let mut objects = Vec::new();
+        for arg in &self.dir {
+            let (object, dir) = super::validation::object_folder(arg);
+            if let Some((kind, name)) = object {
+                let identity = crate::policy::Identity {
+                    kind,
+                    namespace: namespace.clone(),
+                    name,
+                    labels: None,
+                };
+                objects.push((dir.clone(), identity));
+            }
+            dirs.push(dir);
+        }
+        let validator = crate::policy::Folders {
+            policy: rules,
+            objects,
+        };
+        if self.validation.policy.is_some() {
+            for why in validator.blind_spots(&dirs) {
+                tracing::warn!("{why}");
+            }
+        }
         Ok(watch::Settings {
-            dirs: self.dir.clone(),
+            dirs,
             debounce: self.debounce,
             resync: self.resync,
             validator,

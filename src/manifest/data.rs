@@ -3,6 +3,8 @@
 //! `check --manifests` validates each key as a file; it needs the decoded bytes of
 //! every key (not the digests `analyze` keeps), and nothing about workloads.
 
+use std::collections::BTreeMap;
+
 use super::node::Limits;
 use super::object::{config_data, objects, ConfigKind, DataItem};
 use super::stream::{Stream, StreamError};
@@ -12,6 +14,10 @@ use super::stream::{Stream, StreamError};
 pub struct ObjectData {
     pub kind: ConfigKind,
     pub name: String,
+    /// `metadata.namespace`, when it names one.
+    pub namespace: Option<String>,
+    /// `metadata.labels` with string values (a policy's label selector reads them).
+    pub labels: BTreeMap<String, String>,
     pub items: Vec<DataItem>,
 }
 
@@ -27,9 +33,18 @@ pub fn config_objects(
         let mut found = Vec::new();
         for (root, meta) in objects(doc.root) {
             if let Some((kind, items)) = config_data(root, &meta)? {
+                let labels = root
+                    .path("metadata.labels")
+                    .and_then(|l| l.entries())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+                    .collect();
                 found.push(ObjectData {
                     kind,
                     name: meta.name.to_string(),
+                    namespace: meta.namespace.map(str::to_string),
+                    labels,
                     items,
                 });
             }

@@ -30,6 +30,11 @@ impl ValidateCommand {
         Ok(ValidateCommand { argv, timeout })
     }
 
+    /// The command as written, `{dir}` unexpanded: how messages name it whatever folder it ran on.
+    pub fn template(&self) -> String {
+        self.argv.join(" ")
+    }
+
     /// The argv with `{dir}` replaced by the folder that holds the candidate files, and
     /// `{dir:q}` by the same, quoted for a shell.
     pub fn argv(&self, dir: &Path) -> Vec<String> {

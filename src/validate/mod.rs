@@ -12,9 +12,9 @@ mod invalid;
 mod schema;
 
 pub use command::ValidateCommand;
-pub use format::{to_json, Format};
+pub use format::{find as find_node, to_json, Format};
 pub use invalid::Invalid;
-pub use schema::{SchemaError, SchemaSpec};
+pub use schema::{load as load_schema, SchemaError, SchemaSpec};
 
 use crate::config::ConfigFile;
 use format::parse;
@@ -26,6 +26,8 @@ pub struct Validator {
     file_schemas: Vec<(String, jsonschema::Validator)>,
     /// Schemas for a whole object's data, by `configmap/NAME` or `secret/NAME`.
     object_schemas: Vec<(String, jsonschema::Validator)>,
+    /// A schema for every file given (a policy rule's, applied to the keys it selects).
+    every_file_schema: Option<jsonschema::Validator>,
     command: Option<ValidateCommand>,
 }
 
@@ -50,8 +52,25 @@ impl Validator {
             format,
             file_schemas,
             object_schemas,
+            every_file_schema: None,
             command,
         })
+    }
+
+    /// A policy rule's checks: one format (by extension when `None`), one schema for every
+    /// file given, and the external command.
+    pub fn for_every_file(
+        format: Option<Format>,
+        schema: Option<jsonschema::Validator>,
+        command: Option<ValidateCommand>,
+    ) -> Self {
+        Validator {
+            format,
+            file_schemas: Vec::new(),
+            object_schemas: Vec::new(),
+            every_file_schema: schema,
+            command,
+        }
     }
 
     /// The external validator, if any: it needs the files in a folder, and runs last.
@@ -82,7 +101,8 @@ impl Validator {
             .file_schemas
             .iter()
             .find(|(name, _)| name == path || *name == file.name)
-            .map(|(_, v)| v);
+            .map(|(_, v)| v)
+            .or(self.every_file_schema.as_ref());
         let Some(format) = self.format.or_else(|| Format::of(&file.name)) else {
             return match schema {
                 Some(_) => vec![Invalid::new(

@@ -81,6 +81,10 @@ pub fn errors(path: &str, parsed: &Parsed<'_>, schema: &jsonschema::Validator) -
             let mut problems = Vec::new();
             for doc in docs {
                 let json = doc.as_ref().map_or(Json::Null, to_json);
+                // The common case, valid, without building error iterators (several times faster).
+                if schema.is_valid(&json) {
+                    continue;
+                }
                 for error in schema.iter_errors(&json) {
                     let pointer = error.instance_path().to_string();
                     let node = doc.as_ref().and_then(|d| find(d, &pointer));

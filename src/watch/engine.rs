@@ -18,8 +18,9 @@ use super::metrics::Metrics;
 use super::publish::Publisher;
 use super::state::{ConfigState, Progress};
 use crate::config::{self, read::Snapshot, ReadError};
+use crate::policy::{Finding, Folders};
 use crate::reload::{short, ActionOutcome, Actions, Version};
-use crate::validate::{Invalid, Validator};
+use crate::validate::Invalid;
 
 /// What to do with the valid config found at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,7 @@ enum OnValid {
 pub struct Parts {
     pub dirs: Vec<PathBuf>,
     pub limits: config::Limits,
-    pub validator: Validator,
+    pub validator: Folders,
     pub publisher: Option<Publisher>,
     pub state: ConfigState,
     pub actions: Actions,
@@ -55,7 +56,7 @@ pub struct Parts {
 pub struct Engine {
     dirs: Vec<PathBuf>,
     limits: config::Limits,
-    validator: Validator,
+    validator: Folders,
     publisher: Option<Publisher>,
     state: ConfigState,
     actions: Actions,
@@ -155,7 +156,7 @@ impl Engine {
             return self.state.no_files(why);
         }
 
-        let problems = self.validator.check_files(&snapshot.files);
+        let problems = denials(self.validator.check(&snapshot.files));
         if !problems.is_empty() {
             return self.state.rejected(&hash, &problems);
         }
@@ -168,19 +169,20 @@ impl Engine {
             },
             None => None,
         };
-        if let Some(command) = self.validator.command() {
+        if self.validator.has_commands(&snapshot.files) {
             let dir = stage
                 .as_ref()
                 .map(|s| s.path.as_path())
                 .or_else(|| snapshot.folder())
                 .unwrap_or(Path::new(""));
-            let verdict = command.verdict(dir).await;
+            let findings = self.validator.run_commands(&snapshot.files, dir).await;
             self.catch_up();
-            if let Some(problem) = verdict {
+            let problems = denials(findings);
+            if !problems.is_empty() {
                 if let (Some(p), Some(stage)) = (&self.publisher, stage) {
                     p.discard(stage);
                 }
-                return self.state.rejected(&hash, &[problem]);
+                return self.state.rejected(&hash, &problems);
             }
         }
         if let Some(dir) = empty {
@@ -284,6 +286,19 @@ fn unread_identity(dirs: &[PathBuf], why: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// A policy's findings: warnings are logged and let through, denials reject the version.
+fn denials(findings: Vec<Finding>) -> Vec<Invalid> {
+    let mut problems = Vec::new();
+    for finding in findings {
+        if finding.denies() {
+            problems.push(finding.invalid);
+        } else {
+            warn!("policy warning: {}", finding.message(false));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +325,9 @@ mod tests {
         let engine = Engine::new(Parts {
             dirs: vec![dir.to_path_buf()],
             limits: config::Limits::default(),
-            validator: Validator::new(None, &[], None).expect("validator"),
+            validator: Folders::unnamed(crate::policy::Policy::from_flags(
+                crate::validate::Validator::new(None, &[], None).expect("validator"),
+            )),
             publisher: None,
             state,
             actions: reload::spawn(policy, metrics.actions.clone()),

@@ -26,7 +26,6 @@ use tracing::{debug, info, warn};
 
 use crate::config;
 use crate::reload::{self, Action, Policy};
-use crate::validate::Validator;
 use debounce::Debouncer;
 pub use engine::AtStart;
 use engine::{Engine, Parts};
@@ -43,7 +42,8 @@ pub struct Settings {
     pub debounce: Duration,
     /// Re-read everything this often; zero never.
     pub resync: Duration,
-    pub validator: Validator,
+    /// The validation policy, with the objects the folders hold.
+    pub validator: crate::policy::Folders,
     pub limits: config::Limits,
     /// A folder with no files is a config like any other, rather than one still to come.
     pub allow_empty: bool,

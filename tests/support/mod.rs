@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (`mod support;` in each file of `tests/`); their own
 //! tests live in `tests/support_selftest.rs`, so they run once, not once per test binary.
 //!
+//! - [`admit`]: `reconfig admit` with certificates made at test time, AdmissionReview bodies as
+//!   the API server sends them, and a Rust TLS client (hyper over rustls, h2 or HTTP/1.1);
 //! - [`cli`]: the `reconfig` binary with a clean environment (no `RECONFIG_*`, `POD_*`);
 //! - [`manifests`]: a fluent builder of Kubernetes manifest streams (std only: src unit tests
 //!   include it by path);
@@ -18,6 +20,7 @@
 
 #![allow(dead_code)]
 
+pub mod admit;
 pub mod app;
 pub mod atomic_writer;
 pub mod bins;

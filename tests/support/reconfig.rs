@@ -101,6 +101,39 @@ impl Reconfig {
         reconfig
     }
 
+    /// Starts another subcommand (`admit`) and waits for a log line containing `needle`;
+    /// `addr` stays unset (the caller reads its addresses from that line).
+    pub fn spawn_until(mut cmd: Command, needle: &str) -> Reconfig {
+        let mut child = cmd.spawn().expect("start reconfig");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("lock").push(line);
+            }
+        });
+        let mut reconfig = Reconfig {
+            child,
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            lines,
+            reader: Some(reader),
+            status: None,
+        };
+        wait_for(&format!("reconfig to log {needle:?}"), TIMEOUT, || {
+            if reconfig.count(needle) > 0 {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = reconfig.child.try_wait() {
+                reconfig.status = Some(status);
+                panic!("reconfig exited at start ({status}):\n{}", reconfig.log());
+            }
+            Err("not yet".into())
+        });
+        reconfig
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

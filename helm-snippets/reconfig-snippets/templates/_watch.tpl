@@ -30,7 +30,26 @@ plus, in the pod spec:
 {{- end -}}
 - watch
 {{- range $w.dirs }}
+{{- if kindIs "map" . }}
+{{- if and .configMap .secret -}}
+{{- fail "reconfig watch: a dirs entry names configMap or secret, not both" -}}
+{{- end }}
+{{- if not .path -}}
+{{- fail "reconfig watch: a dirs entry with configMap or secret needs path (its mountPath)" -}}
+{{- end }}
+{{- if .configMap }}
+- {{ printf "--dir=configmap/%s=%s" .configMap .path | quote }}
+{{- else if .secret }}
+- {{ printf "--dir=secret/%s=%s" .secret .path | quote }}
+{{- else }}
+- {{ printf "--dir=%s" .path | quote }}
+{{- end }}
+{{- else }}
 - {{ printf "--dir=%s" . | quote }}
+{{- end }}
+{{- end }}
+{{- with $w.policy }}
+- {{ printf "--policy=%s" . | quote }}
 {{- end }}
 {{- with $w.publish }}
 - {{ printf "--publish=%s" . | quote }}
