@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod publish;
 
 pub mod state;
+pub mod versions;
 pub mod volume;
 
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ pub struct Settings {
     pub at_start: AtStart,
     /// Address for `/healthz`, `/readyz` and `/metrics`.
     pub listen: String,
+    /// A version failing verification is replaced by the newest verified one (with
+    /// `--publish`); false with `--no-rollback`.
+    pub rollback: bool,
 }
 
 /// Why the sidecar stopped, other than being told to.
@@ -129,6 +133,7 @@ impl Sidecar {
         let policy = settings.policy;
         let names = policy.actions.iter().map(Action::name).collect::<Vec<_>>();
         let has_actions = !names.is_empty();
+        let verifies = policy.verify.is_some();
         info!(dirs = ?settings.dirs, actions = ?names, publish = ?settings.publish, "starting");
         let actions = reload::spawn(policy, metrics.actions.clone());
 
@@ -144,6 +149,8 @@ impl Sidecar {
             has_actions,
             metrics,
             allow_empty: settings.allow_empty,
+            verifies,
+            rollback: settings.rollback,
         });
         // Listening before the first evaluation: a validator running then is stopped too.
         let mut shutdown = Shutdown::listen()?;
