@@ -4,7 +4,8 @@
 //! The app is a stand-in that behaves like a real one: it loads `app.yaml` from the folder it
 //! reads when its reload endpoint is called (and at its first request), and its `/healthz`
 //! answers from the config it loaded: 200 with `healthy: true`, 500 otherwise; `hang: true`
-//! makes `/healthz` never answer, and `die: true` makes the app exit right after loading it.
+//! makes `/healthz` never answer, `die: true` makes the app exit right after loading it, and
+//! it refuses to reload to a config with `refuse: true` (500, keeping the one it has).
 //! Versions are written with kubelet's AtomicWriter; the Kubernetes API is the loopback
 //! stand-in (`support::kube_api`).
 
@@ -135,6 +136,11 @@ fn answer(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
         return Ok(());
     };
     let (status, body) = match (request.method.as_str(), request.target.as_str()) {
+        ("POST", "/-/reload")
+            if std::fs::read_to_string(&state.file).is_ok_and(|t| t.contains("refuse: true")) =>
+        {
+            (500, "refused")
+        }
         ("POST", "/-/reload") => {
             let text = state.load();
             if text.contains("die: true") {
@@ -593,4 +599,32 @@ fn verify_flags_that_cannot_work_are_refused_at_start() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+}
+
+/// An app that refuses the reload (its reload endpoint answers 500) did not take the version:
+/// with verification, the version is rolled back as for a failed check, and not tried again.
+#[test]
+fn a_version_whose_reload_the_app_refuses_is_rolled_back() {
+    let t = Setup::new(true);
+    let r = t.start("2s", true, &["--retry-backoff", "50ms"]);
+    let first = wait_status(&r, "applied", "", false);
+    t.vol
+        .write(&config("healthy: true\nrefuse: true\n"))
+        .expect("write");
+    let status = wait_status(&r, "rolled-back", "which runs now", true);
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("its actions gave up (webhook failed 1 times")
+            && message.contains("answered 500"),
+        "{message}"
+    );
+    assert_eq!(status["applied"], first["applied"]);
+    assert_eq!(t.published(), V1);
+    assert_eq!(
+        t.app.loaded(),
+        [V1, V1],
+        "it kept v1, then reloaded v1 put back"
+    );
+    assert_eq!(r.reloads("webhook", "failure"), 1);
+    assert_eq!(r.metric("reconfig_rollbacks_total", &[]), 1.0);
 }

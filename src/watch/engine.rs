@@ -124,7 +124,23 @@ impl Engine {
 
     pub fn settle(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Acted(acted) => self.state.action_outcome(acted),
+            Outcome::Acted(acted) => match &acted.result {
+                // With verification, an app that refused the reload did not take the version:
+                // as for a failed verification (the version put back still ends as before).
+                Err(gave_up)
+                    if self.verifies
+                        && self.state.wanted() == Some(acted.hash.as_str())
+                        && self.state.rolling_back_to() != Some(acted.hash.as_str()) =>
+                {
+                    let why = format!(
+                        "its actions gave up ({gave_up}: {})",
+                        gave_up.errors.join("; ")
+                    );
+                    self.remember_failed(&acted.hash);
+                    self.roll_back_from(&acted.hash, &why);
+                }
+                _ => self.state.action_outcome(acted),
+            },
             Outcome::Verified(verdict) => self.verdict(verdict),
         }
     }
@@ -599,6 +615,46 @@ mod tests {
                 .is_err(),
             "nothing more is tried"
         );
+    }
+
+    /// Issue 14: the failure was recorded, and the sidecar stopped before it rolled back: at
+    /// the next start the failed version is still in place, and it is rolled back from disk.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failure_recorded_before_a_restart_is_rolled_back_at_start() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (src, out) = (tmp.path().join("src"), tmp.path().join("out"));
+        std::fs::create_dir(&src).expect("mkdir");
+        let file = src.join("app.yaml");
+        std::fs::write(&file, "v: 1\n").expect("write");
+        let app = Receiver::start();
+        let (mut engine, _, _) =
+            engine_with(&src, Vec::new(), Some(verify_url(&app)), Some(out.clone()));
+        engine.start(AtStart::Record).await;
+        settle_until(&mut engine, "applied").await;
+        std::fs::write(&file, "v: 2\n").expect("write");
+        engine.evaluate().await;
+        settle_next(&mut engine).await;
+        assert_eq!(phase_name(&engine), "verifying");
+        let bad = engine.state.wanted().map(str::to_string).expect("wanted");
+        // What the engine writes first when the verdict is a failure; then the sidecar stops.
+        engine.publisher.as_mut().expect("publisher").failed(&bad);
+        drop(engine);
+        assert_eq!(published(&out), "v: 2\n");
+
+        let (mut engine, view, metrics) =
+            engine_with(&src, Vec::new(), Some(verify_url(&app)), Some(out.clone()));
+        engine.start(AtStart::Record).await;
+        assert_eq!(phase_name(&engine), "rolled-back");
+        assert_eq!(published(&out), "v: 1\n", "put back from disk at start");
+        assert_eq!(metrics.rollbacks.get(), 1);
+        settle_next(&mut engine).await;
+        settle_next(&mut engine).await;
+        assert!(
+            matches!(&view.borrow().status.phase, Phase::RolledBack { settled: true, hash, .. } if *hash == bad),
+            "{:?}",
+            view.borrow().status
+        );
+        assert_eq!(view.borrow().ready(), Ok(()));
     }
 
     /// Issue 13, item 1: a version whose actions gave up, reverted to after an invalid one, goes

@@ -94,6 +94,9 @@ impl Sidecar {
         if settings.policy.actions.is_empty() && settings.publish.is_none() {
             warn!("no action and no --publish: validating only (see /status and /metrics)");
         }
+        if settings.policy.verify.is_some() && settings.publish.is_none() {
+            warn!("verifying without --publish: a version that fails verification is reported, but there is no last good version to put back (--publish enables rollback)");
+        }
         Sidecar {
             settings,
             metrics: Arc::new(Metrics::default()),
