@@ -628,3 +628,122 @@ fn a_version_whose_reload_the_app_refuses_is_rolled_back() {
     assert_eq!(r.reloads("webhook", "failure"), 1);
     assert_eq!(r.metric("reconfig_rollbacks_total", &[]), 1.0);
 }
+
+/// An HTTP app that reads `app.yaml` once at start (its `/healthz`: 200 with `healthy: true`,
+/// else 500), and on SIGTERM goes on answering for half a second before it exits, as an app
+/// draining its connections does.
+const RESTARTED_APP: &str = r#"
+import http.server, signal, socketserver, sys, threading, time
+config = open(sys.argv[1]).read()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if "healthy: true" in config else 500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+server = Server(("127.0.0.1", int(sys.argv[2])), Handler)
+def drain(*_):
+    threading.Thread(target=lambda: (time.sleep(0.5), server.shutdown()), daemon=True).start()
+signal.signal(signal.SIGTERM, drain)
+server.serve_forever()
+"#;
+
+/// `--restart`: verification waits until the restarted app has exited, so that the old one,
+/// still answering while it drains, cannot pass for the new one; then the new one is checked.
+/// The test plays kubelet: it starts the app again whenever it exits.
+#[test]
+fn with_restart_verification_waits_for_the_restarted_app() {
+    let Some(python) = support::bins::require("python3", "python3") else {
+        return;
+    };
+    let real = Command::new(&python)
+        .args([
+            "-c",
+            "import os, sys; print(os.path.realpath(sys.executable))",
+        ])
+        .output()
+        .expect("python3");
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    let t = Setup::new(true);
+    let name = format!("app{}r", std::process::id());
+    let launcher = t.tmp.path().join(&name);
+    std::os::unix::fs::symlink(&real, &launcher).expect("symlink");
+    let script = t.tmp.path().join("app.py");
+    std::fs::write(&script, RESTARTED_APP).expect("write");
+    let port = support::http::reserve_port();
+    let url = format!("http://{port}/healthz");
+    let r = Reconfig::start(&[
+        "--dir",
+        s(t.vol.root()),
+        "--publish",
+        s(&t.out),
+        "--restart",
+        "--process",
+        &name,
+        "--verify-url",
+        &url,
+        "--verify-timeout",
+        "3s",
+        "--verify-interval",
+        "50ms",
+    ]);
+    wait_for("the first publication", TIMEOUT, || {
+        t.out
+            .join("app.yaml")
+            .exists()
+            .then_some(())
+            .ok_or_else(|| r.log())
+    });
+
+    // kubelet: the container is started again whenever it exits.
+    let stop = Arc::new(AtomicBool::new(false));
+    let starts = Arc::new(Mutex::new(0usize));
+    let kubelet = {
+        let (stop, starts) = (stop.clone(), starts.clone());
+        let (launcher, script, config) = (launcher.clone(), script.clone(), t.out.join("app.yaml"));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let mut child = Command::new(&launcher)
+                    .arg(&script)
+                    .arg(&config)
+                    .arg(port.port().to_string())
+                    .spawn()
+                    .expect("start the app");
+                *starts.lock().expect("lock") += 1;
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        })
+    };
+    let first = wait_status(&r, "applied", "", false);
+
+    t.vol
+        .write(&config("healthy: false\nv: 2\n"))
+        .expect("write");
+    let status = wait_status(&r, "rolled-back", "which runs now", true);
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("answered 500"),
+        "the new app was checked: {message}"
+    );
+    assert_eq!(status["applied"], first["applied"]);
+    assert_eq!(t.published(), V1);
+    assert_eq!(
+        *starts.lock().expect("lock"),
+        3,
+        "started, restarted on v2, then on v1"
+    );
+    assert_eq!(r.reloads("restart", "success"), 2);
+    stop.store(true, Ordering::SeqCst);
+    let _ = kubelet.join();
+}

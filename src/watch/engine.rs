@@ -511,7 +511,7 @@ mod tests {
     /// verdicts).
     async fn settle_until(engine: &mut Engine, want: &str) {
         for _ in 0..10 {
-            if phase_name(engine) == want && !engine.state.rolling_back_to().is_some() {
+            if phase_name(engine) == want && engine.state.rolling_back_to().is_none() {
                 return;
             }
             settle_next(engine).await;

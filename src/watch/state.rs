@@ -387,8 +387,11 @@ impl ConfigState {
     /// A valid version whose actions are still at work ([`Progress::InFlight`]).
     pub fn still_applying(&mut self, hash: &str) {
         self.valid();
-        self.set(Phase::Applying {
-            hash: hash.to_string(),
+        let hash = hash.to_string();
+        self.set(if self.acted.is_some() {
+            Phase::Verifying { hash }
+        } else {
+            Phase::Applying { hash }
         });
     }
 
@@ -1055,6 +1058,99 @@ mod tests {
         assert_eq!(view.borrow().alive, Ok(()));
         state.watcher_stopped();
         assert_eq!(view.borrow().alive, Err("the file watcher stopped".into()));
+    }
+
+    fn acted(hash: &str) -> ActionOutcome {
+        ActionOutcome {
+            hash: hash.into(),
+            result: Ok("SIGHUP sent".into()),
+            verifying: true,
+        }
+    }
+
+    #[test]
+    fn with_verification_applied_only_once_verified_and_a_rollback_keeps_the_pod_ready() {
+        let (mut state, view, notes, metrics) = state();
+        state.started(H1);
+        notes.take();
+        state.applying(H2);
+        state.action_outcome(acted(H2));
+        assert_eq!(state.phase(), &Phase::Verifying { hash: H2.into() });
+        assert_eq!(
+            state.progress(H2),
+            Progress::InFlight,
+            "verification is still at work"
+        );
+        assert_eq!(
+            status(&view).applied.as_deref(),
+            Some(H1),
+            "not applied before verified"
+        );
+        assert_eq!(gauge(&metrics), "verifying");
+        state.verified(H2, "verified after 3 ms (1 try)");
+        assert_eq!(state.phase(), &Phase::Applied { hash: H2.into() });
+        assert_eq!(
+            notes.take(),
+            vec![Note::Applied {
+                hash: H2.into(),
+                detail: "SIGHUP sent; verified after 3 ms (1 try)".into()
+            }]
+        );
+
+        state.applying(H3);
+        state.action_outcome(acted(H3));
+        state.rolling_back(H3, H2, "GET /healthz answered 500");
+        assert_eq!(state.rolling_back_to(), Some(H2));
+        assert_eq!(ready(&view), Ok(()), "H2 ran verified; the pod stays ready");
+        assert_eq!(gauge(&metrics), "rolled-back");
+        assert!(notes.take().is_empty(), "reported once H2 runs again");
+        state.action_outcome(acted(H2));
+        state.verified(H2, "verified");
+        assert_eq!(state.rolling_back_to(), None);
+        assert_eq!(
+            status(&view).message(false).as_deref(),
+            Some("config 333333333333 failed verification: GET /healthz answered 500; rolled back to config 222222222222, which runs now")
+        );
+        assert_eq!(
+            notes.take(),
+            vec![Note::RolledBack {
+                hash: H3.into(),
+                to: H2.into(),
+                reason: "GET /healthz answered 500".into()
+            }]
+        );
+        assert_eq!(metrics.rollbacks.get(), 1);
+        assert_eq!(ready(&view), Ok(()));
+    }
+
+    #[test]
+    fn a_rollback_that_fails_too_stops_and_readiness_says_why_until_a_version_is_verified() {
+        let (mut state, view, notes, metrics) = state();
+        state.started(H1);
+        state.applying(H2);
+        state.action_outcome(acted(H2));
+        state.rolling_back(H2, H1, "answered 500");
+        state.action_outcome(acted(H1));
+        state.rollback_failed(H1, "answered 503");
+        notes.take();
+        let why = ready(&view).expect_err("cannot serve");
+        assert!(
+            why.contains("which failed too: answered 503; stopped"),
+            "{why}"
+        );
+        assert_eq!(state.phase().name(), "failed");
+        assert_eq!(status(&view).applied, None);
+        assert!(!info(&metrics).contains("hash="), "{}", info(&metrics));
+        state.rejected(H3, &[invalid()]);
+        assert!(
+            ready(&view).is_err(),
+            "a rejection changes nothing about what runs"
+        );
+        state.applying(H3);
+        state.action_outcome(acted(H3));
+        state.verified(H3, "verified");
+        assert_eq!(ready(&view), Ok(()));
+        assert_eq!(state.phase(), &Phase::Applied { hash: H3.into() });
     }
 
     #[test]
