@@ -258,10 +258,6 @@ fn wait_status(r: &Reconfig, phase: &str, says: &str, stays_ready: bool) -> serd
     })
 }
 
-fn short(hash: &serde_json::Value) -> String {
-    hash.as_str().expect("a hash")[..12].to_string()
-}
-
 #[cfg(feature = "kube")]
 mod api {
     use super::*;
@@ -270,6 +266,10 @@ mod api {
 
     const NS: &str = rc::POD_NAMESPACE;
     const POD: &str = rc::POD_NAME;
+
+    fn short(hash: &Value) -> String {
+        hash.as_str().expect("a hash")[..12].to_string()
+    }
 
     /// Every `reconfig/config-status` the sidecar wrote on the pod, in order.
     fn statuses_written(api: &FakeApi) -> Vec<String> {
@@ -625,6 +625,7 @@ fn a_version_whose_reload_the_app_refuses_is_rolled_back() {
         [V1, V1],
         "it kept v1, then reloaded v1 put back"
     );
+    assert_eq!(t.app.reloads(), 1, "the refused reload loaded nothing");
     assert_eq!(r.reloads("webhook", "failure"), 1);
     assert_eq!(r.metric("reconfig_rollbacks_total", &[]), 1.0);
 }
