@@ -470,7 +470,7 @@ mod tests {
             dirs: vec![dir.to_path_buf()],
             limits: config::Limits::default(),
             validator: Validator::new(None, &[], None).expect("validator"),
-            publisher: publish.map(Publisher::new),
+            publisher: publish.map(|dir| Publisher::with_record(dir, verifies)),
             state,
             actions: reload::spawn(policy, metrics.actions.clone()),
             has_actions,

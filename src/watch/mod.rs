@@ -146,7 +146,10 @@ impl Sidecar {
             dirs: settings.dirs.clone(),
             limits: settings.limits,
             validator: settings.validator,
-            publisher: settings.publish.clone().map(Publisher::new),
+            publisher: settings
+                .publish
+                .clone()
+                .map(|dir| Publisher::with_record(dir, verifies)),
             state,
             actions,
             has_actions,

@@ -45,6 +45,8 @@ pub struct PublishError {
 pub struct Publisher {
     dir: PathBuf,
     versions: Versions,
+    /// Keep the record on disk: only verification makes versions worth recording.
+    record: bool,
 }
 
 /// Files written but not yet visible.
@@ -55,14 +57,22 @@ pub struct Stage {
 }
 
 impl Publisher {
-    /// A publisher into `dir`; stages an earlier run left there are removed now, but the ones
-    /// its record of versions names.
+    /// A publisher into `dir`; stages an earlier run left there are removed now.
     pub fn new(dir: PathBuf) -> Self {
+        Self::with_record(dir, false)
+    }
+
+    /// A publisher that keeps the record of versions (with verification): the stages it names
+    /// are kept at start.
+    pub fn with_record(dir: PathBuf, record: bool) -> Self {
         let mut publisher = Publisher {
             dir,
             versions: Versions::default(),
+            record,
         };
-        publisher.versions = publisher.read_record();
+        if record {
+            publisher.versions = publisher.read_record();
+        }
         publisher.remove_stale();
         publisher
     }
@@ -116,6 +126,9 @@ impl Publisher {
     /// Writes the record atomically; a failure is logged: publishing goes on, only a restart
     /// would forget what the record says.
     fn write_record(&self) {
+        if !self.record {
+            return;
+        }
         let tmp = self.dir.join(RECORD_TMP);
         let _ = std::fs::remove_file(&tmp);
         let written = write_file(&tmp, self.versions.render().as_bytes(), 0o600)
