@@ -62,7 +62,9 @@ const KUBE_API: &str = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watc
 /// plain folders react after a quiet period. A change is a change of content:
 /// rewrites with the same bytes do nothing. An invalid config is logged, counted
 /// and shown on /status (and in Events with --events), and the app keeps its last
-/// good one. /readyz is ready once a validated config runs.
+/// good one. /readyz is ready once a validated config runs. With --verify-*, a version
+/// is applied once the app is seen to run it; with --publish, one it does not take is
+/// replaced by the newest verified version.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct WatchArgs {
