@@ -107,20 +107,26 @@ impl Verify {
             wait_exited(restarted, deadline).await?;
         }
         let mut tries = 0u32;
+        // What the last round that was not cut by the deadline saw: a try cut short says less.
+        let mut answered: Option<String> = None;
         loop {
             tries += 1;
             let mut failures = Vec::new();
+            let mut cut = false;
             for probe in &self.probes {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let answer = tokio::time::timeout(left, self.probe(probe, action_time)).await;
                 match answer {
                     Ok(Ok(())) => {}
                     Ok(Err(why)) => failures.push(why),
-                    Err(_) => failures.push(format!(
-                        "{}: no answer within the {:?} of --verify-timeout",
-                        probe.describe(),
-                        self.timeout
-                    )),
+                    Err(_) => {
+                        cut = true;
+                        failures.push(format!(
+                            "{}: no answer within the {:?} of --verify-timeout",
+                            probe.describe(),
+                            self.timeout
+                        ))
+                    }
                 }
             }
             let took = acted.elapsed();
@@ -133,12 +139,18 @@ impl Verify {
             }
             let next = Instant::now() + self.interval;
             if next >= deadline {
+                let mut why = failures.join("; ");
+                if let Some(before) = answered.filter(|before| cut && *before != why) {
+                    why = format!("{why} (the try before: {before})");
+                }
                 return Err(format!(
-                    "not verified within {:?} ({tries} {}): {}",
+                    "not verified within {:?} ({tries} {}): {why}",
                     self.timeout,
                     if tries == 1 { "try" } else { "tries" },
-                    failures.join("; ")
                 ));
+            }
+            if !cut {
+                answered = Some(failures.join("; "));
             }
             tracing::debug!(tries, "not verified yet: {}", failures.join("; "));
             tokio::time::sleep_until(next.into()).await;
