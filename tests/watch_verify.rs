@@ -748,3 +748,38 @@ fn with_restart_verification_waits_for_the_restarted_app() {
     stop.store(true, Ordering::SeqCst);
     let _ = kubelet.join();
 }
+
+/// `--verify-cmd`: a command (no shell) on `{dir}`, the folder the app reads (`--publish`);
+/// exit 0 passes. Here it asks the app's published config itself.
+#[test]
+fn a_verify_command_judges_and_its_failure_rolls_back() {
+    let t = Setup::new(true);
+    let args = [
+        "--dir",
+        s(t.vol.root()),
+        "--publish",
+        s(&t.out),
+        "--webhook",
+        &t.app.url("/-/reload"),
+        "--verify-cmd",
+        "grep -q 'healthy: true' {dir}/app.yaml",
+        "--verify-timeout",
+        "1s",
+        "--verify-interval",
+        "50ms",
+    ];
+    let r = Reconfig::start(&args);
+    let first = wait_status(&r, "applied", "", false);
+    t.vol
+        .write(&config("healthy: false\nv: 2\n"))
+        .expect("write");
+    let status = wait_status(&r, "rolled-back", "which runs now", true);
+    let message = status["message"].as_str().unwrap_or_default();
+    let cmd = format!(
+        "`grep -q healthy: true {}/app.yaml` exit status: 1",
+        s(&t.out)
+    );
+    assert!(message.contains(&cmd), "{message}");
+    assert_eq!(status["applied"], first["applied"]);
+    assert_eq!(t.published(), V1);
+}
