@@ -16,7 +16,7 @@ pub const PROMETHEUS_RELOAD_TIME: &str = "prometheus_config_last_reload_success_
 /// The placeholder for the Unix time (whole seconds, rounded down) at which the actions for
 /// the version started.
 pub const ACTION_TIME: &str = "{action_time}";
-/// More bytes than any metrics page needs; the verifier stops reading there.
+/// More bytes than any metrics page needs; the verifier reads no further.
 pub const MAX_TEXT: usize = 16 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::{Request, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -21,7 +21,7 @@ use super::metric::{self, Condition};
 use super::signal::{Process, Signaller};
 use crate::process::{one_line, run_command};
 
-/// Bytes of a `--verify-url` body read for `--verify-body`.
+/// Bytes of a `--verify-url` body read for `--verify-body` (the rest is not read).
 pub const MAX_BODY: usize = 1 << 20;
 
 /// One way to ask whether the app took the config.
@@ -160,7 +160,8 @@ impl Verify {
     async fn probe(&self, probe: &Probe, action_time: u64) -> Result<(), String> {
         match probe {
             Probe::Url { url, accept, body } => {
-                let (status, text) = self.get(url, body.is_some()).await?;
+                let limit = if body.is_some() { MAX_BODY } else { 0 };
+                let (status, text) = self.get(url, limit).await?;
                 let accepted = if accept.is_empty() {
                     (200..300).contains(&status)
                 } else {
@@ -177,7 +178,7 @@ impl Verify {
                 }
             }
             Probe::Metric { url, conditions } => {
-                let (status, text) = self.get(url, true).await?;
+                let (status, text) = self.get(url, metric::MAX_TEXT).await?;
                 if !(200..300).contains(&status) {
                     return Err(format!("GET {url} answered {status}"));
                 }
@@ -211,9 +212,8 @@ impl Verify {
         }
     }
 
-    /// GET `url`: the status, and the body (up to [`MAX_BODY`], or [`metric::MAX_TEXT`] for
-    /// a metrics page) when `read_body`.
-    async fn get(&self, url: &Uri, read_body: bool) -> Result<(u16, String), String> {
+    /// GET `url`: the status, and the first `limit` bytes of the body (the rest is not read).
+    async fn get(&self, url: &Uri, limit: usize) -> Result<(u16, String), String> {
         let request = Request::builder()
             .method("GET")
             .uri(url.clone())
@@ -229,16 +229,21 @@ impl Verify {
             .await
             .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
         let status = response.status().as_u16();
-        if !read_body {
-            return Ok((status, String::new()));
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while bytes.len() < limit {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        let take = data.len().min(limit - bytes.len());
+                        bytes.extend_from_slice(&data[..take]);
+                    }
+                }
+                Some(Err(e)) => return Err(format!("GET {url}: reading the answer: {e}")),
+                None => break,
+            }
         }
-        let limit = MAX_BODY.max(metric::MAX_TEXT);
-        let body = Limited::new(response.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|e| format!("GET {url}: reading the answer: {e}"))?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
 }
 
@@ -338,6 +343,26 @@ mod tests {
             started.elapsed()
         );
         assert!(app.count() >= 2, "polled: {}", app.count());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_body_must_match_and_the_status_may_be_chosen() {
+        let app = Receiver::start();
+        let probe = |body: &str, accept: Vec<u16>| Probe::Url {
+            url: Probe::parse_url(&app.url("/")).expect("url"),
+            accept,
+            body: Some(regex::Regex::new(body).expect("regex")),
+        };
+        let run = |p| async { verify(vec![p], 200).run(Instant::now(), 0, &[]).await };
+        run(probe("^$", Vec::new()))
+            .await
+            .expect("the empty body matches ^$");
+        let why = run(probe("ok", Vec::new())).await.expect_err("no match");
+        assert!(why.contains("the body does not match /ok/"), "{why}");
+        app.set_status(503);
+        run(probe("^$", vec![503]))
+            .await
+            .expect("503 accepted when chosen");
     }
 
     #[tokio::test(flavor = "current_thread")]
