@@ -16,6 +16,17 @@ removed). Measures:
 
 Targets (issue 4): idle RSS <= 4 MiB, 0 ticks idle, p99 <= 20 ms, counts exact.
 
+Verification and rollback (issue 14; --verify-rounds, default 100, 0 skips; --verify-only runs
+this phase alone): a second reconfig with --publish, a webhook and --verify-url on a loopback
+app (verify.py below: it loads the published config.yaml when its reload endpoint is called,
+and its /healthz answers 200 unless the config it loaded says `broken`). Each round writes a
+good version, then a broken one. Measured, p50/p99 over the rounds:
+  - ..data swap -> verified: until the app answers 200 to the check of the new version (reconfig
+    marks it applied as that answer arrives);
+  - failed verification -> last good back in place: from the swap of the broken version until
+    the app is told to reload the good one again (published back), and until it is verified
+    again; the rollback's cost is that minus --verify-timeout (goal: <= 50 ms).
+
 The peer: when a configmap-reload binary is found (--peer PATH, else $CONFIGMAP_RELOAD, else
 shared/peers/configmap-reload/configmap-reload beside the repository or a folder above it, as
 ../shared/peers is for a checkout in /work), it runs beside reconfig on its own volume and
@@ -336,6 +347,156 @@ class Subject:
         self.log.close()
 
 
+class VerifyApp:
+    """The app for the verification phase: POST /-/reload loads the published config.yaml;
+    GET /healthz answers 200 unless the loaded config says `broken`. Records (ns) each reload
+    with what it loaded, and each 200 check with the config it vouched for."""
+
+    def __init__(self, config_path):
+        self.config_path = config_path
+        self.loaded = None
+        self.reloads = []  # (ns, text)
+        self.oks = []  # (ns, text)
+        self.cond = threading.Condition()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                now = time.monotonic_ns()
+                line = data.split(b"\r\n")[0].decode("latin-1")
+                status = 404
+                with self.cond:
+                    if line.startswith("POST /-/reload"):
+                        with open(self.config_path) as f:
+                            self.loaded = f.read()
+                        self.reloads.append((now, self.loaded))
+                        status = 200
+                    elif line.startswith("GET /healthz"):
+                        if self.loaded is None:
+                            with open(self.config_path) as f:
+                                self.loaded = f.read()
+                        status = 500 if "broken" in self.loaded else 200
+                        if status == 200:
+                            self.oks.append((now, self.loaded))
+                    self.cond.notify_all()
+                try:
+                    conn.sendall(f"HTTP/1.1 {status} S\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+                except OSError:
+                    pass
+
+    def wait(self, what, predicate, timeout=30):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = predicate()
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SystemExit(f"verify phase: timed out waiting for {what}")
+                self.cond.wait(left)
+
+    def first_after(self, events, since, text):
+        for t, loaded in events:
+            if t >= since and loaded == text:
+                return t
+        return None
+
+
+def verify_phase(args, work, env):
+    """See the module documentation; returns the figures."""
+    timeout_ms = args.verify_timeout_ms
+    vol = AtomicWriter(os.path.join(work, "verify", "config"))
+    out = os.path.join(work, "verify", "out")
+    good = lambda i: {"config.yaml": f"# good {i}\nserver:\n  port: {8000 + i % 1000}\n".encode()}
+    bad = lambda i: {"config.yaml": f"# broken {i}\nserver:\n  port: {8000 + i % 1000}\n".encode()}
+    vol.write(good(0))
+    app = VerifyApp(os.path.join(out, "config.yaml"))
+    log_path = os.path.join(work, "verify.log")
+    log = open(log_path, "w")
+    cmd = [
+        args.bin, "watch", "--dir", vol.root, "--publish", out,
+        "--webhook", f"http://127.0.0.1:{app.port}/-/reload",
+        "--verify-url", f"http://127.0.0.1:{app.port}/healthz",
+        "--verify-timeout", f"{timeout_ms}ms", "--verify-interval", "10ms",
+        "--listen", "127.0.0.1:0",
+    ]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env)
+    subject = type("S", (), {"proc": proc, "log_text": lambda self: open(log_path).read()})()
+    verified, back, back_verified = [], [], []
+    try:
+        port = wait_for_reconfig(subject)
+        app.wait("the start-up verification", lambda: app.oks[-1][0] if app.oks else None)
+        for i in range(1, args.verify_rounds + 1):
+            text = good(i)["config.yaml"].decode()
+            swapped = vol.write(good(i))
+            t = app.wait(f"good {i} verified", lambda: app.first_after(app.oks, swapped, text))
+            verified.append((t - swapped) / 1e6)
+            # Let the status settle on applied before the broken one comes.
+            deadline = time.monotonic() + 10
+            while '"phase":"applied"' not in urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5).read().decode():
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"verify phase: good {i} not applied:\n{subject.log_text()}")
+                time.sleep(0.001)
+            swapped = vol.write(bad(i))
+            reloaded = app.wait(f"good {i} back", lambda: app.first_after(app.reloads, swapped, text))
+            back.append((reloaded - swapped) / 1e6)
+            t = app.wait(f"good {i} verified again", lambda: app.first_after(app.oks, reloaded, text))
+            back_verified.append((t - swapped) / 1e6)
+        rollbacks = int(metric(metrics(port), "reconfig_rollbacks_total"))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    stats = lambda values: {
+        "p50": round(percentile(sorted(values), 50), 3),
+        "p99": round(percentile(sorted(values), 99), 3),
+        "max": round(max(values), 3),
+    }
+    return {
+        "command": " ".join(cmd),
+        "rounds": args.verify_rounds,
+        "verify_timeout_ms": timeout_ms,
+        "swap_to_verified_ms": stats(verified),
+        "failed_to_good_back_ms": stats(back),
+        "failed_to_good_verified_ms": stats(back_verified),
+        "rollback_overhead_ms": stats([b - timeout_ms for b in back]),
+        "rollbacks": rollbacks,
+    }
+
+
+def report_verify(v):
+    print(f"verify:  {v['command']}")
+    print(f"  {v['rounds']} rounds, --verify-timeout {v['verify_timeout_ms']} ms, reconfig_rollbacks_total {v['rollbacks']}")
+    fmt = lambda s: f"p50 {s['p50']:.3f} ms  p99 {s['p99']:.3f} ms  max {s['max']:.3f} ms"
+    print(f"  swap -> verified:                                {fmt(v['swap_to_verified_ms'])}")
+    print(f"  broken swap -> last good back (reloaded):        {fmt(v['failed_to_good_back_ms'])}")
+    print(f"  broken swap -> last good verified again:         {fmt(v['failed_to_good_verified_ms'])}")
+    over = v["rollback_overhead_ms"]
+    verdict = "ok" if over["p99"] <= 50 else "MISSED"
+    print(f"  rollback beyond --verify-timeout:                {fmt(over)}   [target p99 <= 50 ms: {verdict}]")
+
+
 def wait_for_reconfig(subject):
     """The metrics port from reconfig's log, once /readyz answers 200."""
     port = None
@@ -373,6 +534,9 @@ def main():
     ap.add_argument("--invalid", type=int, default=100)
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for reconfig (e.g. MALLOC_ARENA_MAX=1)")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--verify-rounds", type=int, default=100, help="good/broken rounds of the verification phase (0 skips it)")
+    ap.add_argument("--verify-timeout-ms", type=int, default=250)
+    ap.add_argument("--verify-only", action="store_true", help="run the verification phase alone")
     args = ap.parse_args()
     sys.setswitchinterval(0.0001)  # the receiver threads must not wait for the GIL
     peer_bin, peer_note = find_peer(args.peer)
@@ -382,6 +546,14 @@ def main():
     for kv in args.env:
         k, _, v = kv.partition("=")
         env[k] = v
+    if args.verify_only:
+        figures = verify_phase(args, work, env)
+        report_verify(figures)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"verify": figures}, f, indent=2)
+        shutil.rmtree(work, ignore_errors=True)
+        sys.exit(0 if figures["rollbacks"] == args.verify_rounds else 1)
     rc = Subject(
         "reconfig",
         work,
@@ -511,6 +683,10 @@ def main():
         for s in subjects:
             s.stop()
 
+    if args.verify_rounds > 0:
+        results["verify"] = verify_phase(args, work, env)
+        if results["verify"]["rollbacks"] != args.verify_rounds:
+            failures.append(f"{args.verify_rounds} broken versions gave {results['verify']['rollbacks']} rollbacks")
     rc.r["binary_bytes"] = os.path.getsize(args.bin)
     results["reconfig"] = rc.r
     if peer:
@@ -518,6 +694,8 @@ def main():
         results["configmap_reload"] = peer.r
     results["failures"] = failures
     report(results)
+    if "verify" in results:
+        report_verify(results["verify"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -10,7 +10,9 @@ use anyhow::Context as _;
 use super::validation::ValidationArgs;
 use crate::backoff::{Backoff, Jitter};
 use crate::config;
+use crate::reload::metric::Condition;
 use crate::reload::signal::{parse_signal, Signaller, Target};
+use crate::reload::verify::{self, Probe, Verify};
 use crate::reload::webhook::{parse_statuses, Webhook};
 use crate::reload::{Action, Policy};
 use crate::units::{parse_duration, parse_size};
@@ -43,7 +45,18 @@ otherwise the volume's current ..data folder (or the plain folder). It is one ar
 inside your own `sh -c '...'` use {dir:q}, so that a folder name cannot inject shell commands.
 
 --pid 1, a --pid-file holding 1 or reconfig's own PID, and a --process name reconfig itself answers
-to are refused at start; found at reload time, such a refusal fails that version without retries.";
+to are refused at start; found at reload time, such a refusal fails that version without retries.
+
+Verify that the app took the config, and roll back when it did not (needs --publish):
+  reconfig watch --dir /config --publish /run/nginx-conf --signal SIGHUP --process nginx \
+      --verify-url http://127.0.0.1:8080/healthz --verify-body 'ok' --verify-timeout 10s
+  reconfig watch --dir /config --publish /run/prometheus --signal SIGHUP --process prometheus \
+      --verify-metric http://127.0.0.1:9090/metrics 'prometheus_config_last_reload_successful==1'
+A version is applied only once every --verify-* check passes in one round (polled every
+--verify-interval, after --verify-delay, within --verify-timeout). One that fails is replaced by the
+newest verified version, which is acted on and verified again; the failed content is not tried
+again. prometheus_config_last_reload_successful==1 also requires
+prometheus_config_last_reload_success_timestamp_seconds>={action_time} (a reload after the action).";
 
 const KUBE_API: &str = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watch.rbac)";
 
@@ -53,7 +66,9 @@ const KUBE_API: &str = "Kubernetes API (needs RBAC: helm-snippets, reconfig.watc
 /// plain folders react after a quiet period. A change is a change of content:
 /// rewrites with the same bytes do nothing. An invalid config is logged, counted
 /// and shown on /status (and in Events with --events), and the app keeps its last
-/// good one. /readyz is ready once a validated config runs.
+/// good one. /readyz is ready once a validated config runs. With --verify-*, a version
+/// is applied once the app is seen to run it; with --publish, one it does not take is
+/// replaced by the newest verified version.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct WatchArgs {
@@ -156,6 +171,42 @@ pub struct WatchArgs {
     /// version with no files is rejected.
     #[arg(long)]
     pub allow_empty: bool,
+
+    /// After the actions: GET this URL and require 2xx (or --verify-status). Repeatable.
+    #[arg(long, value_name = "URL", help_heading = "Verify")]
+    pub verify_url: Vec<String>,
+
+    /// Status codes that count as success for --verify-url (default: any 2xx), e.g. 200,204.
+    #[arg(long, value_name = "CODES", value_parser = parse_statuses, help_heading = "Verify")]
+    pub verify_status: Option<Vec<u16>>,
+
+    /// A regular expression the --verify-url body must match (the first 1 MiB is read).
+    #[arg(long, value_name = "REGEX", help_heading = "Verify")]
+    pub verify_body: Option<String>,
+
+    /// GET a Prometheus text page and require NAME[{label="v"}]OP VALUE of its samples (OP: == != >= <= > <; VALUE: a number or {action_time}). Repeatable.
+    #[arg(long, num_args = 2, value_names = ["URL", "CONDITION"], help_heading = "Verify")]
+    pub verify_metric: Vec<String>,
+
+    /// Run this command (no shell) and require exit 0; {dir} is the folder the app reads (--publish, else the first --dir).
+    #[arg(long, value_name = "CMD", help_heading = "Verify")]
+    pub verify_cmd: Option<String>,
+
+    /// Wait this long after the actions before the first check.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, help_heading = "Verify")]
+    pub verify_delay: Duration,
+
+    /// Give up on a version this long after its actions (the delay included): it failed verification.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = "Verify")]
+    pub verify_timeout: Duration,
+
+    /// Check again this often until every check passes.
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration, help_heading = "Verify")]
+    pub verify_interval: Duration,
+
+    /// Verify and report, but never put back the last verified version.
+    #[arg(long, help_heading = "Verify")]
+    pub no_rollback: bool,
 
     /// Largest file accepted; a bigger one is reported and not forwarded.
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
@@ -306,7 +357,73 @@ impl WatchArgs {
                 Duration::from_secs(30).max(self.retry_backoff),
             ),
             jitter: Jitter::new(self.jitter),
+            verify: self.verify()?,
         })
+    }
+
+    /// The verification the `--verify-*` flags ask for, if any.
+    fn verify(&self) -> anyhow::Result<Option<Verify>> {
+        let mut probes = Vec::new();
+        let body = match &self.verify_body {
+            Some(re) => Some(
+                regex::RegexBuilder::new(re)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("--verify-body: {e}"))?,
+            ),
+            None => None,
+        };
+        if self.verify_url.is_empty() && (body.is_some() || self.verify_status.is_some()) {
+            anyhow::bail!("--verify-body and --verify-status go with --verify-url URL");
+        }
+        for url in &self.verify_url {
+            probes.push(Probe::Url {
+                url: Probe::parse_url(url).map_err(|e| anyhow::anyhow!("--verify-url: {e}"))?,
+                accept: self.verify_status.clone().unwrap_or_default(),
+                body: body.clone(),
+            });
+        }
+        for pair in self.verify_metric.chunks(2) {
+            let [url, condition] = pair else {
+                anyhow::bail!("--verify-metric takes a URL and a condition");
+            };
+            let url = Probe::parse_url(url).map_err(|e| anyhow::anyhow!("--verify-metric: {e}"))?;
+            let condition =
+                Condition::parse(condition).map_err(|e| anyhow::anyhow!("--verify-metric: {e}"))?;
+            probes.push(Probe::Metric {
+                url,
+                conditions: condition.with_implied(),
+            });
+        }
+        if let Some(cmd) = &self.verify_cmd {
+            let dir = self.publish.as_ref().or(self.dir.first());
+            let argv = verify::command_argv(cmd, dir.map_or(std::path::Path::new(""), |d| d))
+                .map_err(|e| anyhow::anyhow!("--verify-cmd: {e}"))?;
+            probes.push(Probe::Command { argv });
+        }
+        if probes.is_empty() {
+            anyhow::ensure!(
+                !self.no_rollback,
+                "--no-rollback goes with a --verify-url, --verify-metric or --verify-cmd"
+            );
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            self.verify_delay < self.verify_timeout,
+            "--verify-delay ({:?}) must be shorter than --verify-timeout ({:?}), which includes it",
+            self.verify_delay,
+            self.verify_timeout
+        );
+        anyhow::ensure!(
+            !self.verify_interval.is_zero(),
+            "--verify-interval must be more than 0"
+        );
+        Ok(Some(Verify::new(
+            probes,
+            self.verify_delay,
+            self.verify_timeout,
+            self.verify_interval,
+        )))
     }
 
     /// The sidecar's settings; fails on flags that do not fit together.
@@ -361,6 +478,7 @@ impl WatchArgs {
                 AtStart::Record
             },
             listen: self.listen.clone(),
+            rollback: !self.no_rollback,
         })
     }
 }

@@ -39,8 +39,9 @@ use crate::watch::state::{Note, NoteSink, Status};
 
 /// The full content hash of the config the app runs on.
 pub const HASH_ANNOTATION: &str = "reconfig/config-hash";
-/// What became of the newest version, as `/status` says: `waiting`, `applying`, `applied`,
-/// `rejected` (refused; the app keeps its config) or `failed` (valid, but not put in place).
+/// What became of the newest version, as `/status` says: `waiting`, `applying`, `verifying`,
+/// `applied`, `rejected` (refused; the app keeps its config), `failed` (valid, but not put in
+/// place) or `rolled-back` (it failed verification; the newest verified version runs again).
 pub const STATUS_ANNOTATION: &str = "reconfig/config-status";
 /// Why the newest version is not running; absent when it is.
 pub const MESSAGE_ANNOTATION: &str = "reconfig/config-message";
@@ -533,9 +534,9 @@ pub struct PodState {
 }
 
 impl PodState {
-    /// A rejection or a failure: reported at once, never lost to a newer version.
+    /// A rejection, a failure or a rollback: reported at once, never lost to a newer version.
     pub fn is_problem(&self) -> bool {
-        matches!(self.status, "rejected" | "failed")
+        matches!(self.status, "rejected" | "failed" | "rolled-back")
     }
 
     pub fn of(status: &Status, details: bool) -> Self {
@@ -589,6 +590,16 @@ pub fn occurrence(note: &Note) -> Option<Occurrence> {
             "ConfigNotApplied",
             "Reload",
             format!("config {} is valid but not applied: {reason}", short(hash)),
+        ),
+        Note::RolledBack { hash, to, reason } => (
+            "Warning",
+            "ConfigRolledBack",
+            "Rollback",
+            format!(
+                "config {} failed verification: {reason}; rolled back to config {}, which runs now",
+                short(hash),
+                short(to)
+            ),
         ),
     };
     Some(Occurrence {
@@ -785,6 +796,7 @@ mod tests {
             wanted: applied.map(str::to_string),
             applied: applied.map(str::to_string),
             since: std::time::SystemTime::UNIX_EPOCH,
+            broken: None,
         }
     }
 

@@ -6,12 +6,19 @@
 //! endpoint never delays it. The task knows nothing of the sidecar's state: it
 //! counts its runs in [`ActionMetrics`] and sends an [`ActionOutcome`] back for
 //! each version it finishes with; the event loop decides what that means.
+//!
+//! With verification configured ([`verify`]), a version whose actions succeeded is verified in
+//! the same task, so a newer version supersedes a verification as it supersedes a retry: the
+//! task reports the actions' end ([`Outcome::Acted`], verification follows), then the verdict
+//! ([`Outcome::Verified`]).
 
+pub mod metric;
 pub mod signal;
+pub mod verify;
 pub mod webhook;
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -21,7 +28,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::backoff::{Backoff, Jitter};
 use crate::process::{one_line, run_command};
-use signal::{Signal, Signaller, Target};
+use signal::{Process, Signal, Signaller, Target};
+use verify::Verify;
 use webhook::Webhook;
 
 pub enum Action {
@@ -51,11 +59,19 @@ impl Action {
         }
     }
 
-    async fn run(&self, hash: &str) -> Result<String, Failed> {
+    async fn run(&self, hash: &str) -> Result<Acted, Failed> {
         match self {
-            Action::Signal { target, signal } => send(target.clone(), *signal).await,
-            Action::Restart { target } => send(target.clone(), Signal::TERM).await,
-            Action::Webhook(hook) => hook.call(hash).await.map_err(Failed::retry),
+            Action::Signal { target, signal } => send(target.clone(), *signal)
+                .await
+                .map(|(detail, _)| Acted::said(detail)),
+            Action::Restart { target } => send(target.clone(), Signal::TERM)
+                .await
+                .map(|(detail, restarted)| Acted { detail, restarted }),
+            Action::Webhook(hook) => hook
+                .call(hash)
+                .await
+                .map(Acted::said)
+                .map_err(Failed::retry),
             Action::Exec { argv, timeout } => {
                 let outcome = run_command(argv, *timeout).await;
                 let detail = if outcome.output.is_empty() {
@@ -65,11 +81,28 @@ impl Action {
                     format!("`{}` {}: {output}", argv.join(" "), outcome.status)
                 };
                 if outcome.success {
-                    Ok(detail)
+                    Ok(Acted::said(detail))
                 } else {
                     Err(Failed::retry(detail))
                 }
             }
+        }
+    }
+}
+
+/// What one successful run of an action did.
+#[derive(Debug)]
+struct Acted {
+    detail: String,
+    /// `--restart`: the processes sent SIGTERM, which verification waits out.
+    restarted: Vec<Process>,
+}
+
+impl Acted {
+    fn said(detail: String) -> Self {
+        Acted {
+            detail,
+            restarted: Vec::new(),
         }
     }
 }
@@ -89,7 +122,7 @@ impl Failed {
 }
 
 /// Finds the target afresh and signals it; `/proc` scans block, so they leave the event loop.
-async fn send(target: Target, signal: Signal) -> Result<String, Failed> {
+async fn send(target: Target, signal: Signal) -> Result<(String, Vec<Process>), Failed> {
     let name = signal::signal_name(signal);
     let sent = tokio::task::spawn_blocking(move || Signaller::new().send(&target, signal))
         .await
@@ -100,7 +133,7 @@ async fn send(target: Target, signal: Signal) -> Result<String, Failed> {
                 .iter()
                 .map(|p| format!("{} ({})", p.pid, p.name))
                 .collect();
-            Ok(format!("{name} sent to {}", pids.join(", ")))
+            Ok((format!("{name} sent to {}", pids.join(", ")), processes))
         }
         Err(e) if e.is_refusal() => Err(Failed {
             why: format!("{e} (a refusal: not retried for this version)"),
@@ -118,20 +151,52 @@ pub struct Policy {
     pub backoff: Backoff,
     /// Spreads reloads of many replicas: each waits a random time below this.
     pub jitter: Jitter,
+    /// Verify each version once its actions succeeded.
+    pub verify: Option<Verify>,
 }
 
 /// A validated config version to apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
     pub hash: String,
+    /// Run no action, only verify: the app already has this version (found at start).
+    pub verify_only: bool,
 }
 
-/// What became of a version the action task finished with (a superseded one has no outcome).
+impl Version {
+    /// A version to act on (and verify, when verification is configured).
+    pub fn act(hash: String) -> Self {
+        Version {
+            hash,
+            verify_only: false,
+        }
+    }
+}
+
+/// What the action task reports about a version (a superseded one has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The actions finished with it; with `verifying`, a verdict follows.
+    Acted(ActionOutcome),
+    /// Its verification finished.
+    Verified(VerifyOutcome),
+}
+
+/// What became of a version the actions finished with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionOutcome {
     pub hash: String,
     /// Every action succeeded (what each did, joined), or the retries ran out.
     pub result: Result<String, GaveUp>,
+    /// The actions succeeded and verification runs now: an [`Outcome::Verified`] follows.
+    pub verifying: bool,
+}
+
+/// Whether the app took a version: how it passed, or what the last round of probes saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOutcome {
+    pub hash: String,
+    pub result: Result<String, String>,
 }
 
 /// The actions that still failed when the retries ran out.
@@ -205,7 +270,7 @@ impl ActionMetrics {
 /// task where it stands, killing a command it was running (shutdown does not wait for it).
 pub struct Actions {
     versions: watch::Sender<Option<Version>>,
-    outcomes: mpsc::UnboundedReceiver<ActionOutcome>,
+    outcomes: mpsc::UnboundedReceiver<Outcome>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -222,12 +287,12 @@ impl Actions {
     }
 
     /// The next outcome; `None` once the task has ended.
-    pub async fn outcome(&mut self) -> Option<ActionOutcome> {
+    pub async fn outcome(&mut self) -> Option<Outcome> {
         self.outcomes.recv().await
     }
 
     /// An outcome that has already arrived, without waiting.
-    pub fn arrived(&mut self) -> Option<ActionOutcome> {
+    pub fn arrived(&mut self) -> Option<Outcome> {
         self.outcomes.try_recv().ok()
     }
 }
@@ -248,7 +313,7 @@ async fn run(
     policy: Policy,
     metrics: ActionMetrics,
     mut rx: watch::Receiver<Option<Version>>,
-    outcomes: mpsc::UnboundedSender<ActionOutcome>,
+    outcomes: mpsc::UnboundedSender<Outcome>,
 ) {
     let mut next: Option<Version> = None;
     loop {
@@ -259,24 +324,65 @@ async fn run(
             next = rx.borrow_and_update().clone();
         }
         let Some(version) = next.take() else { continue };
-        match apply(&policy, &metrics, &version, &mut rx).await {
-            Applied::Done(result) => {
-                let outcome = ActionOutcome {
-                    hash: version.hash,
-                    result,
-                };
-                if outcomes.send(outcome).is_err() {
-                    return;
-                }
+        let started = unix_seconds();
+        let applied = if version.verify_only {
+            Applied::Done(Ok("already in place".into()), Vec::new())
+        } else {
+            apply(&policy, &metrics, &version, &mut rx).await
+        };
+        let (result, restarted) = match applied {
+            Applied::Done(result, restarted) => (result, restarted),
+            Applied::Superseded(newer) => {
+                next = newer;
+                continue;
             }
-            Applied::Superseded(newer) => next = newer,
             Applied::Closed => return,
+        };
+        let verify = policy.verify.as_ref().filter(|_| result.is_ok());
+        let outcome = ActionOutcome {
+            hash: version.hash.clone(),
+            result,
+            verifying: verify.is_some(),
+        };
+        if outcomes.send(Outcome::Acted(outcome)).is_err() {
+            return;
+        }
+        let Some(verify) = verify else { continue };
+        let acted = Instant::now();
+        tracing::debug!(hash = %short(&version.hash), "verifying");
+        let result = tokio::select! {
+            result = verify.run(acted, started, &restarted) => result,
+            changed = rx.changed() => match changed {
+                Ok(()) => {
+                    tracing::info!("a newer config arrived; dropping the verification of {}", short(&version.hash));
+                    next = rx.borrow_and_update().clone();
+                    continue;
+                }
+                Err(_) => return,
+            },
+        };
+        let outcome = VerifyOutcome {
+            hash: version.hash,
+            result,
+        };
+        if outcomes.send(Outcome::Verified(outcome)).is_err() {
+            return;
         }
     }
 }
 
+/// Now, in whole Unix seconds rounded down: what `{action_time}` compares with (apps such as
+/// Prometheus record their reload time in whole seconds).
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
 enum Applied {
-    Done(Result<String, GaveUp>),
+    /// The result, and the processes `--restart` stopped.
+    Done(Result<String, GaveUp>, Vec<Process>),
     Superseded(Option<Version>),
     Closed,
 }
@@ -312,6 +418,7 @@ async fn apply(
     let mut pending: Vec<&Action> = policy.actions.iter().collect();
     let mut attempt = 0u32;
     let mut done = Vec::new();
+    let mut restarted = Vec::new();
     // Actions refused for this version: never tried again, reported when the others are done.
     let mut refused = Vec::new();
     loop {
@@ -322,10 +429,14 @@ async fn apply(
             let result = action.run(&version.hash).await;
             let took = started.elapsed();
             match result {
-                Ok(detail) => {
+                Ok(Acted {
+                    detail,
+                    restarted: stopped,
+                }) => {
                     metrics.record(action.name(), "success", took);
                     tracing::info!(action = action.name(), hash = %short(&version.hash), took_ms = took.as_millis() as u64, "reloaded: {detail}");
                     done.push(detail);
+                    restarted.extend(stopped);
                 }
                 Err(Failed { why, retry }) => {
                     metrics.record(action.name(), "failure", took);
@@ -339,7 +450,7 @@ async fn apply(
             }
         }
         if failed.is_empty() && refused.is_empty() {
-            return Applied::Done(Ok(done.join("; ")));
+            return Applied::Done(Ok(done.join("; ")), restarted);
         }
         attempt += 1;
         if failed.is_empty() || attempt > policy.retries {
@@ -348,11 +459,14 @@ async fn apply(
                 .chain(failed)
                 .map(|(action, why)| (action.name(), why))
                 .unzip();
-            return Applied::Done(Err(GaveUp {
-                actions,
-                attempts: attempt,
-                errors,
-            }));
+            return Applied::Done(
+                Err(GaveUp {
+                    actions,
+                    attempts: attempt,
+                    errors,
+                }),
+                restarted,
+            );
         }
         if let Some(early) = wait_or_newer(backoff.next_delay(), rx).await {
             for (action, _) in &failed {
@@ -376,7 +490,7 @@ pub fn short(hash: &str) -> &str {
 #[cfg(test)]
 #[path = "../../tests/support/http.rs"]
 #[allow(dead_code)]
-mod http_support;
+pub(crate) mod http_support;
 
 #[cfg(test)]
 mod tests {
@@ -391,15 +505,20 @@ mod tests {
             retries,
             backoff: Backoff::new(backoff, backoff * 4),
             jitter: Jitter::new(Duration::ZERO),
+            verify: None,
         }
     }
 
     /// The next outcome, within two seconds.
     async fn outcome(actions: &mut Actions) -> ActionOutcome {
-        tokio::time::timeout(Duration::from_secs(2), actions.outcome())
+        let outcome = tokio::time::timeout(Duration::from_secs(2), actions.outcome())
             .await
             .expect("an outcome within 2 s")
-            .expect("the action task runs")
+            .expect("the action task runs");
+        match outcome {
+            Outcome::Acted(acted) => acted,
+            other => panic!("not the actions' outcome: {other:?}"),
+        }
     }
 
     /// Polls without blocking the runtime, which runs the action task on this same thread.
@@ -425,7 +544,7 @@ mod tests {
             policy(&hook.url("/reload"), 5, Duration::from_millis(10)),
             ActionMetrics::default(),
         );
-        actions.apply(Version { hash: "h1".into() });
+        actions.apply(Version::act("h1".into()));
         until("two failed tries", || hook.count() >= 2).await;
         hook.set_status(200);
         let outcome = outcome(&mut actions).await;
@@ -444,10 +563,10 @@ mod tests {
             policy(&hook.url("/reload"), 5, Duration::from_secs(30)),
             metrics.clone(),
         );
-        actions.apply(Version { hash: "old".into() });
+        actions.apply(Version::act("old".into()));
         until("the first try", || hook.count() == 1).await;
         hook.set_status(200);
-        actions.apply(Version { hash: "new".into() });
+        actions.apply(Version::act("new".into()));
         let outcome = outcome(&mut actions).await;
         assert_eq!(
             (outcome.hash.as_str(), outcome.result.is_ok()),
@@ -474,7 +593,7 @@ mod tests {
             policy(&hook.url("/reload"), 1, Duration::from_millis(10)),
             ActionMetrics::default(),
         );
-        actions.apply(Version { hash: "h".into() });
+        actions.apply(Version::act("h".into()));
         let outcome = outcome(&mut actions).await;
         assert_eq!(outcome.hash, "h");
         let why = outcome.result.unwrap_err();
@@ -494,7 +613,7 @@ mod tests {
         });
         let metrics = ActionMetrics::default();
         let mut actions = spawn(policy, metrics.clone());
-        actions.apply(Version { hash: "h".into() });
+        actions.apply(Version::act("h".into()));
         let gave_up = outcome(&mut actions).await.result.expect_err("gave up");
         assert_eq!(gave_up.actions, ["signal", "webhook"]);
         assert_eq!(gave_up.attempts, 3);
@@ -523,10 +642,11 @@ mod tests {
                 retries: 8,
                 backoff: Backoff::new(Duration::from_secs(30), Duration::from_secs(30)),
                 jitter: Jitter::new(Duration::ZERO),
+                verify: None,
             },
             ActionMetrics::default(),
         );
-        actions.apply(Version { hash: "h2".into() });
+        actions.apply(Version::act("h2".into()));
         let gave_up = outcome(&mut actions).await.result.expect_err("refused");
         assert_eq!((gave_up.actions, gave_up.attempts), (vec!["restart"], 1));
     }
@@ -537,7 +657,12 @@ mod tests {
             argv: vec!["sh".into(), "-c".into(), "echo reloaded".into()],
             timeout: Duration::from_secs(5),
         };
-        assert!(ok.run("h").await.expect("success").contains("reloaded"));
+        assert!(ok
+            .run("h")
+            .await
+            .expect("success")
+            .detail
+            .contains("reloaded"));
         let bad = Action::Exec {
             argv: vec!["false".into()],
             timeout: Duration::from_secs(5),

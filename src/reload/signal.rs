@@ -362,6 +362,16 @@ impl Signaller {
         }
     }
 
+    /// Whether `process` has exited: no live process with its PID, or another one (PID reused).
+    /// An unreadable `/proc` counts as not yet.
+    pub fn has_exited(&self, process: &Process) -> bool {
+        match self.lookup(process.pid) {
+            Ok(None) => true,
+            Ok(Some(now)) => now.start_time != process.start_time,
+            Err(_) => false,
+        }
+    }
+
     /// The live process with this PID, or `None` when there is none (or only a zombie).
     fn lookup(&self, pid: i32) -> Result<Option<Process>, SignalError> {
         Ok(self

@@ -7,6 +7,11 @@
 //! folder with no files is no config at all (unless `--allow-empty`).
 //! Action outcomes come back through the same engine, so every transition happens on the event
 //! loop, in the order things happened.
+//!
+//! With verification, the engine also decides what a failed verification leads to: with
+//! `--publish`, the newest verified version is published again and handed to the actions
+//! (verified in turn); the failed content is remembered, on disk too, and not tried again. A
+//! version put back that fails as well ends it: the engine stops acting until the next change.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +24,7 @@ use super::publish::Publisher;
 use super::state::{ConfigState, Progress};
 use crate::config::{self, read::Snapshot, ReadError};
 use crate::policy::{Finding, Folders};
-use crate::reload::{short, ActionOutcome, Actions, Version};
+use crate::reload::{short, Actions, Outcome, VerifyOutcome, Version};
 use crate::validate::Invalid;
 
 /// What to do with the valid config found at start.
@@ -50,6 +55,11 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// A folder with no files is a config (`--allow-empty`), not one still to come.
     pub allow_empty: bool,
+    /// The action task verifies each version (`--verify-*`).
+    pub verifies: bool,
+    /// A version failing verification is replaced by the newest verified one (with a
+    /// publisher; off with `--no-rollback`).
+    pub rollback: bool,
 }
 
 /// The read → validate → publish → act pipeline and what it remembers between runs.
@@ -63,6 +73,10 @@ pub struct Engine {
     has_actions: bool,
     metrics: Arc<Metrics>,
     allow_empty: bool,
+    verifies: bool,
+    rollback: bool,
+    /// Versions that failed verification, not tried again (the publisher's record, with one).
+    failed: Vec<String>,
     /// Hash of the newest content judged, valid or not (or the identity of content that could
     /// not be read whole): the same bytes are not judged twice.
     seen: Option<String>,
@@ -80,12 +94,18 @@ impl Engine {
             has_actions: parts.has_actions,
             metrics: parts.metrics,
             allow_empty: parts.allow_empty,
+            verifies: parts.verifies,
+            rollback: parts.rollback,
+            failed: Vec::new(),
             seen: None,
         }
     }
 
     /// The first evaluation.
     pub async fn start(&mut self, at_start: AtStart) {
+        if let Some(p) = &self.publisher {
+            self.failed = p.versions().failed.clone();
+        }
         let on_valid = match at_start {
             AtStart::Record => OnValid::Record,
             AtStart::Reload => OnValid::Act,
@@ -99,12 +119,109 @@ impl Engine {
     }
 
     /// Waits for the action task to finish with a version.
-    pub async fn next_outcome(&mut self) -> Option<ActionOutcome> {
+    pub async fn next_outcome(&mut self) -> Option<Outcome> {
         self.actions.outcome().await
     }
 
-    pub fn settle(&mut self, outcome: ActionOutcome) {
-        self.state.action_outcome(outcome);
+    pub fn settle(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Acted(acted) => match &acted.result {
+                // With verification, an app that refused the reload did not take the version:
+                // as for a failed verification (the version put back still ends as before).
+                Err(gave_up)
+                    if self.verifies
+                        && self.state.wanted() == Some(acted.hash.as_str())
+                        && self.state.rolling_back_to() != Some(acted.hash.as_str()) =>
+                {
+                    let why = format!(
+                        "its actions gave up ({gave_up}: {})",
+                        gave_up.errors.join("; ")
+                    );
+                    self.remember_failed(&acted.hash);
+                    self.roll_back_from(&acted.hash, &why);
+                }
+                _ => self.state.action_outcome(acted),
+            },
+            Outcome::Verified(verdict) => self.verdict(verdict),
+        }
+    }
+
+    /// A verification finished; see the module documentation.
+    fn verdict(&mut self, verdict: VerifyOutcome) {
+        if self.state.wanted() != Some(verdict.hash.as_str()) {
+            return;
+        }
+        let hash = verdict.hash.as_str();
+        match &verdict.result {
+            Ok(detail) => {
+                info!(hash = %short(hash), "config verified: {detail}");
+                if let Some(p) = &mut self.publisher {
+                    p.verified(hash);
+                }
+                self.state.verified(hash, detail);
+            }
+            Err(why) if self.state.rolling_back_to() == Some(hash) => {
+                self.state.rollback_failed(hash, why);
+            }
+            Err(why) => {
+                let why = why.clone();
+                self.remember_failed(hash);
+                self.roll_back_from(&verdict.hash, &why);
+            }
+        }
+    }
+
+    fn remember_failed(&mut self, hash: &str) {
+        self.failed.retain(|h| h != hash);
+        self.failed.push(hash.to_string());
+        if self.failed.len() > super::versions::MAX_FAILED {
+            self.failed.remove(0);
+        }
+        if let Some(p) = &mut self.publisher {
+            p.failed(hash);
+        }
+    }
+
+    /// `failed` did not pass verification: put the newest verified version back and hand it to
+    /// the actions, or say why nothing is put back.
+    fn roll_back_from(&mut self, failed: &str, why: &str) {
+        let instead = match (&mut self.publisher, self.rollback) {
+            (None, _) => "nothing to roll back to: --publish enables rollback".to_string(),
+            (Some(_), false) => "not rolled back (--no-rollback)".to_string(),
+            (Some(p), true) => match p.roll_back() {
+                Ok(Some(to)) => {
+                    info!(hash = %short(&to), "published again");
+                    self.state.rolling_back(failed, &to, why);
+                    self.actions.apply(Version::act(to));
+                    return;
+                }
+                Ok(None) => "no verified version to roll back to".to_string(),
+                Err(e) => format!("rolling back failed: {e}"),
+            },
+        };
+        self.state.not_verified(failed, why, &instead);
+    }
+
+    /// The newest content failed verification before: it is not tried again. A sidecar that
+    /// stopped between that failure and the rollback finds it still in place, and rolls back.
+    fn failed_again(&mut self, hash: &str) {
+        info!(hash = %short(hash), "config failed verification before; not tried again");
+        let current = self
+            .publisher
+            .as_ref()
+            .and_then(|p| p.versions().current.as_ref())
+            .map(|c| c.hash.clone());
+        if current.as_deref() == Some(hash) && self.rollback {
+            return self
+                .roll_back_from(hash, "it failed verification before the sidecar restarted");
+        }
+        if !self.state.has_config() {
+            if let Some(current) = &current {
+                // At start: the version in place runs.
+                self.state.started(current);
+            }
+        }
+        self.state.failed_before(hash);
     }
 
     /// The file watcher reported an error; it keeps running.
@@ -125,7 +242,7 @@ impl Engine {
     /// Applies outcomes that arrived while the engine was busy, before anything newer.
     fn catch_up(&mut self) {
         while let Some(outcome) = self.actions.arrived() {
-            self.state.action_outcome(outcome);
+            self.settle(outcome);
         }
     }
 
@@ -142,6 +259,9 @@ impl Engine {
             return;
         }
         self.seen = Some(hash.clone());
+        if self.failed.contains(&hash) {
+            return self.failed_again(&hash);
+        }
         let empty = if self.allow_empty {
             None
         } else {
@@ -195,8 +315,8 @@ impl Engine {
             );
             return self.state.rejected(&hash, &[problem]);
         }
-        if let (Some(p), Some(stage)) = (&self.publisher, stage) {
-            if let Err(e) = p.commit(stage) {
+        if let (Some(p), Some(stage)) = (&mut self.publisher, stage) {
+            if let Err(e) = p.commit(stage, &hash) {
                 return self.publish_failed(&hash, &e.to_string());
             }
             info!(hash = %short(&hash), "published");
@@ -217,8 +337,9 @@ impl Engine {
             OnValid::Record => {
                 info!(hash = %short(&hash), files, "config is valid");
                 self.state.started(&hash);
+                self.verify_at_start(hash);
             }
-            OnValid::Act if !self.has_actions => {
+            OnValid::Act if !self.has_actions && !self.verifies => {
                 info!(hash = %short(&hash), files, "config is valid");
                 let detail = match &self.publisher {
                     Some(p) => format!("published to {}", p.root().display()),
@@ -229,9 +350,33 @@ impl Engine {
             OnValid::Act => {
                 info!(hash = %short(&hash), files, "config is valid; reloading");
                 self.state.applying(&hash);
-                self.actions.apply(Version { hash });
+                self.actions.apply(Version::act(hash));
             }
         }
+    }
+
+    /// The config found at start runs; with verification it is verified now (unless it was
+    /// before, as the publisher's record says), so that it can be rolled back to.
+    fn verify_at_start(&mut self, hash: String) {
+        if !self.verifies {
+            return;
+        }
+        if let Some(p) = &mut self.publisher {
+            if p.versions()
+                .verified
+                .as_ref()
+                .is_some_and(|v| v.hash == hash)
+            {
+                info!(hash = %short(&hash), "config was verified before");
+                p.verified(&hash);
+                return;
+            }
+        }
+        self.state.verifying_at_start(&hash);
+        self.actions.apply(Version {
+            hash,
+            verify_only: true,
+        });
     }
 
     fn unreadable(&mut self, e: ReadError) {
@@ -303,8 +448,10 @@ fn denials(findings: Vec<Finding>) -> Vec<Invalid> {
 mod tests {
     use super::*;
     use crate::backoff::{Backoff, Jitter};
+    use crate::reload::http_support::Receiver;
+    use crate::reload::verify::{Probe, Verify};
     use crate::reload::{self, Action, ActionResult, Policy};
-    use crate::watch::state::View;
+    use crate::watch::state::{Phase, View};
     use std::time::Duration;
     use tokio::sync::watch;
 
@@ -312,15 +459,27 @@ mod tests {
         dir: &std::path::Path,
         actions: Vec<Action>,
     ) -> (Engine, watch::Receiver<View>, Arc<Metrics>) {
+        engine_with(dir, actions, None, None)
+    }
+
+    /// An engine that verifies with `verify` and publishes into `publish`, if given.
+    fn engine_with(
+        dir: &std::path::Path,
+        actions: Vec<Action>,
+        verify: Option<Verify>,
+        publish: Option<PathBuf>,
+    ) -> (Engine, watch::Receiver<View>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
         let state = ConfigState::new(metrics.clone(), None);
         let view = state.view();
         let has_actions = !actions.is_empty();
+        let verifies = verify.is_some();
         let policy = Policy {
             actions,
             retries: 0,
             backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(10)),
             jitter: Jitter::new(Duration::ZERO),
+            verify,
         };
         let engine = Engine::new(Parts {
             dirs: vec![dir.to_path_buf()],
@@ -328,12 +487,14 @@ mod tests {
             validator: Folders::unnamed(crate::policy::Policy::from_flags(
                 crate::validate::Validator::new(None, &[], None).expect("validator"),
             )),
-            publisher: None,
+            publisher: publish.map(|dir| Publisher::with_record(dir, verifies)),
             state,
             actions: reload::spawn(policy, metrics.actions.clone()),
             has_actions,
             metrics: metrics.clone(),
             allow_empty: false,
+            verifies,
+            rollback: true,
         });
         (engine, view, metrics)
     }
@@ -348,6 +509,171 @@ mod tests {
             .expect("an outcome")
             .expect("the action task runs");
         engine.settle(outcome);
+    }
+
+    fn verify_url(app: &Receiver) -> Verify {
+        Verify::new(
+            vec![Probe::Url {
+                url: Probe::parse_url(&app.url("/healthz")).expect("url"),
+                accept: Vec::new(),
+                body: None,
+            }],
+            Duration::ZERO,
+            Duration::from_millis(300),
+            Duration::from_millis(20),
+        )
+    }
+
+    /// Settles outcomes until the phase is `want` (the start-up verification, actions,
+    /// verdicts).
+    async fn settle_until(engine: &mut Engine, want: &str) {
+        for _ in 0..10 {
+            if phase_name(engine) == want && engine.state.rolling_back_to().is_none() {
+                return;
+            }
+            settle_next(engine).await;
+        }
+        assert_eq!(phase_name(engine), want);
+    }
+
+    fn published(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("app.yaml")).expect("published app.yaml")
+    }
+
+    /// Issue 14: a version that fails verification is replaced by the newest verified one,
+    /// kept on disk; the failed content is not tried again, not even by a restarted sidecar;
+    /// and a version put back that fails too stops it, with readiness false.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_version_failing_verification_is_rolled_back_to_the_newest_verified_one() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (src, out) = (tmp.path().join("src"), tmp.path().join("out"));
+        std::fs::create_dir(&src).expect("mkdir");
+        let file = src.join("app.yaml");
+        std::fs::write(&file, "v: 1\n").expect("write");
+        let app = Receiver::start();
+        let (mut engine, view, metrics) =
+            engine_with(&src, Vec::new(), Some(verify_url(&app)), Some(out.clone()));
+        engine.start(AtStart::Record).await;
+        assert_eq!(
+            phase_name(&engine),
+            "verifying",
+            "the config found at start"
+        );
+        assert_eq!(view.borrow().ready(), Ok(()), "ready while it is verified");
+        settle_until(&mut engine, "applied").await;
+        let good = engine.state.applied().map(str::to_string).expect("applied");
+
+        app.set_status(500);
+        std::fs::write(&file, "v: 2\n").expect("write");
+        engine.evaluate().await;
+        assert_eq!(published(&out), "v: 2\n");
+        settle_next(&mut engine).await;
+        assert_eq!(phase_name(&engine), "verifying");
+        settle_next(&mut engine).await;
+        assert_eq!(phase_name(&engine), "rolled-back");
+        assert_eq!(
+            published(&out),
+            "v: 1\n",
+            "the last verified version is back"
+        );
+        assert_eq!(
+            view.borrow().ready(),
+            Ok(()),
+            "a rollback keeps the pod ready"
+        );
+        assert_eq!(metrics.rollbacks.get(), 1);
+        app.set_status(200);
+        settle_next(&mut engine).await;
+        settle_next(&mut engine).await;
+        let status = view.borrow().status.clone();
+        assert!(
+            matches!(&status.phase, Phase::RolledBack { settled: true, to, .. } if *to == good),
+            "{status:?}"
+        );
+        assert_eq!(status.applied.as_deref(), Some(good.as_str()));
+        let message = status.message(false).expect("a message");
+        // Under load the last try can be cut by the deadline instead of answered 500.
+        assert!(
+            message.contains("failed verification: not verified within 300ms")
+                && message.ends_with("which runs now"),
+            "{message}"
+        );
+
+        // A restarted sidecar finds v: 2 still in the ConfigMap: not tried again.
+        drop(engine);
+        let (mut engine, view, metrics) =
+            engine_with(&src, Vec::new(), Some(verify_url(&app)), Some(out.clone()));
+        engine.start(AtStart::Record).await;
+        assert_eq!(phase_name(&engine), "failed");
+        assert!(
+            view.borrow()
+                .status
+                .message(false)
+                .is_some_and(|m| m.contains("not tried again")),
+            "{:?}",
+            view.borrow().status
+        );
+        assert_eq!(view.borrow().ready(), Ok(()));
+        assert_eq!(published(&out), "v: 1\n");
+        assert_eq!(metrics.rollbacks.get(), 0);
+
+        // A new version fails, and the version put back fails too: stop, not ready.
+        app.set_status(503);
+        std::fs::write(&file, "v: 3\n").expect("write");
+        engine.evaluate().await;
+        for _ in 0..4 {
+            settle_next(&mut engine).await;
+        }
+        assert_eq!(phase_name(&engine), "failed");
+        let why = view.borrow().ready().expect_err("cannot serve");
+        assert!(why.contains("which failed too"), "{why}");
+        assert_eq!(metrics.rollbacks.get(), 1, "one rollback, no loop");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), engine.next_outcome())
+                .await
+                .is_err(),
+            "nothing more is tried"
+        );
+    }
+
+    /// Issue 14: the failure was recorded, and the sidecar stopped before it rolled back: at
+    /// the next start the failed version is still in place, and it is rolled back from disk.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failure_recorded_before_a_restart_is_rolled_back_at_start() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (src, out) = (tmp.path().join("src"), tmp.path().join("out"));
+        std::fs::create_dir(&src).expect("mkdir");
+        let file = src.join("app.yaml");
+        std::fs::write(&file, "v: 1\n").expect("write");
+        let app = Receiver::start();
+        let (mut engine, _, _) =
+            engine_with(&src, Vec::new(), Some(verify_url(&app)), Some(out.clone()));
+        engine.start(AtStart::Record).await;
+        settle_until(&mut engine, "applied").await;
+        std::fs::write(&file, "v: 2\n").expect("write");
+        engine.evaluate().await;
+        settle_next(&mut engine).await;
+        assert_eq!(phase_name(&engine), "verifying");
+        let bad = engine.state.wanted().map(str::to_string).expect("wanted");
+        // What the engine writes first when the verdict is a failure; then the sidecar stops.
+        engine.publisher.as_mut().expect("publisher").failed(&bad);
+        drop(engine);
+        assert_eq!(published(&out), "v: 2\n");
+
+        let (mut engine, view, metrics) =
+            engine_with(&src, Vec::new(), Some(verify_url(&app)), Some(out.clone()));
+        engine.start(AtStart::Record).await;
+        assert_eq!(phase_name(&engine), "rolled-back");
+        assert_eq!(published(&out), "v: 1\n", "put back from disk at start");
+        assert_eq!(metrics.rollbacks.get(), 1);
+        settle_next(&mut engine).await;
+        settle_next(&mut engine).await;
+        assert!(
+            matches!(&view.borrow().status.phase, Phase::RolledBack { settled: true, hash, .. } if *hash == bad),
+            "{:?}",
+            view.borrow().status
+        );
+        assert_eq!(view.borrow().ready(), Ok(()));
     }
 
     /// Issue 13, item 1: a version whose actions gave up, reverted to after an invalid one, goes

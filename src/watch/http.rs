@@ -177,6 +177,7 @@ mod tests {
             wanted: Some("aaaaaaaaaaaaaaaa".into()),
             applied: Some("aaaaaaaaaaaaaaaa".into()),
             since: UNIX_EPOCH + Duration::from_millis(1_500),
+            broken: None,
         };
         assert_eq!(
             status_json(&status),

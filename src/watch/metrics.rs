@@ -45,6 +45,8 @@ pub struct Metrics {
     /// 1 for the phase of the newest version, 0 for the others; set only by `state`.
     config_status: Family<StatusLabel, Gauge>,
     pub watcher_errors: Counter,
+    /// Versions that failed verification and were replaced by the newest verified one.
+    pub rollbacks: Counter,
     pub api_requests: Family<ApiResult, Counter>,
     current_hash: Mutex<Option<String>>,
 }
@@ -59,6 +61,7 @@ impl Default for Metrics {
         let config_valid = Gauge::default();
         let config_status = Family::<StatusLabel, Gauge>::default();
         let watcher_errors = Counter::default();
+        let rollbacks = Counter::default();
         registry.register(
             "reloads",
             "Reload actions by action and result (success, failure, superseded)",
@@ -86,7 +89,7 @@ impl Default for Metrics {
         );
         registry.register(
             "config_status",
-            "What became of the newest config version: 1 for its status (waiting, applying, applied, rejected, failed), 0 for the others",
+            "What became of the newest config version: 1 for its status (waiting, applying, verifying, applied, rejected, failed, rolled-back), 0 for the others",
             config_status.clone(),
         );
         registry.register(
@@ -98,6 +101,11 @@ impl Default for Metrics {
             "action_duration_seconds",
             "Time each reload action took",
             actions.seconds.clone(),
+        );
+        registry.register(
+            "rollbacks",
+            "Config versions that failed verification and were replaced by the newest verified one (--publish)",
+            rollbacks.clone(),
         );
         let api_requests = Family::<ApiResult, Counter>::default();
         registry.register(
@@ -114,6 +122,7 @@ impl Default for Metrics {
             config_valid,
             config_status,
             watcher_errors,
+            rollbacks,
             api_requests,
             current_hash: Mutex::new(None),
         }
@@ -141,6 +150,14 @@ impl Metrics {
             })
             .set(1);
         *current = Some(hash.to_string());
+    }
+
+    /// No config known to work runs (it failed verification): the info metric names none.
+    pub fn not_running(&self) {
+        let mut current = self.current_hash.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = current.take() {
+            self.config_info.remove(&HashLabel { hash: old });
+        }
     }
 
     /// Sets `reconfig_config_status`: 1 for `current`, 0 for every other of `all`.

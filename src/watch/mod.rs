@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod publish;
 
 pub mod state;
+pub mod versions;
 pub mod volume;
 
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ pub struct Settings {
     pub at_start: AtStart,
     /// Address for `/healthz`, `/readyz` and `/metrics`.
     pub listen: String,
+    /// A version failing verification is replaced by the newest verified one (with
+    /// `--publish`); false with `--no-rollback`.
+    pub rollback: bool,
 }
 
 /// Why the sidecar stopped, other than being told to.
@@ -89,6 +93,9 @@ impl Sidecar {
         }
         if settings.policy.actions.is_empty() && settings.publish.is_none() {
             warn!("no action and no --publish: validating only (see /status and /metrics)");
+        }
+        if settings.policy.verify.is_some() && settings.publish.is_none() {
+            warn!("verifying without --publish: a version that fails verification is reported, but there is no last good version to put back (--publish enables rollback)");
         }
         Sidecar {
             settings,
@@ -129,6 +136,7 @@ impl Sidecar {
         let policy = settings.policy;
         let names = policy.actions.iter().map(Action::name).collect::<Vec<_>>();
         let has_actions = !names.is_empty();
+        let verifies = policy.verify.is_some();
         info!(dirs = ?settings.dirs, actions = ?names, publish = ?settings.publish, "starting");
         let actions = reload::spawn(policy, metrics.actions.clone());
 
@@ -138,12 +146,17 @@ impl Sidecar {
             dirs: settings.dirs.clone(),
             limits: settings.limits,
             validator: settings.validator,
-            publisher: settings.publish.clone().map(Publisher::new),
+            publisher: settings
+                .publish
+                .clone()
+                .map(|dir| Publisher::with_record(dir, verifies)),
             state,
             actions,
             has_actions,
             metrics,
             allow_empty: settings.allow_empty,
+            verifies,
+            rollback: settings.rollback,
         });
         // Listening before the first evaluation: a validator running then is stopped too.
         let mut shutdown = Shutdown::listen()?;

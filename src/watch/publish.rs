@@ -3,7 +3,10 @@
 //! One publication: files go into a new hidden timestamped folder (the stage,
 //! which an external validator can inspect), a `..data_tmp` symlink to it is
 //! renamed over `..data` (the atomic commit), visible names are symlinked
-//! through `..data`, and the previous folder is removed.
+//! through `..data`, and the previous folder is removed, unless it is the newest verified
+//! version: that one stays on disk, recorded in `..reconfig_versions` (see `versions.rs`), so
+//! that a version failing verification can be replaced by it ([`Publisher::roll_back`]), even
+//! by a sidecar that restarted in between.
 //!
 //! A stage that fails (a full disk, say) is removed at once, and stages an earlier run left
 //! behind are removed at start: a failed version never takes the space the next one needs.
@@ -16,10 +19,14 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::versions::{self, Entry, Versions};
 use crate::config::layout::DATA_LINK;
 use crate::config::read::Snapshot;
 
 const DATA_TMP: &str = "..data_tmp";
+/// The record of versions (see `versions.rs`), and its temporary name while it is replaced.
+const RECORD: &str = "..reconfig_versions";
+const RECORD_TMP: &str = "..reconfig_versions_tmp";
 
 /// The widest a published folder gets (kubelet's own folders are 0755).
 const FOLDER_BITS: u32 = 0o755;
@@ -37,6 +44,9 @@ pub struct PublishError {
 
 pub struct Publisher {
     dir: PathBuf,
+    versions: Versions,
+    /// Keep the record on disk: only verification makes versions worth recording.
+    record: bool,
 }
 
 /// Files written but not yet visible.
@@ -49,9 +59,130 @@ pub struct Stage {
 impl Publisher {
     /// A publisher into `dir`; stages an earlier run left there are removed now.
     pub fn new(dir: PathBuf) -> Self {
-        let publisher = Publisher { dir };
+        Self::with_record(dir, false)
+    }
+
+    /// A publisher that keeps the record of versions (with verification): the stages it names
+    /// are kept at start.
+    pub fn with_record(dir: PathBuf, record: bool) -> Self {
+        let mut publisher = Publisher {
+            dir,
+            versions: Versions::default(),
+            record,
+        };
+        if record {
+            publisher.versions = publisher.read_record();
+        }
         publisher.remove_stale();
         publisher
+    }
+
+    /// What is published, what was verified, what failed.
+    pub fn versions(&self) -> &Versions {
+        &self.versions
+    }
+
+    /// The record as an earlier run left it; one that is unreadable or not ours counts as none
+    /// (then nothing is known to be verified, and nothing is rolled back to).
+    fn read_record(&self) -> Versions {
+        let path = self.dir.join(RECORD);
+        let text = match read_small(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Versions::default(),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read {}: {e}; no version is known to be verified",
+                    path.display()
+                );
+                return Versions::default();
+            }
+        };
+        let mut versions = match Versions::parse(&text, is_stage_name) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("ignoring {}: {e}", path.display());
+                return Versions::default();
+            }
+        };
+        // A stage that is gone (removed by hand) cannot be put back.
+        let current = std::fs::read_link(self.dir.join(DATA_LINK)).ok();
+        if versions
+            .current
+            .as_ref()
+            .is_some_and(|e| current.as_deref() != Some(Path::new(&e.stage)))
+        {
+            versions.current = None;
+        }
+        if versions
+            .verified
+            .as_ref()
+            .is_some_and(|e| !self.dir.join(&e.stage).is_dir())
+        {
+            versions.verified = None;
+        }
+        versions
+    }
+
+    /// Writes the record atomically; a failure is logged: publishing goes on, only a restart
+    /// would forget what the record says.
+    fn write_record(&self) {
+        if !self.record {
+            return;
+        }
+        let tmp = self.dir.join(RECORD_TMP);
+        let _ = std::fs::remove_file(&tmp);
+        let written = write_file(&tmp, self.versions.render().as_bytes(), 0o600)
+            .and_then(|()| std::fs::rename(&tmp, self.dir.join(RECORD)));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(
+                "cannot record the published versions in {}: {e}",
+                self.dir.display()
+            );
+        }
+    }
+
+    /// The version in place was seen to work: it becomes the one to roll back to, and the one
+    /// that was before leaves the disk.
+    pub fn verified(&mut self, hash: &str) {
+        let Some(current) = self.versions.current.clone().filter(|c| c.hash == hash) else {
+            return;
+        };
+        if let Some(old) = self.versions.verified.replace(current.clone()) {
+            if old.stage != current.stage {
+                let _ = remove_stage(&self.dir.join(&old.stage));
+            }
+        }
+        self.write_record();
+    }
+
+    /// A version failed verification: it is not tried again (see [`Versions::failed`]).
+    pub fn failed(&mut self, hash: &str) {
+        self.versions.fail(hash);
+        self.write_record();
+    }
+
+    /// Puts the newest verified version back in place of the current one, which is removed.
+    /// `None` when there is none to put back, or it is the one in place.
+    pub fn roll_back(&mut self) -> Result<Option<String>, PublishError> {
+        let Some(verified) = self.versions.verified.clone() else {
+            return Ok(None);
+        };
+        let current = self.versions.current.clone();
+        if current.as_ref() == Some(&verified) {
+            return Ok(None);
+        }
+        let top_level = stage_names(&self.dir.join(&verified.stage))
+            .map_err(self.fail(format!("reading {}", verified.stage)))?;
+        self.switch(&verified.stage, &top_level)?;
+        if let Some(current) = current {
+            if current.stage != verified.stage {
+                let _ = remove_stage(&self.dir.join(&current.stage));
+            }
+        }
+        self.versions.current = Some(verified.clone());
+        self.write_record();
+        Ok(Some(verified.hash))
     }
 
     pub fn root(&self) -> &Path {
@@ -77,9 +208,12 @@ impl Publisher {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let removed = if name == DATA_TMP {
+            let removed = if name == DATA_TMP || name == RECORD_TMP {
                 std::fs::remove_file(entry.path())
-            } else if is_stage_name(name) && current.as_deref() != Some(Path::new(name)) {
+            } else if is_stage_name(name)
+                && current.as_deref() != Some(Path::new(name))
+                && !self.versions.keeps(name)
+            {
                 std::fs::remove_dir_all(entry.path())
             } else {
                 continue;
@@ -179,23 +313,51 @@ impl Publisher {
         let _ = remove_stage(&stage.path);
     }
 
-    /// Makes a stage the published version, atomically; a stage that cannot be made visible
-    /// is removed.
-    pub fn commit(&self, stage: Stage) -> Result<(), PublishError> {
+    /// Makes a stage the published version of content `hash`, atomically; a stage that cannot
+    /// be made visible is removed. The previous one is removed unless it is the verified one.
+    pub fn commit(&mut self, stage: Stage, hash: &str) -> Result<(), PublishError> {
+        let previous = std::fs::read_link(self.dir.join(DATA_LINK)).ok();
+        if let Err(e) = self.switch(&stage.name, &stage.top_level) {
+            // Removed unless it is in place already (a visible name could not be linked).
+            let now = std::fs::read_link(self.dir.join(DATA_LINK)).ok();
+            if now.as_deref() != Some(Path::new(&stage.name)) {
+                let _ = remove_stage(&stage.path);
+            }
+            return Err(e);
+        }
+        if let Some(previous) = previous {
+            if previous != Path::new(&stage.name)
+                && !previous.to_str().is_some_and(|p| {
+                    self.versions
+                        .verified
+                        .as_ref()
+                        .is_some_and(|v| v.stage == p)
+                })
+            {
+                let _ = remove_stage(&self.dir.join(previous));
+            }
+        }
+        self.versions.current = Some(Entry {
+            hash: hash.to_string(),
+            stage: stage.name,
+        });
+        self.write_record();
+        Ok(())
+    }
+
+    /// Points `..data` at the stage `name`, then the visible names at what it holds.
+    fn switch(&self, name: &str, top_level: &[String]) -> Result<(), PublishError> {
         let data = self.dir.join(DATA_LINK);
-        let previous = std::fs::read_link(&data).ok();
         let tmp = self.dir.join(DATA_TMP);
         let _ = std::fs::remove_file(&tmp);
-        if let Err(e) = std::os::unix::fs::symlink(&stage.name, &tmp) {
-            let _ = remove_stage(&stage.path);
+        if let Err(e) = std::os::unix::fs::symlink(name, &tmp) {
             return Err(self.fail("linking ..data_tmp")(e));
         }
         if let Err(e) = std::fs::rename(&tmp, &data) {
             let _ = std::fs::remove_file(&tmp);
-            let _ = remove_stage(&stage.path);
             return Err(self.fail("renaming ..data_tmp over ..data")(e));
         }
-        for name in &stage.top_level {
+        for name in top_level {
             let visible = self.dir.join(name);
             let wanted = Path::new(DATA_LINK).join(name);
             if std::fs::read_link(&visible).ok().as_deref() != Some(wanted.as_path()) {
@@ -208,18 +370,34 @@ impl Publisher {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(false);
-                if is_link && !name.starts_with("..") && !stage.top_level.contains(&name) {
+                if is_link && !name.starts_with("..") && !top_level.contains(&name) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
         }
-        if let Some(previous) = previous {
-            if previous != Path::new(&stage.name) {
-                let _ = remove_stage(&self.dir.join(previous));
-            }
-        }
         Ok(())
     }
+}
+
+/// The names at the top of a stage folder, as [`Publisher::write`] returned them.
+fn stage_names(stage: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(stage)? {
+        let name = entry?.file_name();
+        names.push(name.to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// A small file of ours, bounded: a record grown past [`versions::MAX_SIZE`] is not ours.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(versions::MAX_SIZE)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// A file created owner-only, written, then given its mode: never readable wider than that
@@ -304,12 +482,12 @@ mod tests {
     #[test]
     fn publishes_in_kubelet_layout_and_swaps_atomically() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let publisher = Publisher::new(dir.path().join("out"));
+        let mut publisher = Publisher::new(dir.path().join("out"));
         let stage = publisher
             .stage(&snapshot(&[("a.yaml", "1"), ("sub/b", "2")]))
             .expect("stage");
         assert!(stage.path.join("sub/b").is_file());
-        publisher.commit(stage).expect("commit");
+        publisher.commit(stage, "aa").expect("commit");
         let out = dir.path().join("out");
         assert_eq!(
             std::fs::read_to_string(out.join("a.yaml")).expect("read"),
@@ -324,7 +502,7 @@ mod tests {
         let stage = publisher
             .stage(&snapshot(&[("a.yaml", "3")]))
             .expect("stage");
-        publisher.commit(stage).expect("commit");
+        publisher.commit(stage, "aa").expect("commit");
         assert_eq!(
             std::fs::read_to_string(out.join("a.yaml")).expect("read"),
             "3"
@@ -384,10 +562,9 @@ mod tests {
     fn stale_stages_are_removed_and_the_published_one_is_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("out");
-        let publisher = Publisher::new(out.clone());
-        publisher
-            .commit(publisher.stage(&snapshot(&[("a", "1")])).expect("stage"))
-            .expect("commit");
+        let mut publisher = Publisher::new(out.clone());
+        let stage = publisher.stage(&snapshot(&[("a", "1")])).expect("stage");
+        publisher.commit(stage, "aa").expect("commit");
         let live = std::fs::read_link(out.join("..data")).expect("link");
         let stale = out.join("..2020_01_01_00_00_00.1");
         std::fs::create_dir(&stale).expect("mkdir");

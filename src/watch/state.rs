@@ -2,14 +2,18 @@
 //! and what became of the newest one.
 //!
 //! Two questions are answered here, and kept apart. Readiness (`/readyz`): is a validated
-//! config running, so that the pod can serve? It fails only before the first one. The config
+//! (with verification configured: verified) config running, so that the pod can serve? It
+//! fails before the first one, and when the app runs a version that failed verification with
+//! nothing put back in its place (no `--publish`, `--no-rollback`, or the version rolled back
+//! to failed too). A rollback to a verified version keeps the pod Ready. The config
 //! status (`/status`, `reconfig_config_status`, pod annotations): what became of the newest
 //! version: waiting, applying, applied, rejected or failed. A rejected edit is news for
 //! monitoring, not a reason to take the pod out of its Service: the app still serves its last
 //! good config.
 //!
-//! "Applied" means an action for that exact hash succeeded, or it was published (or only
-//! validated) with no action to run, or it is the config the app started with. The version
+//! "Applied" means an action for that exact hash succeeded (and, with verification, the app
+//! was then seen to run it), or it was published (or only validated) with no action to run,
+//! or it is the config the app started with. The version
 //! handed to the actions (`wanted`) and the one they succeeded for (`applied`) are tracked
 //! apart, so a revert to a version that never reached the app is a new attempt.
 //!
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
-use tracing::error;
+use tracing::{error, warn};
 
 use super::metrics::Metrics;
 use crate::reload::{short, ActionOutcome, GaveUp};
@@ -35,6 +39,8 @@ pub enum Phase {
     Waiting { why: String },
     /// Valid (and published); its actions have not succeeded yet.
     Applying { hash: String },
+    /// Its actions succeeded (or the app started with it); the verification runs.
+    Verifying { hash: String },
     /// Valid and in place.
     Applied { hash: String },
     /// Refused (by validation, or not readable whole); the app keeps its last good config.
@@ -45,21 +51,41 @@ pub enum Phase {
         /// Everything the validators said, config values included.
         details: String,
     },
-    /// Valid, but it could not be put in place: publishing failed, or the actions gave up.
+    /// Valid, but it could not be put in place: publishing failed, the actions gave up, or
+    /// it failed verification and nothing was put back (see [`Status::broken`]).
     Failed { hash: String, why: String },
+    /// It failed verification, and the newest verified version (`to`) was published again;
+    /// `settled` once that one is verified again.
+    RolledBack {
+        hash: String,
+        to: String,
+        /// What verification saw.
+        why: String,
+        settled: bool,
+    },
 }
 
 impl Phase {
     /// Every phase's name, as `/status`, metrics and annotations spell it.
-    pub const NAMES: [&'static str; 5] = ["waiting", "applying", "applied", "rejected", "failed"];
+    pub const NAMES: [&'static str; 7] = [
+        "waiting",
+        "applying",
+        "verifying",
+        "applied",
+        "rejected",
+        "failed",
+        "rolled-back",
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
             Phase::Waiting { .. } => "waiting",
             Phase::Applying { .. } => "applying",
+            Phase::Verifying { .. } => "verifying",
             Phase::Applied { .. } => "applied",
             Phase::Rejected { .. } => "rejected",
             Phase::Failed { .. } => "failed",
+            Phase::RolledBack { .. } => "rolled-back",
         }
     }
 
@@ -68,9 +94,11 @@ impl Phase {
         match self {
             Phase::Waiting { .. } => None,
             Phase::Applying { hash }
+            | Phase::Verifying { hash }
             | Phase::Applied { hash }
             | Phase::Rejected { hash, .. }
-            | Phase::Failed { hash, .. } => Some(hash),
+            | Phase::Failed { hash, .. }
+            | Phase::RolledBack { hash, .. } => Some(hash),
         }
     }
 }
@@ -86,11 +114,17 @@ pub struct Status {
     pub applied: Option<String>,
     /// When the phase last changed.
     pub since: SystemTime,
+    /// Why the app cannot serve: it runs a version that failed verification, and none was put
+    /// back. Readiness says it until a version is verified.
+    pub broken: Option<String>,
 }
 
 impl Status {
     /// Readiness: `Ok` once a validated config is running; before that, why not.
     pub fn ready(&self) -> Result<(), String> {
+        if let Some(why) = &self.broken {
+            return Err(why.clone());
+        }
         if self.applied.is_some() {
             return Ok(());
         }
@@ -108,6 +142,25 @@ impl Status {
             Phase::Applying { hash } => Some(format!(
                 "config {} is valid but not yet applied",
                 short(hash)
+            )),
+            Phase::Verifying { hash } => Some(format!(
+                "config {} is in place; verifying that the app took it",
+                short(hash)
+            )),
+            Phase::RolledBack {
+                hash,
+                to,
+                why,
+                settled,
+            } => Some(format!(
+                "config {} failed verification: {why}; rolled back to config {}{}",
+                short(hash),
+                short(to),
+                if *settled {
+                    ", which runs now"
+                } else {
+                    " (verifying it)"
+                }
             )),
             Phase::Rejected {
                 hash,
@@ -158,8 +211,15 @@ pub enum Note {
         /// Where and what, quoting no value from the config.
         summary: String,
     },
-    /// A valid version that could not be put in place: publishing failed, or the actions gave up.
+    /// A valid version that could not be put in place: publishing failed, the actions gave
+    /// up, or it failed verification and nothing was put back.
     Failed { hash: String, reason: String },
+    /// A version failed verification; the newest verified one (`to`) runs again, verified.
+    RolledBack {
+        hash: String,
+        to: String,
+        reason: String,
+    },
 }
 
 /// Receives every [`Note`] and each new [`Status`]; it must not block, since both come from
@@ -169,6 +229,16 @@ pub trait NoteSink: Send + Sync {
 
     /// The config status changed (pod annotations follow it).
     fn status(&self, _status: &Status) {}
+}
+
+/// A rollback: the version that failed verification, the one put back, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rollback {
+    failed: String,
+    to: String,
+    why: String,
+    /// The version put back is verified again.
+    settled: bool,
 }
 
 /// Where a valid version stands with the actions.
@@ -188,8 +258,15 @@ pub struct ConfigState {
     since: SystemTime,
     applied: Option<String>,
     wanted: Option<String>,
-    /// The action task is working on `wanted`: it has sent no outcome for it yet.
+    /// The action task is working on `wanted`: it has sent no final outcome for it yet (with
+    /// verification, that is the verdict).
     in_flight: bool,
+    /// What the actions did for `wanted`, kept for its note until it is verified.
+    acted: Option<String>,
+    /// The rollback under way or done last: the failed version, the one put back, and why.
+    rollback: Option<Rollback>,
+    /// See [`Status::broken`].
+    broken: Option<String>,
     /// The phase (and its time) a failed read replaced; reading the same content again
     /// restores it.
     before_unreadable: Option<(Phase, SystemTime)>,
@@ -212,6 +289,7 @@ impl ConfigState {
                 wanted: None,
                 applied: None,
                 since,
+                broken: None,
             },
             alive: Ok(()),
         });
@@ -221,6 +299,9 @@ impl ConfigState {
             applied: None,
             wanted: None,
             in_flight: false,
+            acted: None,
+            rollback: None,
+            broken: None,
             before_unreadable: None,
             alive: Ok(()),
             view,
@@ -306,8 +387,11 @@ impl ConfigState {
     /// A valid version whose actions are still at work ([`Progress::InFlight`]).
     pub fn still_applying(&mut self, hash: &str) {
         self.valid();
-        self.set(Phase::Applying {
-            hash: hash.to_string(),
+        let hash = hash.to_string();
+        self.set(if self.acted.is_some() {
+            Phase::Verifying { hash }
+        } else {
+            Phase::Applying { hash }
         });
     }
 
@@ -323,14 +407,177 @@ impl ConfigState {
     /// The action task finished with a version. The phase moves only if it is still about
     /// that version: a newer rejection stays the newest word.
     pub fn action_outcome(&mut self, outcome: ActionOutcome) {
-        if self.wanted.as_deref() == Some(outcome.hash.as_str()) {
+        let wanted = self.wanted.as_deref() == Some(outcome.hash.as_str());
+        if wanted && !outcome.verifying {
             self.in_flight = false;
         }
         let current = matches!(&self.phase, Phase::Applying { hash } if *hash == outcome.hash);
         match outcome.result {
+            Ok(detail) if outcome.verifying => {
+                if wanted {
+                    self.acted = Some(detail);
+                }
+                if current {
+                    self.set(Phase::Verifying { hash: outcome.hash });
+                }
+            }
             Ok(detail) => self.actions_succeeded(&outcome.hash, detail, current),
-            Err(gave_up) => self.actions_gave_up(&outcome.hash, &gave_up, current),
+            Err(gave_up) => {
+                if self.rolling_back_to() == Some(outcome.hash.as_str()) {
+                    let why = format!(
+                        "its actions gave up: {gave_up}: {}",
+                        gave_up.errors.join("; ")
+                    );
+                    return self.rollback_failed(&outcome.hash, &why);
+                }
+                self.actions_gave_up(&outcome.hash, &gave_up, current)
+            }
         }
+    }
+
+    /// The config found at start runs (see [`ConfigState::started`]) and is verified now.
+    pub fn verifying_at_start(&mut self, hash: &str) {
+        self.hand_over(hash, true);
+        self.acted = Some("the app started with it".into());
+        self.set(Phase::Verifying {
+            hash: hash.to_string(),
+        });
+    }
+
+    /// The version a rollback under way puts back, if one is under way.
+    pub fn rolling_back_to(&self) -> Option<&str> {
+        self.rollback
+            .as_ref()
+            .filter(|r| !r.settled && self.wanted.as_deref() == Some(r.to.as_str()))
+            .map(|r| r.to.as_str())
+    }
+
+    /// A verification finished. Success makes the version applied (or settles the rollback
+    /// that put it back); a failure is the engine's to act on first (roll back, or
+    /// [`ConfigState::not_verified`]).
+    pub fn verified(&mut self, hash: &str, detail: &str) {
+        if self.wanted.as_deref() != Some(hash) {
+            return;
+        }
+        self.in_flight = false;
+        self.broken = None;
+        let acted = self.acted.take().unwrap_or_default();
+        let detail = if acted.is_empty() {
+            detail.to_string()
+        } else {
+            format!("{acted}; {detail}")
+        };
+        if self.rolling_back_to() == Some(hash) {
+            let Some(rollback) = self.rollback.as_mut() else {
+                return;
+            };
+            rollback.settled = true;
+            let rollback = rollback.clone();
+            self.now_running(hash);
+            self.metrics.succeeded_now();
+            if matches!(&self.phase, Phase::RolledBack { to, .. } if to == hash) {
+                self.set(Phase::RolledBack {
+                    hash: rollback.failed.clone(),
+                    to: rollback.to.clone(),
+                    why: rollback.why.clone(),
+                    settled: true,
+                });
+            } else {
+                self.publish();
+            }
+            return self.note(Note::RolledBack {
+                hash: rollback.failed,
+                to: rollback.to,
+                reason: rollback.why,
+            });
+        }
+        let current = matches!(&self.phase, Phase::Verifying { hash: h } if h == hash);
+        self.actions_succeeded(hash, detail, current);
+    }
+
+    /// The engine puts back `to`, the newest verified version, in place of `failed`, and hands it
+    /// to the actions; the pod stays Ready (`to` ran verified before).
+    pub fn rolling_back(&mut self, failed: &str, to: &str, why: &str) {
+        warn!(hash = %short(failed), to = %short(to), "config failed verification: {why}; rolling back");
+        self.metrics.rollbacks.inc();
+        self.hand_over(to, true);
+        self.acted = None;
+        self.rollback = Some(Rollback {
+            failed: failed.to_string(),
+            to: to.to_string(),
+            why: why.to_string(),
+            settled: false,
+        });
+        self.set(Phase::RolledBack {
+            hash: failed.to_string(),
+            to: to.to_string(),
+            why: why.to_string(),
+            settled: false,
+        });
+    }
+
+    /// The version a rollback put back failed too (its verification, or its actions): stop
+    /// acting, and let readiness say the pod cannot serve, until the next change.
+    pub fn rollback_failed(&mut self, to: &str, why: &str) {
+        let Some(rollback) = self.rollback.take() else {
+            return;
+        };
+        self.in_flight = false;
+        let message = format!(
+            "config {} failed verification: {}; rolled back to config {}, which failed too: {why}; stopped until the next change",
+            short(&rollback.failed),
+            rollback.why,
+            short(to)
+        );
+        error!("{message}");
+        self.cannot_serve(&rollback.failed, message);
+    }
+
+    /// A version failed verification and nothing is put back; `why` ends with what would have.
+    pub fn not_verified(&mut self, hash: &str, why: &str, instead: &str) {
+        if self.wanted.as_deref() != Some(hash) {
+            return;
+        }
+        self.in_flight = false;
+        self.acted = None;
+        let message = format!(
+            "config {} failed verification: {why}; {instead}",
+            short(hash)
+        );
+        error!("{message}");
+        self.cannot_serve(hash, message);
+    }
+
+    /// The app runs a version that failed verification: nothing known to work runs.
+    fn cannot_serve(&mut self, hash: &str, message: String) {
+        self.broken = Some(message.clone());
+        self.applied = None;
+        self.metrics.not_running();
+        self.set(Phase::Failed {
+            hash: hash.to_string(),
+            why: message.clone(),
+        });
+        self.note(Note::Failed {
+            hash: hash.to_string(),
+            reason: message,
+        });
+    }
+
+    /// The newest content is a version that failed verification before: it is not tried
+    /// again; the app keeps what it runs.
+    pub fn failed_before(&mut self, hash: &str) {
+        self.valid();
+        let keeping = match &self.applied {
+            Some(h) => format!("the app keeps config {}", short(h)),
+            None => "no verified config runs".to_string(),
+        };
+        self.set(Phase::Failed {
+            hash: hash.to_string(),
+            why: format!(
+                "config {} failed verification before and is not tried again (change it to try again); {keeping}",
+                short(hash)
+            ),
+        });
     }
 
     fn actions_succeeded(&mut self, hash: &str, detail: String, current: bool) {
@@ -454,6 +701,13 @@ impl ConfigState {
     }
 
     fn hand_over(&mut self, hash: &str, to_actions: bool) {
+        if self.wanted.as_deref() != Some(hash) || !to_actions {
+            self.acted = None;
+        }
+        if self.rolling_back_to() != Some(hash) {
+            // A newer version replaces the rollback under way (the newest wins).
+            self.rollback = self.rollback.take().filter(|r| r.settled);
+        }
         self.wanted = Some(hash.to_string());
         self.in_flight = to_actions;
     }
@@ -478,6 +732,7 @@ impl ConfigState {
             wanted: self.wanted.clone(),
             applied: self.applied.clone(),
             since: self.since,
+            broken: self.broken.clone(),
         };
         self.metrics.status(&Phase::NAMES, self.phase.name());
         self.view.send_replace(View {
@@ -562,7 +817,7 @@ mod tests {
     fn gauge(metrics: &Metrics) -> String {
         let text = lines(metrics, "reconfig_config_status{");
         let on: Vec<&str> = text.lines().filter(|l| l.ends_with(" 1")).collect();
-        assert_eq!(text.lines().count(), 5, "{text}");
+        assert_eq!(text.lines().count(), Phase::NAMES.len(), "{text}");
         assert_eq!(on.len(), 1, "{text}");
         on[0].split('"').nth(1).expect("label").to_string()
     }
@@ -571,6 +826,7 @@ mod tests {
         ActionOutcome {
             hash: hash.into(),
             result: Ok("SIGHUP sent".into()),
+            verifying: false,
         }
     }
 
@@ -582,6 +838,7 @@ mod tests {
                 attempts: 3,
                 errors: vec!["answered 503".into(), "exit 1".into()],
             }),
+            verifying: false,
         }
     }
 
@@ -801,6 +1058,99 @@ mod tests {
         assert_eq!(view.borrow().alive, Ok(()));
         state.watcher_stopped();
         assert_eq!(view.borrow().alive, Err("the file watcher stopped".into()));
+    }
+
+    fn acted(hash: &str) -> ActionOutcome {
+        ActionOutcome {
+            hash: hash.into(),
+            result: Ok("SIGHUP sent".into()),
+            verifying: true,
+        }
+    }
+
+    #[test]
+    fn with_verification_applied_only_once_verified_and_a_rollback_keeps_the_pod_ready() {
+        let (mut state, view, notes, metrics) = state();
+        state.started(H1);
+        notes.take();
+        state.applying(H2);
+        state.action_outcome(acted(H2));
+        assert_eq!(state.phase(), &Phase::Verifying { hash: H2.into() });
+        assert_eq!(
+            state.progress(H2),
+            Progress::InFlight,
+            "verification is still at work"
+        );
+        assert_eq!(
+            status(&view).applied.as_deref(),
+            Some(H1),
+            "not applied before verified"
+        );
+        assert_eq!(gauge(&metrics), "verifying");
+        state.verified(H2, "verified after 3 ms (1 try)");
+        assert_eq!(state.phase(), &Phase::Applied { hash: H2.into() });
+        assert_eq!(
+            notes.take(),
+            vec![Note::Applied {
+                hash: H2.into(),
+                detail: "SIGHUP sent; verified after 3 ms (1 try)".into()
+            }]
+        );
+
+        state.applying(H3);
+        state.action_outcome(acted(H3));
+        state.rolling_back(H3, H2, "GET /healthz answered 500");
+        assert_eq!(state.rolling_back_to(), Some(H2));
+        assert_eq!(ready(&view), Ok(()), "H2 ran verified; the pod stays ready");
+        assert_eq!(gauge(&metrics), "rolled-back");
+        assert!(notes.take().is_empty(), "reported once H2 runs again");
+        state.action_outcome(acted(H2));
+        state.verified(H2, "verified");
+        assert_eq!(state.rolling_back_to(), None);
+        assert_eq!(
+            status(&view).message(false).as_deref(),
+            Some("config 333333333333 failed verification: GET /healthz answered 500; rolled back to config 222222222222, which runs now")
+        );
+        assert_eq!(
+            notes.take(),
+            vec![Note::RolledBack {
+                hash: H3.into(),
+                to: H2.into(),
+                reason: "GET /healthz answered 500".into()
+            }]
+        );
+        assert_eq!(metrics.rollbacks.get(), 1);
+        assert_eq!(ready(&view), Ok(()));
+    }
+
+    #[test]
+    fn a_rollback_that_fails_too_stops_and_readiness_says_why_until_a_version_is_verified() {
+        let (mut state, view, notes, metrics) = state();
+        state.started(H1);
+        state.applying(H2);
+        state.action_outcome(acted(H2));
+        state.rolling_back(H2, H1, "answered 500");
+        state.action_outcome(acted(H1));
+        state.rollback_failed(H1, "answered 503");
+        notes.take();
+        let why = ready(&view).expect_err("cannot serve");
+        assert!(
+            why.contains("which failed too: answered 503; stopped"),
+            "{why}"
+        );
+        assert_eq!(state.phase().name(), "failed");
+        assert_eq!(status(&view).applied, None);
+        assert!(!info(&metrics).contains("hash="), "{}", info(&metrics));
+        state.rejected(H3, &[invalid()]);
+        assert!(
+            ready(&view).is_err(),
+            "a rejection changes nothing about what runs"
+        );
+        state.applying(H3);
+        state.action_outcome(acted(H3));
+        state.verified(H3, "verified");
+        assert_eq!(ready(&view), Ok(()));
+        assert_eq!(state.phase(), &Phase::Applied { hash: H3.into() });
     }
 
     #[test]
