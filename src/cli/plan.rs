@@ -28,6 +28,15 @@ is plain in the diff of the render itself.";
 /// reads changed, appeared or went away, or it started or stopped using an object.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
+// The flags shared with inject, in plan's own words.
+#[command(mut_arg("namespace", |a| a.help(
+    "Namespace of objects that set none in either render (as given to inject)")))]
+#[command(mut_arg("include_jobs", |a| a.help(
+    "Count Jobs too, as inject --include-jobs annotates them (a changed Job template makes \
+     `helm upgrade` fail: a Job's pod template is immutable)")))]
+#[command(mut_arg("secret_hash_key_file", |a| a.help(
+    "The key inject hashes Secret values with (HMAC-SHA256), so plan computes the checksums \
+     inject writes")))]
 pub struct PlanArgs {
     /// The render running now (e.g. `helm get manifest`).
     #[arg(value_name = "OLD")]
