@@ -5,6 +5,7 @@
 //! modules, so it can be tested and reused without a command line.
 
 pub mod check;
+pub mod copy_binary;
 pub mod generate;
 pub mod inject;
 pub mod plan;
@@ -81,6 +82,8 @@ pub enum Command {
     Completions(generate::CompletionsArgs),
     /// Write man pages, one per subcommand, to a folder.
     Man(generate::ManArgs),
+    /// Copy this binary to a path (an init container's `cp`: the image has none).
+    CopyBinary(copy_binary::CopyBinaryArgs),
 }
 
 impl Cli {
@@ -92,7 +95,9 @@ impl Cli {
             Command::Inject(_) | Command::Check(_) | Command::Plan(_) => {
                 (Style::Plain, LevelFilter::WARN)
             }
-            Command::Completions(_) | Command::Man(_) => (Style::Plain, LevelFilter::WARN),
+            Command::Completions(_) | Command::Man(_) | Command::CopyBinary(_) => {
+                (Style::Plain, LevelFilter::WARN)
+            }
         };
         match self.log.log_format {
             LogFormat::Text => (text, base),
@@ -111,6 +116,7 @@ impl Command {
             Command::Plan(args) => plan::run(args),
             Command::Completions(args) => generate::completions(args),
             Command::Man(args) => generate::man(args),
+            Command::CopyBinary(args) => copy_binary::run(args),
         }
     }
 }
