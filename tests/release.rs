@@ -29,7 +29,10 @@ fn script(name: &str, args: &[&str]) -> String {
         .expect("bash runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{name} {args:?} failed:\n{stderr}");
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
 }
 
 fn run(program: &str, args: &[&str], dir: &Path) -> String {
@@ -89,7 +92,10 @@ fn every_image_reference_carries_the_crate_version() {
             found += 1;
         }
     }
-    assert!(found >= 3, "the examples reference the image ({found} found)");
+    assert!(
+        found >= 3,
+        "the examples reference the image ({found} found)"
+    );
 
     let dockerfile = std::fs::read_to_string("Dockerfile").expect("Dockerfile");
     assert!(
@@ -105,7 +111,10 @@ fn every_image_reference_carries_the_crate_version() {
         "the snippets' default image is not {IMAGE}:{VERSION}"
     );
     let values = std::fs::read_to_string("helm-snippets/values-watch.yaml").expect("values");
-    assert!(values.contains(&format!("repository: {IMAGE} ")), "{values}");
+    assert!(
+        values.contains(&format!("repository: {IMAGE} ")),
+        "{values}"
+    );
     assert!(values.contains(&format!("tag: \"{VERSION}\" ")), "{values}");
 }
 
@@ -120,12 +129,28 @@ fn release_tarball_verifies_unpacks_and_runs() {
     assert_eq!(tarball, dist.path().join(format!("{name}.tar.gz")));
 
     let sums = std::fs::read_to_string(dist.path().join("SHA256SUMS")).expect("SHA256SUMS");
-    let listed: Vec<&str> = sums.lines().filter_map(|l| l.split_once("  ")).map(|(_, f)| f).collect();
-    assert_eq!(listed, [format!("{name}.cdx.json"), format!("{name}.tar.gz")], "{sums}");
-    run("sha256sum", &["--check", "--strict", "SHA256SUMS"], dist.path());
+    let listed: Vec<&str> = sums
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(
+        listed,
+        [format!("{name}.cdx.json"), format!("{name}.tar.gz")],
+        "{sums}"
+    );
+    run(
+        "sha256sum",
+        &["--check", "--strict", "SHA256SUMS"],
+        dist.path(),
+    );
     // A flipped byte is caught: the check is real.
     let copy = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(dist.path().join("SHA256SUMS"), copy.path().join("SHA256SUMS")).expect("cp");
+    std::fs::copy(
+        dist.path().join("SHA256SUMS"),
+        copy.path().join("SHA256SUMS"),
+    )
+    .expect("cp");
     let mut bytes = std::fs::read(&tarball).expect("tarball");
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
@@ -140,9 +165,16 @@ fn release_tarball_verifies_unpacks_and_runs() {
         .current_dir(copy.path())
         .output()
         .expect("sha256sum");
-    assert!(!tampered.status.success(), "a changed tarball passed the checksum");
+    assert!(
+        !tampered.status.success(),
+        "a changed tarball passed the checksum"
+    );
 
-    run("tar", &["-xzf", tarball.to_str().expect("path")], dist.path());
+    run(
+        "tar",
+        &["-xzf", tarball.to_str().expect("path")],
+        dist.path(),
+    );
     let root = dist.path().join(&name);
     let mut cli = reconfig::cli::Cli::command();
     cli.build();
@@ -159,18 +191,30 @@ fn release_tarball_verifies_unpacks_and_runs() {
     ]
     .map(String::from)
     .to_vec();
-    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+    for sub in cli
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         expected.push(format!("man/reconfig-{}.1", sub.get_name()));
     }
     expected.sort();
     let listing = run("find", &[".", "-type", "f"], &root);
-    let mut files: Vec<String> =
-        listing.lines().map(|l| l.trim_start_matches("./").to_string()).collect();
+    let mut files: Vec<String> = listing
+        .lines()
+        .map(|l| l.trim_start_matches("./").to_string())
+        .collect();
     files.sort();
     assert_eq!(files, expected);
-    let entries = run("tar", &["-tvzf", tarball.to_str().expect("path")], dist.path());
+    let entries = run(
+        "tar",
+        &["-tvzf", tarball.to_str().expect("path")],
+        dist.path(),
+    );
     for line in entries.lines() {
-        assert!(line.contains(" 0/0 "), "owned by root in the archive: {line}");
+        assert!(
+            line.contains(" 0/0 "),
+            "owned by root in the archive: {line}"
+        );
     }
 
     let binary = root.join("reconfig");
@@ -179,19 +223,36 @@ fn release_tarball_verifies_unpacks_and_runs() {
     assert_static(&binary);
     // The packaged docs are the repository's.
     for doc in ["LICENSE", "README.md", "CHANGELOG.md", "SECURITY.md"] {
-        assert_eq!(std::fs::read(root.join(doc)).ok(), std::fs::read(doc).ok(), "{doc}");
+        assert_eq!(
+            std::fs::read(root.join(doc)).ok(),
+            std::fs::read(doc).ok(),
+            "{doc}"
+        );
     }
     let completions = |file: &str| std::fs::read_to_string(root.join(file)).expect(file);
     assert!(completions("completions/reconfig.bash").contains("complete -F _reconfig"));
     assert!(completions("completions/_reconfig").starts_with("#compdef reconfig"));
     assert!(completions("completions/reconfig.fish").contains("complete -c reconfig"));
     for shell in ["bash", "zsh", "fish"] {
-        let printed = run(binary.to_str().expect("path"), &["completions", shell], dist.path());
-        assert!(printed.contains("--validate-cmd") && printed.contains("copy-binary"), "{shell}");
+        let printed = run(
+            binary.to_str().expect("path"),
+            &["completions", shell],
+            dist.path(),
+        );
+        assert!(
+            printed.contains("--validate-cmd") && printed.contains("copy-binary"),
+            "{shell}"
+        );
     }
     let watch_page = completions("man/reconfig-watch.1");
-    assert!(watch_page.starts_with(".ie") || watch_page.contains(".TH reconfig-watch 1"), "{watch_page}");
-    assert!(watch_page.contains("validate\\-cmd"), "the page documents the flags");
+    assert!(
+        watch_page.starts_with(".ie") || watch_page.contains(".TH reconfig-watch 1"),
+        "{watch_page}"
+    );
+    assert!(
+        watch_page.contains("validate\\-cmd"),
+        "the page documents the flags"
+    );
 
     let sbom = std::fs::read_to_string(dist.path().join(format!("{name}.cdx.json"))).expect("sbom");
     let sbom: Value = serde_json::from_str(&sbom).expect("the SBOM is JSON");
@@ -203,10 +264,16 @@ fn release_tarball_verifies_unpacks_and_runs() {
         .filter_map(|c| c["name"].as_str())
         .collect();
     for crate_name in ["clap", "tokio", "kube-client", "rustls", "saphyr-parser"] {
-        assert!(components.contains(&crate_name), "{crate_name} missing from {components:?}");
+        assert!(
+            components.contains(&crate_name),
+            "{crate_name} missing from {components:?}"
+        );
     }
     for absent in ["openssl", "openssl-sys", "proptest", "insta"] {
-        assert!(!components.contains(&absent), "{absent} is not in the binary");
+        assert!(
+            !components.contains(&absent),
+            "{absent} is not in the binary"
+        );
     }
 }
 
@@ -223,7 +290,12 @@ fn assert_static(binary: &Path) {
     let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
     for i in 0..phnum {
         let kind = u32::from_le_bytes(elf[phoff + i * phentsize..][..4].try_into().expect("4"));
-        assert_ne!(kind, 3, "{} has an interpreter: not static", binary.display());
+        assert_ne!(
+            kind,
+            3,
+            "{} has an interpreter: not static",
+            binary.display()
+        );
     }
 }
 
@@ -272,7 +344,8 @@ fn in_rootfs(rootfs: &Path, args: &[&str]) -> Command {
     } else {
         // Unprivileged: a user namespace gives the chroot (as root of that namespace).
         let mut cmd = Command::new("unshare");
-        cmd.args(["--user", "--map-root-user", "chroot"]).arg(rootfs);
+        cmd.args(["--user", "--map-root-user", "chroot"])
+            .arg(rootfs);
         cmd
     };
     cmd.arg("/reconfig").args(args).env_clear();
@@ -307,19 +380,31 @@ fn image_matches_the_dockerfile_and_runs_on_an_empty_filesystem() {
         manifests[0]["annotations"]["org.opencontainers.image.ref.name"], VERSION,
         "{index}"
     );
-    let manifest = json(&blob(&layout, manifests[0]["digest"].as_str().expect("digest")));
-    let config = json(&blob(&layout, manifest["config"]["digest"].as_str().expect("digest")));
+    let manifest = json(&blob(
+        &layout,
+        manifests[0]["digest"].as_str().expect("digest"),
+    ));
+    let config = json(&blob(
+        &layout,
+        manifest["config"]["digest"].as_str().expect("digest"),
+    ));
     let (labels, user, entrypoint) = dockerfile_final_stage();
     assert_eq!(config["os"], "linux");
     assert_eq!(config["architecture"], "amd64");
     assert_eq!(config["config"]["User"], user.as_str());
     assert_eq!(user, "65532:65532");
-    assert_eq!(config["config"]["Entrypoint"], serde_json::json!(entrypoint));
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(entrypoint)
+    );
     assert_eq!(entrypoint, ["/reconfig"]);
     assert!(config["config"]["Cmd"].is_null(), "no CMD: {config}");
     let image_labels: BTreeMap<String, String> =
         serde_json::from_value(config["config"]["Labels"].clone()).expect("labels");
-    assert_eq!(image_labels, labels, "the image's labels are the Dockerfile's");
+    assert_eq!(
+        image_labels, labels,
+        "the image's labels are the Dockerfile's"
+    );
     assert_eq!(labels["org.opencontainers.image.version"], VERSION);
     assert_eq!(labels["org.opencontainers.image.licenses"], "Apache-2.0");
     assert_eq!(
@@ -337,16 +422,27 @@ fn image_matches_the_dockerfile_and_runs_on_an_empty_filesystem() {
     let fields: Vec<&str> = entries[0].split_whitespace().collect();
     assert_eq!(fields[0], "-rwxr-xr-x", "{listing}");
     assert_eq!(fields[1], "0/0", "{listing}");
-    assert_eq!(fields.last().map(|n| n.trim_start_matches('/')), Some("reconfig"));
+    assert_eq!(
+        fields.last().map(|n| n.trim_start_matches('/')),
+        Some("reconfig")
+    );
     let size: u64 = fields[2].parse().expect("size");
-    eprintln!("image: one layer, /reconfig {size} bytes uncompressed, layer {} bytes gzipped",
-        std::fs::metadata(&layer).expect("layer").len());
-    assert!(size <= 10_000_000, "the image is over 10 MB uncompressed: {size} bytes");
+    eprintln!(
+        "image: one layer, /reconfig {size} bytes uncompressed, layer {} bytes gzipped",
+        std::fs::metadata(&layer).expect("layer").len()
+    );
+    assert!(
+        size <= 10_000_000,
+        "the image is over 10 MB uncompressed: {size} bytes"
+    );
 
     // The docker-archive names the image with the same tag.
     let tar_manifest = run("tar", &["-xOf", &archive, "manifest.json"], out.path());
     let tar_manifest: Value = serde_json::from_str(&tar_manifest).expect("manifest.json");
-    assert_eq!(tar_manifest[0]["RepoTags"], serde_json::json!([format!("{IMAGE}:{VERSION}")]));
+    assert_eq!(
+        tar_manifest[0]["RepoTags"],
+        serde_json::json!([format!("{IMAGE}:{VERSION}")])
+    );
 
     // Its root filesystem, unpacked: /reconfig and nothing else.
     let bundle = out.path().join("bundle");
@@ -356,7 +452,11 @@ fn image_matches_the_dockerfile_and_runs_on_an_empty_filesystem() {
     if !rustix::process::geteuid().is_root() {
         unpack.arg("--rootless");
     }
-    let status = unpack.args(["--image", &image_ref]).arg(&bundle).status().expect("umoci");
+    let status = unpack
+        .args(["--image", &image_ref])
+        .arg(&bundle)
+        .status()
+        .expect("umoci");
     assert!(status.success(), "umoci unpack");
     let rootfs = bundle.join("rootfs");
     let names: Vec<String> = std::fs::read_dir(&rootfs)
@@ -366,8 +466,15 @@ fn image_matches_the_dockerfile_and_runs_on_an_empty_filesystem() {
     assert_eq!(names, ["reconfig"]);
 
     let version = in_rootfs(&rootfs, &["--version"]).output().expect("chroot");
-    assert!(version.status.success(), "{}", String::from_utf8_lossy(&version.stderr));
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("reconfig {VERSION}"));
+    assert!(
+        version.status.success(),
+        "{}",
+        String::from_utf8_lossy(&version.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("reconfig {VERSION}")
+    );
 
     // What the examples' init container does: the binary copies itself (no cp in the image).
     std::fs::create_dir(rootfs.join("bin-volume")).expect("mkdir");
@@ -376,8 +483,14 @@ fn image_matches_the_dockerfile_and_runs_on_an_empty_filesystem() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .expect("chmod");
-    let copy = in_rootfs(&rootfs, &["copy-binary", "/bin-volume/reconfig"]).output().expect("chroot");
-    assert!(copy.status.success(), "{}", String::from_utf8_lossy(&copy.stderr));
+    let copy = in_rootfs(&rootfs, &["copy-binary", "/bin-volume/reconfig"])
+        .output()
+        .expect("chroot");
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
     assert_eq!(
         std::fs::read(rootfs.join("bin-volume/reconfig")).expect("copy"),
         std::fs::read(rootfs.join("reconfig")).expect("binary")
@@ -395,9 +508,15 @@ fn image_matches_the_dockerfile_and_runs_on_an_empty_filesystem() {
         .expect("chroot");
     let status = |want: &str| {
         wait_for(&format!("/status {want}"), support::wait::TIMEOUT, || {
-            let body = support::http::get(addr, "/status").map_err(|e| e.to_string())?.body;
+            let body = support::http::get(addr, "/status")
+                .map_err(|e| e.to_string())?
+                .body;
             let phase: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
-            if phase["phase"] == want { Ok(phase) } else { Err(body) }
+            if phase["phase"] == want {
+                Ok(phase)
+            } else {
+                Err(body)
+            }
         })
     };
     let applied = status("applied");
@@ -405,22 +524,36 @@ fn image_matches_the_dockerfile_and_runs_on_an_empty_filesystem() {
     assert_eq!(ready.status, 200, "{}", ready.body);
     // Idle resident memory of the image's binary, for the README.
     std::thread::sleep(Duration::from_secs(2));
-    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", sidecar.id())).expect("status");
-    let rss = proc_status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: ?");
+    let proc_status =
+        std::fs::read_to_string(format!("/proc/{}/status", sidecar.id())).expect("status");
+    let rss = proc_status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: ?");
     eprintln!("sidecar from the image, idle: {rss}");
 
     std::fs::write(rootfs.join("config/app.yaml"), "port: [8080\n").expect("write");
     let rejected = status("rejected");
-    assert_eq!(rejected["applied"], applied["hash"], "the app keeps the last good config");
+    assert_eq!(
+        rejected["applied"], applied["hash"],
+        "the app keeps the last good config"
+    );
     assert!(
-        rejected["message"].as_str().is_some_and(|m| m.contains("app.yaml")),
+        rejected["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("app.yaml")),
         "{rejected}"
     );
 
-    let term = Command::new("kill").args(["-TERM", &sidecar.id().to_string()]).status();
+    let term = Command::new("kill")
+        .args(["-TERM", &sidecar.id().to_string()])
+        .status();
     assert!(term.expect("kill").success());
     let exit = wait_for("the sidecar to stop", support::wait::TIMEOUT, || {
-        sidecar.try_wait().map_err(|e| e.to_string())?.ok_or("running".to_string())
+        sidecar
+            .try_wait()
+            .map_err(|e| e.to_string())?
+            .ok_or("running".to_string())
     });
     let mut log = String::new();
     std::io::Read::read_to_string(sidecar.stderr.as_mut().expect("stderr"), &mut log).expect("log");
