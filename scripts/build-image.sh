@@ -48,19 +48,21 @@ license=$(sed -n '/^\[package\]/,/^\[/s/^license *= *"\([^"]*\)".*/\1/p' "$ROOT/
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/reconfig-image.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-# The one file of the layer, owned by root, read-only for the image's user, with a fixed time.
-install -m 0755 "$binary" "$work/reconfig"
-touch -d "@$epoch" "$work/reconfig"
 
 rootless=()
 [[ $(id -u) -eq 0 ]] || rootless=(--rootless)
 layout=$work/oci
 umoci init --layout "$layout"
 umoci new --image "$layout:$tag"
-umoci insert "${rootless[@]}" --image "$layout:$tag" \
+# The one file of the layer: root's, 0755 (the image's user runs it and cannot change it),
+# with a fixed time; `umoci repack` writes the rootfs' difference as that layer.
+umoci unpack "${rootless[@]}" --image "$layout:$tag" "$work/bundle" >&2
+install -m 0755 "$binary" "$work/bundle/rootfs/reconfig"
+touch -d "@$epoch" "$work/bundle/rootfs/reconfig" "$work/bundle/rootfs"
+umoci repack --image "$layout:$tag" \
     --history.created "$created" --history.created_by "COPY --chmod=0755 /reconfig /reconfig" \
-    "$work/reconfig" /reconfig
-umoci config "${rootless[@]}" --image "$layout:$tag" --no-history \
+    "$work/bundle"
+umoci config --image "$layout:$tag" --no-history \
     --os linux --architecture "$arch" --created "$created" \
     --config.user 65532:65532 --config.entrypoint /reconfig \
     --config.label "org.opencontainers.image.source=$repository" \

@@ -68,7 +68,7 @@ mkdir -p "$sbom_dir"
 sbom_name=.reconfig-sbom-$$
 trap 'rm -rf "$work" "$ROOT/$sbom_name.json"' EXIT
 SOURCE_DATE_EPOCH=$epoch "$cyclonedx" cyclonedx --manifest-path "$ROOT/Cargo.toml" \
-    --format json --target "$triple" "${features[@]}" --no-build-deps \
+    --format json --spec-version 1.5 --target "$triple" "${features[@]}" --no-build-deps \
     --override-filename "$sbom_name" --quiet >&2 \
     || die "cargo cyclonedx failed"
 mv "$ROOT/$sbom_name.json" "$sbom_dir/$name.cdx.json"

@@ -25,8 +25,7 @@ pub struct CopyBinaryArgs {
 }
 
 pub fn run(args: CopyBinaryArgs) -> Result<(), Failure> {
-    let source = std::env::current_exe().context("finding this binary");
-    let source = source.map_err(Failure::Internal)?;
+    let source = this_binary().map_err(Failure::Internal)?;
     let dest = if args.dest.is_dir() {
         args.dest.join("reconfig")
     } else {
@@ -35,6 +34,21 @@ pub fn run(args: CopyBinaryArgs) -> Result<(), Failure> {
     copy(&source, &dest)
         .with_context(|| format!("copying {} to {}", source.display(), dest.display()))
         .map_err(Failure::Internal)
+}
+
+/// This binary: /proc/self/exe, or where there is no /proc (a bare chroot), argv[0] when it
+/// is a path (a container's entrypoint is `/reconfig`).
+fn this_binary() -> anyhow::Result<PathBuf> {
+    let proc_error = match std::env::current_exe() {
+        Ok(path) => return Ok(path),
+        Err(e) => e,
+    };
+    match std::env::args_os().next().map(PathBuf::from) {
+        Some(path) if path.components().count() > 1 && path.is_file() => Ok(path),
+        _ => Err(anyhow::anyhow!(
+            "finding this binary: {proc_error}, and it was not started by its path"
+        )),
+    }
 }
 
 /// Copies `source` to a fresh temporary file beside `dest`, then renames it over `dest`, so a

@@ -30,10 +30,6 @@ die() { echo "install-cargo-tools: error: $*" >&2; exit 1; }
 
 [[ $# -gt 0 ]] || set -- cargo-deny cargo-cyclonedx
 mkdir -p "$TOOLS/cargo/bin"
-if command -v flock >/dev/null; then
-    exec 9>"$TOOLS/.install-cargo-tools.lock"
-    flock 9
-fi
 
 reports() { # binary crate version: does it run and report that version?
     local out
@@ -47,6 +43,12 @@ for want in "$@"; do
         IFS='|' read -r crate version key <<<"$pin"
         [[ $crate == "$want" ]] || continue
         found=1
+        # One lock per tool: two runs never build one tool at once, and a release waits for
+        # cargo-cyclonedx only, not for a cargo-deny build.
+        if command -v flock >/dev/null; then
+            exec 9>"$TOOLS/.install-$crate.lock"
+            flock 9
+        fi
         bin=$TOOLS/cargo/bin/$crate
         cached=$CACHE/$crate-$version
         if ! reports "$bin" "$crate" "$version"; then
