@@ -44,7 +44,9 @@ fi
 # tests/tools/install-cargo-tools.sh). Built here first, alone, rather than inside a test
 # racing the others for the cores; the test then finds both up to date.
 case " $* " in
-    *" --all-targets "*|*release*) bash scripts/release.sh --dist "${CARGO_TARGET_DIR:-target}/dist-prebuilt" >/dev/null ;;
+    *" --all-targets "*|*release*)
+        bash scripts/release.sh --dist "${CARGO_TARGET_DIR:-target}/dist-prebuilt" >/dev/null ||
+            echo "tests/run.sh: building the release first failed; tests/release.rs will say why" >&2 ;;
 esac
 
 RECONFIG_SKIP_LOG=$(mktemp "${TMPDIR:-/tmp}/reconfig-skips.XXXXXX")
