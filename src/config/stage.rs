@@ -28,6 +28,7 @@ impl Staged {
         }
         let folder = tempfile::Builder::new()
             .prefix("reconfig-check-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .map_err(StageError::Folder)?;
         let staged = Staged(folder);
