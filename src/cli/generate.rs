@@ -6,9 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::CommandFactory as _;
 
-use super::Cli;
 use crate::Failure;
 
 /// Print shell completions for reconfig to stdout.
@@ -36,9 +34,11 @@ pub struct ManArgs {
     pub out_dir: PathBuf,
 }
 
-pub fn completions(args: CompletionsArgs) -> Result<(), Failure> {
+/// Prints completions for `cli`, the whole command line (passed in: this module is one of its
+/// subcommands, so it does not import it).
+pub fn completions(args: CompletionsArgs, mut cli: clap::Command) -> Result<(), Failure> {
     let mut out = Vec::new();
-    clap_complete::generate(args.shell, &mut Cli::command(), "reconfig", &mut out);
+    clap_complete::generate(args.shell, &mut cli, "reconfig", &mut out);
     std::io::stdout()
         .lock()
         .write_all(&out)
@@ -46,9 +46,10 @@ pub fn completions(args: CompletionsArgs) -> Result<(), Failure> {
         .map_err(Failure::Internal)
 }
 
-pub fn man(args: ManArgs) -> Result<(), Failure> {
+/// Writes a page for `cli` and one for each of its visible subcommands.
+pub fn man(args: ManArgs, cli: clap::Command) -> Result<(), Failure> {
     std::fs::create_dir_all(&args.out_dir)
-        .and_then(|()| clap_mangen::generate_to(Cli::command(), &args.out_dir))
+        .and_then(|()| clap_mangen::generate_to(cli, &args.out_dir))
         .with_context(|| format!("writing man pages to {}", args.out_dir.display()))
         .map_err(Failure::Internal)
 }

@@ -14,7 +14,7 @@ pub mod watch;
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, CommandFactory as _, Parser, Subcommand};
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::logging::Style;
@@ -114,8 +114,8 @@ impl Command {
             Command::Watch(args) => watch::run(*args),
             Command::Check(args) => check::run(args),
             Command::Plan(args) => plan::run(args),
-            Command::Completions(args) => generate::completions(args),
-            Command::Man(args) => generate::man(args),
+            Command::Completions(args) => generate::completions(args, Cli::command()),
+            Command::Man(args) => generate::man(args, Cli::command()),
             Command::CopyBinary(args) => copy_binary::run(args),
         }
     }
