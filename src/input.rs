@@ -22,12 +22,13 @@ use crate::Failure;
 /// How a manifest stream is read and matched up; shared by `inject` and `plan`.
 #[derive(Debug, clap::Args)]
 pub struct ManifestArgs {
-    /// Namespace of objects that set none (Helm 4 gives post-renderers none).
+    /// Namespace of objects that set none (Helm 4 gives post-renderers none: pass
+    /// --post-renderer-args=--namespace=NS).
     #[arg(short, long, env = "RECONFIG_NAMESPACE", value_name = "NS")]
     pub namespace: Option<String>,
 
-    /// Annotate (or, in plan, count) Jobs too. Their pod template is immutable, so `helm upgrade`
-    /// fails if it changes.
+    /// Annotate Jobs too. Off by default: a Job's pod template is immutable, so `helm upgrade`
+    /// fails when its checksum changes.
     #[arg(long)]
     pub include_jobs: bool,
 

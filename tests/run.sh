@@ -17,12 +17,13 @@ bash tests/tools/install-helm.sh >/dev/null
 # cached under target/tools/.
 bash tests/tools/install-yaml-oracle.sh >/dev/null
 
-# Debian's prometheus 2.42 (prometheus, promtool) and nginx for tests/watch_*.rs, and curl (an
-# OpenSSL TLS client) for tests/admit_server.rs, only when missing.
+# Debian's prometheus 2.42 (prometheus, promtool) and nginx for tests/watch_*.rs, curl (an
+# OpenSSL TLS client) for tests/admit_server.rs, and umoci and skopeo for the image
+# (scripts/build-image.sh, tests/release.rs), only when missing.
 # The tests run these binaries themselves (own config, ports, pid files), so the packaged services
 # are kept from starting during the install (a policy-rc.d refusing starts, if the machine has none).
 watch_deps=()
-for pkg in prometheus nginx curl; do
+for pkg in prometheus nginx curl umoci skopeo; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || watch_deps+=("$pkg")
 done
 if [ ${#watch_deps[@]} -gt 0 ] && command -v apt-get >/dev/null; then
@@ -38,6 +39,16 @@ if [ ${#watch_deps[@]} -gt 0 ] && command -v apt-get >/dev/null; then
           "${as_root[@]}" apt-get install -y -q --no-install-recommends "${watch_deps[@]}" >/dev/null; }
     [ "$policy_ours" -eq 0 ] || "${as_root[@]}" rm -f /usr/sbin/policy-rc.d
 fi
+
+# tests/release.rs builds the image and the release tarball from the static sidecar binary
+# (a fat-LTO build: minutes on 2 cores) and cargo-cyclonedx (cached, see
+# tests/tools/install-cargo-tools.sh). Built here first, alone, rather than inside a test
+# racing the others for the cores; the test then finds both up to date.
+case " $* " in
+    *" --all-targets "*|*release*)
+        bash scripts/release.sh --dist "${CARGO_TARGET_DIR:-target}/dist-prebuilt" >/dev/null ||
+            echo "tests/run.sh: building the release first failed; tests/release.rs will say why" >&2 ;;
+esac
 
 RECONFIG_SKIP_LOG=$(mktemp "${TMPDIR:-/tmp}/reconfig-skips.XXXXXX")
 export RECONFIG_SKIP_LOG

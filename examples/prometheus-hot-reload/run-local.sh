@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Local demo: Prometheus and `reconfig watch` on a kubelet-style volume, no cluster.
-# Needs Debian's prometheus package (apt-get install prometheus) and a built reconfig.
+# Needs Debian's prometheus package (apt-get install prometheus), curl, and a built reconfig.
 set -euo pipefail
 cd "$(dirname "$0")"
 reconfig=${RECONFIG:-../../target/release/reconfig}
 [[ -x $reconfig ]] || { echo "build first: cargo build --release" >&2; exit 2; }
 command -v prometheus >/dev/null || { echo "needs prometheus (apt-get install prometheus)" >&2; exit 2; }
+command -v curl >/dev/null || { echo "needs curl (apt-get install curl)" >&2; exit 2; }
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT

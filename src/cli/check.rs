@@ -28,11 +28,14 @@ use crate::Failure;
 const EXAMPLES: &str = "\
 Examples:
   # The same checks the sidecar runs, on the files in the repository
-  reconfig check --validate-cmd 'promtool check config {dir}/prometheus.yml' deploy/prometheus/
+  reconfig check --validate-cmd 'promtool check config {dir}/prometheus.yml' \\
+      deploy/prometheus/
 
-  # Every ConfigMap key of a rendered chart, with a schema for one key and one for a whole ConfigMap
+  # Every ConfigMap key of a rendered chart; a schema for one key, and one
+  # for a whole ConfigMap
   helm template app ./chart | reconfig check --manifests - \\
-      --schema config.yaml=schemas/config.json --schema configmap/argo-rollouts-config=schemas/rollouts.json
+      --schema config.yaml=schemas/config.json \\
+      --schema configmap/argo-rollouts-config=schemas/rollouts.json
 
 In --manifests mode each ConfigMap and Secret key is checked as a file named after the key
 (parsed by its extension, or --format), shown as configmap/NAME/KEY; --schema configmap/NAME=…

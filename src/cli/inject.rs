@@ -20,15 +20,26 @@ use crate::Failure;
 const EXAMPLES: &str = "\
 Examples:
   helm template my-release ./chart | reconfig inject > rendered.yaml
-  helm upgrade --install app ./chart --post-renderer reconfig --post-renderer-args inject
-  reconfig inject -n prod --depends deployment/argo-rollouts=configmap/argo-rollouts-config < all.yaml
+
+  # Helm 3 (the binary is the post-renderer)
+  helm upgrade --install app ./chart \\
+      --post-renderer reconfig --post-renderer-args inject
+
+  # Helm 4 (the plugin in helm-snippets/helm-plugin), keeping the diagnostics
+  helm upgrade --install app ./chart -n prod --post-renderer reconfig \\
+      --post-renderer-args=--namespace=prod \\
+      --post-renderer-args=--log-file=/tmp/reconfig.log
+
+  reconfig inject -n prod \\
+      --depends deployment/argo-rollouts=configmap/argo-rollouts-config \\
+      < all.yaml
 
 Annotations read from workloads and pod templates:
-  reconfig/skip: \"true\"                      leave this workload alone
-  reconfig/configmaps: \"a,b\"                 add ConfigMaps read through the API (no mount)
-  reconfig/secrets: \"s\"                      likewise for Secrets
-  reconfig/exclude: \"configmap/x,secret/y\"   leave out what the app hot-reloads itself
-  reconfig/include: \"configmap/x\"            count a volume a reload sidecar watches anyway
+  reconfig/skip: \"true\"                  leave this workload alone
+  reconfig/configmaps: \"a,b\"             add ConfigMaps read through the API
+  reconfig/secrets: \"s\"                  likewise for Secrets
+  reconfig/exclude: \"configmap/x,...\"    leave out what the app hot-reloads
+  reconfig/include: \"configmap/x\"        count a volume a reload sidecar watches
 
 Volumes mounted by a known reload sidecar (reconfig watch, configmap-reload,
 prometheus-config-reloader, k8s-sidecar) are left out: the app gets those changes without a

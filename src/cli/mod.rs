@@ -7,6 +7,8 @@
 pub mod admit;
 pub mod check;
 pub mod ci;
+pub mod copy_binary;
+pub mod generate;
 pub mod inject;
 pub mod plan;
 pub mod validation;
@@ -14,7 +16,7 @@ pub mod watch;
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, CommandFactory as _, Parser, Subcommand};
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::logging::Style;
@@ -49,6 +51,22 @@ use watch::WatchArgs;
     propagate_version = true,
     max_term_width = 100
 )]
+// The diagnostics flags are global; where a subcommand has more to say about one, it gets
+// its own copy of the flag with its own words (see `in_own_words`).
+#[command(mut_subcommand("inject", |c| in_own_words(c, "log_file",
+    "Also append diagnostics to this file. Helm 3 and 4 hide a successful post-render's \
+     warnings, and Helm 4 its errors too: this is how to see them")))]
+#[command(mut_subcommand("inject", |c| in_own_words(c, "verbose",
+    "More output: -v says what was annotated and why, -vv everything, the libraries' own logs \
+     included")))]
+#[command(mut_subcommand("watch", |c| in_own_words(c, "log_file",
+    "Also append the sidecar's log to this file (stderr gets it too, for kubectl logs)")))]
+#[command(mut_subcommand("watch", |c| in_own_words(c, "verbose",
+    "More output: -v adds debug detail (each change's latency trace, how a process was \
+     signalled), -vv everything, the libraries' own logs included")))]
+#[command(mut_subcommand("check", |c| in_own_words(c, "verbose",
+    "More output: -v also reports what passed (a passing validator's output: ConfigMaps \
+     only), -vv everything, the libraries' own logs included")))]
 pub struct Cli {
     #[command(flatten, next_help_heading = "Diagnostics")]
     pub log: LogArgs,
@@ -69,6 +87,12 @@ pub enum Command {
     Plan(PlanArgs),
     /// Validating admission webhook: the policy enforced when ConfigMaps and Secrets are applied.
     Admit(Box<AdmitArgs>),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Write man pages, one per subcommand, to a folder.
+    Man(generate::ManArgs),
+    /// Copy this binary to a path (an init container's `cp`: the image has none).
+    CopyBinary(copy_binary::CopyBinaryArgs),
 }
 
 impl Cli {
@@ -78,6 +102,9 @@ impl Cli {
         let (text, base) = match self.command {
             Command::Watch(_) | Command::Admit(_) => (Style::Service, LevelFilter::INFO),
             Command::Inject(_) | Command::Check(_) | Command::Plan(_) => {
+                (Style::Plain, LevelFilter::WARN)
+            }
+            Command::Completions(_) | Command::Man(_) | Command::CopyBinary(_) => {
                 (Style::Plain, LevelFilter::WARN)
             }
         };
@@ -97,6 +124,9 @@ impl Command {
             Command::Check(args) => check::run(args),
             Command::Plan(args) => plan::run(args),
             Command::Admit(args) => admit::run(*args),
+            Command::Completions(args) => generate::completions(args, Cli::command()),
+            Command::Man(args) => generate::man(args, Cli::command()),
+            Command::CopyBinary(args) => copy_binary::run(args),
         }
     }
 }
@@ -110,17 +140,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// Gives `cmd` its own copy of the global diagnostics flag `id`, with `help` as its words.
+///
+/// clap propagates a global flag only to subcommands that lack one of that id, and still
+/// collects the value into `LogArgs`, so parsing is unchanged.
+fn in_own_words(cmd: clap::Command, id: &str, help: &'static str) -> clap::Command {
+    use clap::Args as _;
+    let flags = LogArgs::augment_args(clap::Command::new("diagnostics"));
+    let flag = flags.get_arguments().find(|a| a.get_id() == id).cloned();
+    match flag {
+        Some(flag) => cmd.arg(flag.help(help).long_help(None).help_heading("Diagnostics")),
+        None => cmd,
+    }
+}
+
 /// Where diagnostics go and how many there are.
 #[derive(Debug, clap::Args)]
 pub struct LogArgs {
-    /// Also append diagnostics to this file.
-    ///
-    /// Helm 4 swallows a post-renderer's stderr, so this is how to see why it failed.
+    /// Also append diagnostics to this file (stderr gets them too).
     #[arg(long, global = true, env = "RECONFIG_LOG_FILE", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
-    /// More output: -v adds detail (inject: what was annotated and why), -vv everything,
-    /// the libraries' own logs included.
+    /// More output: -v adds detail, -vv everything, the libraries' own logs included.
     #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
@@ -131,4 +172,107 @@ pub struct LogArgs {
     /// Log as text or JSON lines.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "RECONFIG_LOG_FORMAT")]
     pub log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// Every subcommand, depth first, with its path (`reconfig check`).
+    fn all_commands(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        out.push((path.clone(), cmd.clone()));
+        for sub in cmd.get_subcommands() {
+            all_commands(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    /// Examples (the indented lines of a subcommand's closing text) must survive clap's
+    /// re-wrapping at every width help is shown at (the terminal's, capped at 100, and 100
+    /// when piped), so that they can be copied and pasted: never broken mid-command.
+    #[test]
+    fn examples_are_printed_verbatim_at_every_width() {
+        let mut commands = Vec::new();
+        let mut cli = Cli::command();
+        cli.build(); // global flags reach the subcommands
+        all_commands(&cli, "reconfig".into(), &mut commands);
+        for width in [80, 100] {
+            for (path, cmd) in &commands {
+                let mut cmd = cmd.clone().term_width(width);
+                let short = cmd.get_after_help().map(|s| s.to_string());
+                let long = cmd.get_after_long_help().map(|s| s.to_string());
+                let long = long.or_else(|| short.clone());
+                for (text, rendered) in [
+                    (long, cmd.render_long_help().to_string()),
+                    (short, cmd.render_help().to_string()),
+                ] {
+                    let Some(text) = text else { continue };
+                    let rendered: Vec<&str> = rendered.lines().map(str::trim_end).collect();
+                    for line in text.lines().filter(|l| l.starts_with("  ")) {
+                        assert!(
+                            rendered.contains(&line.trim_end()),
+                            "`{path} --help` at {width} columns breaks the example line\n{line}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shared_flags_speak_for_their_subcommand() {
+        let help = |sub: &str| {
+            let mut cmd = Cli::command().term_width(1000);
+            cmd.build();
+            let sub = cmd.find_subcommand_mut(sub).expect("subcommand").clone();
+            sub.term_width(1000).render_long_help().to_string()
+        };
+        let (inject, plan, watch, check) =
+            (help("inject"), help("plan"), help("watch"), help("check"));
+        for (name, text) in [("plan", &plan), ("watch", &watch), ("check", &check)] {
+            assert!(
+                !text.contains("post-render"),
+                "{name}'s help talks of post-renderers:\n{text}"
+            );
+            assert!(
+                !text.contains("inject:"),
+                "{name}'s help speaks for inject:\n{text}"
+            );
+        }
+        assert!(!inject.contains("in plan"), "{inject}");
+        assert!(!watch.contains("Helm"), "{watch}");
+        assert!(!check.contains("Helm 4"), "{check}");
+        assert!(inject.contains("Helm 3 and 4 hide"), "{inject}");
+        assert!(plan.contains("Count Jobs too"), "{plan}");
+    }
+
+    /// `reconfig inject --log-file F` (a subcommand's own copy of the global flag) and
+    /// `reconfig --log-file F inject` both reach `LogArgs`.
+    #[test]
+    fn own_words_flags_still_parse_as_global_ones() {
+        let cases: [&[&str]; 3] = [
+            &["reconfig", "inject", "--log-file", "f.log", "-vv"],
+            &["reconfig", "--log-file", "f.log", "-vv", "inject"],
+            &[
+                "reconfig",
+                "--log-file",
+                "f.log",
+                "watch",
+                "--dir",
+                "d",
+                "-vv",
+            ],
+        ];
+        for args in cases {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert_eq!(
+                cli.log.log_file.as_deref(),
+                Some(std::path::Path::new("f.log")),
+                "{args:?}"
+            );
+            assert_eq!(cli.log.verbose, 2, "{args:?}");
+        }
+        Cli::command().debug_assert();
+    }
 }

@@ -53,6 +53,15 @@ with --live), 3 a limit (--max-restarts, --fail-on-restart) was exceeded.";
 /// object) or the template itself (image, env, annotations, …). Each cause says which.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
+// The flags shared with inject, in plan's own words.
+#[command(mut_arg("namespace", |a| a.help(
+    "Namespace of objects that set none in either render (as given to inject)")))]
+#[command(mut_arg("include_jobs", |a| a.help(
+    "Count Jobs too, as inject --include-jobs annotates them (a changed Job template makes \
+     `helm upgrade` fail: a Job's pod template is immutable)")))]
+#[command(mut_arg("secret_hash_key_file", |a| a.help(
+    "The key inject hashes Secret values with (HMAC-SHA256), so plan computes the checksums \
+     inject writes")))]
 pub struct PlanArgs {
     /// OLD NEW: the render running now (e.g. `helm get manifest`) and the one about to be
     /// applied. With --live, only NEW. `-` reads stdin.

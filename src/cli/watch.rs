@@ -22,22 +22,26 @@ use crate::Failure;
 const EXAMPLES: &str = "\
 Examples:
   # Prometheus: validate with promtool, then POST /-/reload
-  reconfig watch --dir /etc/prometheus --validate-cmd 'promtool check config {dir}/prometheus.yml' \\
+  reconfig watch --dir /etc/prometheus \\
+      --validate-cmd 'promtool check config {dir}/prometheus.yml' \\
       --webhook http://localhost:9090/-/reload
 
-  # nginx in a pod with shareProcessNamespace: true: nginx -t, then SIGHUP the master
+  # nginx, shareProcessNamespace: true: nginx -t, then SIGHUP the master
   reconfig watch --dir /etc/nginx/conf.d --publish /run/nginx-conf \\
-      --validate-cmd 'nginx -t -c /etc/nginx/nginx.conf' --signal SIGHUP --process nginx
+      --validate-cmd 'nginx -t -c /etc/nginx/nginx.conf' \\
+      --signal SIGHUP --process nginx
 
   # An app that cannot reload: validate against a schema, then restart it
-  reconfig watch --dir /config --schema config.yaml=/schemas/config.json --restart --process my-app
+  reconfig watch --dir /config --schema config.yaml=/schemas/config.json \\
+      --restart --process my-app
 
   # The policy file reconfig admit enforces; the folder says which ConfigMap it holds
   reconfig watch --dir configmap/app-config=/config --policy /etc/reconfig/policy.yaml \\
       --signal SIGHUP --process app
 
   # A validator that needs a shell: {dir:q} is the folder quoted for it
-  reconfig watch --dir /config --signal SIGHUP --process my-app --process-unique \\
+  reconfig watch --dir /config --signal SIGHUP --process my-app \\
+      --process-unique \\
       --validate-cmd \"sh -c 'app --check {dir:q}/app.yaml && lint {dir:q}'\"
 
 {dir} in --validate-cmd is the folder holding the candidate files: the staged copy with --publish,

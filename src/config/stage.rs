@@ -1,7 +1,7 @@
 //! A temporary copy of config files on disk, for an external validator that reads a folder
 //! when the files came from somewhere else (`check --manifests`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::ConfigFile;
 
@@ -15,8 +15,9 @@ pub enum StageError {
     NotAFileName(String),
 }
 
-/// A folder under the system temp dir holding copies of files by name, removed on drop.
-pub struct Staged(PathBuf);
+/// A private folder (mode 0700, a fresh random name) under the system temp dir holding
+/// copies of files by name, removed on drop.
+pub struct Staged(tempfile::TempDir);
 
 impl Staged {
     /// Writes each file under its name (sub-folders created as needed). A name that could
@@ -25,10 +26,12 @@ impl Staged {
         if let Some(bad) = files.iter().find(|f| !stays_inside(&f.name)) {
             return Err(StageError::NotAFileName(bad.name.clone()));
         }
-        let name = format!("reconfig-check-{:016x}", crate::random_u64());
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir(&path).map_err(StageError::Folder)?;
-        let staged = Staged(path);
+        let folder = tempfile::Builder::new()
+            .prefix("reconfig-check-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .map_err(StageError::Folder)?;
+        let staged = Staged(folder);
         for file in files {
             let path = staged.path().join(&file.name);
             if let Some(parent) = path.parent() {
@@ -43,7 +46,7 @@ impl Staged {
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 }
 
@@ -53,12 +56,6 @@ fn stays_inside(name: &str) -> bool {
         && Path::new(name)
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)))
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[cfg(test)]
@@ -78,6 +75,14 @@ mod tests {
         assert_eq!(
             std::fs::read(path.join("app.yaml")).expect("read"),
             file.bytes
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).expect("stat").permissions(),
+        );
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "only the validator's user reads staged secrets"
         );
         drop(staged);
         assert!(!path.exists());

@@ -103,7 +103,7 @@ plus, in the pod spec:
 {{- $liveness := $probes.liveness | default dict -}}
 {{- $readiness := $probes.readiness | default dict -}}
 - name: {{ $w.name | default "reconfig-watch" }}
-  image: {{ printf "%s:%s" ($image.repository | default "reconfig") ($image.tag | default "latest") | quote }}
+  image: {{ printf "%s:%s" ($image.repository | default "ghcr.io/reconfig/reconfig") ($image.tag | default "0.1.0") | quote }}
   imagePullPolicy: {{ $image.pullPolicy | default "IfNotPresent" }}
   {{- if .native }}
   # A native sidecar: started before the app containers and kept running.
