@@ -55,11 +55,6 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
         "`.inf`: JSON cannot hold +Inf, so sigs.k8s.io/yaml fails; reconfig reads \".inf\"",
     ),
     (
-        "keep-chomping-blank-line-at-eof.yaml",
-        "`|+` whose only line is blanks with no line break (the stream's end): go-yaml and \
-         libyaml read \"\", reconfig \"\\n\" (found by the differential fuzz target)",
-    ),
-    (
         "null-key.yaml",
         "`~` as a key: sigs.k8s.io/yaml refuses a null key, reconfig reads \"~\"",
     ),

@@ -64,6 +64,13 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                     }
                     _ => (value, style),
                 };
+                let value = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && end.offset == text.len()
+                {
+                    block_scalar_at_unterminated_end(text, start, value)
+                } else {
+                    value
+                };
                 budget.real(start)?;
                 let node = Node {
                     value: Value::Scalar(value, style),
@@ -233,6 +240,42 @@ fn binary<'a>(text: &str, pos: Pos) -> Result<Cow<'a, str>, SyntaxError> {
             message: format!("!!binary value is not valid base64: {e}"),
         })?;
     Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// A block scalar (`|`, `>`) that runs to the end of a text whose last line has no line break,
+/// read as go-yaml and libyaml read it: a line break is content only where one was read.
+///
+/// saphyr counts one break too many there (`a: |+\n  ` is `"\n"` to it, `""` to go-yaml;
+/// `a: |\n  x` is `"x\n"`, not `"x"`): when the scalar has no content lines and the header's
+/// break is the text's only one, or when it has content and the unterminated last line is at
+/// least as long as the content's indentation (the column where saphyr's span starts). That
+/// break is taken off here.
+fn block_scalar_at_unterminated_end<'a>(
+    text: &str,
+    start: Pos,
+    value: Cow<'a, str>,
+) -> Cow<'a, str> {
+    if !value.ends_with('\n') || text.ends_with(['\n', '\r']) {
+        return value;
+    }
+    let last_line = &text[text.rfind(['\n', '\r']).map_or(0, |i| i + 1)..];
+    let phantom = if value == "\n" {
+        // No content lines: the span starts at the `|` or `>` header.
+        let rest = &text[start.offset..];
+        rest.matches('\n').count() + rest.matches('\r').count() - rest.matches("\r\n").count() == 1
+    } else {
+        last_line.chars().count() >= (start.column - 1).max(1)
+    };
+    if !phantom {
+        return value;
+    }
+    match value {
+        Cow::Borrowed(s) => Cow::Borrowed(&s[..s.len() - 1]),
+        Cow::Owned(mut s) => {
+            s.pop();
+            Cow::Owned(s)
+        }
+    }
 }
 
 /// A key that is nothing at all, right where its `:` stands (`: value` at the start of an

@@ -346,6 +346,37 @@ mod merge_and_alias_tests {
     }
 
     #[test]
+    fn block_scalars_at_an_unterminated_end_read_as_go_yaml_does() {
+        // Each checked against tests/tools/yaml-oracle: a line break counts only where one was
+        // read (the differential fuzz target found the first one).
+        let cases = [
+            ("a: |+\n  ", r#"{"a":""}"#),
+            ("a: >+\n  ", r#"{"a":""}"#),
+            ("a: |2+\n  ", r#"{"a":""}"#),
+            ("a: |+\r\n  ", r#"{"a":""}"#),
+            ("a: |+\n\n  ", r#"{"a":"\n"}"#),
+            ("a: |+\n  \n  ", r#"{"a":"\n"}"#),
+            ("a: |\n  x", r#"{"a":"x"}"#),
+            ("a: |+\n  x", r#"{"a":"x"}"#),
+            ("a: >\n  x\n  y", r#"{"a":"x y"}"#),
+            ("a: |+\n  x\n  ", r#"{"a":"x\n"}"#),
+            ("a: |+\n  x\n\n  ", r#"{"a":"x\n\n"}"#),
+            ("a: |+\n  x\n   ", r#"{"a":"x\n "}"#),
+            ("a: |+\r\n  x\r\n  ", r#"{"a":"x\n"}"#),
+            ("a: |\n  x\n  ", r#"{"a":"x\n"}"#),
+            ("a: |+\n    x\n  ", r#"{"a":"x\n"}"#),
+            ("a:\n  b: |1+\n    x\n  ", r#"{"a":{"b":" x\n"}}"#),
+            ("a: |-\n  x\n  ", r#"{"a":"x"}"#),
+            ("a: |+\n  x\n", r#"{"a":"x\n"}"#),
+        ];
+        for (text, want) in cases {
+            assert_eq!(json(text), want, "{text:?}");
+        }
+        let docs = parse_documents("- |+\n  ", Limits::default()).expect("valid");
+        assert_eq!(docs[0].as_ref().expect("doc").items()[0].as_str(), Some(""));
+    }
+
+    #[test]
     fn binary_scalars_are_decoded_as_go_yaml_does() {
         assert_eq!(
             json("{a: !!binary aGk=, b: !!binary \"MTIz\"}"),
