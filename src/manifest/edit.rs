@@ -479,6 +479,10 @@ fn scalar_end(text: &str, start: usize, node: &Node<'_>) -> usize {
         Value::Scalar(_, ScalarStyle::DoubleQuoted) => '"',
         _ => return node.end.offset,
     };
+    // A tag can make a plain scalar a string (`!!str 12`): only a quote starts a quoted one.
+    if !text[start..].starts_with(quote) {
+        return node.end.offset;
+    }
     let mut chars = text[start..].char_indices().skip(1).peekable();
     while let Some((i, c)) = chars.next() {
         match c {

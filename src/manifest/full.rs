@@ -62,7 +62,8 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                     Some(tag) if is_core(tag, "binary") => {
                         (binary(&value, start)?, ScalarStyle::DoubleQuoted)
                     }
-                    _ => (value, style),
+                    Some(tag) => (value, tagged_style(tag, style)),
+                    None => (value, style),
                 };
                 let value = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
                     && end.offset == text.len()
@@ -226,7 +227,32 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
 
 /// Whether `tag` is the YAML core tag `!!name`.
 fn is_core(tag: &Tag, name: &str) -> bool {
-    tag.is_yaml_core_schema() && tag.suffix == name
+    core_name(tag) == Some(name)
+}
+
+/// The name of a YAML core tag (`!!int`, or verbatim `!<tag:yaml.org,2002:int>`).
+fn core_name(tag: &Tag) -> Option<&str> {
+    if tag.is_yaml_core_schema() {
+        Some(&tag.suffix)
+    } else if tag.handle.is_empty() {
+        tag.suffix.strip_prefix("tag:yaml.org,2002:")
+    } else {
+        None
+    }
+}
+
+/// The style that makes a tagged scalar read as go-yaml v2 (sigs.k8s.io/yaml) types it, since
+/// the readers (`to_json`, the non-string check of ConfigMap values, null) type a plain scalar
+/// and take a quoted or block one as a string: `!!str 123` and any tag of the user's own
+/// (`!thing 2`, `!e!thing 2`, the non-specific `!`) are strings; `!!int "12"`, `!!float`,
+/// `!!bool`, `!!null` are typed from their text. Other core tags (`!!timestamp`, `!!map`)
+/// change nothing that JSON shows.
+fn tagged_style(tag: &Tag, style: ScalarStyle) -> ScalarStyle {
+    match core_name(tag) {
+        Some("int" | "float" | "bool" | "null") => ScalarStyle::Plain,
+        Some("str") | None if style == ScalarStyle::Plain => ScalarStyle::DoubleQuoted,
+        _ => style,
+    }
 }
 
 /// A `!!binary` scalar's bytes, as go-yaml decodes them (line breaks and spaces ignored);

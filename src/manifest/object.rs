@@ -340,6 +340,19 @@ pub fn non_string_values(root: &Node<'_>, meta: &ObjectMeta<'_, '_>) -> Vec<Prob
             continue;
         };
         for (key, value) in entries {
+            if let Value::Scalar(name, ScalarStyle::Plain) = key.value() {
+                if let Some(what) = yaml11_type(name) {
+                    found.push(Problem::at(
+                        key,
+                        format!(
+                            "{} {field} key \"{name}\" is {what} to YAML 1.1: Helm and kubectl \
+                             (sigs.k8s.io/yaml) store it under their spelling of that value, not \
+                             as written; quote it",
+                            meta.kind
+                        ),
+                    ));
+                }
+            }
             let Value::Scalar(text, ScalarStyle::Plain) = value.value() else {
                 continue;
             };
@@ -656,6 +669,40 @@ mod tests {
         ] {
             assert_eq!(yaml11_type(text).is_some(), what, "{text}");
         }
+    }
+
+    #[test]
+    fn tags_type_data_values_as_go_yaml_does() {
+        // `!!str 8080` is the string the API server stores; `!!int "8080"` a number it refuses.
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  a: !!str 8080\n  b: !!int \"8080\"\n  c: !thing true\n  d: !!bool 'yes'\n";
+        let docs = parse_documents(text, Limits::default()).expect("yaml");
+        let root = docs[0].as_ref().expect("doc");
+        let meta = ObjectMeta::read(root).expect("object");
+        let lines: Vec<_> = non_string_values(root, &meta)
+            .into_iter()
+            .map(|p| p.pos.line)
+            .collect();
+        assert_eq!(lines, vec![6, 8]);
+    }
+
+    #[test]
+    fn data_keys_yaml_types_are_found() {
+        // sigs.k8s.io/yaml stores `on:` as "true" and `0644:` as "420" (tests/tools/yaml-oracle).
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  on: a\n  'off': b\n  0644: c\n  v1.2: d\n";
+        let docs = parse_documents(text, Limits::default()).expect("yaml");
+        let root = docs[0].as_ref().expect("doc");
+        let meta = ObjectMeta::read(root).expect("object");
+        let found: Vec<_> = non_string_values(root, &meta)
+            .into_iter()
+            .map(|p| (p.pos.line, p.message))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].0, found[1].0), (5, 7));
+        assert!(
+            found[0].1.contains("key \"on\" is a boolean"),
+            "{}",
+            found[0].1
+        );
     }
 
     #[test]

@@ -377,6 +377,23 @@ mod merge_and_alias_tests {
     }
 
     #[test]
+    fn tags_type_scalars_as_go_yaml_does() {
+        // Checked against tests/tools/yaml-oracle (go-yaml v2 under sigs.k8s.io/yaml).
+        assert_eq!(
+            json("{a: !!str 123, b: !!int \"12\", c: !!str true, d: !!float '1.5', e: !!null ''}"),
+            r#"{"a":"123","b":12,"c":"true","d":1.5,"e":null}"#
+        );
+        assert_eq!(
+            json("{a: !thing 2, b: ! 12, c: !<tag:yaml.org,2002:int> '7', d: !!str ~, e: !x [1]}"),
+            r#"{"a":"2","b":"12","c":7,"d":"~","e":[1]}"#
+        );
+        assert_eq!(
+            json("%TAG !e! tag:yaml.org,2002:\n---\na: !e!int \"5\"\nb: !!timestamp 2001-01-01\n"),
+            r#"{"a":5,"b":"2001-01-01"}"#
+        );
+    }
+
+    #[test]
     fn binary_scalars_are_decoded_as_go_yaml_does() {
         assert_eq!(
             json("{a: !!binary aGk=, b: !!binary \"MTIz\"}"),
