@@ -641,7 +641,7 @@ mod tests {
 
     #[test]
     fn non_string_data_values_are_found() {
-        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  port: 8080\n  on: yes\n  ratio: .5\n  s: '8080'\n  t: 12:30\n  n: ~\n  v: 1.2.3\n";
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  port: 8080\n  x: yes\n  ratio: .5\n  s: '8080'\n  t: 12:30\n  nothing: ~\n  v: 1.2.3\n";
         let docs = parse_documents(text, Limits::default()).expect("yaml");
         let root = docs[0].as_ref().expect("doc");
         let meta = ObjectMeta::read(root).expect("object");
