@@ -265,8 +265,9 @@ impl<'a> Stream<'a> {
             })
         };
 
-        let mut docs = Vec::new();
-        let mut values = Vec::new();
+        // Nearly always one document a piece: sized once, not grown to twice what they hold.
+        let mut docs = Vec::with_capacity(self.pieces.len());
+        let mut values = Vec::with_capacity(self.pieces.len());
         let mut diagnostics = Vec::new();
         let mut doubts = Vec::new();
         for (piece_index, result) in results.into_iter().flatten().enumerate() {
