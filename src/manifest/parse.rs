@@ -31,9 +31,14 @@ pub fn parse_documents<'a>(
 /// and kubectl read with, and libyaml refuse the rest anywhere, comments included; so does
 /// reconfig, naming the first one.
 fn unprintable(text: &str) -> Option<SyntaxError> {
-    // Nearly every text is ASCII without control characters: one cheap pass decides.
-    let suspect = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b >= 0x7f;
-    if !text.bytes().any(suspect) {
+    // Nearly every text is ASCII without control characters: one cheap pass decides, by
+    // blocks without a branch per byte so that it compiles to vector instructions.
+    let suspect = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r') | (b >= 0x7f);
+    let blocks = text.as_bytes().chunks(64);
+    if !blocks
+        .into_iter()
+        .any(|block| block.iter().fold(false, |found, &b| found | suspect(b)))
+    {
         return None;
     }
     let (at, c) = text.char_indices().find(|&(_, c)| {
