@@ -97,7 +97,10 @@ fn lines(text: &str) -> Vec<Line> {
         let end = text[start..].find('\n').map_or(bytes.len(), |i| start + i);
         let line = &bytes[start..end];
         let (high, control) = line.iter().fold((0u8, false), |(high, control), &b| {
-            (high | b, control | ((b < b' ') & (b != b'\t')) | (b == 0x7f))
+            (
+                high | b,
+                control | ((b < b' ') & (b != b'\t')) | (b == 0x7f),
+            )
         });
         out.push(Line {
             start,
