@@ -37,12 +37,17 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
         let (event, span): (Event<'a>, Span) = event.map_err(|e| syntax(&positions, e))?;
         let start = positions.pos(&span.start);
         let end = positions.pos(&span.end);
-        last_end = end;
+        let previous_end = std::mem::replace(&mut last_end, end);
         let mut merge_key = false;
         let complete = match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing => continue,
             Event::DocumentStart(_) => {
+                // Its directives are the text since the previous event.
+                let prolog = text.get(previous_end.offset..start.offset).unwrap_or("");
+                if let Some(error) = unsupported_version(prolog, previous_end) {
+                    return Err(error);
+                }
                 root = None;
                 budget = Budget::new(limits);
                 anchors.clear();
@@ -223,6 +228,39 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
         });
     }
     Ok(docs)
+}
+
+/// A `%YAML` directive in a document's prolog (which starts at `from`) naming a version other
+/// than 1.1 or 1.2: libyaml refuses it ("found incompatible YAML document"), and go-yaml (Helm,
+/// kubectl) every version but 1.1. saphyr reads on, whatever the version.
+fn unsupported_version(prolog: &str, from: Pos) -> Option<SyntaxError> {
+    let mut offset = from.offset;
+    for (i, line) in prolog.split_inclusive('\n').enumerate() {
+        let at = offset;
+        offset += line.len();
+        let Some(version) = line
+            .strip_prefix("%YAML")
+            .filter(|rest| rest.starts_with([' ', '\t']))
+        else {
+            continue;
+        };
+        let version = version.split('#').next().unwrap_or("").trim();
+        if matches!(version, "1.1" | "1.2") {
+            continue;
+        }
+        return Some(SyntaxError {
+            pos: Pos {
+                offset: at,
+                line: from.line + i,
+                column: 1,
+            },
+            message: format!(
+                "found incompatible YAML document: `%YAML {version}` (libyaml reads YAML 1.1 and \
+                 1.2, go-yaml, which Helm and kubectl use, 1.1 only)"
+            ),
+        });
+    }
+    None
 }
 
 /// Whether `tag` is the YAML core tag `!!name`.

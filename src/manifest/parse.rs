@@ -382,6 +382,34 @@ mod merge_and_alias_tests {
     }
 
     #[test]
+    fn yaml_versions_other_than_1_1_and_1_2_are_refused_as_libyaml_refuses_them() {
+        // Found by the differential fuzz target (`%YAML 0.2`).
+        for bad in [
+            "%YAML 0.2\n---\na: 1\n",
+            "%YAML 2.0\n---\na: 1\n",
+            "a: 1\n...\n%YAML 1.3 # new\n---\nb: 1\n",
+        ] {
+            let err = parse_documents(bad, Limits::default()).expect_err(bad);
+            assert!(
+                err.message.contains("incompatible YAML document"),
+                "{bad}: {err}"
+            );
+            assert_eq!(err.pos.column, 1, "{bad}");
+        }
+        let err = parse_documents("a: 1\n...\n%YAML 1.3\n---\nb: 1\n", Limits::default())
+            .expect_err("1.3");
+        assert_eq!(err.pos.line, 3);
+        for good in [
+            "%YAML 1.1\n---\na: 1\n",
+            "%YAML 1.2 # c\n---\na: 1\n",
+            "--- |\n%YAML 0.2\n",
+            "%YAMLX 0.2\n---\na: 1\n",
+        ] {
+            assert!(parse_documents(good, Limits::default()).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
     fn tags_type_scalars_as_go_yaml_does() {
         // Checked against tests/tools/yaml-oracle (go-yaml v2 under sigs.k8s.io/yaml).
         assert_eq!(
