@@ -45,7 +45,7 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
             Event::DocumentStart(_) => {
                 // Its directives are the text since the previous event.
                 let prolog = text.get(previous_end.offset..start.offset).unwrap_or("");
-                if let Some(error) = unsupported_version(prolog, previous_end) {
+                if let Some(error) = unsupported_directive(prolog, previous_end) {
                     return Err(error);
                 }
                 root = None;
@@ -230,34 +230,58 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
     Ok(docs)
 }
 
-/// A `%YAML` directive in a document's prolog (which starts at `from`) naming a version other
-/// than 1.1 or 1.2: libyaml refuses it ("found incompatible YAML document"), and go-yaml (Helm,
-/// kubectl) every version but 1.1. saphyr reads on, whatever the version.
-fn unsupported_version(prolog: &str, from: Pos) -> Option<SyntaxError> {
+/// A directive in a document's prolog (which starts at `from`) that libyaml and go-yaml (Helm,
+/// kubectl) refuse and saphyr reads on: a name that is not letters, digits, `-` and `_` followed
+/// by a blank, a directive other than `%YAML` and `%TAG` (YAML 1.2 reserves them for later use,
+/// both readers refuse them), and a `%YAML` version other than 1.1 or 1.2 or followed by more
+/// than a comment (libyaml reads 1.1 and 1.2, go-yaml 1.1 only).
+fn unsupported_directive(prolog: &str, from: Pos) -> Option<SyntaxError> {
     let mut offset = from.offset;
     for (i, line) in prolog.split_inclusive('\n').enumerate() {
         let at = offset;
         offset += line.len();
-        let Some(version) = line
-            .strip_prefix("%YAML")
-            .filter(|rest| rest.starts_with([' ', '\t']))
-        else {
+        let Some(directive) = line.strip_prefix('%') else {
             continue;
         };
-        let version = version.split('#').next().unwrap_or("").trim();
-        if matches!(version, "1.1" | "1.2") {
+        let directive = directive.trim_end_matches(['\n', '\r']);
+        let name_len = directive
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            .count();
+        let (name, rest) = directive.split_at(name_len);
+        let message = if name.is_empty() {
+            "could not find expected directive name".to_string()
+        } else if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+            "found unexpected non-alphabetical character in a directive name".to_string()
+        } else if name == "YAML" {
+            let rest = rest.trim_start_matches([' ', '\t']);
+            let (version, after) = rest.split_at(rest.find([' ', '\t']).unwrap_or(rest.len()));
+            let after = after.trim_start_matches([' ', '\t']);
+            if !(after.is_empty() || after.starts_with('#')) {
+                "did not find expected comment or line break after the %YAML version".to_string()
+            } else if matches!(version, "1.1" | "1.2") {
+                continue;
+            } else {
+                format!(
+                    "found incompatible YAML document: `%YAML {version}` (libyaml reads YAML \
+                     1.1 and 1.2, go-yaml, which Helm and kubectl use, 1.1 only)"
+                )
+            }
+        } else if name == "TAG" {
             continue;
-        }
+        } else {
+            format!(
+                "found unknown directive name `%{name}`: libyaml and go-yaml (Helm, kubectl) \
+                 read only %YAML and %TAG"
+            )
+        };
         return Some(SyntaxError {
             pos: Pos {
                 offset: at,
                 line: from.line + i,
                 column: 1,
             },
-            message: format!(
-                "found incompatible YAML document: `%YAML {version}` (libyaml reads YAML 1.1 and \
-                 1.2, go-yaml, which Helm and kubectl use, 1.1 only)"
-            ),
+            message,
         });
     }
     None

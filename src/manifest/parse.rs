@@ -382,7 +382,7 @@ mod merge_and_alias_tests {
     }
 
     #[test]
-    fn yaml_versions_other_than_1_1_and_1_2_are_refused_as_libyaml_refuses_them() {
+    fn directives_libyaml_refuses_are_refused() {
         // Found by the differential fuzz target (`%YAML 0.2`).
         for bad in [
             "%YAML 0.2\n---\na: 1\n",
@@ -399,11 +399,23 @@ mod merge_and_alias_tests {
         let err = parse_documents("a: 1\n...\n%YAML 1.3\n---\nb: 1\n", Limits::default())
             .expect_err("1.3");
         assert_eq!(err.pos.line, 3);
+        // And the directives both refuse, which saphyr reads (`%YAML;0.2` found by the fuzzer).
+        for bad in [
+            "%YAML;0.2\n---\na: 1\n",
+            "%\n---\na: 1\n",
+            "%FOO-bar_1 x\n---\na: 1\n",
+            "%YAMLX 0.2\n---\na: 1\n",
+            "%YAML 1.1 x\n---\na: 1\n",
+            "%YAML 1.1.1\n---\na: 1\n",
+        ] {
+            assert!(parse_documents(bad, Limits::default()).is_err(), "{bad}");
+        }
         for good in [
             "%YAML 1.1\n---\na: 1\n",
             "%YAML 1.2 # c\n---\na: 1\n",
+            "%YAML\t1.1\r\n---\na: 1\n",
+            "%TAG ! tag:x,2000:\n---\na: 1\n",
             "--- |\n%YAML 0.2\n",
-            "%YAMLX 0.2\n---\na: 1\n",
         ] {
             assert!(parse_documents(good, Limits::default()).is_ok(), "{good}");
         }
