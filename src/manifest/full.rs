@@ -70,6 +70,20 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                     Some(tag) => (value, tagged_style(tag, style)),
                     None => (value, style),
                 };
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && stack.is_empty()
+                    && start.column == 1
+                    && value.contains(|c| c != '\n')
+                {
+                    // saphyr's span of a block scalar with content starts at its first line.
+                    return Err(SyntaxError {
+                        pos: start,
+                        message: "a block scalar at a document's top level needs its lines \
+                                  indented by at least one space: go-yaml (Helm, kubectl) and \
+                                  libyaml end it before an unindented line"
+                            .into(),
+                    });
+                }
                 let value = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
                     && end.offset == text.len()
                 {

@@ -415,10 +415,31 @@ mod merge_and_alias_tests {
             "%YAML 1.2 # c\n---\na: 1\n",
             "%YAML\t1.1\r\n---\na: 1\n",
             "%TAG ! tag:x,2000:\n---\na: 1\n",
-            "--- |\n%YAML 0.2\n",
+            "--- |\n %YAML 0.2\n",
         ] {
             assert!(parse_documents(good, Limits::default()).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn a_top_level_block_scalar_needs_indented_lines_as_go_yaml_does() {
+        // Found by the differential fuzz target; checked against tests/tools/yaml-oracle.
+        for bad in ["--- |\nfoo\n", " |+\n\nte \np ", "--- >\nfoo\n"] {
+            let err = parse_documents(bad, Limits::default()).expect_err(bad);
+            assert!(
+                err.message.contains("indented by at least one space"),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(json_any("--- |\n foo\n"), r#""foo\n""#);
+        assert_eq!(json_any("--- |+\n\n"), r#""\n""#);
+        assert_eq!(json("a: |\n foo\n"), r#"{"a":"foo\n"}"#);
+    }
+
+    /// The first document's JSON, whatever its type.
+    fn json_any(text: &str) -> String {
+        let docs = parse_documents(text, Limits::default()).expect("valid yaml");
+        to_json(docs[0].as_ref().expect("one document")).to_string()
     }
 
     #[test]
