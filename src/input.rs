@@ -175,7 +175,13 @@ impl Inputs {
                 first_line: line,
             });
             line += count_newlines(file_text.as_bytes());
-            text.push_str(&file_text);
+            if text.is_empty() {
+                // The first (usually only) input is taken as it is: a copy would hold the
+                // input twice at the moment it is read.
+                *text = file_text;
+            } else {
+                text.push_str(&file_text);
+            }
         }
         Ok(inputs)
     }
@@ -258,7 +264,12 @@ fn read_one_limited(
     before: usize,
 ) -> Result<(String, String), InputError> {
     let (name, bytes) = if path.as_os_str() == "-" {
-        let bytes = read_limited(io::stdin().lock(), limit).map_err(|source| InputError::Read {
+        let stdin = io::stdin();
+        let size = rustix::fs::fstat(&stdin)
+            .ok()
+            .filter(|stat| rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file())
+            .and_then(|stat| u64::try_from(stat.st_size).ok());
+        let bytes = read_limited(stdin.lock(), limit, size).map_err(|source| InputError::Read {
             what: "stdin".to_string(),
             source,
         });
@@ -266,7 +277,10 @@ fn read_one_limited(
     } else {
         let name = path.display().to_string();
         let bytes = std::fs::File::open(path)
-            .and_then(|f| read_limited(f, limit))
+            .and_then(|f| {
+                let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+                read_limited(f, limit, size)
+            })
             .map_err(|source| InputError::Read {
                 what: name.clone(),
                 source,
@@ -287,9 +301,16 @@ fn read_one_limited(
     }
 }
 
-/// Reads at most one byte more than `limit`, enough to tell that the input is over it.
-fn read_limited(reader: impl Read, limit: usize) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+/// Reads at most one byte more than `limit`, enough to tell that the input is over it, into a
+/// buffer sized once when the input's `size` is known (a regular file, stdin redirected from
+/// one) rather than grown to up to twice the input.
+fn read_limited(reader: impl Read, limit: usize, size: Option<u64>) -> io::Result<Vec<u8>> {
+    let capacity = size.map_or(0, |size| {
+        usize::try_from(size)
+            .map_or(limit, |size| size.min(limit))
+            .saturating_add(1)
+    });
+    let mut bytes = Vec::with_capacity(capacity);
     reader
         .take((limit as u64).saturating_add(1))
         .read_to_end(&mut bytes)?;

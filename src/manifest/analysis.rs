@@ -221,19 +221,27 @@ impl Analysis<'_> {
 
     /// Writes the stream with the resolved edits; untouched pieces are copied byte for byte.
     pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
-        let mut edits: Vec<Vec<Edit>> = vec![Vec::new(); self.stream.pieces().count()];
-        for t in &self.resolution.templates {
-            if let Some(e) = &t.edit {
-                edits[self.parsed.docs[t.doc].piece()].push(e.clone());
-            }
-        }
+        // The edits by piece, without a list per piece: a stream of many small documents
+        // would pay for one empty list each, at the moment of peak memory.
+        let mut edits: Vec<(usize, &Edit)> = self
+            .resolution
+            .templates
+            .iter()
+            .filter_map(|t| Some((self.parsed.docs[t.doc].piece(), t.edit.as_ref()?)))
+            .collect();
+        edits.sort_by_key(|(piece, _)| *piece);
+        let mut edits = edits.into_iter().peekable();
         let text = self.stream.text();
-        for (range, piece_edits) in self.stream.pieces().zip(edits.iter_mut()) {
+        for (index, range) in self.stream.pieces().enumerate() {
             let piece = &text[range];
+            let mut piece_edits = Vec::new();
+            while let Some((_, edit)) = edits.next_if(|(p, _)| *p == index) {
+                piece_edits.push(edit.clone());
+            }
             if piece_edits.is_empty() {
                 out.write_all(piece.as_bytes())?;
             } else {
-                out.write_all(edit::apply(piece, piece_edits).as_bytes())?;
+                out.write_all(edit::apply(piece, &mut piece_edits).as_bytes())?;
             }
         }
         Ok(())

@@ -474,9 +474,10 @@ fn past_properties(text: &str, mut start: usize) -> (usize, Option<&str>) {
 
 /// Where a scalar's own text, starting at `start`, ends: the parser's span of a quoted scalar runs on over a trailing comment.
 fn scalar_end(text: &str, start: usize, node: &Node<'_>) -> usize {
-    let quote = match node.value() {
-        Value::Scalar(_, ScalarStyle::SingleQuoted) => '\'',
-        Value::Scalar(_, ScalarStyle::DoubleQuoted) => '"',
+    // By the text, not the style: a tag can make a plain scalar a string (`!!str 12`) and a
+    // quoted one a number (`!!int "12"`).
+    let quote = match text[start..].chars().next() {
+        Some(quote @ ('\'' | '"')) if matches!(node.value(), Value::Scalar(..)) => quote,
         _ => return node.end.offset,
     };
     let mut chars = text[start..].char_indices().skip(1).peekable();
@@ -679,6 +680,24 @@ mod tests {
             out,
             "spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: \"new\" # keep\n"
         );
+    }
+
+    #[test]
+    fn replaces_a_tagged_value_and_keeps_its_tag_and_comment() {
+        // Tags change how a scalar is typed (`!!int "5"` is a number), not where its text ends.
+        for (value, tag) in [
+            ("!!int \"5\"", "!!int "),
+            ("!!str old", "!!str "),
+            ("!x 'o'", "!x "),
+        ] {
+            let text = format!(
+                "spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: {value} # keep\n"
+            );
+            assert_eq!(
+                annotate(&text, "new"),
+                format!("spec:\n  template:\n    metadata:\n      annotations:\n        checksum/config: {tag}\"new\" # keep\n")
+            );
+        }
     }
 
     #[test]

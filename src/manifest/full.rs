@@ -37,12 +37,17 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
         let (event, span): (Event<'a>, Span) = event.map_err(|e| syntax(&positions, e))?;
         let start = positions.pos(&span.start);
         let end = positions.pos(&span.end);
-        last_end = end;
+        let previous_end = std::mem::replace(&mut last_end, end);
         let mut merge_key = false;
         let complete = match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing => continue,
             Event::DocumentStart(_) => {
+                // Its directives are the text since the previous event.
+                let prolog = text.get(previous_end.offset..start.offset).unwrap_or("");
+                if let Some(error) = unsupported_directive(prolog, previous_end) {
+                    return Err(error);
+                }
                 root = None;
                 budget = Budget::new(limits);
                 anchors.clear();
@@ -62,7 +67,29 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                     Some(tag) if is_core(tag, "binary") => {
                         (binary(&value, start)?, ScalarStyle::DoubleQuoted)
                     }
-                    _ => (value, style),
+                    Some(tag) => (value, tagged_style(tag, style)),
+                    None => (value, style),
+                };
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && stack.is_empty()
+                    && start.column == 1
+                    && value.contains(|c| c != '\n')
+                {
+                    // saphyr's span of a block scalar with content starts at its first line.
+                    return Err(SyntaxError {
+                        pos: start,
+                        message: "a block scalar at a document's top level needs its lines \
+                                  indented by at least one space: go-yaml (Helm, kubectl) and \
+                                  libyaml end it before an unindented line"
+                            .into(),
+                    });
+                }
+                let value = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && end.offset == text.len()
+                {
+                    block_scalar_at_unterminated_end(text, start, value)
+                } else {
+                    value
                 };
                 budget.real(start)?;
                 let node = Node {
@@ -217,9 +244,91 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
     Ok(docs)
 }
 
+/// A directive in a document's prolog (which starts at `from`) that libyaml and go-yaml (Helm,
+/// kubectl) refuse and saphyr reads on: a name that is not letters, digits, `-` and `_` followed
+/// by a blank, a directive other than `%YAML` and `%TAG` (YAML 1.2 reserves them for later use,
+/// both readers refuse them), and a `%YAML` version other than 1.1 or 1.2 or followed by more
+/// than a comment (libyaml reads 1.1 and 1.2, go-yaml 1.1 only).
+fn unsupported_directive(prolog: &str, from: Pos) -> Option<SyntaxError> {
+    let mut offset = from.offset;
+    for (i, line) in prolog.split_inclusive('\n').enumerate() {
+        let at = offset;
+        offset += line.len();
+        let Some(directive) = line.strip_prefix('%') else {
+            continue;
+        };
+        let directive = directive.trim_end_matches(['\n', '\r']);
+        let name_len = directive
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            .count();
+        let (name, rest) = directive.split_at(name_len);
+        let message = if name.is_empty() {
+            "could not find expected directive name".to_string()
+        } else if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+            "found unexpected non-alphabetical character in a directive name".to_string()
+        } else if name == "YAML" {
+            let rest = rest.trim_start_matches([' ', '\t']);
+            let (version, after) = rest.split_at(rest.find([' ', '\t']).unwrap_or(rest.len()));
+            let after = after.trim_start_matches([' ', '\t']);
+            if !(after.is_empty() || after.starts_with('#')) {
+                "did not find expected comment or line break after the %YAML version".to_string()
+            } else if matches!(version, "1.1" | "1.2") {
+                continue;
+            } else {
+                format!(
+                    "found incompatible YAML document: `%YAML {version}` (libyaml reads YAML \
+                     1.1 and 1.2, go-yaml, which Helm and kubectl use, 1.1 only)"
+                )
+            }
+        } else if name == "TAG" {
+            continue;
+        } else {
+            format!(
+                "found unknown directive name `%{name}`: libyaml and go-yaml (Helm, kubectl) \
+                 read only %YAML and %TAG"
+            )
+        };
+        return Some(SyntaxError {
+            pos: Pos {
+                offset: at,
+                line: from.line + i,
+                column: 1,
+            },
+            message,
+        });
+    }
+    None
+}
+
 /// Whether `tag` is the YAML core tag `!!name`.
 fn is_core(tag: &Tag, name: &str) -> bool {
-    tag.is_yaml_core_schema() && tag.suffix == name
+    core_name(tag) == Some(name)
+}
+
+/// The name of a YAML core tag (`!!int`, or verbatim `!<tag:yaml.org,2002:int>`).
+fn core_name(tag: &Tag) -> Option<&str> {
+    if tag.is_yaml_core_schema() {
+        Some(&tag.suffix)
+    } else if tag.handle.is_empty() {
+        tag.suffix.strip_prefix("tag:yaml.org,2002:")
+    } else {
+        None
+    }
+}
+
+/// The style that makes a tagged scalar read as go-yaml v2 (sigs.k8s.io/yaml) types it, since
+/// the readers (`to_json`, the non-string check of ConfigMap values, null) type a plain scalar
+/// and take a quoted or block one as a string: `!!str 123` and any tag of the user's own
+/// (`!thing 2`, `!e!thing 2`, the non-specific `!`) are strings; `!!int "12"`, `!!float`,
+/// `!!bool`, `!!null` are typed from their text. Other core tags (`!!timestamp`, `!!map`)
+/// change nothing that JSON shows.
+fn tagged_style(tag: &Tag, style: ScalarStyle) -> ScalarStyle {
+    match core_name(tag) {
+        Some("int" | "float" | "bool" | "null") => ScalarStyle::Plain,
+        Some("str") | None if style == ScalarStyle::Plain => ScalarStyle::DoubleQuoted,
+        _ => style,
+    }
 }
 
 /// A `!!binary` scalar's bytes, as go-yaml decodes them (line breaks and spaces ignored);
@@ -233,6 +342,42 @@ fn binary<'a>(text: &str, pos: Pos) -> Result<Cow<'a, str>, SyntaxError> {
             message: format!("!!binary value is not valid base64: {e}"),
         })?;
     Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// A block scalar (`|`, `>`) that runs to the end of a text whose last line has no line break,
+/// read as go-yaml and libyaml read it: a line break is content only where one was read.
+///
+/// saphyr counts one break too many there (`a: |+\n  ` is `"\n"` to it, `""` to go-yaml;
+/// `a: |\n  x` is `"x\n"`, not `"x"`): when the scalar has no content lines and the header's
+/// break is the text's only one, or when it has content and the unterminated last line is at
+/// least as long as the content's indentation (the column where saphyr's span starts). That
+/// break is taken off here.
+fn block_scalar_at_unterminated_end<'a>(
+    text: &str,
+    start: Pos,
+    value: Cow<'a, str>,
+) -> Cow<'a, str> {
+    if !value.ends_with('\n') || text.ends_with(['\n', '\r']) {
+        return value;
+    }
+    let last_line = &text[text.rfind(['\n', '\r']).map_or(0, |i| i + 1)..];
+    let phantom = if value == "\n" {
+        // No content lines: the span starts at the `|` or `>` header.
+        let rest = &text[start.offset..];
+        rest.matches('\n').count() + rest.matches('\r').count() - rest.matches("\r\n").count() == 1
+    } else {
+        last_line.chars().count() >= (start.column - 1).max(1)
+    };
+    if !phantom {
+        return value;
+    }
+    match value {
+        Cow::Borrowed(s) => Cow::Borrowed(&s[..s.len() - 1]),
+        Cow::Owned(mut s) => {
+            s.pop();
+            Cow::Owned(s)
+        }
+    }
 }
 
 /// A key that is nothing at all, right where its `:` stands (`: value` at the start of an

@@ -178,6 +178,11 @@ impl Normalised {
         }
         let mut pads = Vec::new();
         for start in lines {
+            // A `---` or `...` line ends the document inside the scalar for go-yaml and libyaml
+            // too: indenting it would make a marker content. The error stands.
+            if is_document_marker(&bytes[start..]) {
+                return false;
+            }
             let leading = leading_blanks(&bytes[start..]);
             let first = bytes.get(start + leading).copied();
             if leading < target && !matches!(first, None | Some(b'\n' | b'\r')) {
@@ -210,7 +215,7 @@ impl Normalised {
             return false;
         };
         let leading = at.offset - start;
-        if leading > above {
+        if leading > above || is_document_marker(&bytes[start..]) {
             return false;
         }
         self.pad(start, above + 1 - leading);
@@ -429,6 +434,13 @@ fn closing_bracket(text: &str, from: usize) -> usize {
         .map_or(from, |i| from + i)
 }
 
+/// A line that starts with a document marker (`---` or `...` at column 1, then a blank, a line
+/// break or the end).
+fn is_document_marker(line: &[u8]) -> bool {
+    (line.starts_with(b"---") || line.starts_with(b"..."))
+        && matches!(line.get(3), None | Some(b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 fn leading_blanks(bytes: &[u8]) -> usize {
     bytes
         .iter()
@@ -491,6 +503,29 @@ mod tests {
         let (b_key, b) = doc.get("data").and_then(|d| d.entry("b")).expect("b");
         assert_eq!(&text[b_key.start.offset..b.end.offset], "b: plain");
         assert_eq!((b.start.line, b.start.column), (7, 6));
+    }
+
+    #[test]
+    fn a_document_marker_inside_a_quoted_scalar_stays_an_error() {
+        // go-yaml and libyaml end the document at a `---` or `...` line, quoted scalar or not
+        // (found by the differential fuzz target: the line was indented and so read as content).
+        for text in [
+            "m:\n  a: \"x\nkind: y\n---\nz\"\n",
+            "m:\n  a: 'x\nkind: y\n...\nz'\n",
+            "m:\n  a: \"x\n--- \"\n",
+            "m:\n  n: [a,\n---\n]\n",
+        ] {
+            assert!(parse(text).is_err(), "{text:?}");
+        }
+        // A longer run of dashes, or dashes the quote follows, is no marker: content, as for
+        // go-yaml.
+        let text = "m:\n  a: \"x\n----\nz\"\n";
+        assert_eq!(
+            root(text).path("m.a").and_then(Node::as_str),
+            Some("x ---- z")
+        );
+        let text = "m:\n  a: \"x\n---\"\n";
+        assert_eq!(root(text).path("m.a").and_then(Node::as_str), Some("x ---"));
     }
 
     #[test]

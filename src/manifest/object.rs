@@ -3,7 +3,6 @@
 //! What counts is what the API server would store: keys it accepts (file names, never paths),
 //! base64 as Go decodes it, and a `List`'s items as objects of their own.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use base64::Engine as _;
@@ -140,7 +139,78 @@ pub struct ConfigObject {
     pub kind: ConfigKind,
     pub name: String,
     pub namespace: Option<String>,
-    pub keys: BTreeMap<String, KeyDigest>,
+    pub keys: KeyDigests,
+}
+
+/// The keys of one ConfigMap or Secret with their digests, sorted by key: a map's reading
+/// (`get`, `keys`, `iter`) in one exact allocation. It is kept for every object of the stream
+/// until output, and a `BTreeMap` costs a 640-byte node even for one key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyDigests(Box<[(String, KeyDigest)]>);
+
+impl KeyDigests {
+    pub fn get(&self, key: &str) -> Option<&KeyDigest> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &KeyDigest)> {
+        self.0.iter().map(|(k, d)| (k, d))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, KeyDigest)> for KeyDigests {
+    /// A key given twice keeps the last value, as a map's `collect` does (Secret `stringData`
+    /// comes after `data`, and wins).
+    fn from_iter<I: IntoIterator<Item = (String, KeyDigest)>>(iter: I) -> Self {
+        let mut entries: Vec<(String, KeyDigest)> = iter.into_iter().collect();
+        // Stable: equal keys keep their order, so the last of them is the one to keep.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Vec<(String, KeyDigest)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match kept.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => kept.push(entry),
+            }
+        }
+        KeyDigests(kept.into_boxed_slice())
+    }
+}
+
+impl std::ops::Index<&str> for KeyDigests {
+    type Output = KeyDigest;
+
+    /// The digest of `key`, which must be there (as with a map's indexing).
+    fn index(&self, key: &str) -> &KeyDigest {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no key {key:?} in this object"))
+    }
+}
+
+impl<'a> IntoIterator for &'a KeyDigests {
+    type Item = (&'a String, &'a KeyDigest);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, KeyDigest)>,
+        fn(&'a (String, KeyDigest)) -> (&'a String, &'a KeyDigest),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, d)| (k, d))
+    }
 }
 
 /// Digests a value; Secrets use HMAC when a key is given so their digests cannot be brute-forced.
@@ -340,6 +410,19 @@ pub fn non_string_values(root: &Node<'_>, meta: &ObjectMeta<'_, '_>) -> Vec<Prob
             continue;
         };
         for (key, value) in entries {
+            if let Value::Scalar(name, ScalarStyle::Plain) = key.value() {
+                if let Some(what) = yaml11_type(name) {
+                    found.push(Problem::at(
+                        key,
+                        format!(
+                            "{} {field} key \"{name}\" is {what} to YAML 1.1: Helm and kubectl \
+                             (sigs.k8s.io/yaml) store it under their spelling of that value, not \
+                             as written; quote it",
+                            meta.kind
+                        ),
+                    ));
+                }
+            }
             let Value::Scalar(text, ScalarStyle::Plain) = value.value() else {
                 continue;
             };
@@ -628,7 +711,7 @@ mod tests {
 
     #[test]
     fn non_string_data_values_are_found() {
-        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  port: 8080\n  on: yes\n  ratio: .5\n  s: '8080'\n  t: 12:30\n  n: ~\n  v: 1.2.3\n";
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  port: 8080\n  x: yes\n  ratio: .5\n  s: '8080'\n  t: 12:30\n  nothing: ~\n  v: 1.2.3\n";
         let docs = parse_documents(text, Limits::default()).expect("yaml");
         let root = docs[0].as_ref().expect("doc");
         let meta = ObjectMeta::read(root).expect("object");
@@ -656,6 +739,59 @@ mod tests {
         ] {
             assert_eq!(yaml11_type(text).is_some(), what, "{text}");
         }
+    }
+
+    #[test]
+    fn tags_type_data_values_as_go_yaml_does() {
+        // `!!str 8080` is the string the API server stores; `!!int "8080"` a number it refuses.
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  a: !!str 8080\n  b: !!int \"8080\"\n  c: !thing true\n  d: !!bool 'yes'\n";
+        let docs = parse_documents(text, Limits::default()).expect("yaml");
+        let root = docs[0].as_ref().expect("doc");
+        let meta = ObjectMeta::read(root).expect("object");
+        let lines: Vec<_> = non_string_values(root, &meta)
+            .into_iter()
+            .map(|p| p.pos.line)
+            .collect();
+        assert_eq!(lines, vec![6, 8]);
+    }
+
+    #[test]
+    fn data_keys_yaml_types_are_found() {
+        // sigs.k8s.io/yaml stores `on:` as "true" and `0644:` as "420" (tests/tools/yaml-oracle).
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  on: a\n  'off': b\n  0644: c\n  v1.2: d\n";
+        let docs = parse_documents(text, Limits::default()).expect("yaml");
+        let root = docs[0].as_ref().expect("doc");
+        let meta = ObjectMeta::read(root).expect("object");
+        let found: Vec<_> = non_string_values(root, &meta)
+            .into_iter()
+            .map(|p| (p.pos.line, p.message))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].0, found[1].0), (5, 7));
+        assert!(
+            found[0].1.contains("key \"on\" is a boolean"),
+            "{}",
+            found[0].1
+        );
+    }
+
+    #[test]
+    fn key_digests_are_sorted_and_keep_the_last_of_a_key() {
+        let digest = |n: u8| KeyDigest {
+            digest: [n; 32],
+            in_env: true,
+        };
+        let keys: KeyDigests = [("b", 1), ("a", 2), ("b", 3), ("c", 4)]
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), digest(n)))
+            .collect();
+        assert_eq!(
+            keys.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(keys.get("b"), Some(&digest(3)));
+        assert_eq!(keys.get("d"), None);
+        assert_eq!(keys.len(), 3);
     }
 
     #[test]

@@ -203,6 +203,13 @@ pub fn resolve(
         unmatched: unmatched_depends(&workloads, rules),
         ..Resolution::default()
     };
+    // Kept until output: sized once, not grown to twice what it holds.
+    out.templates.reserve_exact(
+        workloads
+            .iter()
+            .map(|w| w.workload.templates.len().max(1))
+            .sum(),
+    );
     for (i, w) in workloads.iter().enumerate() {
         if let Some(skip) = workload_skip(w.workload, rules, links.targets.get(&i)) {
             let location = w.info.at(w.workload.pos);
