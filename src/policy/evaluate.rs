@@ -73,7 +73,12 @@ impl Policy {
                 &selected
             };
             for invalid in rule.validator.check_files(files) {
-                findings.push(finding(rule, subject, relabel(rule, subject, invalid), false));
+                findings.push(finding(
+                    rule,
+                    subject,
+                    relabel(rule, subject, invalid),
+                    false,
+                ));
             }
         }
         findings
