@@ -3,7 +3,7 @@
 #   docker build -t ghcr.io/reconfig/reconfig:0.1.0 .
 #
 # Without a container daemon, scripts/build-image.sh builds the same image (same file, same
-# config) from the same static binary with umoci and skopeo; tests/image.rs checks that this
+# config) from the same static binary with umoci and skopeo; tests/release.rs checks that this
 # file and that script agree. The binary is the sidecar build with the `kube` feature (see
 # README, "The image"): --events and --annotate-pod work, at 1.4 MiB more idle RSS.
 
@@ -17,7 +17,7 @@ RUN RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
  && cp "target/$(uname -m)-unknown-linux-gnu/sidecar/reconfig" /reconfig
 
 FROM scratch
-# The crate version (Cargo.toml); tests/image.rs fails when they differ.
+# The crate version (Cargo.toml); tests/release.rs fails when they differ.
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.source="https://github.com/reconfig/reconfig" \
       org.opencontainers.image.version="${VERSION}" \

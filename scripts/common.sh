@@ -13,7 +13,7 @@ crate_version() {
     sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' "$ROOT/Cargo.toml" | head -n1
 }
 
-# The image every example and snippet references; tests/image.rs holds them to it.
+# The image every example and snippet references; tests/release.rs holds them to it.
 IMAGE_REPOSITORY=ghcr.io/reconfig/reconfig
 
 # ARCH (the OCI/Go name: amd64, arm64, ppc64le, s390x) -> the Rust target triple.

@@ -47,7 +47,8 @@ With --policy FILE, each ConfigMap and Secret (and each folder written configmap
 secret/NAME=PATH) is judged by the rules that select it, exactly as `reconfig admit` and
 `reconfig watch --policy` judge it; warn rules print warnings and do not fail the check:
   reconfig check --policy policy.yaml configmap/app=deploy/app/
-  helm template app ./chart | reconfig check --policy policy.yaml --manifests - -n prod";
+  helm template app ./chart |
+      reconfig check --policy policy.yaml --manifests - -n prod";
 
 /// Validate config files, folders or rendered ConfigMaps exactly as `reconfig watch` would.
 ///

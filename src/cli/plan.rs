@@ -23,17 +23,17 @@ use crate::Failure;
 
 const EXAMPLES: &str = "\
 Examples:
-  # Helm 3: the release as stored (hooks too), against the upgrade rendered the same way
+  # Helm 3: the release as stored (hooks too), and the upgrade rendered alike
   { helm get manifest app -n prod; helm get hooks app -n prod; } > old.yaml
   helm template app ./chart -n prod -f values.yaml --post-renderer reconfig \\
       --post-renderer-args inject | reconfig plan old.yaml -
 
-  # Helm 4: the post-renderer plugin re-serialises the stream, so render through it too
+  # Helm 4: the plugin re-serialises the stream, so render through it too
   { helm get manifest app -n prod; helm get hooks app -n prod; } > old.yaml
   helm template app ./chart -n prod -f values.yaml --post-renderer reconfig \\
       --post-renderer-args=--namespace=prod | reconfig plan old.yaml -
 
-  # The old side from the cluster (read-only get/list), for Helm, kustomize or plain YAML
+  # The old side from the cluster (read-only), for Helm, kustomize or plain YAML
   kustomize build overlays/prod | reconfig plan --live -
 
   # In CI: a table for the pull request, and exit 3 if too much would restart

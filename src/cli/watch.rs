@@ -35,9 +35,9 @@ Examples:
   reconfig watch --dir /config --schema config.yaml=/schemas/config.json \\
       --restart --process my-app
 
-  # The policy file reconfig admit enforces; the folder says which ConfigMap it holds
-  reconfig watch --dir configmap/app-config=/config --policy /etc/reconfig/policy.yaml \\
-      --signal SIGHUP --process app
+  # The policy `reconfig admit` enforces; the folder is ConfigMap app-config
+  reconfig watch --dir configmap/app-config=/config \\
+      --policy /etc/reconfig/policy.yaml --signal SIGHUP --process app
 
   # A validator that needs a shell: {dir:q} is the folder quoted for it
   reconfig watch --dir /config --signal SIGHUP --process my-app \\
@@ -52,10 +52,14 @@ inside your own `sh -c '...'` use {dir:q}, so that a folder name cannot inject s
 to are refused at start; found at reload time, such a refusal fails that version without retries.
 
 Verify that the app took the config, and roll back when it did not (needs --publish):
-  reconfig watch --dir /config --publish /run/nginx-conf --signal SIGHUP --process nginx \
-      --verify-url http://127.0.0.1:8080/healthz --verify-body 'ok' --verify-timeout 10s
-  reconfig watch --dir /config --publish /run/prometheus --signal SIGHUP --process prometheus \
-      --verify-metric http://127.0.0.1:9090/metrics 'prometheus_config_last_reload_successful==1'
+  reconfig watch --dir /config --publish /run/nginx-conf \\
+      --signal SIGHUP --process nginx \\
+      --verify-url http://127.0.0.1:8080/healthz --verify-body 'ok' \\
+      --verify-timeout 10s
+  reconfig watch --dir /config --publish /run/prometheus \\
+      --signal SIGHUP --process prometheus \\
+      --verify-metric http://127.0.0.1:9090/metrics \\
+      'prometheus_config_last_reload_successful==1'
 A version is applied only once every --verify-* check passes in one round (polled every
 --verify-interval, after --verify-delay, within --verify-timeout). One that fails is replaced by the
 newest verified version, which is acted on and verified again; the failed content is not tried
