@@ -41,6 +41,13 @@ fn options() -> Options {
         http1: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, without it: then a
+    // one-second smoke run against the debug binary keeps the load client itself tested.
+    if !args.iter().any(|a| a == "--bench") {
+        o.bin = PathBuf::from(env!("CARGO_BIN_EXE_reconfig"));
+        o.seconds = 1;
+        o.concurrency = 2;
+    }
     let mut i = 0;
     while i < args.len() {
         let next = || args.get(i + 1).cloned().unwrap_or_default();
@@ -350,4 +357,10 @@ fn main() {
         load_rss as f64 / 1024.0
     );
     drop(server);
+    // A wrong or failed answer is a broken webhook (or client), not a slow one.
+    assert_eq!(
+        failures, 0,
+        "{failures} reviews failed or were answered wrongly"
+    );
+    assert!(!latencies.is_empty(), "no review was answered");
 }
