@@ -11,6 +11,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::input::{Inputs, ManifestArgs};
 use crate::manifest::resolve::Outcome;
+use crate::manifest::version::{Mode, Versioning};
+use crate::manifest::workload::qualified;
 use crate::manifest::DEFAULT_ANNOTATION;
 use crate::Failure;
 
@@ -62,10 +64,62 @@ pub struct InjectArgs {
     /// string (warnings otherwise).
     #[arg(long)]
     pub strict: bool,
+
+    /// Rename ConfigMaps and Secrets after their content (NAME-HASH10), so each pod template
+    /// pins the exact config it was rolled out with.
+    ///
+    /// `--versioned` (or `=all`): every object that only pod templates reference, plus those
+    /// annotated reconfig/versioned: "true"; an object annotated "false" is left alone.
+    /// `=annotated` (the default without the flag): only the annotated ones. `=none`: nothing.
+    /// A renamed object gets immutable: true, the label reconfig/versioned-from: NAME and
+    /// the annotation reconfig/data-checksum; every pod template reference to it is
+    /// rewritten. An object something else names (an Ingress's TLS secret, imagePullSecrets,
+    /// a reconfig/configmaps dependency) keeps its name, with a warning.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHICH",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "annotated",
+        default_missing_value = "all"
+    )]
+    pub versioned: Versioned,
+
+    /// Keep old versions when a release no longer renders them: adds
+    /// helm.sh/resource-policy: keep and argocd.argoproj.io/sync-options: Prune=false to
+    /// versioned objects (`reconfig prune` deletes them once nothing uses them).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Which objects `--versioned` renames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Versioned {
+    /// Nothing.
+    None,
+    /// Objects annotated reconfig/versioned: "true".
+    Annotated,
+    /// Also every object only pod templates reference.
+    All,
+}
+
+impl Versioned {
+    fn mode(self) -> Mode {
+        match self {
+            Versioned::None => Mode::Off,
+            Versioned::Annotated => Mode::Annotated,
+            Versioned::All => Mode::All,
+        }
+    }
 }
 
 pub fn run(args: InjectArgs) -> Result<(), Failure> {
-    let options = args.manifest.options(&args.annotation)?;
+    let mut options = args.manifest.options(&args.annotation)?;
+    options.versioning = Versioning {
+        mode: args.versioned.mode(),
+        keep: args.keep,
+    };
     let inputs = Inputs::read(&args.files, args.manifest.max_input_size)?.unnamed_if_stdin_alone();
     let analysis = inputs.analyze(&options)?;
 
@@ -118,6 +172,32 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
             "{} (--strict); nothing was written",
             counts.join(", ")
         )));
+    }
+    let mut version_errors = analysis.versions.errors.clone();
+    let mut version_warnings = analysis.versions.warnings.clone();
+    inputs.relocate(&mut version_errors);
+    inputs.relocate(&mut version_warnings);
+    for e in &version_errors {
+        error!("{e}");
+    }
+    if !version_errors.is_empty() {
+        return Err(Failure::Invalid(format!(
+            "{} object(s) cannot be versioned; nothing was written",
+            version_errors.len()
+        )));
+    }
+    for w in &version_warnings {
+        warn!("{w}");
+    }
+    for r in &analysis.versions.renamed {
+        let state = if r.changed { "versioned" } else { "unchanged" };
+        info!(
+            "{} {} {state} as {} ({} pod template reference(s))",
+            r.id.kind,
+            qualified(&r.id.namespace, &r.id.name),
+            r.new_name,
+            r.references
+        );
     }
     for t in &analysis.resolution.templates {
         for note in &t.reloaded {

@@ -24,6 +24,7 @@ pub mod object;
 pub mod parse;
 pub mod resolve;
 pub mod stream;
+pub mod version;
 pub mod workload;
 
 /// The fluent manifest builder of the integration tests, shared by the unit tests here.

@@ -184,7 +184,7 @@ pub fn resolve(
                     id: workload.id(default_namespace),
                     workload,
                 }),
-                Item::Config(_) => None,
+                Item::Config(_) | Item::Referrer(_) => None,
             })
         })
         .collect();
