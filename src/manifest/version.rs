@@ -153,12 +153,13 @@ pub fn plan(
             };
             let location = parsed.docs[doc].at(slots.pos);
             let found = readers.get(&id).unwrap_or(&none);
-            let rewritable = found.sites.iter().filter(|s| s.blocked.is_none()).count();
             let asked = object.versioned_from.is_some() || object.versioned == Some(true);
+            // An object the app reloads in place keeps its name unless asked: a new name
+            // would restart the pods on every change.
             let selected = asked
                 || (versioning.mode == Mode::All
                     && object.versioned != Some(false)
-                    && rewritable > 0
+                    && !found.sites.is_empty()
                     && found.sites.iter().all(|s| s.in_place.is_none()));
             if !selected {
                 continue;
@@ -507,4 +508,566 @@ fn readers(
         }
     }
     readers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::manifests::Manifests;
+    use crate::manifest::{analyze, Options};
+
+    fn options(mode: Mode, keep: bool) -> Options {
+        Options {
+            versioning: Versioning { mode, keep },
+            ..Options::default()
+        }
+    }
+
+    /// The stream after inject, with the warnings and errors of versioning.
+    fn run(yaml: &str, options: &Options) -> (String, Vec<String>, Vec<String>) {
+        let analysis = analyze(yaml, options).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let mut out = Vec::new();
+        analysis.write_to(&mut out).expect("write");
+        let out = String::from_utf8(out).expect("utf8");
+        let messages = |d: &[Diagnostic]| d.iter().map(|d| d.message.clone()).collect();
+        (
+            out,
+            messages(&analysis.versions.warnings),
+            messages(&analysis.versions.errors),
+        )
+    }
+
+    fn all(yaml: &str) -> (String, Vec<String>) {
+        let (out, warnings, errors) = run(yaml, &options(Mode::All, false));
+        assert!(errors.is_empty(), "{errors:?}");
+        (out, warnings)
+    }
+
+    /// The versioned name of the ConfigMap `app` with `a: one`.
+    fn app_name() -> String {
+        let (out, _) = all(&Manifests::new()
+            .config_map("app")
+            .data("a", "one")
+            .deployment("w")
+            .mounts_config_map("app")
+            .render());
+        let analysis = analyze(&out, &Options::default()).expect("output parses");
+        analysis.versions.renamed.len(); // nothing versioned without the mode
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix("name: app-"))
+            .map(|hash| format!("app-{hash}"))
+            .expect("renamed")
+    }
+
+    fn app() -> Manifests {
+        Manifests::new().config_map("app").data("a", "one")
+    }
+
+    /// Names of the ConfigMaps and Secrets every pod template of `yaml` references.
+    fn referenced(yaml: &str, options: &Options) -> Vec<String> {
+        let analysis = analyze(yaml, options).expect("valid");
+        let mut names: Vec<String> = analysis
+            .parsed
+            .values
+            .iter()
+            .flatten()
+            .flatten()
+            .filter_map(|item| match item {
+                Item::Workload(w) => Some(w),
+                _ => None,
+            })
+            .flat_map(|w| &w.templates)
+            .flat_map(|t| &t.references)
+            .map(|r| format!("{} {}", r.kind, r.name))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn the_name_is_the_logical_name_and_ten_digits_of_the_data_checksum() {
+        let config = app();
+        let yaml = config.render();
+        let analysis = analyze(&yaml, &Options::default()).expect("valid");
+        let object = analysis
+            .object(&ObjectId::new(ConfigKind::ConfigMap, "", "app"))
+            .expect("app");
+        let sum = data_checksum(object);
+        // Pinned: the name is a public contract, like the checksum. Computed apart, in Python:
+        // sha256(b"reconfig-checksum-v1\n" + frame(b"ConfigMap") + frame(b"app") + u64be(1)
+        //        + frame(b"a") + b"\x01" + sha256(b"one"))
+        assert_eq!(
+            sum,
+            "17663cfc75fbd4943a03c695b50bdbf4addb4e4c782e5637bba1218669e8238c"
+        );
+        assert_eq!(app_name(), format!("app-{}", &sum[..HASH_LEN]));
+    }
+
+    #[test]
+    fn every_reference_form_is_rewritten() {
+        let yaml = app()
+            .secret("creds")
+            .string_data("pass", "hunter2")
+            .raw(
+                "---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: w}
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: init
+          envFrom: [{configMapRef: {name: app}}]
+      containers:
+        - name: main
+          env:
+            - name: A
+              valueFrom: {configMapKeyRef: {name: app, key: a}}
+            - name: P
+              valueFrom:
+                secretKeyRef:
+                  name: \"creds\"
+                  key: pass
+          envFrom:
+            - secretRef: {name: 'creds'}
+      ephemeralContainers:
+        - name: debug
+          env: [{name: B, valueFrom: {configMapKeyRef: {name: app, key: a}}}]
+      volumes:
+        - name: v
+          configMap: {name: app}
+        - name: s
+          secret: {secretName: creds, items: [{key: pass, path: p}]}
+        - name: p
+          projected:
+            sources:
+              - configMap: {name: app}
+              - secret: {name: creds}
+",
+            )
+            .render();
+        let (out, warnings) = all(&yaml);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let app = app_name();
+        let names = referenced(&out, &Options::default());
+        assert_eq!(names.len(), 2, "{out}");
+        assert_eq!(names[0], format!("ConfigMap {app}"));
+        assert!(names[1].starts_with("Secret creds-"), "{names:?}");
+        // Quotes stay as they were written.
+        assert!(out.contains("name: \"creds-"), "{out}");
+        assert!(out.contains("secretRef: {name: 'creds-"), "{out}");
+        // Only name lines and added lines differ.
+        let added = |l: &&str| {
+            !(l.contains("immutable: true")
+                || l.contains("reconfig/")
+                || l.contains("checksum/config")
+                || ["metadata:", "labels:", "annotations:"].contains(&l.trim()))
+        };
+        let changed: Vec<(&str, &str)> = yaml
+            .lines()
+            .filter(added)
+            .zip(out.lines().filter(added))
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(
+            yaml.lines().filter(added).count(),
+            out.lines().filter(added).count()
+        );
+        assert_eq!(changed.len(), 11, "{changed:#?}");
+        assert!(changed.iter().all(|(a, b)| a.replace("app", "").replace("creds", "")
+            == b.replace(&app, "")
+                .split("creds-")
+                .map(|s| s.trim_start_matches(|c: char| c.is_ascii_hexdigit()))
+                .collect::<String>()));
+        // Running it again changes nothing.
+        assert_eq!(all(&out).0, out);
+    }
+
+    #[test]
+    fn every_workload_kind_is_rewritten() {
+        let cases = [
+            ("apps/v1", "Deployment", "spec.template"),
+            ("apps/v1", "StatefulSet", "spec.template"),
+            ("apps/v1", "DaemonSet", "spec.template"),
+            ("apps/v1", "ReplicaSet", "spec.template"),
+            ("v1", "ReplicationController", "spec.template"),
+            ("v1", "PodTemplate", "template"),
+            ("batch/v1", "CronJob", "spec.jobTemplate.spec.template"),
+            ("argoproj.io/v1alpha1", "Rollout", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "CloneSet", "spec.template"),
+            ("apps.kruise.io/v1beta1", "StatefulSet", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "DaemonSet", "spec.template"),
+            ("apps.kruise.io/v1alpha1", "BroadcastJob", "spec.template"),
+            (
+                "apps.kruise.io/v1alpha1",
+                "AdvancedCronJob",
+                "spec.template.jobTemplate.spec.template",
+            ),
+            (
+                "apps.kruise.io/v1alpha1",
+                "UnitedDeployment",
+                "spec.template.cloneSetTemplate.spec.template",
+            ),
+            ("serving.knative.dev/v1", "Service", "spec.template"),
+        ];
+        let app_name = app_name();
+        for (api, kind, path) in cases {
+            let yaml = app()
+                .workload(api, kind, "w")
+                .template_at(path)
+                .mounts_config_map("app")
+                .render();
+            let (out, warnings) = all(&yaml);
+            assert!(warnings.is_empty(), "{kind}: {warnings:?}");
+            assert_eq!(
+                referenced(&out, &Options::default()),
+                vec![format!("ConfigMap {app_name}")],
+                "{kind} {path}:\n{out}"
+            );
+            assert_eq!(all(&out).0, out, "{kind}: not idempotent");
+        }
+        // A Rollout with a workloadRef: the Deployment it names is rewritten.
+        let yaml = app()
+            .object("argoproj.io/v1alpha1", "Rollout", "r")
+            .spec(
+                "workloadRef",
+                "{apiVersion: apps/v1, kind: Deployment, name: w}",
+            )
+            .deployment("w")
+            .mounts_config_map("app")
+            .render();
+        let (out, warnings) = all(&yaml);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            referenced(&out, &Options::default()),
+            vec![format!("ConfigMap {app_name}")]
+        );
+    }
+
+    #[test]
+    fn the_object_gets_immutable_the_label_and_the_annotations() {
+        let yaml = app()
+            .label("app.kubernetes.io/name", "x")
+            .annotation(ARGOCD_SYNC_OPTIONS, "Replace=true,Prune=true")
+            .deployment("w")
+            .mounts_config_map("app")
+            .render();
+        let (out, warnings, errors) = run(&yaml, &options(Mode::All, true));
+        assert!(warnings.is_empty() && errors.is_empty());
+        let analysis = analyze(&out, &Options::default()).expect("output parses");
+        let name = app_name();
+        let object = analysis
+            .object(&ObjectId::new(ConfigKind::ConfigMap, "", &name))
+            .expect("renamed");
+        assert_eq!(object.versioned_from.as_deref(), Some("app"));
+        let doc = out
+            .split("---\n")
+            .find(|d| d.contains("kind: ConfigMap"))
+            .expect("config map");
+        let sum = data_checksum(object);
+        for line in [
+            "immutable: true".to_string(),
+            "    app.kubernetes.io/name: \"x\"".to_string(),
+            "    reconfig/versioned-from: \"app\"".to_string(),
+            format!("    {DATA_CHECKSUM}: \"{sum}\""),
+            format!("    {HELM_RESOURCE_POLICY}: \"keep\""),
+            format!("    {ARGOCD_SYNC_OPTIONS}: \"Replace=true,Prune=false\""),
+            format!("  name: {name}"),
+        ] {
+            assert!(doc.lines().any(|l| l == line), "{line:?} in\n{doc}");
+        }
+        // The workload's checksum is the one it had without versioning.
+        let checksum = |yaml: &str| match &analyze(yaml, &Options::default())
+            .expect("valid")
+            .resolution
+            .templates[0]
+            .outcome
+        {
+            crate::manifest::resolve::Outcome::Annotate { checksum, .. } => checksum.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(checksum(&yaml), checksum(&out));
+    }
+
+    #[test]
+    fn objects_something_else_names_keep_their_names() {
+        let ingress = "---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  tls: [{hosts: [x], secretName: tls}]
+";
+        let account = "---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: sa}
+secrets: [{name: token}]
+imagePullSecrets: [{name: pull}]
+";
+        let pod = "---
+apiVersion: v1
+kind: Pod
+metadata: {name: bare}
+spec:
+  containers: [{name: c, envFrom: [{configMapRef: {name: for-pod}}]}]
+";
+        let yaml = Manifests::new()
+            .secret("tls")
+            .secret("token")
+            .secret("pull")
+            .secret("image-pull")
+            .config_map("declared")
+            .config_map("depended")
+            .config_map("for-job")
+            .config_map("for-skipped")
+            .config_map("for-pod")
+            .config_map("for-hook")
+            .raw(ingress)
+            .raw(account)
+            .raw(pod)
+            .raw(
+                "---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations: {reconfig/configmaps: declared}
+spec:
+  template:
+    spec:
+      imagePullSecrets: [{name: image-pull}]
+      containers: [{name: c, image: x}]
+      volumes:
+        - {name: a, secret: {secretName: tls}}
+        - {name: b, secret: {secretName: token}}
+        - {name: c, secret: {secretName: pull}}
+        - {name: d, secret: {secretName: image-pull}}
+        - {name: e, configMap: {name: declared}}
+        - {name: f, configMap: {name: depended}}
+        - {name: g, configMap: {name: for-pod}}
+",
+            )
+            .workload("batch/v1", "Job", "job")
+            .mounts_config_map("for-job")
+            .deployment("skipped")
+            .annotation("reconfig/skip", "true")
+            .mounts_config_map("for-skipped")
+            .workload("batch/v1", "Job", "hook")
+            .annotation("helm.sh/hook", "pre-upgrade")
+            .mounts_config_map("for-hook")
+            .render();
+        let options = Options {
+            rules: Rules {
+                depends: vec!["deployment/web=configmap/depended".parse().expect("depend")],
+                ..Rules::default()
+            },
+            ..options(Mode::All, false)
+        };
+        let (out, warnings, _) = run(&yaml, &options);
+        let expected = [
+            ("Secret tls", "Ingress web names it in spec.tls[0].secretName"),
+            ("Secret token", "ServiceAccount sa names it in secrets[0].name"),
+            ("Secret pull", "ServiceAccount sa names it in imagePullSecrets[0].name"),
+            (
+                "Secret image-pull",
+                "Deployment web names it in spec.template.spec.imagePullSecrets[0].name",
+            ),
+            (
+                "ConfigMap declared",
+                "Deployment web reads it through the API by its name (declared by reconfig/ annotation)",
+            ),
+            (
+                "ConfigMap depended",
+                "Deployment web reads it through the API by its name (declared by --depends)",
+            ),
+            (
+                "ConfigMap for-job",
+                "Job job spec.template uses it, and its pod template is immutable (--include-jobs rewrites it)",
+            ),
+            (
+                "ConfigMap for-skipped",
+                "Deployment skipped spec.template uses it, and it is opted out with reconfig/skip",
+            ),
+            ("ConfigMap for-pod", "Pod bare names it in spec.containers[0].envFrom[0].configMapRef.name"),
+        ];
+        for (object, why) in expected {
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.starts_with(&format!("{object} is not versioned: {why}"))),
+                "{object}: {why}\n{warnings:#?}"
+            );
+        }
+        assert_eq!(warnings.len(), expected.len(), "{warnings:#?}");
+        // Only the hook's ConfigMap is renamed: a hook is created anew each time.
+        let analysis = analyze(&out, &Options::default()).expect("valid");
+        assert_eq!(
+            referenced(&out, &Options::default())
+                .iter()
+                .filter(|n| n.starts_with("ConfigMap for-hook-"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            analysis
+                .parsed
+                .values
+                .iter()
+                .flatten()
+                .flatten()
+                .filter(|i| matches!(i, Item::Config(o) if o.versioned_from.is_some()))
+                .count(),
+            1
+        );
+        // With --include-jobs the Job's template is rewritten too.
+        let options = Options {
+            rules: Rules {
+                include_jobs: true,
+                ..options.rules.clone()
+            },
+            ..options
+        };
+        let (_, warnings, _) = run(&yaml, &options);
+        assert!(!warnings.iter().any(|w| w.contains("for-job")));
+    }
+
+    #[test]
+    fn modes_annotations_and_opt_outs() {
+        let yaml = app()
+            .config_map("marked")
+            .annotation(VERSIONED, "true")
+            .data("k", "v")
+            .config_map("unmarked")
+            .annotation(VERSIONED, "false")
+            .data("k", "v")
+            .deployment("w")
+            .mounts_config_map("app")
+            .mounts_config_map("marked")
+            .mounts_config_map("unmarked")
+            .render();
+        let names = |mode| {
+            let (out, _, _) = run(&yaml, &options(mode, false));
+            referenced(&out, &Options::default())
+                .into_iter()
+                .map(|n| n.split('-').next().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let renamed = |mode| {
+            let (out, _, _) = run(&yaml, &options(mode, false));
+            analyze(&out, &Options::default())
+                .expect("valid")
+                .parsed
+                .values
+                .iter()
+                .flatten()
+                .flatten()
+                .filter_map(|i| match i {
+                    Item::Config(o) => o.versioned_from.clone(),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(renamed(Mode::Off), Vec::<String>::new());
+        assert_eq!(renamed(Mode::Annotated), vec!["marked"]);
+        assert_eq!(renamed(Mode::All), vec!["app", "marked"]);
+        assert_eq!(names(Mode::Off), "ConfigMap app ConfigMap marked ConfigMap unmarked");
+        // Without the flag, a stream that never mentions the annotation is not read further.
+        assert!(!Versioning {
+            mode: Mode::Annotated,
+            keep: false
+        }
+        .may_apply("kind: ConfigMap"));
+    }
+
+    #[test]
+    fn volumes_reloaded_in_place_and_other_namespaces() {
+        let yaml = app()
+            .namespace("a")
+            .deployment("w")
+            .namespace("b")
+            .mounts_config_map("app")
+            .render();
+        let (out, warnings) = all(&yaml);
+        assert_eq!(out, yaml, "a reference from another namespace is not a use");
+        assert!(warnings.is_empty());
+
+        let yaml = app()
+            .deployment("w")
+            .mounts_config_map("app")
+            .template_annotation("reconfig/exclude", "configmap/app")
+            .render();
+        assert_eq!(all(&yaml).0, yaml, "an app that hot-reloads keeps the name");
+    }
+
+    #[test]
+    fn anchors_and_unusual_names_are_left_alone_with_a_warning() {
+        let yaml = app()
+            .raw(
+                "---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: w}
+spec:
+  template:
+    metadata:
+      labels: &labels {app: w}
+    spec:
+      containers: [{name: c}]
+      volumes: [{name: v, configMap: {name: app}}]
+",
+            )
+            .render();
+        let (out, warnings) = all(&yaml);
+        assert_eq!(out.matches("app-").count(), 0, "{out}");
+        assert!(warnings[0].contains("YAML anchors"), "{warnings:?}");
+    }
+
+    #[test]
+    fn names_the_api_server_would_refuse_are_errors() {
+        let long = "a".repeat(64);
+        let yaml = Manifests::new()
+            .config_map(&long)
+            .data("k", "v")
+            .deployment("w")
+            .mounts_config_map(&long)
+            .render();
+        let (_, _, errors) = run(&yaml, &options(Mode::All, false));
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("64 characters, over the 63 a label value may have"),
+            "{errors:?}"
+        );
+        let fits = "a".repeat(63);
+        let yaml = yaml.replace(&long, &fits);
+        let (out, _, errors) = run(&yaml, &options(Mode::All, false));
+        assert!(errors.is_empty());
+        assert!(out.contains(&format!("name: {fits}-")));
+    }
+
+    #[test]
+    fn flow_style_and_json_documents() {
+        let yaml = "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"app\"}, \"data\": {\"a\": \"one\"}}\n---\n{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", \"metadata\": {\"name\": \"w\"}, \"spec\": {\"template\": {\"spec\": {\"volumes\": [{\"name\": \"v\", \"configMap\": {\"name\": \"app\"}}]}}}}\n";
+        let (out, warnings, errors) = run(yaml, &options(Mode::All, true));
+        assert!(warnings.is_empty() && errors.is_empty(), "{warnings:?}");
+        for doc in out.split("---\n") {
+            let value: serde_json::Value =
+                serde_json::from_str(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+            if value["kind"] == "ConfigMap" {
+                assert_eq!(value["immutable"], true);
+                assert_eq!(value["metadata"]["labels"][VERSIONED_FROM], "app");
+                assert_eq!(value["metadata"]["annotations"][HELM_RESOURCE_POLICY], "keep");
+                assert_eq!(value["metadata"]["name"], app_name());
+            } else {
+                assert_eq!(
+                    value["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"],
+                    app_name()
+                );
+            }
+        }
+        assert_eq!(run(&out, &options(Mode::All, true)).0, out);
+    }
 }
