@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::analysis::Analysis;
+use super::object::ObjectId;
 use super::resolve::{Outcome, Used};
 use super::workload::WorkloadId;
 
@@ -72,7 +73,7 @@ pub fn compare(old: &Analysis<'_>, new: &Analysis<'_>) -> Vec<Change> {
                     checksum: b, uses, ..
                 },
             ) => {
-                if a == b {
+                if a == b && !renamed(old_uses, uses, old, new) {
                     (Verdict::Keep, Vec::new())
                 } else {
                     (Verdict::Restart, reasons(old_uses, uses, old, new))
@@ -130,6 +131,38 @@ fn names(uses: &[Used]) -> String {
         .join(", ")
 }
 
+/// The id an object is known by across versions: a versioned object (`app-1a2b3c4d5e`,
+/// labelled `reconfig/versioned-from: app`) is `app`, so two versions are one object that
+/// changed, not one removed and one added.
+fn logical(analysis: &Analysis<'_>, id: &ObjectId) -> ObjectId {
+    match analysis.object(id) {
+        Some(object) => ObjectId::new(id.kind, &id.namespace, object.logical_name()),
+        None => id.clone(),
+    }
+}
+
+/// Whether a pod template names another version of an object it used before: its spec
+/// changes, so it restarts, even when the keys it reads (and so its checksum) did not.
+/// Only when both renders are versioned: a render that is not (`helm template` before the
+/// post-renderer) says nothing about the name `inject --versioned` would give.
+fn renamed(old_uses: &[Used], uses: &[Used], old: &Analysis<'_>, new: &Analysis<'_>) -> bool {
+    uses.iter().any(|u| {
+        let same = logical(new, &u.object);
+        old_uses.iter().any(|o| {
+            o.object.name != u.object.name
+                && logical(old, &o.object) == same
+                && versioned(old, &o.object)
+                && versioned(new, &u.object)
+        })
+    })
+}
+
+fn versioned(analysis: &Analysis<'_>, id: &ObjectId) -> bool {
+    analysis
+        .object(id)
+        .is_some_and(|o| o.versioned_from.is_some())
+}
+
 /// Which objects and keys moved a checksum.
 fn reasons(
     old_uses: &[Used],
@@ -139,9 +172,19 @@ fn reasons(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for u in uses {
-        let label = u.object.kind_and_name();
-        let was_used = old_uses.iter().any(|o| o.object == u.object);
-        let (Some(before), Some(after)) = (old.object(&u.object), new.object(&u.object)) else {
+        let same = logical(new, &u.object);
+        let old_use = old_uses.iter().find(|o| logical(old, &o.object) == same);
+        let was_used = old_use.is_some();
+        let old_id = old_use.map_or(&u.object, |o| &o.object);
+        let label = if old_id.name == u.object.name {
+            u.object.kind_and_name()
+        } else {
+            format!(
+                "{} {} ({} → {})",
+                u.object.kind, same.name, old_id.name, u.object.name
+            )
+        };
+        let (Some(before), Some(after)) = (old.object(old_id), new.object(&u.object)) else {
             out.push(format!("{label} appeared"));
             continue;
         };
@@ -167,10 +210,18 @@ fn reasons(
             out.push(format!("{label}: {}", moved.join(", ")));
         } else if !was_used {
             out.push(format!("starts using {label}"));
+        } else if old_id.name != u.object.name
+            && versioned(old, old_id)
+            && versioned(new, &u.object)
+        {
+            out.push(format!(
+                "{label}: it names the new version, though no key it reads changed"
+            ));
         }
     }
     for o in old_uses {
-        if !uses.iter().any(|u| u.object == o.object) {
+        let same = logical(old, &o.object);
+        if !uses.iter().any(|u| logical(new, &u.object) == same) {
             out.push(format!("stops using {}", o.object.kind_and_name()));
         }
     }
@@ -230,6 +281,66 @@ mod tests {
                     "Deployment whole".into(),
                     Verdict::Restart,
                     vec!["ConfigMap app: b changed, c added".into()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_versions_of_an_object_are_one_object_that_changed() {
+        use crate::manifest::version::{Mode, Versioning};
+        let versioned = |config: Manifests| {
+            let yaml = config
+                .deployment("whole")
+                .mounts_config_map("app")
+                .deployment("key-a")
+                .env_config_map_key("A", "app", "a")
+                .render();
+            let options = Options {
+                versioning: Versioning {
+                    mode: Mode::All,
+                    keep: true,
+                },
+                ..Options::default()
+            };
+            let analysis = analyze(&yaml, &options).expect("valid");
+            let mut out = Vec::new();
+            analysis.write_to(&mut out).expect("write");
+            String::from_utf8(out).expect("utf8")
+        };
+        let old = versioned(app_config(&[("a", "one"), ("b", "two")]));
+        let new = versioned(app_config(&[("a", "one"), ("b", "2")]));
+        let name = |yaml: &str| {
+            yaml.lines()
+                .find_map(|l| l.strip_prefix("  name: app-"))
+                .map(|hash| format!("app-{hash}"))
+                .expect("versioned")
+        };
+        let (old_name, new_name) = (name(&old), name(&new));
+        assert_ne!(old_name, new_name);
+        let options = Options::default();
+        let (a, b) = (
+            analyze(&old, &options).expect("old"),
+            analyze(&new, &options).expect("new"),
+        );
+        let changes: Vec<(String, Verdict, Vec<String>)> = compare(&a, &b)
+            .into_iter()
+            .map(|c| (c.workload.to_string(), c.verdict, c.reasons))
+            .collect();
+        assert_eq!(
+            changes,
+            vec![
+                (
+                    "Deployment key-a".into(),
+                    Verdict::Restart,
+                    vec![format!(
+                        "ConfigMap app ({old_name} → {new_name}): it names the new version, though no key it reads changed"
+                    )]
+                ),
+                (
+                    "Deployment whole".into(),
+                    Verdict::Restart,
+                    vec![format!("ConfigMap app ({old_name} → {new_name}): b changed")]
                 ),
             ]
         );
