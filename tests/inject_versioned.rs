@@ -1,0 +1,175 @@
+//! `reconfig inject --versioned` and `plan` over versioned renders, as users run them: the
+//! real binary, fixtures on stdin.
+
+mod support;
+
+use support::cli::reconfig;
+use support::manifests::Manifests;
+
+const HELM3: &str = "tests/fixtures/helm3-render.yaml";
+
+/// Runs inject and returns (stdout, stderr); the exit code must be 0.
+fn inject(input: &str, args: &[&str]) -> (String, String) {
+    let out = reconfig()
+        .arg("inject")
+        .args(args)
+        .write_stdin(input)
+        .assert()
+        .success();
+    let output = out.get_output();
+    (
+        String::from_utf8(output.stdout.clone()).expect("utf8"),
+        String::from_utf8(output.stderr.clone()).expect("utf8"),
+    )
+}
+
+/// Splits a stream at document markers, keeping every byte.
+fn documents(text: &str) -> Vec<&str> {
+    let mut starts: Vec<usize> = text.match_indices("\n---\n").map(|(i, _)| i + 1).collect();
+    starts.insert(0, 0);
+    starts.push(text.len());
+    starts.windows(2).map(|w| &text[w[0]..w[1]]).collect()
+}
+
+#[test]
+fn helm3_render_is_versioned_exactly() {
+    let input = std::fs::read_to_string(HELM3).expect("fixture");
+    let (output, stderr) = inject(&input, &["--versioned", "--keep"]);
+    insta::assert_snapshot!(output);
+    assert_eq!(stderr, "", "no warnings for this render");
+
+    // Untouched documents are byte for byte; a changed one differs by name lines and added
+    // lines only.
+    let (before, after) = (documents(&input), documents(&output));
+    assert_eq!(before.len(), after.len());
+    let mut untouched = 0;
+    for (b, a) in before.iter().zip(&after) {
+        if b == a {
+            untouched += 1;
+            continue;
+        }
+        let removed: Vec<&str> = b.lines().filter(|l| !a.lines().any(|x| x == *l)).collect();
+        for line in removed {
+            let name_line = line.trim_start().trim_start_matches("- ").starts_with("name:")
+                || line.contains("{name: ")
+                || line.contains("metadata: {");
+            assert!(name_line, "a changed document lost {line:?}:\n{a}");
+        }
+    }
+    assert_eq!(untouched, 3, "the ServiceAccount, the Service and the Job");
+
+    // Running it on its own output changes nothing, with or without the flag.
+    assert_eq!(inject(&output, &["--versioned", "--keep"]).0, output);
+    assert_eq!(inject(&output, &[]).0, output);
+}
+
+#[test]
+fn annotated_objects_are_versioned_without_the_flag() {
+    let input = Manifests::new()
+        .config_map("pinned")
+        .annotation("reconfig/versioned", "true")
+        .data("a", "one")
+        .config_map("plain")
+        .data("b", "two")
+        .deployment("web")
+        .mounts_config_map("pinned")
+        .mounts_config_map("plain")
+        .render();
+    let (output, _) = inject(&input, &[]);
+    assert!(output.contains("  name: pinned-"), "{output}");
+    assert!(output.contains("  name: plain\n"), "{output}");
+    assert!(output.contains("    name: pinned-"), "the reference: {output}");
+    assert_eq!(inject(&input, &["--versioned=annotated"]).0, output);
+    let (all, _) = inject(&input, &["--versioned"]);
+    assert!(all.contains("  name: plain-"), "{all}");
+    let (none, _) = inject(&input, &["--versioned=none"]);
+    assert!(!none.contains("pinned-"), "{none}");
+    // `--versioned all` (without `=`) is not the flag's value: it is a file name.
+    reconfig()
+        .args(["inject", "--versioned", "all"])
+        .write_stdin(input.as_str())
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_reader_that_is_not_a_pod_template_keeps_the_name_with_a_warning() {
+    let input = Manifests::new()
+        .secret("tls")
+        .string_data("tls.crt", "x")
+        .object("networking.k8s.io/v1", "Ingress", "web")
+        .spec("tls", "[{secretName: tls}]")
+        .deployment("web")
+        .mounts_secret("tls")
+        .render();
+    let (output, stderr) = inject(&input, &["--versioned"]);
+    assert!(!output.contains("tls-"), "{output}");
+    assert!(
+        stderr.contains(
+            "Secret tls is not versioned: Ingress web names it in spec.tls[0].secretName; it keeps its name"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_name_too_long_for_the_label_is_an_error_and_nothing_is_written() {
+    let long = "n".repeat(64);
+    let input = Manifests::new()
+        .config_map(&long)
+        .data("a", "one")
+        .deployment("web")
+        .mounts_config_map(&long)
+        .render();
+    let out = reconfig()
+        .args(["inject", "--versioned"])
+        .write_stdin(input)
+        .assert()
+        .code(1);
+    let output = out.get_output();
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("64 characters, over the 63 a label value may have"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plan_sees_two_versions_as_one_changed_config() {
+    let render = |b: &str| {
+        let input = Manifests::new()
+            .config_map("app")
+            .data("a", "one")
+            .data("b", b)
+            .deployment("web")
+            .mounts_config_map("app")
+            .render();
+        inject(&input, &["--versioned"]).0
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (old, new) = (dir.path().join("old.yaml"), dir.path().join("new.yaml"));
+    let (old_text, new_text) = (render("two"), render("2"));
+    std::fs::write(&old, &old_text).expect("write");
+    std::fs::write(&new, &new_text).expect("write");
+    let name = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("  name: app-"))
+            .map(|hash| format!("app-{hash}"))
+            .expect("versioned")
+    };
+    let out = reconfig()
+        .arg("plan")
+        .arg(&old)
+        .arg(&new)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).expect("utf8");
+    let reason = format!(
+        "ConfigMap app ({} → {}): b changed",
+        name(&old_text),
+        name(&new_text)
+    );
+    assert!(stdout.contains(&reason), "{stdout}");
+    assert!(!stdout.contains("removed"), "{stdout}");
+}
