@@ -7,6 +7,7 @@
 pub mod check;
 pub mod inject;
 pub mod plan;
+pub mod prune;
 pub mod validation;
 pub mod watch;
 
@@ -20,6 +21,7 @@ use crate::Failure;
 use check::CheckArgs;
 use inject::InjectArgs;
 use plan::PlanArgs;
+use prune::PruneArgs;
 use watch::WatchArgs;
 
 /// Make Kubernetes config changes take effect safely.
@@ -60,6 +62,8 @@ pub enum Command {
     Check(CheckArgs),
     /// CI dry run: which workloads a config change restarts, and why (compares two renders).
     Plan(PlanArgs),
+    /// Delete versions of versioned config (`inject --versioned`) that nothing uses any more.
+    Prune(PruneArgs),
 }
 
 impl Cli {
@@ -68,7 +72,7 @@ impl Cli {
     pub fn log_style(&self) -> (Style, LevelFilter) {
         let (text, base) = match self.command {
             Command::Watch(_) => (Style::Service, LevelFilter::INFO),
-            Command::Inject(_) | Command::Check(_) | Command::Plan(_) => {
+            Command::Inject(_) | Command::Check(_) | Command::Plan(_) | Command::Prune(_) => {
                 (Style::Plain, LevelFilter::WARN)
             }
         };
@@ -87,6 +91,7 @@ impl Command {
             Command::Watch(args) => watch::run(*args),
             Command::Check(args) => check::run(args),
             Command::Plan(args) => plan::run(args),
+            Command::Prune(args) => prune::run(args),
         }
     }
 }
