@@ -94,7 +94,13 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-30T10:58:03Z"), Some(at));
         assert_eq!(parse_rfc3339("2026-11-30T11:58:03+01:00"), Some(at));
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
-        for bad in ["", "2026-11-30", "2026-13-30T10:58:03Z", "2026-11-30T10:58:03", "x026-11-30T10:58:03Z"] {
+        for bad in [
+            "",
+            "2026-11-30",
+            "2026-13-30T10:58:03Z",
+            "2026-11-30T10:58:03",
+            "x026-11-30T10:58:03Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

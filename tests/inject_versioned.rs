@@ -50,7 +50,10 @@ fn helm3_render_is_versioned_exactly() {
         }
         let removed: Vec<&str> = b.lines().filter(|l| !a.lines().any(|x| x == *l)).collect();
         for line in removed {
-            let name_line = line.trim_start().trim_start_matches("- ").starts_with("name:")
+            let name_line = line
+                .trim_start()
+                .trim_start_matches("- ")
+                .starts_with("name:")
                 || line.contains("{name: ")
                 || line.contains("metadata: {");
             assert!(name_line, "a changed document lost {line:?}:\n{a}");
@@ -78,7 +81,10 @@ fn annotated_objects_are_versioned_without_the_flag() {
     let (output, _) = inject(&input, &[]);
     assert!(output.contains("  name: pinned-"), "{output}");
     assert!(output.contains("  name: plain\n"), "{output}");
-    assert!(output.contains("    name: pinned-"), "the reference: {output}");
+    assert!(
+        output.contains("    name: pinned-"),
+        "the reference: {output}"
+    );
     assert_eq!(inject(&input, &["--versioned=annotated"]).0, output);
     let (all, _) = inject(&input, &["--versioned"]);
     assert!(all.contains("  name: plain-"), "{all}");

@@ -117,10 +117,15 @@ pub fn run(args: PruneArgs) -> Result<(), Failure> {
         .decisions
         .iter()
         .filter_map(|(d, deletion)| {
-            deletion
-                .as_ref()
-                .filter(|x| x.is_failure())
-                .map(|x| format!("{} {}/{}: {}", d.version.kind, d.version.namespace, d.version.name, report::describe(x)))
+            deletion.as_ref().filter(|x| x.is_failure()).map(|x| {
+                format!(
+                    "{} {}/{}: {}",
+                    d.version.kind,
+                    d.version.namespace,
+                    d.version.name,
+                    report::describe(x)
+                )
+            })
         })
         .collect();
     if failed.is_empty() {

@@ -33,9 +33,24 @@ pub const READERS: &[(&str, &str, &str, &str)] = &[
     ("apps.kruise.io", "v1alpha1", "clonesets", "CloneSet"),
     ("apps.kruise.io", "v1beta1", "statefulsets", "StatefulSet"),
     ("apps.kruise.io", "v1alpha1", "daemonsets", "DaemonSet"),
-    ("apps.kruise.io", "v1alpha1", "broadcastjobs", "BroadcastJob"),
-    ("apps.kruise.io", "v1alpha1", "advancedcronjobs", "AdvancedCronJob"),
-    ("apps.kruise.io", "v1alpha1", "uniteddeployments", "UnitedDeployment"),
+    (
+        "apps.kruise.io",
+        "v1alpha1",
+        "broadcastjobs",
+        "BroadcastJob",
+    ),
+    (
+        "apps.kruise.io",
+        "v1alpha1",
+        "advancedcronjobs",
+        "AdvancedCronJob",
+    ),
+    (
+        "apps.kruise.io",
+        "v1alpha1",
+        "uniteddeployments",
+        "UnitedDeployment",
+    ),
     ("serving.knative.dev", "v1", "services", "Service"),
 ];
 
@@ -191,7 +206,10 @@ pub async fn prune(settings: &Settings) -> Result<Report, PruneError> {
                 .list(&ListParams::default())
                 .await
                 .map_err(|e| PruneError::List {
-                    what: format!("{plural}.{} {where_} (to find what uses each version)", if group.is_empty() { "core" } else { group }),
+                    what: format!(
+                        "{plural}.{} {where_} (to find what uses each version)",
+                        if group.is_empty() { "core" } else { group }
+                    ),
                     why: explain(&e, &format!("list {plural}")),
                 })?;
             for item in list.items {
@@ -229,7 +247,8 @@ pub async fn prune(settings: &Settings) -> Result<Report, PruneError> {
                 .copied()
                 .unwrap_or(("configmaps", "ConfigMap"));
             let resource = resource("", "v1", plural, kind);
-            let api = Api::<DynamicObject>::namespaced_with(client.clone(), &v.namespace, &resource);
+            let api =
+                Api::<DynamicObject>::namespaced_with(client.clone(), &v.namespace, &resource);
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
                     resource_version: Some(v.resource_version.clone()),
@@ -240,9 +259,10 @@ pub async fn prune(settings: &Settings) -> Result<Report, PruneError> {
             match api.delete(&v.name, &params).await {
                 Ok(_) => Deletion::Deleted,
                 Err(kube::Error::Api(status)) if status.code == 404 => Deletion::AlreadyGone,
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    Deletion::Changed(format!("{} {}: {}", status.code, status.reason, status.message))
-                }
+                Err(kube::Error::Api(status)) if status.code == 409 => Deletion::Changed(format!(
+                    "{} {}: {}",
+                    status.code, status.reason, status.message
+                )),
                 Err(e) => {
                     stopped = true;
                     Deletion::Failed(explain(&e, &format!("delete {plural}")))

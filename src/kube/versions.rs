@@ -57,11 +57,7 @@ impl std::fmt::Display for Keep {
                 Ok(())
             }
             Keep::Newest(n) => write!(f, "among the newest {n} of its name (--keep-last)"),
-            Keep::Young(min) => write!(
-                f,
-                "younger than --min-age {}s",
-                min.as_secs()
-            ),
+            Keep::Young(min) => write!(f, "younger than --min-age {}s", min.as_secs()),
             Keep::NoCreationTime => f.write_str("no creation time, so its age is unknown"),
         }
     }
@@ -177,7 +173,11 @@ pub fn decide(
     for (_, mut group) in groups {
         group.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
         for (rank, version) in group.into_iter().enumerate() {
-            let key = (version.kind, version.namespace.clone(), version.name.clone());
+            let key = (
+                version.kind,
+                version.namespace.clone(),
+                version.name.clone(),
+            );
             let keep = if let Some(by) = referenced.get(&key) {
                 let mut by = by.clone();
                 by.sort();
@@ -248,7 +248,10 @@ mod tests {
         // A StatefulSet's ControllerRevision holds its template under `data`.
         let revision = json!({"data": {"spec": {"template": {"spec": {
             "volumes": [{"name": "v", "configMap": {"name": "app-2"}}]}}}}});
-        assert_eq!(names_in(&revision), vec![("ConfigMap", "app-2".to_string())]);
+        assert_eq!(
+            names_in(&revision),
+            vec![("ConfigMap", "app-2".to_string())]
+        );
     }
 
     #[test]

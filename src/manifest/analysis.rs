@@ -6,10 +6,10 @@
 
 use std::io::{self, Write};
 
+use super::edit::RenameSlots;
 use super::edit::{self, Edit};
 use super::index::{Item, Items, ObjectIndex};
 use super::node::Limits;
-use super::edit::RenameSlots;
 use super::object::{non_string_values, objects, ConfigObject, ObjectId, VERSIONED_FROM};
 use super::resolve::{resolve, Resolution, Rules};
 use super::stream::{Parsed, Stream, StreamError};

@@ -119,7 +119,15 @@ impl Slot {
         text: &str,
         key: &str,
     ) -> Result<Slot, SlotError> {
-        Slot::find_in(root, template, text, "pod template", &LEVELS, key, Comments::WithKey)
+        Slot::find_in(
+            root,
+            template,
+            text,
+            "pod template",
+            &LEVELS,
+            key,
+            Comments::WithKey,
+        )
     }
 
     /// Finds where `key` goes under `levels` of `node` (any mapping of the document `root`,
@@ -272,12 +280,7 @@ impl Slot {
         }
     }
 
-    fn null(
-        node: &Node<'_>,
-        text: &str,
-        levels: &'static [&'static str],
-        missing: usize,
-    ) -> Slot {
+    fn null(node: &Node<'_>, text: &str, levels: &'static [&'static str], missing: usize) -> Slot {
         let range = if node.start.offset == node.end.offset {
             after_colon(text, node.start.offset)
         } else {
@@ -725,7 +728,11 @@ pub fn may_hold_anchor(text: &str) -> bool {
     let bytes = text.as_bytes();
     bytes.iter().enumerate().any(|(i, b)| {
         *b == b'&'
-            && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b'!'))
+            && (i == 0
+                || matches!(
+                    bytes[i - 1],
+                    b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b'!'
+                ))
             && bytes
                 .get(i + 1)
                 .is_some_and(|n| !matches!(n, b' ' | b'\t' | b'\r' | b'\n'))

@@ -676,11 +676,13 @@ spec:
             out.lines().filter(added).count()
         );
         assert_eq!(changed.len(), 11, "{changed:#?}");
-        assert!(changed.iter().all(|(a, b)| a.replace("app", "").replace("creds", "")
-            == b.replace(&app, "")
-                .split("creds-")
-                .map(|s| s.trim_start_matches(|c: char| c.is_ascii_hexdigit()))
-                .collect::<String>()));
+        assert!(changed
+            .iter()
+            .all(|(a, b)| a.replace("app", "").replace("creds", "")
+                == b.replace(&app, "")
+                    .split("creds-")
+                    .map(|s| s.trim_start_matches(|c: char| c.is_ascii_hexdigit()))
+                    .collect::<String>()));
         // Running it again changes nothing.
         assert_eq!(all(&out).0, out);
     }
@@ -974,7 +976,10 @@ spec:
         assert_eq!(renamed(Mode::Off), Vec::<String>::new());
         assert_eq!(renamed(Mode::Annotated), vec!["marked"]);
         assert_eq!(renamed(Mode::All), vec!["app", "marked"]);
-        assert_eq!(names(Mode::Off), "ConfigMap app ConfigMap marked ConfigMap unmarked");
+        assert_eq!(
+            names(Mode::Off),
+            "ConfigMap app ConfigMap marked ConfigMap unmarked"
+        );
         // Without the flag, a stream that never mentions the annotation is not read further.
         assert!(!Versioning {
             mode: Mode::Annotated,
@@ -1059,7 +1064,10 @@ spec:
             if value["kind"] == "ConfigMap" {
                 assert_eq!(value["immutable"], true);
                 assert_eq!(value["metadata"]["labels"][VERSIONED_FROM], "app");
-                assert_eq!(value["metadata"]["annotations"][HELM_RESOURCE_POLICY], "keep");
+                assert_eq!(
+                    value["metadata"]["annotations"][HELM_RESOURCE_POLICY],
+                    "keep"
+                );
                 assert_eq!(value["metadata"]["name"], app_name());
             } else {
                 assert_eq!(

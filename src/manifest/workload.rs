@@ -440,7 +440,14 @@ pub fn references(spec: &Node<'_>, text: &str) -> Vec<Reference> {
             push_volume_ref(&mut refs, source, text, ConfigKind::ConfigMap, "name", &via);
         }
         if let Some(source) = volume.get("secret") {
-            push_volume_ref(&mut refs, source, text, ConfigKind::Secret, "secretName", &via);
+            push_volume_ref(
+                &mut refs,
+                source,
+                text,
+                ConfigKind::Secret,
+                "secretName",
+                &via,
+            );
         }
         for source in volume
             .path("projected.sources")
