@@ -99,7 +99,12 @@ impl Setup {
             .api
             .objects(kind)
             .iter()
-            .map(|o| o["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            .map(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect();
         names.sort();
         names
@@ -158,7 +163,10 @@ fn keeps_what_is_used_and_the_newest_and_deletes_the_rest() {
         text.contains("deleted       ConfigMap shop/app-b (from app): deleted"),
         "{text}"
     );
-    assert!(text.ends_with("namespace shop: 6 version(s), 2 deleted, 4 kept\n"), "{text}");
+    assert!(
+        text.ends_with("namespace shop: 6 version(s), 2 deleted, 4 kept\n"),
+        "{text}"
+    );
     // Each delete carried the resourceVersion and uid it was listed with.
     let deletes: Vec<Value> = s
         .api
@@ -169,7 +177,10 @@ fn keeps_what_is_used_and_the_newest_and_deletes_the_rest() {
         .collect();
     assert_eq!(deletes.len(), 2);
     for body in &deletes {
-        assert!(body["preconditions"]["resourceVersion"].is_string(), "{body}");
+        assert!(
+            body["preconditions"]["resourceVersion"].is_string(),
+            "{body}"
+        );
         assert!(body["preconditions"]["uid"].is_string(), "{body}");
     }
 }
@@ -188,12 +199,19 @@ fn one_list_per_kind_and_no_reads_of_single_objects() {
     // read per custom resource group (Rollouts are served; Kruise and Knative are not).
     let lists: Vec<&&str> = gets
         .iter()
-        .filter(|p| p.starts_with("/api/v1/namespaces/") || p.starts_with("/apis/") && p.contains("/namespaces/"))
+        .filter(|p| {
+            p.starts_with("/api/v1/namespaces/")
+                || p.starts_with("/apis/") && p.contains("/namespaces/")
+        })
         .collect();
     let mut unique = lists.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), lists.len(), "a kind was listed twice: {lists:#?}");
+    assert_eq!(
+        unique.len(),
+        lists.len(),
+        "a kind was listed twice: {lists:#?}"
+    );
     assert_eq!(lists.len(), 2 + 11, "{gets:#?}");
     assert!(s.deletes().is_empty(), "--dry-run deletes nothing");
 }
@@ -201,7 +219,9 @@ fn one_list_per_kind_and_no_reads_of_single_objects() {
 #[test]
 fn dry_run_and_json() {
     let s = cluster();
-    let out = s.prune(&["--dry-run", "--keep-last", "0", "--output", "json"]).success();
+    let out = s
+        .prune(&["--dry-run", "--keep-last", "0", "--output", "json"])
+        .success();
     let lines: Vec<Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
@@ -245,9 +265,20 @@ fn selector_and_all_namespaces() {
     s.api.put(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "other-y", "namespace": "elsewhere", "creationTimestamp": created(10),
                      "labels": {"reconfig/versioned-from": "other"}}}));
-    s.prune(&["-l", "app.kubernetes.io/instance=shop", "--keep-last", "0", "-n", "elsewhere"])
-        .success();
-    assert_eq!(s.names("ConfigMap").len(), 7, "nothing in elsewhere matched");
+    s.prune(&[
+        "-l",
+        "app.kubernetes.io/instance=shop",
+        "--keep-last",
+        "0",
+        "-n",
+        "elsewhere",
+    ])
+    .success();
+    assert_eq!(
+        s.names("ConfigMap").len(),
+        7,
+        "nothing in elsewhere matched"
+    );
     s.prune(&["--all-namespaces", "--keep-last", "1"]).success();
     assert_eq!(
         s.names("ConfigMap"),
@@ -262,7 +293,9 @@ fn a_refused_delete_fails_and_reports_only_what_was_done() {
     let out = s.prune(&["--keep-last", "1"]).code(2);
     let (text, err) = (stdout(&out), stderr(&out));
     assert!(
-        text.contains("failed        ConfigMap shop/app-c (from app): the delete failed: 403 Forbidden"),
+        text.contains(
+            "failed        ConfigMap shop/app-c (from app): the delete failed: 403 Forbidden"
+        ),
         "{text}"
     );
     assert!(
@@ -285,8 +318,14 @@ fn a_version_changed_between_list_and_delete_is_kept() {
         text.contains("changed       ConfigMap shop/app-b (from app): changed since it was listed, kept (409 Conflict"),
         "{text}"
     );
-    assert!(text.contains("deleted       ConfigMap shop/app-c"), "{text}");
-    assert_eq!(s.names("ConfigMap"), vec!["app-a", "app-b", "app-d", "plain"]);
+    assert!(
+        text.contains("deleted       ConfigMap shop/app-c"),
+        "{text}"
+    );
+    assert_eq!(
+        s.names("ConfigMap"),
+        vec!["app-a", "app-b", "app-d", "plain"]
+    );
     assert!(err.contains("1 version(s) not deleted"), "{err}");
 }
 

@@ -454,8 +454,11 @@ fn answer(
             (201, stored)
         }
         ("PUT", Some(name)) => {
-            if !state.objects.contains_key(path) {
+            let Some(before) = state.objects.get(path) else {
                 return not_found(&t, name);
+            };
+            if let Err(refused) = check_immutable(&t, name, before, &body) {
+                return refused;
             }
             let stored = store(state, path, body, &t);
             (200, stored)
@@ -476,6 +479,9 @@ fn answer(
             };
             let before = object.clone();
             merge(&mut object, &body);
+            if let Err(refused) = check_immutable(&t, name, &before, &object) {
+                return refused;
+            }
             if t.kind == "Event" && !apply {
                 if let Err(why) =
                     check_event_update(t.namespace.unwrap_or_default(), &before, &object)
@@ -527,6 +533,40 @@ fn in_collection(path: &str, collection: &str, t: &Target<'_>) -> bool {
             .strip_prefix(&prefix)
             .and_then(|rest| rest.split_once('/'))
             .is_some_and(|(_, plural)| plural == t.plural)
+}
+
+/// The API server's rule for a ConfigMap or Secret with `immutable: true`: its data cannot
+/// change, nor can it become mutable again (422 Invalid).
+fn check_immutable(
+    t: &Target<'_>,
+    name: &str,
+    before: &Value,
+    after: &Value,
+) -> Result<(), (u16, Value)> {
+    if !matches!(t.kind, "ConfigMap" | "Secret") || before["immutable"] != json!(true) {
+        return Ok(());
+    }
+    let refused = |field: &str| {
+        status(
+            422,
+            "Invalid",
+            &format!(
+                "{} \"{name}\" is invalid: {field}: Forbidden: field is immutable when `immutable` is set",
+                t.kind
+            ),
+        )
+    };
+    if after["immutable"] != json!(true) {
+        return Err(refused("immutable"));
+    }
+    for field in ["data", "binaryData", "stringData"] {
+        let (old, new) = (&before[field], &after[field]);
+        let empty = |v: &Value| v.is_null() || v.as_object().is_some_and(|m| m.is_empty());
+        if old != new && !(empty(old) && empty(new)) {
+            return Err(refused(field));
+        }
+    }
+    Ok(())
 }
 
 /// The API server's check of `DeleteOptions.preconditions`: 409 Conflict on a mismatch.
