@@ -116,6 +116,18 @@ fn a_reader_that_is_not_a_pod_template_keeps_the_name_with_a_warning() {
         ),
         "{stderr}"
     );
+    // --strict makes it an error, and nothing is written.
+    let out = reconfig()
+        .args(["inject", "--versioned", "--strict"])
+        .write_stdin(input)
+        .assert()
+        .code(1);
+    assert!(out.get_output().stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(
+        stderr.contains("1 object(s) to version keep their names (--strict)"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -342,3 +342,74 @@ fn a_refused_list_deletes_nothing() {
     assert!(err.contains("nothing was deleted"), "{err}");
     assert!(s.deletes().is_empty());
 }
+
+/// The benchmark of `benches/prune_bench.sh`: 10,000 versions (100 names, 100 versions each)
+/// and 5,000 ReplicaSets naming half of them. Prune lists each kind once and reads no single
+/// object; it deletes the versions nothing names beyond the newest 3 of each name, one DELETE
+/// each. Ignored in the normal run (it takes a while in a debug build); run it with
+/// `cargo test --release --test prune_kube -- --ignored --nocapture prune_at_scale`.
+#[test]
+#[ignore]
+fn prune_at_scale() {
+    let s = setup();
+    let (names, per_name) = (100, 100);
+    for n in 0..names {
+        for v in 0..per_name {
+            s.api.put(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("app{n}-{v:010}"), "namespace": NS,
+                             "labels": {"reconfig/versioned-from": format!("app{n}")},
+                             "creationTimestamp": created(1000 - v as u64)},
+                "data": {"k": "v"}}));
+            if v % 2 == 0 {
+                replica_set(
+                    &s.api,
+                    &format!("web{n}-{v}"),
+                    &format!("app{n}-{v:010}"),
+                    "none",
+                );
+            }
+        }
+    }
+    let before = s.api.requests().len();
+    let started = std::time::Instant::now();
+    let out = s
+        .prune(&[
+            "--dry-run",
+            "--keep-last",
+            "3",
+            "--min-age",
+            "0s",
+            "--output",
+            "json",
+        ])
+        .success();
+    let dry_run = started.elapsed();
+    let requests: Vec<_> = s.api.requests().into_iter().skip(before).collect();
+    let lists = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/namespaces/"))
+        .count();
+    let discovery = requests.len() - lists;
+    let would: usize = stdout(&out)
+        .lines()
+        .filter(|l| l.contains("\"action\":\"would-delete\""))
+        .count();
+    // Half are named by a ReplicaSet; of the other half, the newest of each name (v99) is
+    // among the newest 3 (v99, v98, v97: v98 is named anyway).
+    assert_eq!(would, names * (per_name / 2 - 2));
+    assert_eq!(lists, 2 + 11, "one list per kind");
+    let started = std::time::Instant::now();
+    s.prune(&["--keep-last", "3", "--min-age", "0s"]).success();
+    let real = started.elapsed();
+    let deletes = s.deletes().len();
+    assert_eq!(deletes, would);
+    println!(
+        "prune over {} versions and {} ReplicaSets: --dry-run {:.2} s ({} requests: {lists} lists, {discovery} discovery reads, 0 reads of single objects); deleting {deletes} took {:.2} s ({} requests, one DELETE per version)",
+        names * per_name,
+        names * per_name / 2,
+        dry_run.as_secs_f64(),
+        requests.len(),
+        real.as_secs_f64(),
+        lists + discovery + deletes,
+    );
+}

@@ -60,8 +60,8 @@ pub struct InjectArgs {
     pub manifest: ManifestArgs,
 
     /// Fail when a required ConfigMap or Secret is not in the stream, a --depends or
-    /// --template-path matches nothing, a key is written twice, or a ConfigMap value is not a
-    /// string (warnings otherwise).
+    /// --template-path matches nothing, a key is written twice, a ConfigMap value is not a
+    /// string, or an object to version cannot be (warnings otherwise).
     #[arg(long)]
     pub strict: bool,
 
@@ -187,7 +187,17 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         )));
     }
     for w in &version_warnings {
-        warn!("{w}");
+        if args.strict {
+            error!("{w}");
+        } else {
+            warn!("{w}");
+        }
+    }
+    if args.strict && !version_warnings.is_empty() {
+        return Err(Failure::Invalid(format!(
+            "{} object(s) to version keep their names (--strict); nothing was written",
+            version_warnings.len()
+        )));
     }
     for r in &analysis.versions.renamed {
         let state = if r.changed { "versioned" } else { "unchanged" };

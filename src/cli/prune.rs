@@ -231,3 +231,23 @@ mod report {
         lines
     }
 }
+
+#[cfg(all(test, not(feature = "kube")))]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn without_the_kube_feature_prune_is_a_usage_error() {
+        let cli = crate::cli::Cli::parse_from(["reconfig", "prune", "--dry-run"]);
+        let crate::cli::Command::Prune(args) = cli.command else {
+            panic!("prune parses");
+        };
+        let failure = run(args).expect_err("refused");
+        assert_eq!(failure.exit_code(), 2);
+        assert!(
+            failure.to_string().contains("cargo feature `kube`"),
+            "{failure}"
+        );
+    }
+}
