@@ -6,6 +6,7 @@
 //! version that was listed as young (`--min-age`), and a version changed after it was listed
 //! (re-applied by a rollback) is not deleted: the API server answers 409 to the precondition.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use kube::api::{
@@ -175,31 +176,34 @@ pub async fn prune(settings: &Settings) -> Result<Report, PruneError> {
 
     let mut referenced = Referenced::new();
     let mut absent_kinds = Vec::new();
+    // What each custom resource group-version serves, read once (`None`: not served).
+    let mut served: HashMap<String, Option<Vec<String>>> = HashMap::new();
     if !found.is_empty() {
         for (group, version, plural, kind) in READERS {
             let resource = resource(group, version, plural, kind);
             if !group.is_empty() && !matches!(*group, "apps" | "batch") {
                 // A CRD that is not installed is not served; discovery is open to anyone.
-                let served = client
-                    .list_api_group_resources(&resource.api_version)
-                    .await
-                    .map(|list| list.resources.iter().any(|r| r.name == *plural));
-                match served {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        absent_kinds.push(format!("{kind}.{group}"));
-                        continue;
-                    }
-                    Err(kube::Error::Api(status)) if status.code == 404 => {
-                        absent_kinds.push(format!("{kind}.{group}"));
-                        continue;
-                    }
-                    Err(e) => {
-                        return Err(PruneError::List {
-                            what: format!("the API group {}", resource.api_version),
-                            why: explain(&e, "discovery"),
-                        })
-                    }
+                if !served.contains_key(&resource.api_version) {
+                    let resources =
+                        match client.list_api_group_resources(&resource.api_version).await {
+                            Ok(list) => Some(list.resources.into_iter().map(|r| r.name).collect()),
+                            Err(kube::Error::Api(status)) if status.code == 404 => None,
+                            Err(e) => {
+                                return Err(PruneError::List {
+                                    what: format!("the API group {}", resource.api_version),
+                                    why: explain(&e, "discovery"),
+                                })
+                            }
+                        };
+                    served.insert(resource.api_version.clone(), resources);
+                }
+                let is_served = served
+                    .get(&resource.api_version)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|names| names.iter().any(|n| n == plural));
+                if !is_served {
+                    absent_kinds.push(format!("{kind}.{group}"));
+                    continue;
                 }
             }
             let list = api(&resource)
