@@ -5,6 +5,10 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "kube")]
+use crate::clock::rfc3339;
+#[cfg(feature = "kube")]
+use crate::kube::prune::{Deletion, Report};
 use crate::units::parse_duration;
 use crate::Failure;
 
@@ -105,7 +109,7 @@ pub fn run(args: PruneArgs) -> Result<(), Failure> {
     for kind in &report.absent_kinds {
         tracing::debug!("{kind} is not served by this cluster; skipped");
     }
-    let lines = report::lines(&report, args.output);
+    let lines = lines(&report, args.output);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for line in &lines {
@@ -123,7 +127,7 @@ pub fn run(args: PruneArgs) -> Result<(), Failure> {
                     d.version.kind,
                     d.version.namespace,
                     d.version.name,
-                    report::describe(x)
+                    describe(x)
                 )
             })
         })
@@ -139,97 +143,91 @@ pub fn run(args: PruneArgs) -> Result<(), Failure> {
     }
 }
 
+#[cfg(feature = "kube")]
+fn describe(deletion: &Deletion) -> String {
+    match deletion {
+        Deletion::Deleted => "deleted".into(),
+        Deletion::WouldDelete => "would be deleted (--dry-run)".into(),
+        Deletion::AlreadyGone => "already gone".into(),
+        Deletion::Changed(why) => format!("changed since it was listed, kept ({why})"),
+        Deletion::Failed(why) => format!("the delete failed: {why}"),
+        Deletion::NotAttempted => "not attempted after an earlier delete failed".into(),
+    }
+}
+
+#[cfg(feature = "kube")]
+fn action(deletion: Option<&Deletion>) -> &'static str {
+    match deletion {
+        None => "keep",
+        Some(Deletion::Deleted) => "deleted",
+        Some(Deletion::WouldDelete) => "would-delete",
+        Some(Deletion::AlreadyGone) => "already-gone",
+        Some(Deletion::Changed(_)) => "changed",
+        Some(Deletion::Failed(_)) => "failed",
+        Some(Deletion::NotAttempted) => "not-attempted",
+    }
+}
+
 /// The report as lines of text or JSON.
 #[cfg(feature = "kube")]
-mod report {
-    use super::Output;
-    use crate::clock::rfc3339;
-    use crate::kube::prune::{Deletion, Report};
-
-    pub fn describe(deletion: &Deletion) -> String {
+fn lines(report: &Report, output: Output) -> Vec<String> {
+    let mut lines = Vec::new();
+    let (mut deleted, mut kept) = (0usize, 0usize);
+    for (decision, deletion) in &report.decisions {
+        let v = &decision.version;
+        let why = match (&decision.keep, deletion) {
+            (Some(keep), _) => keep.to_string(),
+            (None, Some(d)) => describe(d),
+            (None, None) => String::new(),
+        };
         match deletion {
-            Deletion::Deleted => "deleted".into(),
-            Deletion::WouldDelete => "would be deleted (--dry-run)".into(),
-            Deletion::AlreadyGone => "already gone".into(),
-            Deletion::Changed(why) => format!("changed since it was listed, kept ({why})"),
-            Deletion::Failed(why) => format!("the delete failed: {why}"),
-            Deletion::NotAttempted => "not attempted after an earlier delete failed".into(),
+            None => kept += 1,
+            Some(Deletion::Deleted | Deletion::WouldDelete | Deletion::AlreadyGone) => deleted += 1,
+            Some(_) => kept += 1,
+        }
+        match output {
+            Output::Json => lines.push(
+                serde_json::json!({
+                    "kind": v.kind,
+                    "namespace": v.namespace,
+                    "name": v.name,
+                    "versionedFrom": v.from,
+                    "created": v.created.map(rfc3339),
+                    "action": action(deletion.as_ref()),
+                    "reason": why,
+                })
+                .to_string(),
+            ),
+            Output::Text => lines.push(format!(
+                "{:<13} {} {}/{} (from {}): {why}",
+                action(deletion.as_ref()),
+                v.kind,
+                v.namespace,
+                v.name,
+                v.from
+            )),
         }
     }
-
-    fn action(deletion: Option<&Deletion>) -> &'static str {
-        match deletion {
-            None => "keep",
-            Some(Deletion::Deleted) => "deleted",
-            Some(Deletion::WouldDelete) => "would-delete",
-            Some(Deletion::AlreadyGone) => "already-gone",
-            Some(Deletion::Changed(_)) => "changed",
-            Some(Deletion::Failed(_)) => "failed",
-            Some(Deletion::NotAttempted) => "not-attempted",
-        }
+    if output == Output::Text {
+        let scope = match &report.namespace {
+            Some(ns) => format!("namespace {ns}"),
+            None => "all namespaces".to_string(),
+        };
+        let verb = if report
+            .decisions
+            .iter()
+            .any(|(_, d)| matches!(d, Some(Deletion::WouldDelete)))
+        {
+            "would be deleted"
+        } else {
+            "deleted"
+        };
+        lines.push(format!(
+            "{scope}: {} version(s), {deleted} {verb}, {kept} kept",
+            report.decisions.len()
+        ));
     }
-
-    pub fn lines(report: &Report, output: Output) -> Vec<String> {
-        let mut lines = Vec::new();
-        let (mut deleted, mut kept) = (0usize, 0usize);
-        for (decision, deletion) in &report.decisions {
-            let v = &decision.version;
-            let why = match (&decision.keep, deletion) {
-                (Some(keep), _) => keep.to_string(),
-                (None, Some(d)) => describe(d),
-                (None, None) => String::new(),
-            };
-            match deletion {
-                None => kept += 1,
-                Some(Deletion::Deleted | Deletion::WouldDelete | Deletion::AlreadyGone) => {
-                    deleted += 1
-                }
-                Some(_) => kept += 1,
-            }
-            match output {
-                Output::Json => lines.push(
-                    serde_json::json!({
-                        "kind": v.kind,
-                        "namespace": v.namespace,
-                        "name": v.name,
-                        "versionedFrom": v.from,
-                        "created": v.created.map(rfc3339),
-                        "action": action(deletion.as_ref()),
-                        "reason": why,
-                    })
-                    .to_string(),
-                ),
-                Output::Text => lines.push(format!(
-                    "{:<13} {} {}/{} (from {}): {why}",
-                    action(deletion.as_ref()),
-                    v.kind,
-                    v.namespace,
-                    v.name,
-                    v.from
-                )),
-            }
-        }
-        if output == Output::Text {
-            let scope = match &report.namespace {
-                Some(ns) => format!("namespace {ns}"),
-                None => "all namespaces".to_string(),
-            };
-            let verb = if report
-                .decisions
-                .iter()
-                .any(|(_, d)| matches!(d, Some(Deletion::WouldDelete)))
-            {
-                "would be deleted"
-            } else {
-                "deleted"
-            };
-            lines.push(format!(
-                "{scope}: {} version(s), {deleted} {verb}, {kept} kept",
-                report.decisions.len()
-            ));
-        }
-        lines
-    }
+    lines
 }
 
 #[cfg(all(test, not(feature = "kube")))]

@@ -14,8 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-/// The label every version carries (see `manifest::object::VERSIONED_FROM`).
-pub const VERSIONED_FROM: &str = "reconfig/versioned-from";
+pub use crate::manifest::object::VERSIONED_FROM;
 
 /// One version found in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
