@@ -406,9 +406,22 @@ fn insert(
     };
     // Keys a merge key (`<<`) brought in are written elsewhere: place the new line by the
     // mapping's own keys, and leave a mapping that has none alone.
-    let own_first = entries.iter().find(|(key, _)| !key.aliased);
+    let mut own_first = entries.iter().find(|(key, _)| !key.aliased);
     if *style == Style::Block && !entries.is_empty() && own_first.is_none() {
         return Err(SlotError::Aliased(what));
+    }
+    if comments == Comments::AboveAll {
+        // A document's new top-level field goes above the first key that stands alone on its
+        // line: in a `kind: List` item the first key follows the `- `.
+        let alone = |key: &Node<'_>| {
+            let line_start = text[..key.start.offset].rfind('\n').map_or(0, |i| i + 1);
+            text[line_start..key.start.offset]
+                .bytes()
+                .all(|b| b == b' ')
+        };
+        if let Some(entry) = entries.iter().find(|(key, _)| !key.aliased && alone(key)) {
+            own_first = Some(entry);
+        }
     }
     let place = match (style, own_first) {
         (Style::Block, Some((first, _))) => {

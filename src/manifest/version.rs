@@ -1054,6 +1054,24 @@ spec:
     }
 
     #[test]
+    fn objects_in_a_list_are_versioned_in_place() {
+        let yaml = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: app\n  data:\n    a: one\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: w\n  spec:\n    template:\n      spec:\n        volumes:\n        - name: v\n          configMap:\n            name: app\n";
+        let (out, warnings) = all(yaml);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let name = app_name();
+        assert!(
+            out.contains("- apiVersion: v1\n  immutable: true\n  kind: ConfigMap\n"),
+            "{out}"
+        );
+        assert!(out.contains(&format!("    name: {name}\n")), "{out}");
+        assert!(
+            out.contains(&format!("            name: {name}\n")),
+            "{out}"
+        );
+        assert_eq!(all(&out).0, out);
+    }
+
+    #[test]
     fn flow_style_and_json_documents() {
         let yaml = "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"app\"}, \"data\": {\"a\": \"one\"}}\n---\n{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", \"metadata\": {\"name\": \"w\"}, \"spec\": {\"template\": {\"spec\": {\"volumes\": [{\"name\": \"v\", \"configMap\": {\"name\": \"app\"}}]}}}}\n";
         let (out, warnings, errors) = run(yaml, &options(Mode::All, true));
