@@ -25,7 +25,7 @@ echo "== generating the render" >&2
 python3 benches/gen_render.py --docs "$DOCS" --out "$RENDER"
 
 echo "== checking outputs" >&2
-"$BIN" inject < "$RENDER" > "$BENCH_DIR/plain.out.yaml"
+"$BIN" -q inject < "$RENDER" > "$BENCH_DIR/plain.out.yaml"
 "$BIN" -q inject --versioned --keep < "$RENDER" > "$BENCH_DIR/versioned.out.yaml"
 "$BIN" -q inject --versioned --keep < "$BENCH_DIR/versioned.out.yaml" | cmp - "$BENCH_DIR/versioned.out.yaml" \
     || { echo "versioned_bench: inject --versioned is not idempotent on this render" >&2; exit 1; }
@@ -34,7 +34,7 @@ python3 - "$BIN" "$RENDER" "$ROUNDS" "$BENCH_DIR" <<'PY'
 import statistics, subprocess, sys, time
 binary, render, rounds, bench_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 commands = {
-    "inject": [binary, "inject"],
+    "inject": [binary, "-q", "inject"],
     "inject --versioned --keep": [binary, "-q", "inject", "--versioned", "--keep"],
 }
 times = {label: [] for label in commands}
