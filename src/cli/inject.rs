@@ -21,6 +21,7 @@ Examples:
   helm template my-release ./chart | reconfig inject > rendered.yaml
   helm upgrade --install app ./chart --post-renderer reconfig --post-renderer-args inject
   reconfig inject -n prod --depends deployment/argo-rollouts=configmap/argo-rollouts-config < all.yaml
+  helm template app ./chart | reconfig inject --versioned --keep    # content-addressed config names
 
 Annotations read from workloads and pod templates:
   reconfig/skip: \"true\"                      leave this workload alone
@@ -28,6 +29,9 @@ Annotations read from workloads and pod templates:
   reconfig/secrets: \"s\"                      likewise for Secrets
   reconfig/exclude: \"configmap/x,secret/y\"   leave out what the app hot-reloads itself
   reconfig/include: \"configmap/x\"            count a volume a reload sidecar watches anyway
+
+Annotation read from ConfigMaps and Secrets:
+  reconfig/versioned: \"true\"                 rename it after its content (\"false\": never)
 
 Volumes mounted by a known reload sidecar (reconfig watch, configmap-reload,
 prometheus-config-reloader, k8s-sidecar) are left out: the app gets those changes without a

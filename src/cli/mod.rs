@@ -36,6 +36,9 @@ use watch::WatchArgs;
 /// uses into its annotations, so a config change rolls exactly the workloads
 /// that read it. Use it as a Helm post-renderer or as a stdin→stdout filter.
 ///
+/// `inject --versioned` names each ConfigMap and Secret after its content, so every pod
+/// pins its config; `prune` deletes the old versions nothing uses any more.
+///
 /// Exit codes: 0 success, 1 invalid input, 2 usage or internal error.
 #[derive(Debug, Parser)]
 #[command(
