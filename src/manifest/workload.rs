@@ -1089,6 +1089,56 @@ volumes:
     }
 
     #[test]
+    fn readers_are_found_by_field_name_and_look_alikes_are_not() {
+        let docs = parse_documents(
+            "apiVersion: v1
+kind: Thing
+metadata:
+  name: app
+  labels: {app: app}
+  annotations: {secretName: app}
+spec:
+  existingSecret: creds
+  tls: [{secretName: tls}]
+  imagePullSecrets: [{name: pull}]
+  secrets: [plain]
+  configMapName: cm
+  template:
+    spec:
+      containers:
+        - name: app
+          env: [{name: SECRET_NAME, value: app}]
+      volumes:
+        - name: app
+          csi: {driver: x, nodePublishSecretRef: {name: csi}}
+  secretKey: not-a-name
+",
+            Limits::default(),
+        )
+        .expect("yaml");
+        let found: Vec<(ConfigKind, String, String)> = named_by(docs[0].as_ref().expect("doc"))
+            .into_iter()
+            .map(|n| (n.kind, n.name, n.path))
+            .collect();
+        let expected: Vec<(ConfigKind, String, String)> = [
+            (S, "creds", "spec.existingSecret"),
+            (S, "tls", "spec.tls[0].secretName"),
+            (S, "pull", "spec.imagePullSecrets[0].name"),
+            (S, "plain", "spec.secrets[0]"),
+            (CM, "cm", "spec.configMapName"),
+            (
+                S,
+                "csi",
+                "spec.template.spec.volumes[0].csi.nodePublishSecretRef.name",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, n, p)| (k, n.to_string(), p.to_string()))
+        .collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
     fn kind_specs_match_case_insensitively() {
         let gk = GroupKind::new("argoproj.io", "Rollout");
         assert!(gk.matches(&"rollout".parse().expect("kind")));
