@@ -8,6 +8,14 @@
 //!
 //! Patches of every type (merge, strategic merge, server-side apply) are applied as JSON merge
 //! patches: exact for the maps the tests read (annotations), approximate for lists.
+//!
+//! For `reconfig prune` it answers as the real server does: lists in one namespace or in all
+//! (`/api/v1/configmaps`), label selectors of every form (`k`, `!k`, `k=v`, `k!=v`, `k in (…)`,
+//! `k notin (…)`; 400 on one it cannot parse), metadata-only lists
+//! (`as=PartialObjectMetadataList`), deletes with `preconditions` (409 Conflict on a
+//! resourceVersion or uid that no longer matches), `creationTimestamp` on create, and 422 for a
+//! change to an `immutable: true` ConfigMap's or Secret's data. `put` stores an object without
+//! a request; `change_before_delete` plays a writer racing a delete.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Write};
