@@ -613,3 +613,73 @@ fn a_named_context_is_used_instead_of_the_current_one() {
         2
     );
 }
+
+/// `--lookup` with `--versioned`: the stream's ConfigMap gets its content-addressed name and
+/// the references to it follow; the Secret read from the cluster is hashed like the rest but
+/// keeps its name everywhere (it is not in the stream, so nothing could apply a new name).
+#[test]
+fn inject_lookup_with_versioned_renames_only_the_streams_objects() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    api.put(secret("s3cr3t"));
+    let render = [rendered_config_map("30s"), lookup_render()].concat();
+    let out = run(&api, &dir, &["inject", "--lookup", "--versioned"], &render);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Only the object the stream lacks is read.
+    assert_eq!(
+        requests(&api),
+        vec!["GET /api/v1/namespaces/shop/secrets/creds"]
+    );
+    let versioned = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("  name: app-"))
+        .map(|hash| format!("app-{hash}"))
+        .unwrap_or_else(|| panic!("ConfigMap app is versioned: {}", out.stdout));
+    assert_eq!(versioned.len(), "app-".len() + 10, "{versioned}");
+    assert!(
+        out.stdout
+            .contains(&format!("configMap: {{name: {versioned}}}")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("    reconfig/versioned-from: \"app\"\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("- secretRef: {name: creds}\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.matches("reconfig/versioned-from").count(), 1);
+    assert!(!out.stdout.contains("kind: Secret") && !out.stdout.contains("s3cr3t"));
+    assert!(!out.stderr.contains("not in the stream"), "{}", out.stderr);
+    assert!(!out.stderr.contains("creds"), "{}", out.stderr);
+    // The Secret counts in the checksum: the same as with it in the stream.
+    let whole = [
+        rendered_config_map("30s"),
+        rendered_secret("s3cr3t"),
+        lookup_render(),
+    ]
+    .concat();
+    let expected = checksum_of(&whole, "web");
+    assert!(
+        out.stdout
+            .contains(&format!("checksum/config: \"{expected}\"")),
+        "{}",
+        out.stdout
+    );
+    // Rotated in the cluster: the pods roll, the ConfigMap's version stays.
+    api.put(secret("hunter2"));
+    let rotated = run(&api, &dir, &["inject", "--lookup", "--versioned"], &render);
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    assert!(!rotated.stdout.contains(&expected), "{}", rotated.stdout);
+    assert!(
+        rotated.stdout.contains(&format!("  name: {versioned}\n")),
+        "{}",
+        rotated.stdout
+    );
+}
