@@ -683,3 +683,93 @@ fn inject_lookup_with_versioned_renames_only_the_streams_objects() {
         rotated.stdout
     );
 }
+
+/// `plan --live` over versioned config: the cluster's pod template names `app-HASH` (labelled
+/// `reconfig/versioned-from: app`), the new render another version or the plain name; either
+/// way it is the ConfigMap `app` whose keys changed, never a template change of the volume.
+#[test]
+fn plan_live_matches_the_clusters_version_of_a_versioned_config() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let render = |ttl: &str| {
+        [
+            rendered_config_map(ttl),
+            rendered_deployment("web", "web:1", "", MOUNT_APP),
+        ]
+        .concat()
+    };
+    let versioned = |text: &str| {
+        let out = support::cli::run(&["inject", "--versioned"], text);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let version_of = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("  name: app-"))
+            .map(|hash| format!("app-{hash}"))
+            .unwrap_or_else(|| panic!("versioned: {text}"))
+    };
+    let installed = versioned(&render("30s"));
+    let old_name = version_of(&installed);
+    let sum = installed
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("checksum/config: "))
+        .expect("a checksum")
+        .trim_matches('"')
+        .to_string();
+    let cluster_version = |name: &str, ttl: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "immutable": true,
+               "metadata": {"name": name, "namespace": "shop",
+                            "labels": {"reconfig/versioned-from": "app"}},
+               "data": {"ttl": ttl}})
+    };
+    api.put(cluster_version(&old_name, "30s"));
+    // An older version nothing names any more: listed, never matched.
+    api.put(cluster_version("app-0123456789", "10s"));
+    api.put(live_deployment(
+        "web",
+        "web:1",
+        json!({"volumes": [{"name": "config", "configMap": {"name": old_name, "defaultMode": 420}}]}),
+        Some(&sum),
+    ));
+
+    let upgrade = versioned(&render("60s"));
+    let new_name = version_of(&upgrade);
+    assert_ne!(new_name, old_name);
+    let out = run(&api, &dir, &["plan", "--live", "-"], &upgrade);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "RESTART   Deployment shop/web spec.template: config: ConfigMap app ({old_name} → {new_name}): ttl changed
+1 of 1 pod template(s) restart: 1 for config, 0 for other template changes only.
+"
+        ),
+        "{}",
+        out.stderr
+    );
+    // The render before inject: only the data counts.
+    let out = run(&api, &dir, &["plan", "--live", "-"], &render("60s"));
+    assert_eq!(
+        out.stdout,
+        format!(
+            "RESTART   Deployment shop/web spec.template: config: ConfigMap app ({old_name} → app): ttl changed
+1 of 1 pod template(s) restart: 1 for config, 0 for other template changes only.
+"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Unchanged data, versioned or not: nothing restarts.
+    for same in [versioned(&render("30s")), render("30s")] {
+        let out = run(&api, &dir, &["plan", "--live", "-"], &same);
+        assert_eq!(
+            out.stdout,
+            "keep      Deployment shop/web spec.template
+0 of 1 pod template(s) restart: 0 for config, 0 for other template changes only.
+",
+            "{}",
+            out.stderr
+        );
+    }
+}
