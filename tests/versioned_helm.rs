@@ -114,13 +114,19 @@ impl Helm {
 
     /// Post-rendering with `reconfig inject --versioned --keep`.
     fn post_renderer(&self) -> Vec<&'static str> {
+        let mut args = self.post_renderer_without_keep();
+        args.push("--post-renderer-args=--keep");
+        args
+    }
+
+    /// Post-rendering with `reconfig inject --versioned`.
+    fn post_renderer_without_keep(&self) -> Vec<&'static str> {
         let mut args = vec!["--post-renderer", "reconfig"];
         if !self.v4 {
             args.extend(["--post-renderer-args", "inject"]);
         }
         args.extend([
             "--post-renderer-args=--versioned",
-            "--post-renderer-args=--keep",
             "--post-renderer-args=--namespace=shop",
         ]);
         args
@@ -412,4 +418,45 @@ fn prune_snippet_renders_alike_with_both_helms_and_grants_exactly_what_prune_nee
     }
     needed.sort();
     assert_eq!(granted, needed);
+}
+
+/// Without `--keep`, Helm deletes the old version at the upgrade, and `helm rollback` creates
+/// it again: the README's claim, with both Helms.
+#[test]
+fn without_keep_an_upgrade_deletes_the_old_version_and_rollback_creates_it_again() {
+    for v4 in [false, true] {
+        let helm = Helm::new(v4);
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let chart = tempfile::tempdir().expect("tempdir");
+        app_chart(chart.path());
+        let chart_dir = chart.path().to_str().expect("utf8");
+        let deploy = |verb: &str, level: &str| {
+            let set = format!("level={level}");
+            let mut args = vec![
+                verb,
+                "shop",
+                chart_dir,
+                "-n",
+                "shop",
+                "--no-hooks",
+                "--disable-openapi-validation",
+                "--set",
+                &set,
+            ];
+            args.extend(helm.post_renderer_without_keep());
+            helm.run(&args, Some(&kubeconfig));
+        };
+        deploy("install", "info");
+        let first = mounted(&api);
+        deploy("upgrade", "debug");
+        let second = mounted(&api);
+        assert_eq!(versions(&api), vec![second.clone()], "helm 4: {v4}");
+        helm.run(
+            &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
+            Some(&kubeconfig),
+        );
+        assert_eq!(mounted(&api), first, "helm 4: {v4}");
+        assert_eq!(versions(&api), vec![first.clone()], "helm 4: {v4}");
+    }
 }
