@@ -613,3 +613,163 @@ fn a_named_context_is_used_instead_of_the_current_one() {
         2
     );
 }
+
+/// `--lookup` with `--versioned`: the stream's ConfigMap gets its content-addressed name and
+/// the references to it follow; the Secret read from the cluster is hashed like the rest but
+/// keeps its name everywhere (it is not in the stream, so nothing could apply a new name).
+#[test]
+fn inject_lookup_with_versioned_renames_only_the_streams_objects() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    api.put(secret("s3cr3t"));
+    let render = [rendered_config_map("30s"), lookup_render()].concat();
+    let out = run(&api, &dir, &["inject", "--lookup", "--versioned"], &render);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Only the object the stream lacks is read.
+    assert_eq!(
+        requests(&api),
+        vec!["GET /api/v1/namespaces/shop/secrets/creds"]
+    );
+    let versioned = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("  name: app-"))
+        .map(|hash| format!("app-{hash}"))
+        .unwrap_or_else(|| panic!("ConfigMap app is versioned: {}", out.stdout));
+    assert_eq!(versioned.len(), "app-".len() + 10, "{versioned}");
+    assert!(
+        out.stdout
+            .contains(&format!("configMap: {{name: {versioned}}}")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("    reconfig/versioned-from: \"app\"\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("- secretRef: {name: creds}\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.matches("reconfig/versioned-from").count(), 1);
+    assert!(!out.stdout.contains("kind: Secret") && !out.stdout.contains("s3cr3t"));
+    assert!(!out.stderr.contains("not in the stream"), "{}", out.stderr);
+    assert!(!out.stderr.contains("creds"), "{}", out.stderr);
+    // The Secret counts in the checksum: the same as with it in the stream.
+    let whole = [
+        rendered_config_map("30s"),
+        rendered_secret("s3cr3t"),
+        lookup_render(),
+    ]
+    .concat();
+    let expected = checksum_of(&whole, "web");
+    assert!(
+        out.stdout
+            .contains(&format!("checksum/config: \"{expected}\"")),
+        "{}",
+        out.stdout
+    );
+    // Rotated in the cluster: the pods roll, the ConfigMap's version stays.
+    api.put(secret("hunter2"));
+    let rotated = run(&api, &dir, &["inject", "--lookup", "--versioned"], &render);
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    assert!(!rotated.stdout.contains(&expected), "{}", rotated.stdout);
+    assert!(
+        rotated.stdout.contains(&format!("  name: {versioned}\n")),
+        "{}",
+        rotated.stdout
+    );
+}
+
+/// `plan --live` over versioned config: the cluster's pod template names `app-HASH` (labelled
+/// `reconfig/versioned-from: app`), the new render another version or the plain name; either
+/// way it is the ConfigMap `app` whose keys changed, never a template change of the volume.
+#[test]
+fn plan_live_matches_the_clusters_version_of_a_versioned_config() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let render = |ttl: &str| {
+        [
+            rendered_config_map(ttl),
+            rendered_deployment("web", "web:1", "", MOUNT_APP),
+        ]
+        .concat()
+    };
+    let versioned = |text: &str| {
+        let out = support::cli::run(&["inject", "--versioned"], text);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let version_of = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("  name: app-"))
+            .map(|hash| format!("app-{hash}"))
+            .unwrap_or_else(|| panic!("versioned: {text}"))
+    };
+    let installed = versioned(&render("30s"));
+    let old_name = version_of(&installed);
+    let sum = installed
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("checksum/config: "))
+        .expect("a checksum")
+        .trim_matches('"')
+        .to_string();
+    let cluster_version = |name: &str, ttl: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "immutable": true,
+               "metadata": {"name": name, "namespace": "shop",
+                            "labels": {"reconfig/versioned-from": "app"}},
+               "data": {"ttl": ttl}})
+    };
+    api.put(cluster_version(&old_name, "30s"));
+    // An older version nothing names any more: listed, never matched.
+    api.put(cluster_version("app-0123456789", "10s"));
+    api.put(live_deployment(
+        "web",
+        "web:1",
+        json!({"volumes": [{"name": "config", "configMap": {"name": old_name, "defaultMode": 420}}]}),
+        Some(&sum),
+    ));
+
+    let upgrade = versioned(&render("60s"));
+    let new_name = version_of(&upgrade);
+    assert_ne!(new_name, old_name);
+    let out = run(&api, &dir, &["plan", "--live", "-"], &upgrade);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "RESTART   Deployment shop/web spec.template: config: ConfigMap app ({old_name} → {new_name}): ttl changed
+1 of 1 pod template(s) restart: 1 for config, 0 for other template changes only.
+"
+        ),
+        "{}",
+        out.stderr
+    );
+    // The render before inject: only the data counts.
+    let out = run(&api, &dir, &["plan", "--live", "-"], &render("60s"));
+    assert_eq!(
+        out.stdout,
+        format!(
+            "RESTART   Deployment shop/web spec.template: config: ConfigMap app ({old_name} → app): ttl changed
+1 of 1 pod template(s) restart: 1 for config, 0 for other template changes only.
+"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Unchanged data, versioned or not: nothing restarts.
+    for same in [versioned(&render("30s")), render("30s")] {
+        let out = run(&api, &dir, &["plan", "--live", "-"], &same);
+        assert_eq!(
+            out.stdout,
+            "keep      Deployment shop/web spec.template
+0 of 1 pod template(s) restart: 0 for config, 0 for other template changes only.
+",
+            "{}",
+            out.stderr
+        );
+    }
+}

@@ -93,6 +93,8 @@ fn each_version_shows_on_the_pod_as_events_and_annotations() {
 
     // Start-up: the annotations name the running config; starting is not an event.
     let first = wait_status(&api, "applied");
+    // The log reader may lag the API: wait for the line before reading its hash.
+    r.wait_log("config is valid", 1);
     let started = r.hashes("config is valid").remove(0);
     assert!(first[HASH].starts_with(&started), "{first:?} vs {started}");
     assert!(!first.contains_key(MESSAGE));
@@ -260,6 +262,7 @@ fn annotations_land_once_the_api_recovers() {
     let r = Reconfig::spawn(cmd);
 
     let annotations = wait_status(&api, "applied");
+    r.wait_log("config is valid", 1);
     assert!(annotations[HASH].starts_with(&r.hashes("config is valid")[0]));
     let patches = api
         .requests()

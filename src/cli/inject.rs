@@ -12,7 +12,7 @@ use tracing::{debug, error, info, warn};
 use crate::input::{Inputs, ManifestArgs};
 use crate::manifest::object::{ConfigObject, ObjectId};
 use crate::manifest::resolve::Outcome;
-#[cfg(feature = "kube")]
+use crate::manifest::version::{Mode, Versioning};
 use crate::manifest::workload::qualified;
 use crate::manifest::DEFAULT_ANNOTATION;
 use crate::Failure;
@@ -34,12 +34,18 @@ Examples:
       --depends deployment/argo-rollouts=configmap/argo-rollouts-config \\
       < all.yaml
 
+  # Content-addressed config names: each pod pins the config it rolled out with
+  helm template app ./chart | reconfig inject --versioned --keep
+
 Annotations read from workloads and pod templates:
   reconfig/skip: \"true\"                  leave this workload alone
   reconfig/configmaps: \"a,b\"             add ConfigMaps read through the API
   reconfig/secrets: \"s\"                  likewise for Secrets
   reconfig/exclude: \"configmap/x,...\"    leave out what the app hot-reloads
   reconfig/include: \"configmap/x\"        count a volume a reload sidecar watches
+
+Annotation read from ConfigMaps and Secrets:
+  reconfig/versioned: \"true\"    rename it after its content (\"false\": never)
 
 Volumes mounted by a known reload sidecar (reconfig watch, configmap-reload,
 prometheus-config-reloader, k8s-sidecar) are left out: the app gets those changes without a
@@ -72,8 +78,8 @@ pub struct InjectArgs {
     pub manifest: ManifestArgs,
 
     /// Fail when a required ConfigMap or Secret is not in the stream, a --depends or
-    /// --template-path matches nothing, a key is written twice, or a ConfigMap value is not a
-    /// string (warnings otherwise).
+    /// --template-path matches nothing, a key is written twice, a ConfigMap value is not a
+    /// string, or an object to version cannot be (warnings otherwise).
     #[arg(long)]
     pub strict: bool,
 
@@ -98,6 +104,33 @@ pub struct InjectArgs {
     /// Time limit for each request to the API server (--lookup).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_duration)]
     pub request_timeout: std::time::Duration,
+
+    /// Rename ConfigMaps and Secrets after their content (NAME-HASH10), so each pod template
+    /// pins the exact config it was rolled out with.
+    ///
+    /// `--versioned` (or `=all`): every object that only pod templates reference, plus those
+    /// annotated reconfig/versioned: "true"; an object annotated "false" is left alone.
+    /// `=annotated` (the default without the flag): only the annotated ones. `=none`: nothing.
+    /// A renamed object gets immutable: true, the label reconfig/versioned-from: NAME and
+    /// the annotation reconfig/data-checksum; every pod template reference to it is
+    /// rewritten. An object something else names (an Ingress's TLS secret, imagePullSecrets,
+    /// a reconfig/configmaps dependency) keeps its name, with a warning.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHICH",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "annotated",
+        default_missing_value = "all"
+    )]
+    pub versioned: Versioned,
+
+    /// Keep old versions when a release no longer renders them: adds
+    /// helm.sh/resource-policy: keep and argocd.argoproj.io/sync-options: Prune=false to
+    /// versioned objects (`reconfig prune` deletes them once nothing uses them).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// What `--lookup` does when the API server cannot be asked.
@@ -109,8 +142,33 @@ pub enum Lookup {
     BestEffort,
 }
 
+/// Which objects `--versioned` renames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Versioned {
+    /// Nothing.
+    None,
+    /// Objects annotated reconfig/versioned: "true".
+    Annotated,
+    /// Also every object only pod templates reference.
+    All,
+}
+
+impl Versioned {
+    fn mode(self) -> Mode {
+        match self {
+            Versioned::None => Mode::Off,
+            Versioned::Annotated => Mode::Annotated,
+            Versioned::All => Mode::All,
+        }
+    }
+}
+
 pub fn run(args: InjectArgs) -> Result<(), Failure> {
-    let options = args.manifest.options(&args.annotation)?;
+    let mut options = args.manifest.options(&args.annotation)?;
+    options.versioning = Versioning {
+        mode: args.versioned.mode(),
+        keep: args.keep,
+    };
     let inputs = Inputs::read(&args.files, args.manifest.max_input_size)?.unnamed_if_stdin_alone();
     let mut analysis = inputs.analyze(&options)?;
     if let Some(mode) = args.lookup {
@@ -184,6 +242,42 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
             "{} (--strict); nothing was written",
             counts.join(", ")
         )));
+    }
+    let mut version_errors = analysis.versions.errors.clone();
+    let mut version_warnings = analysis.versions.warnings.clone();
+    inputs.relocate(&mut version_errors);
+    inputs.relocate(&mut version_warnings);
+    for e in &version_errors {
+        error!("{e}");
+    }
+    if !version_errors.is_empty() {
+        return Err(Failure::Invalid(format!(
+            "{} object(s) cannot be versioned; nothing was written",
+            version_errors.len()
+        )));
+    }
+    for w in &version_warnings {
+        if args.strict {
+            error!("{w}");
+        } else {
+            warn!("{w}");
+        }
+    }
+    if args.strict && !version_warnings.is_empty() {
+        return Err(Failure::Invalid(format!(
+            "{} object(s) to version keep their names (--strict); nothing was written",
+            version_warnings.len()
+        )));
+    }
+    for r in &analysis.versions.renamed {
+        let state = if r.changed { "versioned" } else { "unchanged" };
+        info!(
+            "{} {} {state} as {} ({} pod template reference(s))",
+            r.id.kind,
+            qualified(&r.id.namespace, &r.id.name),
+            r.new_name,
+            r.references
+        );
     }
     for t in &analysis.resolution.templates {
         for note in &t.reloaded {

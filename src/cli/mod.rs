@@ -11,6 +11,7 @@ pub mod copy_binary;
 pub mod generate;
 pub mod inject;
 pub mod plan;
+pub mod prune;
 pub mod validation;
 pub mod watch;
 
@@ -25,6 +26,7 @@ use admit::AdmitArgs;
 use check::CheckArgs;
 use inject::InjectArgs;
 use plan::PlanArgs;
+use prune::PruneArgs;
 use watch::WatchArgs;
 
 /// Make Kubernetes config changes take effect safely.
@@ -41,6 +43,9 @@ use watch::WatchArgs;
 /// `inject` writes a checksum of the ConfigMaps and Secrets each pod template
 /// uses into its annotations, so a config change rolls exactly the workloads
 /// that read it. Use it as a Helm post-renderer or as a stdin→stdout filter.
+///
+/// `inject --versioned` names each ConfigMap and Secret after its content, so every pod
+/// pins its config; `prune` deletes the old versions nothing uses any more.
 ///
 /// Exit codes: 0 success, 1 invalid input, 2 usage or internal error, 3 `plan` found a change
 /// over its limits (--max-restarts, --fail-on-restart).
@@ -85,6 +90,8 @@ pub enum Command {
     Check(CheckArgs),
     /// CI dry run: which workloads a change restarts, and why (two renders, or one and the cluster).
     Plan(PlanArgs),
+    /// Delete versions of versioned config (`inject --versioned`) that nothing uses any more.
+    Prune(PruneArgs),
     /// Validating admission webhook: the policy enforced when ConfigMaps and Secrets are applied.
     Admit(Box<AdmitArgs>),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
@@ -101,7 +108,7 @@ impl Cli {
     pub fn log_style(&self) -> (Style, LevelFilter) {
         let (text, base) = match self.command {
             Command::Watch(_) | Command::Admit(_) => (Style::Service, LevelFilter::INFO),
-            Command::Inject(_) | Command::Check(_) | Command::Plan(_) => {
+            Command::Inject(_) | Command::Check(_) | Command::Plan(_) | Command::Prune(_) => {
                 (Style::Plain, LevelFilter::WARN)
             }
             Command::Completions(_) | Command::Man(_) | Command::CopyBinary(_) => {
@@ -123,6 +130,7 @@ impl Command {
             Command::Watch(args) => watch::run(*args),
             Command::Check(args) => check::run(args),
             Command::Plan(args) => plan::run(args),
+            Command::Prune(args) => prune::run(args),
             Command::Admit(args) => admit::run(*args),
             Command::Completions(args) => generate::completions(args, Cli::command()),
             Command::Man(args) => generate::man(args, Cli::command()),

@@ -1,15 +1,18 @@
 //! The Kubernetes API client pieces: connecting ([`client`]); the sidecar's Events and pod
 //! annotations ([`report`]), paced and folded into series so that a burst of versions costs a
-//! few writes ([`series`]); and read-only reads of what the cluster runs for `plan --live` and
-//! `inject --lookup` ([`live`]).
+//! few writes ([`series`]); read-only reads of what the cluster runs for `plan --live` and
+//! `inject --lookup` ([`live`]); and `reconfig prune`, which deletes versioned config nothing
+//! uses ([`prune`] talks to the API, [`versions`] decides).
 //!
 //! The API is optional (cargo feature `kube`): nothing else in the crate depends on it, and the
 //! command line wires it in.
 
 pub mod client;
 pub mod live;
+pub mod prune;
 pub mod report;
 pub mod series;
+pub mod versions;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -6,14 +6,16 @@
 
 use std::io::{self, Write};
 
+use super::edit::RenameSlots;
 use super::edit::{self, Edit};
 use super::index::{Item, Items, ObjectIndex};
 use super::node::Limits;
-use super::object::{non_string_values, objects, ConfigObject, ObjectId};
+use super::object::{non_string_values, objects, ConfigObject, ObjectId, VERSIONED_FROM};
 use super::resolve::{resolve, Resolution, Rules, TemplateResolution};
 use super::shape::TemplateShape;
 use super::stream::{Parsed, Stream, StreamError};
-use super::workload::{PodTemplate, TemplateKinds, Workload};
+use super::version::{self, Versioning, Versions};
+use super::workload::{named_by, PodTemplate, Referrer, TemplateKinds, Workload};
 
 /// Default annotation written on pod templates.
 pub const DEFAULT_ANNOTATION: &str = "checksum/config";
@@ -34,6 +36,8 @@ pub struct Options {
     /// Keep every pod template's fields as digests (`plan` names template changes with them);
     /// off for `inject`, which needs only the config.
     pub template_shapes: bool,
+    /// Which ConfigMaps and Secrets get content-addressed names (`inject --versioned`).
+    pub versioning: Versioning,
 }
 
 impl Default for Options {
@@ -46,6 +50,7 @@ impl Default for Options {
             limits: Limits::default(),
             max_input_size: DEFAULT_MAX_INPUT_SIZE,
             template_shapes: false,
+            versioning: Versioning::default(),
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct Analysis<'a> {
     /// The ConfigMaps and Secrets of the stream by id.
     pub objects: ObjectIndex,
     pub resolution: Resolution,
+    /// The objects renamed after their content, and the edits that do it.
+    pub versions: Versions,
 }
 
 /// Parses and resolves a whole stream. Any invalid document fails the whole stream.
@@ -72,9 +79,13 @@ pub fn analyze_with<'a>(
     outside: Vec<ConfigObject>,
 ) -> Result<Analysis<'a>, StreamError> {
     let stream = Stream::new(text, options.max_input_size)?;
+    // When objects may be versioned, every document is read: any of them may name one.
+    let versioning = options.versioning.may_apply(text);
+    let annotation_keys = options.versioning.annotation_keys();
     // Only these kinds give items; the rest (CRDs above all) are proven valid, not read.
     let needs_tree = |kind: &str| {
-        matches!(kind, "ConfigMap" | "Secret")
+        versioning
+            || matches!(kind, "ConfigMap" | "Secret")
             || kind.ends_with("List")
             || options.kinds.may_have_templates(kind)
     };
@@ -82,18 +93,45 @@ pub fn analyze_with<'a>(
         let mut items = Items::new();
         for (root, meta) in objects(doc.root) {
             let secret_key = options.secret_key.as_deref();
-            if let Some(object) = ConfigObject::read(root, &meta, secret_key)? {
+            if let Some(mut object) = ConfigObject::read(root, &meta, secret_key)? {
                 for doubt in non_string_values(root, &meta) {
                     doc.doubt(doubt);
                 }
+                if versioning {
+                    let slots = RenameSlots::find(root, doc.text, VERSIONED_FROM, &annotation_keys);
+                    object.rename = Some(Box::new(slots));
+                }
                 items.push(Item::Config(object));
-            } else if let Some(workload) = Workload::read(
+                continue;
+            }
+            let workload = Workload::read(
                 root,
                 doc.text,
                 &meta,
                 &options.kinds,
                 &options.annotation_key,
-            )? {
+            )?;
+            if versioning {
+                // Names a pod template's references hold are rewritten, not readers' names.
+                let rewritten: Vec<usize> = workload
+                    .iter()
+                    .flat_map(|w| &w.templates)
+                    .flat_map(|t| &t.references)
+                    .filter_map(|r| r.name_at.as_ref().map(|(range, _)| range.start))
+                    .collect();
+                let mut named = named_by(root);
+                named.retain(|n| !rewritten.contains(&n.offset));
+                if !named.is_empty() {
+                    items.push(Item::Referrer(Box::new(Referrer {
+                        kind: meta.kind.to_string(),
+                        name: meta.name.to_string(),
+                        namespace: meta.namespace.map(str::to_string),
+                        named,
+                        pos: root.start,
+                    })));
+                }
+            }
+            if let Some(workload) = workload {
                 let mut workload = Box::new(workload);
                 if options.template_shapes {
                     for t in &mut workload.templates {
@@ -116,11 +154,13 @@ pub fn analyze_with<'a>(
     resolution
         .unmatched
         .extend(unmatched_template_paths(&parsed, &options.kinds));
+    let versions = version::plan(&parsed, &objects, &options.rules, &options.versioning);
     Ok(Analysis {
         stream,
         parsed,
         objects,
         resolution,
+        versions,
     })
 }
 
@@ -155,7 +195,7 @@ fn unmatched_template_paths(parsed: &Parsed<Items>, kinds: &TemplateKinds) -> Ve
         .flatten()
         .filter_map(|item| match item {
             Item::Workload(w) => Some(&**w),
-            Item::Config(_) => None,
+            Item::Config(_) | Item::Referrer(_) => None,
         })
         .collect();
     let mut out = Vec::new();
@@ -208,7 +248,7 @@ impl Analysis<'_> {
             .flatten()
             .filter_map(|item| match item {
                 Item::Workload(w) => Some(&**w),
-                Item::Config(_) => None,
+                Item::Config(_) | Item::Referrer(_) => None,
             })
             .find(|w| {
                 w.kind == t.workload.kind
@@ -222,12 +262,19 @@ impl Analysis<'_> {
     /// Writes the stream with the resolved edits; untouched pieces are copied byte for byte.
     pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
         // The edits by piece, without a list per piece: a stream of many small documents
-        // would pay for one empty list each, at the moment of peak memory.
+        // would pay for one empty list each, at the moment of peak memory. Checksum edits
+        // first, then renames (`inject --versioned`); the sort keeps that order in a piece.
         let mut edits: Vec<(usize, &Edit)> = self
             .resolution
             .templates
             .iter()
             .filter_map(|t| Some((self.parsed.docs[t.doc].piece(), t.edit.as_ref()?)))
+            .chain(
+                self.versions
+                    .edits
+                    .iter()
+                    .map(|(doc, e)| (self.parsed.docs[*doc].piece(), e)),
+            )
             .collect();
         edits.sort_by_key(|(piece, _)| *piece);
         let mut edits = edits.into_iter().peekable();

@@ -85,14 +85,20 @@ pub struct Contribution<'o> {
 }
 
 /// Computes the checksum over contributions, in canonical order whatever order they come in.
+///
+/// An object is named by its logical name: a versioned object (`app-1a2b3c4d5e`, labelled
+/// `reconfig/versioned-from: app`) counts as `app`, so versioning it changes no checksum and
+/// `inject` on its own output changes nothing.
 pub fn checksum(contributions: &[Contribution<'_>]) -> String {
     let mut sorted: Vec<&Contribution<'_>> = contributions.iter().collect();
-    sorted.sort_by(|a, b| (a.object.kind, &a.object.name).cmp(&(b.object.kind, &b.object.name)));
+    sorted.sort_by(|a, b| {
+        (a.object.kind, a.object.logical_name()).cmp(&(b.object.kind, b.object.logical_name()))
+    });
     let mut hasher = Sha256::new();
     hasher.update(DOMAIN);
     for c in sorted {
         frame(&mut hasher, kind_tag(c.object.kind));
-        frame(&mut hasher, c.object.name.as_bytes());
+        frame(&mut hasher, c.object.logical_name().as_bytes());
         hasher.update((c.keys.len() as u64).to_be_bytes());
         for (key, digest) in &c.keys {
             frame(&mut hasher, key.as_bytes());
@@ -106,6 +112,15 @@ pub fn checksum(contributions: &[Contribution<'_>]) -> String {
         }
     }
     hex::encode(hasher.finalize())
+}
+
+/// The checksum of a whole object's data (every key), as a pod template reading all of it
+/// would get: what a versioned object's name and its `reconfig/data-checksum` come from.
+pub fn data_checksum(object: &ConfigObject) -> String {
+    checksum(&[Contribution {
+        object,
+        keys: Selection::whole().resolve(object),
+    }])
 }
 
 fn kind_tag(kind: ConfigKind) -> &'static [u8] {
@@ -127,6 +142,9 @@ mod tests {
             kind,
             name: name.to_string(),
             namespace: None,
+            versioned_from: None,
+            versioned: None,
+            rename: None,
             keys: keys
                 .iter()
                 .map(|(k, v)| {

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::analysis::Analysis;
+use super::object::ObjectId;
 use super::resolve::{Outcome, Skip, TemplateResolution, Used};
 use super::shape::{describe, Sides, TemplateShape};
 use super::workload::{WorkloadId, OWN_CHECKSUM};
@@ -169,7 +170,7 @@ fn config_causes(
             },
             Outcome::Annotate { checksum: b, uses },
         ) => {
-            if a == b {
+            if a == b && !renamed(old_uses, uses, old, new) {
                 Vec::new()
             } else {
                 reasons(old_uses, uses, old, new)
@@ -193,6 +194,7 @@ fn template_causes(
         Outcome::Skipped(_) => None,
     };
     let (old_sum, new_sum) = (checksum(before), checksum(after));
+    let renames = version_renames(&before.outcome, &after.outcome, old, new);
     // The annotation key holds reconfig's checksum (config, compared above) or a chart's own
     // value (kept by inject, and a template change when it changes). It is on one side only
     // when one render went through inject and the other did not: reconfig's, then. On both
@@ -227,6 +229,15 @@ fn template_causes(
                 {
                     continue;
                 }
+            }
+            // A reference that now names another version of the same object is config, said
+            // by the config causes (or, against an unversioned render, not a change at all).
+            let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+            if renames
+                .iter()
+                .any(|(from, to)| was.holds(&segments, from) && t.shape.holds(&segments, to))
+            {
+                continue;
             }
             let mut text = describe(&path);
             if new_templates.len() > 1 {
@@ -274,6 +285,68 @@ fn names(uses: &[Used]) -> String {
         .join(", ")
 }
 
+/// The id an object is known by across versions: a versioned object (`app-1a2b3c4d5e`,
+/// labelled `reconfig/versioned-from: app`) is `app`, so two versions are one object that
+/// changed, not one removed and one added.
+fn logical(analysis: &Analysis<'_>, id: &ObjectId) -> ObjectId {
+    match analysis.object(id) {
+        Some(object) => ObjectId::new(id.kind, &id.namespace, object.logical_name()),
+        None => id.clone(),
+    }
+}
+
+/// Whether a pod template names another version of an object it used before: its spec
+/// changes, so it restarts, even when the keys it reads (and so its checksum) did not.
+/// Only when both renders are versioned: a render that is not (`helm template` before the
+/// post-renderer) says nothing about the name `inject --versioned` would give.
+fn renamed(old_uses: &[Used], uses: &[Used], old: &Analysis<'_>, new: &Analysis<'_>) -> bool {
+    uses.iter().any(|u| {
+        let same = logical(new, &u.object);
+        old_uses.iter().any(|o| {
+            o.object.name != u.object.name
+                && logical(old, &o.object) == same
+                && versioned(old, &o.object)
+                && versioned(new, &u.object)
+        })
+    })
+}
+
+/// The names a pod template's references change from and to where both name one object: two
+/// versions of it, or a version and its plain name (one render versioned, the other not). The
+/// name change is not a template change of its own: it is config when both renders are
+/// versioned ([`renamed`]), and says nothing about the upgrade when only one is.
+fn version_renames(
+    before: &Outcome,
+    after: &Outcome,
+    old: &Analysis<'_>,
+    new: &Analysis<'_>,
+) -> Vec<(String, String)> {
+    let (Outcome::Annotate { uses: old_uses, .. }, Outcome::Annotate { uses, .. }) =
+        (before, after)
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for u in uses {
+        let same = logical(new, &u.object);
+        for o in old_uses {
+            if o.object.name != u.object.name
+                && logical(old, &o.object) == same
+                && (versioned(old, &o.object) || versioned(new, &u.object))
+            {
+                out.push((o.object.name.clone(), u.object.name.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn versioned(analysis: &Analysis<'_>, id: &ObjectId) -> bool {
+    analysis
+        .object(id)
+        .is_some_and(|o| o.versioned_from.is_some())
+}
+
 /// Which objects and keys moved a checksum.
 fn reasons(
     old_uses: &[Used],
@@ -283,9 +356,19 @@ fn reasons(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for u in uses {
-        let label = u.object.kind_and_name();
-        let was_used = old_uses.iter().any(|o| o.object == u.object);
-        let (Some(before), Some(after)) = (old.object(&u.object), new.object(&u.object)) else {
+        let same = logical(new, &u.object);
+        let old_use = old_uses.iter().find(|o| logical(old, &o.object) == same);
+        let was_used = old_use.is_some();
+        let old_id = old_use.map_or(&u.object, |o| &o.object);
+        let label = if old_id.name == u.object.name {
+            u.object.kind_and_name()
+        } else {
+            format!(
+                "{} {} ({} → {})",
+                u.object.kind, same.name, old_id.name, u.object.name
+            )
+        };
+        let (Some(before), Some(after)) = (old.object(old_id), new.object(&u.object)) else {
             out.push(format!("{label} appeared"));
             continue;
         };
@@ -311,10 +394,18 @@ fn reasons(
             out.push(format!("{label}: {}", moved.join(", ")));
         } else if !was_used {
             out.push(format!("starts using {label}"));
+        } else if old_id.name != u.object.name
+            && versioned(old, old_id)
+            && versioned(new, &u.object)
+        {
+            out.push(format!(
+                "{label}: it names the new version, though no key it reads changed"
+            ));
         }
     }
     for o in old_uses {
-        if !uses.iter().any(|u| u.object == o.object) {
+        let same = logical(old, &o.object);
+        if !uses.iter().any(|u| logical(new, &u.object) == same) {
             out.push(format!("stops using {}", o.object.kind_and_name()));
         }
     }
@@ -514,6 +605,115 @@ mod tests {
         assert_eq!(
             got[0].2,
             vec!["Helm hook (pre-upgrade): hooks are not rolled".to_string()]
+        );
+    }
+
+    #[test]
+    fn two_versions_of_an_object_are_one_object_that_changed() {
+        use crate::manifest::version::{Mode, Versioning};
+        let versioned = |config: Manifests| {
+            let yaml = config
+                .deployment("whole")
+                .mounts_config_map("app")
+                .deployment("key-a")
+                .env_config_map_key("A", "app", "a")
+                .render();
+            let options = Options {
+                versioning: Versioning {
+                    mode: Mode::All,
+                    keep: true,
+                },
+                ..Options::default()
+            };
+            let analysis = analyze(&yaml, &options).expect("valid");
+            let mut out = Vec::new();
+            analysis.write_to(&mut out).expect("write");
+            String::from_utf8(out).expect("utf8")
+        };
+        let old = versioned(app_config(&[("a", "one"), ("b", "two")]));
+        let new = versioned(app_config(&[("a", "one"), ("b", "2")]));
+        let name = |yaml: &str| {
+            yaml.lines()
+                .find_map(|l| l.strip_prefix("  name: app-"))
+                .map(|hash| format!("app-{hash}"))
+                .expect("versioned")
+        };
+        let (old_name, new_name) = (name(&old), name(&new));
+        assert_ne!(old_name, new_name);
+        // The volume's and the env's reference name changed in the template too: that is this
+        // config change, not a template change of its own.
+        let summary = |old: &str, new: &str| -> Vec<(String, Verdict, Vec<Cause>)> {
+            changes(old, new)
+                .into_iter()
+                .map(|c| (c.workload.to_string(), c.verdict, c.causes))
+                .collect()
+        };
+        assert_eq!(
+            summary(&old, &new),
+            vec![
+                (
+                    "Deployment key-a".into(),
+                    Verdict::Restart,
+                    vec![template(CauseKind::Config, &format!(
+                        "ConfigMap app ({old_name} → {new_name}): it names the new version, though no key it reads changed"
+                    ))]
+                ),
+                (
+                    "Deployment whole".into(),
+                    Verdict::Restart,
+                    vec![template(
+                        CauseKind::Config,
+                        &format!("ConfigMap app ({old_name} → {new_name}): b changed")
+                    )]
+                ),
+            ]
+        );
+        // Against a render that is not versioned (before the post-renderer) only the data
+        // counts: the plain name says nothing about the version the upgrade would name.
+        let plain = |config: Manifests| {
+            config
+                .deployment("whole")
+                .mounts_config_map("app")
+                .deployment("key-a")
+                .env_config_map_key("A", "app", "a")
+                .render()
+        };
+        let plain_new = plain(app_config(&[("a", "one"), ("b", "2")]));
+        assert_eq!(
+            summary(&old, &plain_new),
+            vec![
+                ("Deployment key-a".into(), Verdict::Keep, vec![]),
+                (
+                    "Deployment whole".into(),
+                    Verdict::Restart,
+                    vec![template(
+                        CauseKind::Config,
+                        &format!("ConfigMap app ({old_name} → app): b changed")
+                    )]
+                ),
+            ]
+        );
+        let plain_old = plain(app_config(&[("a", "one"), ("b", "two")]));
+        assert!(
+            summary(&plain_old, &old)
+                .iter()
+                .all(|(_, verdict, causes)| *verdict == Verdict::Keep && causes.is_empty()),
+            "{:?}",
+            summary(&plain_old, &old)
+        );
+        // A template change beside a new version is still named, as a template change.
+        let new_image = new.replace("image: app:1", "image: app:2");
+        assert_ne!(new_image, new);
+        let both = summary(&old, &new_image);
+        assert_eq!(
+            both[1].2,
+            vec![
+                template(
+                    CauseKind::Config,
+                    &format!("ConfigMap app ({old_name} → {new_name}): b changed")
+                ),
+                template(CauseKind::Template, "container app image"),
+            ]
         );
     }
 

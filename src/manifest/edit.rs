@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use saphyr_parser::ScalarStyle;
 
-use super::node::{Limits, Node, Style, Value};
+use super::node::{Limits, Node, Pos, Style, Value};
 use super::parse::parse_documents;
 
 /// The value a slot is proven with: a checksum's shape (the real one is written the same way).
@@ -30,6 +30,19 @@ pub struct Slot {
     /// The value already there, if any.
     pub existing: Option<String>,
     place: Place,
+    /// The mappings from the node down to the key (`metadata`, `annotations` for a pod
+    /// template's annotation), which the edit creates where they are missing.
+    levels: &'static [&'static str],
+}
+
+/// Where new lines go above a first key that has comment lines right above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comments {
+    /// Above the comments: they belong to the key below (a pod template's first key).
+    WithKey,
+    /// Between the comments and the key: the comments describe the document (Helm's
+    /// `# Source:` line above a document's first key).
+    AboveAll,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +119,39 @@ impl Slot {
         text: &str,
         key: &str,
     ) -> Result<Slot, SlotError> {
-        let slot = Slot::locate(template, text, key)?;
+        Slot::find_in(
+            root,
+            template,
+            text,
+            "pod template",
+            &LEVELS,
+            key,
+            Comments::WithKey,
+        )
+    }
+
+    /// Finds where `key` goes under `levels` of `node` (any mapping of the document `root`,
+    /// the root itself included), and proves the edit as [`Slot::find`] does.
+    pub fn find_in(
+        root: &Node<'_>,
+        node: &Node<'_>,
+        text: &str,
+        what: &'static str,
+        levels: &'static [&'static str],
+        key: &str,
+        comments: Comments,
+    ) -> Result<Slot, SlotError> {
+        let slot = Slot::locate(node, text, what, levels, key, comments)?;
         if !slot.routine(text) {
-            slot.prove(root, template, text, key)?;
+            slot.prove(root, node, text, key)?;
         }
         Ok(slot)
+    }
+
+    /// Whether this slot and `other` insert at the same place (the same missing mapping, or
+    /// the same existing one), so that their entries can go in as one edit.
+    pub fn same_insertion(&self, other: &Slot) -> bool {
+        !matches!(self.place, Place::Value(_) | Place::EmptyValue(_)) && self.place == other.place
     }
 
     /// The two edits of nearly every render, which the tests hold to the rule on every shape,
@@ -139,28 +180,35 @@ impl Slot {
         }
     }
 
-    fn locate(template: &Node<'_>, text: &str, key: &str) -> Result<Slot, SlotError> {
-        let mut node = template;
-        let mut what = "pod template";
-        for (depth, level) in LEVELS.iter().enumerate() {
+    fn locate(
+        start: &Node<'_>,
+        text: &str,
+        what: &'static str,
+        levels: &'static [&'static str],
+        key: &str,
+        comments: Comments,
+    ) -> Result<Slot, SlotError> {
+        let mut node = start;
+        let mut what = what;
+        for (depth, level) in levels.iter().enumerate() {
             check(node, what)?;
             if node.is_null() {
-                return Ok(Slot::null(node, text, LEVELS.len() - depth));
+                return Ok(Slot::null(node, text, levels, levels.len() - depth));
             }
             match node.entry(level) {
                 Some((_, value)) => {
                     node = value;
                     what = level;
                 }
-                None => return insert(node, text, LEVELS.len() - depth, what),
+                None => return insert(node, text, levels, levels.len() - depth, what, comments),
             }
         }
         check(node, what)?;
         if node.is_null() {
-            return Ok(Slot::null(node, text, 0));
+            return Ok(Slot::null(node, text, levels, 0));
         }
         let Some((_, value)) = node.entry(key) else {
-            return insert(node, text, 0, what);
+            return insert(node, text, levels, 0, what, comments);
         };
         if value.aliased {
             return Err(SlotError::Aliased("annotation"));
@@ -186,7 +234,11 @@ impl Slot {
                     }
                     Place::Value(start..scalar_end(text, start, value))
                 };
-                Ok(Slot { existing, place })
+                Ok(Slot {
+                    existing,
+                    place,
+                    levels,
+                })
             }
             Value::Scalar(..) => Err(SlotError::BlockScalar(key.to_string())),
             _ => Err(SlotError::NotMapping("annotation value")),
@@ -217,6 +269,7 @@ impl Slot {
         let proof = Proof {
             template: (template.start.offset, template.end.offset),
             key,
+            levels: self.levels,
         };
         if proof.same(root, new_root) {
             Ok(())
@@ -227,7 +280,7 @@ impl Slot {
         }
     }
 
-    fn null(node: &Node<'_>, text: &str, missing: usize) -> Slot {
+    fn null(node: &Node<'_>, text: &str, levels: &'static [&'static str], missing: usize) -> Slot {
         let range = if node.start.offset == node.end.offset {
             after_colon(text, node.start.offset)
         } else {
@@ -236,25 +289,35 @@ impl Slot {
         Slot {
             existing: None,
             place: Place::Null { range, missing },
+            levels,
         }
     }
 
     /// The edit that sets the annotation to `value`.
     pub fn edit(&self, key: &str, value: &str) -> Edit {
+        self.edit_entries(&[(key, quote(value))])
+    }
+
+    /// The edit that writes `entries`, each a key and its value as YAML text (see [`quote`]):
+    /// one entry where the key is already there (the slot of that key), several where they
+    /// go into the same place (slots for which [`Slot::same_insertion`] holds).
+    pub fn edit_entries(&self, entries: &[(&str, String)]) -> Edit {
+        let levels = self.levels;
+        let value = entries.first().map_or("", |(_, value)| value.as_str());
         match &self.place {
             Place::Value(range) => Edit {
                 range: range.clone(),
-                text: quote(value),
+                text: value.to_string(),
             },
             Place::EmptyValue(at) => Edit {
                 range: *at..*at,
-                text: format!(" {}", quote(value)),
+                text: format!(" {value}"),
             },
             Place::Null { range, missing } => {
                 let space = if range.is_empty() { " " } else { "" };
                 Edit {
                     range: range.clone(),
-                    text: format!("{space}{{{}}}", flow_entry(key, value, *missing)),
+                    text: format!("{space}{{{}}}", flow_entry(levels, entries, *missing)),
                 }
             }
             Place::Flow { at, comma, missing } => Edit {
@@ -262,7 +325,7 @@ impl Slot {
                 text: format!(
                     "{}{}",
                     if *comma { ", " } else { "" },
-                    flow_entry(key, value, *missing)
+                    flow_entry(levels, entries, *missing)
                 ),
             },
             Place::Block {
@@ -277,17 +340,22 @@ impl Slot {
                 if *own_line {
                     text.push_str(&" ".repeat(*indent));
                 }
-                let levels = &LEVELS[LEVELS.len() - missing..];
-                for (i, level) in levels.iter().enumerate() {
+                let added = &levels[levels.len() - missing..];
+                for (i, level) in added.iter().enumerate() {
                     text.push_str(level);
                     text.push(':');
                     text.push_str(newline);
                     text.push_str(&" ".repeat(indent + 2 * (i + 1)));
                 }
-                text.push_str(key);
-                text.push_str(": ");
-                text.push_str(&quote(value));
-                text.push_str(newline);
+                for (i, (key, value)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        text.push_str(&" ".repeat(indent + 2 * added.len()));
+                    }
+                    text.push_str(key);
+                    text.push_str(": ");
+                    text.push_str(value);
+                    text.push_str(newline);
+                }
                 if !*own_line {
                     text.push_str(&" ".repeat(*indent));
                 }
@@ -328,17 +396,32 @@ fn check(node: &Node<'_>, what: &'static str) -> Result<(), SlotError> {
 fn insert(
     mapping: &Node<'_>,
     text: &str,
+    levels: &'static [&'static str],
     missing: usize,
     what: &'static str,
+    comments: Comments,
 ) -> Result<Slot, SlotError> {
     let Value::Mapping(entries, style) = mapping.value() else {
         return Err(SlotError::NotMapping(what));
     };
     // Keys a merge key (`<<`) brought in are written elsewhere: place the new line by the
     // mapping's own keys, and leave a mapping that has none alone.
-    let own_first = entries.iter().find(|(key, _)| !key.aliased);
+    let mut own_first = entries.iter().find(|(key, _)| !key.aliased);
     if *style == Style::Block && !entries.is_empty() && own_first.is_none() {
         return Err(SlotError::Aliased(what));
+    }
+    if comments == Comments::AboveAll {
+        // A document's new top-level field goes above the first key that stands alone on its
+        // line: in a `kind: List` item the first key follows the `- `.
+        let alone = |key: &Node<'_>| {
+            let line_start = text[..key.start.offset].rfind('\n').map_or(0, |i| i + 1);
+            text[line_start..key.start.offset]
+                .bytes()
+                .all(|b| b == b' ')
+        };
+        if let Some(entry) = entries.iter().find(|(key, _)| !key.aliased && alone(key)) {
+            own_first = Some(entry);
+        }
     }
     let place = match (style, own_first) {
         (Style::Block, Some((first, _))) => {
@@ -361,8 +444,10 @@ fn insert(
                 .find('\n')
                 .is_some_and(|end| text[..key_at + end].ends_with('\r'));
             Place::Block {
-                at: if own_line {
+                at: if own_line && comments == Comments::WithKey {
                     above_comments(text, line_start, indent)
+                } else if own_line {
+                    line_start
                 } else {
                     key_at
                 },
@@ -384,6 +469,7 @@ fn insert(
     Ok(Slot {
         existing: None,
         place,
+        levels,
     })
 }
 
@@ -508,12 +594,13 @@ fn after_colon(text: &str, from: usize) -> Range<usize> {
 struct Proof<'k> {
     template: (usize, usize),
     key: &'k str,
+    levels: &'static [&'static str],
 }
 
 impl Proof<'_> {
     fn same(&self, old: &Node<'_>, new: &Node<'_>) -> bool {
         if (old.start.offset, old.end.offset) == self.template && !old.aliased {
-            return self.annotated(Some(old), new, &LEVELS);
+            return self.annotated(Some(old), new, self.levels);
         }
         match (old.value(), new.value()) {
             (Value::Scalar(a, x), Value::Scalar(b, y)) => {
@@ -578,16 +665,20 @@ fn others<'n, 'a>(
         .collect()
 }
 
-fn flow_entry(key: &str, value: &str, missing: usize) -> String {
-    let mut inner = format!("{}: {}", quote(key), quote(value));
-    for level in LEVELS[LEVELS.len() - missing..].iter().rev() {
+fn flow_entry(levels: &[&str], entries: &[(&str, String)], missing: usize) -> String {
+    let mut inner = entries
+        .iter()
+        .map(|(key, value)| format!("{}: {value}", quote(key)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for level in levels[levels.len() - missing..].iter().rev() {
         inner = format!("{}: {{{inner}}}", quote(level));
     }
     inner
 }
 
 /// Double-quoted, so a checksum of digits only stays a string (and JSON stays JSON).
-fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -599,6 +690,89 @@ fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+const LABELS: [&str; 2] = ["metadata", "labels"];
+
+/// Where versioning a ConfigMap or Secret edits its text: its name, a label, annotations,
+/// and `immutable`. Found while the tree is alive; the edits are made once the new name is
+/// known (`manifest::version`).
+#[derive(Debug, Clone)]
+pub struct RenameSlots {
+    /// `metadata.name`'s text and quote, or `None` when it cannot be replaced in place.
+    pub name: Option<(Range<usize>, Option<char>)>,
+    /// The slot of the label key asked for.
+    pub label: Result<Slot, SlotError>,
+    /// One slot per annotation key asked for, in the order asked.
+    pub annotations: Vec<(String, Result<Slot, SlotError>)>,
+    /// The slot of the top-level `immutable` field.
+    pub immutable: Result<Slot, SlotError>,
+    /// The document may hold a YAML anchor, whose aliases an edit would change too.
+    pub anchors: bool,
+    /// Where the object starts, for messages.
+    pub pos: Pos,
+}
+
+impl RenameSlots {
+    /// Finds the slots in the object `root` (a document, or an item of a `kind: List`).
+    pub fn find(root: &Node<'_>, text: &str, label: &str, annotations: &[&str]) -> Self {
+        let name = root
+            .path("metadata.name")
+            .and_then(|node| replaceable_scalar(text, node));
+        let slot = |levels: &'static [&'static str], key: &str, comments| {
+            Slot::find_in(root, root, text, "object", levels, key, comments)
+        };
+        RenameSlots {
+            name,
+            label: slot(&LABELS, label, Comments::WithKey),
+            annotations: annotations
+                .iter()
+                .map(|key| (key.to_string(), slot(&LEVELS, key, Comments::WithKey)))
+                .collect(),
+            immutable: slot(&[], "immutable", Comments::AboveAll),
+            anchors: may_hold_anchor(text),
+            pos: root.start,
+        }
+    }
+}
+
+/// Whether `text` may hold a YAML anchor: an `&` that starts a token and is followed by a
+/// name. Errs towards yes (an `&x` inside a quoted string counts), never towards no.
+pub fn may_hold_anchor(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'&'
+            && (i == 0
+                || matches!(
+                    bytes[i - 1],
+                    b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b'!'
+                ))
+            && bytes
+                .get(i + 1)
+                .is_some_and(|n| !matches!(n, b' ' | b'\t' | b'\r' | b'\n'))
+    })
+}
+
+/// The text of a one-line plain or quoted scalar that can be replaced as a whole (a name a
+/// versioned object is renamed in), with its quote character (`None` when plain); `None` for
+/// anything else: a scalar from an alias or a merge key, with an anchor or a tag, a block
+/// scalar, or one over several lines.
+pub fn replaceable_scalar(text: &str, node: &Node<'_>) -> Option<(Range<usize>, Option<char>)> {
+    if node.aliased || node.start.offset >= node.end.offset {
+        return None;
+    }
+    let quote = match node.value() {
+        Value::Scalar(_, ScalarStyle::Plain) => None,
+        Value::Scalar(_, ScalarStyle::SingleQuoted) => Some('\''),
+        Value::Scalar(_, ScalarStyle::DoubleQuoted) => Some('"'),
+        _ => return None,
+    };
+    let start = node.start.offset;
+    let range = start..scalar_end(text, start, node);
+    let written = text.get(range.clone())?;
+    let plain_ok = quote.is_some() || written == node.as_str()?;
+    (plain_ok && !written.contains('\n') && !written.starts_with(['&', '!', '*']))
+        .then_some((range, quote))
 }
 
 /// Applies non-overlapping edits to `text`.

@@ -7,13 +7,16 @@ use std::collections::HashMap;
 
 use super::object::{ConfigObject, ObjectId};
 use super::stream::Parsed;
-use super::workload::Workload;
+use super::workload::{Referrer, Workload};
 
 /// One object of a document that reconfig reads.
 #[derive(Debug)]
 pub enum Item {
     Config(ConfigObject),
     Workload(Box<Workload>),
+    /// Names of ConfigMaps and Secrets outside pod templates' references; read only when
+    /// the stream may version objects.
+    Referrer(Box<Referrer>),
 }
 
 /// What one document turned into: no item (a Service, a comment), one, or several (the
@@ -64,7 +67,7 @@ impl ObjectIndex {
         };
         match parsed.values.get(doc)?.as_ref()?.get(at)? {
             Item::Config(object) => Some(object),
-            Item::Workload(_) => None,
+            Item::Workload(_) | Item::Referrer(_) => None,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod parse;
 pub mod resolve;
 pub mod shape;
 pub mod stream;
+pub mod version;
 pub mod workload;
 
 /// The fluent manifest builder of the integration tests, shared by the unit tests here.

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use saphyr_parser::ScalarStyle;
 
+use super::edit::RenameSlots;
 use super::node::{Node, Value};
 use super::stream::Problem;
 
@@ -140,6 +141,13 @@ pub struct ConfigObject {
     pub name: String,
     pub namespace: Option<String>,
     pub keys: KeyDigests,
+    /// The label [`VERSIONED_FROM`]: the name the object had before `inject --versioned`
+    /// renamed it.
+    pub versioned_from: Option<String>,
+    /// The annotation [`VERSIONED`]: the object's own choice, when it makes one.
+    pub versioned: Option<bool>,
+    /// Where renaming it edits the text; read only when the stream may version objects.
+    pub rename: Option<Box<RenameSlots>>,
 }
 
 /// The keys of one ConfigMap or Secret with their digests, sorted by key: a map's reading
@@ -212,6 +220,11 @@ impl<'a> IntoIterator for &'a KeyDigests {
         self.0.iter().map(|(k, d)| (k, d))
     }
 }
+
+/// Annotation by which a ConfigMap or Secret asks to be versioned (`"true"`) or not (`"false"`).
+pub const VERSIONED: &str = "reconfig/versioned";
+/// Label a versioned object carries: the name it had before it was versioned.
+pub const VERSIONED_FROM: &str = "reconfig/versioned-from";
 
 /// Digests a value; Secrets use HMAC when a key is given so their digests cannot be brute-forced.
 pub fn value_digest(kind: ConfigKind, secret_key: Option<&[u8]>, bytes: &[u8]) -> [u8; 32] {
@@ -286,6 +299,11 @@ pub fn config_data(
 }
 
 impl ConfigObject {
+    /// The name pods and people know it by: the name it had before it was versioned.
+    pub fn logical_name(&self) -> &str {
+        self.versioned_from.as_deref().unwrap_or(&self.name)
+    }
+
     /// Its identity, with `default_namespace` for an object that names none.
     pub fn id(&self, default_namespace: &str) -> ObjectId {
         ObjectId::new(
@@ -314,11 +332,32 @@ impl ConfigObject {
                 (item.key, digest)
             })
             .collect();
+        let versioned_from = root
+            .path("metadata.labels")
+            .and_then(|labels| labels.get_str(VERSIONED_FROM))
+            .filter(|from| !from.is_empty())
+            .map(str::to_string);
+        let versioned = match meta.annotations.and_then(|a| a.entry(VERSIONED)) {
+            None => None,
+            Some((_, value)) => match value.as_str().map(str::to_ascii_lowercase).as_deref() {
+                Some("true") => Some(true),
+                Some("false") => Some(false),
+                _ => {
+                    return Err(Problem::at(
+                        value,
+                        format!("`{VERSIONED}` must be \"true\" or \"false\""),
+                    ))
+                }
+            },
+        };
         Ok(Some(ConfigObject {
             kind,
             name: meta.name.to_string(),
             namespace: meta.namespace.map(str::to_string),
             keys,
+            versioned_from,
+            versioned,
+            rename: None,
         }))
     }
 }

@@ -187,7 +187,7 @@ pub fn resolve(
                     id: workload.id(default_namespace),
                     workload,
                 }),
-                Item::Config(_) => None,
+                Item::Config(_) | Item::Referrer(_) => None,
             })
         })
         .collect();

@@ -1,11 +1,12 @@
 //! Workloads: where their pod templates live and which ConfigMaps and Secrets those read.
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use super::checksum::Selection;
-use super::edit::{Slot, SlotError};
-use super::node::{Node, Pos};
+use super::edit::{may_hold_anchor, replaceable_scalar, Slot, SlotError};
+use super::node::{Node, Pos, Value};
 use super::object::{ConfigKind, ObjectMeta};
 use super::shape::TemplateShape;
 use super::stream::Problem;
@@ -359,6 +360,9 @@ pub struct Reference {
     /// For a volume that a known reload sidecar mounts: that sidecar, e.g.
     /// `container "reload" (configmap-reload)`. The app gets such a change without a restart.
     pub reloaded_by: Option<String>,
+    /// Where the name is written, and its quote, when it can be rewritten in place (to a
+    /// versioned object's new name); `None` for a name from an alias, a tag, a block scalar.
+    pub name_at: Option<(Range<usize>, Option<char>)>,
 }
 
 /// Reload sidecars known to apply a mounted ConfigMap/Secret change without a restart, by the
@@ -426,7 +430,7 @@ fn reloaded_volumes(spec: &Node<'_>) -> Vec<(String, String)> {
 /// Collects every ConfigMap and Secret reference of a pod spec.
 ///
 /// `imagePullSecrets` and CSI secret refs are left out: they never reach the app's config.
-pub fn references(spec: &Node<'_>) -> Vec<Reference> {
+pub fn references(spec: &Node<'_>, text: &str) -> Vec<Reference> {
     let mut refs = Vec::new();
     let reloaded = reloaded_volumes(spec);
     for volume in spec.get("volumes").map(Node::items).unwrap_or_default() {
@@ -434,10 +438,17 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
         let via = format!("volume \"{volume_name}\"");
         let first = refs.len();
         if let Some(source) = volume.get("configMap") {
-            push_volume_ref(&mut refs, source, ConfigKind::ConfigMap, "name", &via);
+            push_volume_ref(&mut refs, source, text, ConfigKind::ConfigMap, "name", &via);
         }
         if let Some(source) = volume.get("secret") {
-            push_volume_ref(&mut refs, source, ConfigKind::Secret, "secretName", &via);
+            push_volume_ref(
+                &mut refs,
+                source,
+                text,
+                ConfigKind::Secret,
+                "secretName",
+                &via,
+            );
         }
         for source in volume
             .path("projected.sources")
@@ -445,10 +456,10 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
             .unwrap_or_default()
         {
             if let Some(cm) = source.get("configMap") {
-                push_volume_ref(&mut refs, cm, ConfigKind::ConfigMap, "name", &via);
+                push_volume_ref(&mut refs, cm, text, ConfigKind::ConfigMap, "name", &via);
             }
             if let Some(secret) = source.get("secret") {
-                push_volume_ref(&mut refs, secret, ConfigKind::Secret, "name", &via);
+                push_volume_ref(&mut refs, secret, text, ConfigKind::Secret, "name", &via);
             }
         }
         if let Some((_, sidecar)) = reloaded.iter().find(|(v, _)| v == volume_name) {
@@ -479,6 +490,7 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
                                 via: format!("envFrom of container \"{container_name}\""),
                                 pos: r.start,
                                 reloaded_by: None,
+                                name_at: name_at(r, "name", text),
                             });
                         }
                     }
@@ -502,6 +514,7 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
                             via: format!("env {var} of container \"{container_name}\""),
                             pos: r.start,
                             reloaded_by: None,
+                            name_at: name_at(r, "name", text),
                         });
                     }
                 }
@@ -513,9 +526,17 @@ pub fn references(spec: &Node<'_>) -> Vec<Reference> {
     refs
 }
 
+/// Where the name under `field` of a reference is written, when it can be rewritten in place.
+fn name_at(reference: &Node<'_>, field: &str, text: &str) -> Option<(Range<usize>, Option<char>)> {
+    reference
+        .get(field)
+        .and_then(|name| replaceable_scalar(text, name))
+}
+
 fn push_volume_ref(
     refs: &mut Vec<Reference>,
     source: &Node<'_>,
+    text: &str,
     kind: ConfigKind,
     name_field: &str,
     via: &str,
@@ -542,6 +563,7 @@ fn push_volume_ref(
         via: via.to_string(),
         pos: source.start,
         reloaded_by: None,
+        name_at: name_at(source, name_field, text),
     });
 }
 
@@ -585,6 +607,8 @@ pub struct Workload {
     pub workload_ref: Option<WorkloadRef>,
     /// OpenKruise's in-place update strategy, which restarts nothing on an annotation change.
     pub in_place: Option<String>,
+    /// The document may hold a YAML anchor, so a name in it is not rewritten in place.
+    pub anchors: bool,
     pub pos: Pos,
 }
 
@@ -628,7 +652,10 @@ impl Workload {
             templates.push(PodTemplate {
                 path: path.clone(),
                 directives: Directives::read(template_meta.and_then(|m| m.get("annotations")))?,
-                references: template.get("spec").map(references).unwrap_or_default(),
+                references: template
+                    .get("spec")
+                    .map(|spec| references(spec, text))
+                    .unwrap_or_default(),
                 slot,
                 own_slot,
                 pos: template.start,
@@ -661,9 +688,136 @@ impl Workload {
             templates,
             workload_ref,
             in_place,
+            anchors: may_hold_anchor(text),
             pos: root.start,
         }))
     }
+}
+
+/// A field that names a ConfigMap or Secret, found by the field's name rather than by a
+/// schema: `imagePullSecrets`, an Ingress's TLS `secretName`, a ServiceAccount's `secrets`,
+/// a CSI `nodePublishSecretRef`, a custom resource's `existingSecret`. Whatever reads such
+/// a field reads the object by that fixed name, so `inject --versioned` never renames it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedBy {
+    pub kind: ConfigKind,
+    pub name: String,
+    /// Dotted path of the field, e.g. `spec.tls[0].secretName`.
+    pub path: String,
+    /// Offset of the name in the document's text.
+    pub offset: usize,
+}
+
+/// An object of the stream that names ConfigMaps or Secrets outside what a pod template's
+/// references rewrite (see [`NamedBy`]).
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub named: Vec<NamedBy>,
+    pub pos: Pos,
+}
+
+/// Every field of `root`, outside its own `metadata`, that names a ConfigMap or Secret by
+/// the field's name (any case): a string under a key that says `secret` or `configMap` and
+/// ends in `name`, `secret`, `configmap` or `ref` (`secretName`, `existingSecret`,
+/// `configMap`), and `name` (or a list's strings) under such a key (`imagePullSecrets`,
+/// `secretKeyRef`, `configMap`, `secrets`). It errs towards finding too much: what it finds
+/// only keeps an object from being renamed.
+pub fn named_by(root: &Node<'_>) -> Vec<NamedBy> {
+    let mut out = Vec::new();
+    let mut path = String::new();
+    walk_names(root, &mut path, None, true, &mut out);
+    out
+}
+
+fn walk_names(
+    node: &Node<'_>,
+    path: &mut String,
+    context: Option<ConfigKind>,
+    top: bool,
+    out: &mut Vec<NamedBy>,
+) {
+    match node.value() {
+        Value::Mapping(entries, _) => {
+            for (key, value) in entries {
+                let Some(key) = key.as_str() else { continue };
+                if top && key == "metadata" {
+                    continue;
+                }
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                let kind = kind_named_in(key);
+                if matches!(value.value(), Value::Scalar(..)) {
+                    let refers = if key == "name" {
+                        context
+                    } else {
+                        kind.filter(|_| {
+                            ["name", "secret", "configmap", "ref"]
+                                .iter()
+                                .any(|end| ends_with_ignore_case(key, end))
+                        })
+                    };
+                    if let Some(kind) = refers {
+                        record_name(out, kind, value, path);
+                    }
+                } else {
+                    walk_names(value, path, kind, false, out);
+                }
+                path.truncate(len);
+            }
+        }
+        Value::Sequence(items, _) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                match (item.value(), context) {
+                    (Value::Scalar(..), Some(kind)) => record_name(out, kind, item, path),
+                    _ => walk_names(item, path, context, false, out),
+                }
+                path.truncate(len);
+            }
+        }
+        Value::Scalar(..) | Value::Shared(_) => {}
+    }
+}
+
+fn record_name(out: &mut Vec<NamedBy>, kind: ConfigKind, value: &Node<'_>, path: &str) {
+    if let Some(name) = value.as_str().filter(|n| !n.is_empty()) {
+        out.push(NamedBy {
+            kind,
+            name: name.to_string(),
+            path: path.to_string(),
+            offset: value.start.offset,
+        });
+    }
+}
+
+/// The kind a field's name speaks of: `…secret…` or `…configmap…`, in any case.
+fn kind_named_in(key: &str) -> Option<ConfigKind> {
+    if contains_ignore_case(key, "secret") {
+        Some(ConfigKind::Secret)
+    } else if contains_ignore_case(key, "configmap") {
+        Some(ConfigKind::ConfigMap)
+    } else {
+        None
+    }
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+fn ends_with_ignore_case(haystack: &str, end: &str) -> bool {
+    haystack.len() >= end.len()
+        && haystack.as_bytes()[haystack.len() - end.len()..].eq_ignore_ascii_case(end.as_bytes())
 }
 
 /// Finds `InPlaceIfPossible`/`InPlaceOnly` anywhere in an OpenKruise update strategy.
@@ -686,7 +840,7 @@ mod tests {
 
     fn refs(spec: &str) -> Vec<Reference> {
         let docs = parse_documents(spec, Limits::default()).expect("yaml");
-        references(docs[0].as_ref().expect("doc"))
+        references(docs[0].as_ref().expect("doc"), spec)
     }
 
     /// (kind, name, whole, env, keys, optional)
@@ -941,6 +1095,56 @@ volumes:
         );
         assert!("Workflow=".parse::<TemplatePath>().is_err());
         assert!("nokind".parse::<TemplatePath>().is_err());
+    }
+
+    #[test]
+    fn readers_are_found_by_field_name_and_look_alikes_are_not() {
+        let docs = parse_documents(
+            "apiVersion: v1
+kind: Thing
+metadata:
+  name: app
+  labels: {app: app}
+  annotations: {secretName: app}
+spec:
+  existingSecret: creds
+  tls: [{secretName: tls}]
+  imagePullSecrets: [{name: pull}]
+  secrets: [plain]
+  configMapName: cm
+  template:
+    spec:
+      containers:
+        - name: app
+          env: [{name: SECRET_NAME, value: app}]
+      volumes:
+        - name: app
+          csi: {driver: x, nodePublishSecretRef: {name: csi}}
+  secretKey: not-a-name
+",
+            Limits::default(),
+        )
+        .expect("yaml");
+        let found: Vec<(ConfigKind, String, String)> = named_by(docs[0].as_ref().expect("doc"))
+            .into_iter()
+            .map(|n| (n.kind, n.name, n.path))
+            .collect();
+        let expected: Vec<(ConfigKind, String, String)> = [
+            (S, "creds", "spec.existingSecret"),
+            (S, "tls", "spec.tls[0].secretName"),
+            (S, "pull", "spec.imagePullSecrets[0].name"),
+            (S, "plain", "spec.secrets[0]"),
+            (CM, "cm", "spec.configMapName"),
+            (
+                S,
+                "csi",
+                "spec.template.spec.volumes[0].csi.nodePublishSecretRef.name",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, n, p)| (k, n.to_string(), p.to_string()))
+        .collect();
+        assert_eq!(found, expected);
     }
 
     #[test]

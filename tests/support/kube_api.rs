@@ -11,7 +11,16 @@
 //!
 //! Lists come back in the real shape (`kind: XList`, `metadata.resourceVersion`, `items`
 //! without `apiVersion`/`kind` for built-in kinds), unknown objects and resources as 404
-//! `Status` bodies; `put` places a cluster's objects for `plan --live` and `inject --lookup`.
+//! `Status` bodies; `put` stores an object without a request: a cluster's objects for
+//! `plan --live` and `inject --lookup`, the versions and their readers for `prune`.
+//!
+//! For `reconfig prune` it answers as the real server does: lists in one namespace or in all
+//! (`/api/v1/configmaps`), label selectors of every form (`k`, `!k`, `k=v`, `k!=v`, `k in (…)`,
+//! `k notin (…)`; 400 on one it cannot parse), metadata-only lists
+//! (`as=PartialObjectMetadataList`), deletes with `preconditions` (409 Conflict on a
+//! resourceVersion or uid that no longer matches), `creationTimestamp` on create, and 422 for a
+//! change to an `immutable: true` ConfigMap's or Secret's data; `change_before_delete` plays a
+//! writer racing a delete.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Write};
@@ -36,6 +45,8 @@ const KINDS: &[(&str, &str, &str)] = &[
     ("apps/v1", "statefulsets", "StatefulSet"),
     ("apps/v1", "daemonsets", "DaemonSet"),
     ("apps/v1", "replicasets", "ReplicaSet"),
+    ("apps/v1", "controllerrevisions", "ControllerRevision"),
+    ("v1", "replicationcontrollers", "ReplicationController"),
     ("batch/v1", "jobs", "Job"),
     ("batch/v1", "cronjobs", "CronJob"),
     ("events.k8s.io/v1", "events", "Event"),
@@ -65,6 +76,9 @@ struct State {
     failing: Option<(u16, usize)>,
     /// (method, plural, status): always answer these requests with this status.
     refusing: Vec<(String, String, u16)>,
+    /// Names of objects that change (as a concurrent writer would change them) just before a
+    /// DELETE of them is handled.
+    change_before_delete: Vec<String>,
 }
 
 pub struct FakeApi {
@@ -108,31 +122,6 @@ impl FakeApi {
         });
         let path = format!("/api/v1/namespaces/{namespace}/pods/{name}");
         self.state().objects.insert(path, pod);
-    }
-
-    /// Stores `object` (with `apiVersion`, `kind`, `metadata.name` and `metadata.namespace`)
-    /// as a create would, for `get` and `list` to find: how tests put a cluster's state in place.
-    pub fn put(&self, object: Value) {
-        let api_version = object["apiVersion"]
-            .as_str()
-            .expect("apiVersion")
-            .to_string();
-        let kind = object["kind"].as_str().expect("kind");
-        let (_, plural, _) = KINDS
-            .iter()
-            .find(|(gv, _, k)| *gv == api_version && *k == kind)
-            .unwrap_or_else(|| panic!("the fake API does not serve {api_version} {kind}"));
-        let namespace = object["metadata"]["namespace"].as_str().expect("namespace");
-        let name = object["metadata"]["name"].as_str().expect("name");
-        let base = if api_version.contains('/') {
-            "apis"
-        } else {
-            "api"
-        };
-        let path = format!("/{base}/{api_version}/namespaces/{namespace}/{plural}/{name}");
-        let t = target(&path).expect("a served path");
-        let mut state = self.state();
-        store(&mut state, &path, object, &t);
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Value {
@@ -203,6 +192,45 @@ impl FakeApi {
             .push((method.to_string(), plural.to_string(), status));
     }
 
+    /// Stores `object` as a client's create would (its path from apiVersion, kind, namespace
+    /// and name; uid, resourceVersion and, unless given, creationTimestamp stamped), without
+    /// a request.
+    pub fn put(&self, object: Value) -> Value {
+        let api_version = object["apiVersion"]
+            .as_str()
+            .expect("apiVersion")
+            .to_string();
+        let kind = object["kind"].as_str().expect("kind").to_string();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
+        let namespace = object["metadata"]["namespace"].as_str().map(str::to_string);
+        let plural = KINDS
+            .iter()
+            .find(|(gv, _, k)| *gv == api_version && *k == kind)
+            .map(|(_, plural, _)| *plural)
+            .unwrap_or_else(|| panic!("the fake API does not serve {api_version} {kind}"));
+        let prefix = if api_version.contains('/') {
+            format!("/apis/{api_version}")
+        } else {
+            format!("/api/{api_version}")
+        };
+        let path = match &namespace {
+            Some(ns) => format!("{prefix}/namespaces/{ns}/{plural}/{name}"),
+            None => format!("{prefix}/{plural}/{name}"),
+        };
+        let t = target(&path).expect("a served path");
+        let mut state = self.state();
+        store(&mut state, &path, object, &t)
+    }
+
+    /// Makes the object `name` change (a new resourceVersion) just before the server handles
+    /// a DELETE of it: a writer racing the deleting client.
+    pub fn change_before_delete(&self, name: &str) {
+        self.state().change_before_delete.push(name.to_string());
+    }
+
     /// Writes a kubeconfig that points here, with a bearer token, and returns its path.
     pub fn kubeconfig(&self, dir: &Path, namespace: &str) -> PathBuf {
         kubeconfig(dir, &self.url(), namespace)
@@ -223,6 +251,9 @@ pub fn kubeconfig(dir: &Path, server: &str, namespace: &str) -> PathBuf {
 
 fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    // An answer goes out in one piece, at once: without this, a client's delayed ACK holds
+    // each keep-alive answer back for 40 ms.
+    stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     while let Some(incoming) = http::read_request(&mut reader, usize::MAX)? {
@@ -267,11 +298,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
             answer(&mut state, &method, &path, &query, &headers, body)
         };
         let reply = reply.to_string();
-        write!(
-            writer,
+        let answer = format!(
             "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
             reply.len()
-        )?;
+        );
+        writer.write_all(answer.as_bytes())?;
         writer.flush()?;
         if close {
             return Ok(());
@@ -380,15 +411,39 @@ fn answer(
         },
         ("GET", None) => {
             let selector = query_value(query, "labelSelector");
+            if let Some(Err(why)) = selector.as_deref().map(parse_selector) {
+                return status(
+                    400,
+                    "BadRequest",
+                    &format!("unable to parse requirement: {why}"),
+                );
+            }
             let items: Vec<Value> = state
                 .objects
                 .iter()
-                .filter(|(p, _)| p.rsplit_once('/').is_some_and(|(c, _)| c == collection))
+                .filter(|(p, _)| in_collection(p, collection, &t))
                 .map(|(_, o)| o.clone())
                 .filter(|o| matches_labels(o, selector.as_deref()))
                 .map(|o| as_list_item(o, &t.group_version))
                 .collect();
             let version = state.version.to_string();
+            let metadata_only = headers
+                .get("accept")
+                .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
+            if metadata_only {
+                let items: Vec<Value> = items
+                    .iter()
+                    .map(|o| {
+                        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                    "metadata": o["metadata"].clone()})
+                    })
+                    .collect();
+                return (
+                    200,
+                    json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                           "metadata": {"resourceVersion": version}, "items": items}),
+                );
+            }
             (
                 200,
                 json!({"kind": format!("{}List", t.kind), "apiVersion": t.group_version,
@@ -416,8 +471,11 @@ fn answer(
             (201, stored)
         }
         ("PUT", Some(name)) => {
-            if !state.objects.contains_key(path) {
+            let Some(before) = state.objects.get(path) else {
                 return not_found(&t, name);
+            };
+            if let Err(refused) = check_immutable(&t, name, before, &body) {
+                return refused;
             }
             let stored = store(state, path, body, &t);
             (200, stored)
@@ -438,6 +496,9 @@ fn answer(
             };
             let before = object.clone();
             merge(&mut object, &body);
+            if let Err(refused) = check_immutable(&t, name, &before, &object) {
+                return refused;
+            }
             if t.kind == "Event" && !apply {
                 if let Err(why) =
                     check_event_update(t.namespace.unwrap_or_default(), &before, &object)
@@ -448,19 +509,126 @@ fn answer(
             let stored = store(state, path, object, &t);
             (200, as_asked(&stored, headers))
         }
-        ("DELETE", Some(name)) => match state.objects.remove(path) {
-            Some(_) => (
-                200,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Success",
-                       "details": {"name": name, "kind": t.plural}}),
-            ),
-            None => not_found(&t, name),
-        },
+        ("DELETE", Some(name)) => {
+            if state.change_before_delete.iter().any(|n| n == name) {
+                state.change_before_delete.retain(|n| n != name);
+                if let Some(object) = state.objects.get(path).cloned() {
+                    store(state, path, object, &t);
+                }
+            }
+            if let Some(object) = state.objects.get(path) {
+                if let Err(conflict) = check_preconditions(&t, name, object, &body) {
+                    return conflict;
+                }
+            }
+            delete(state, path, name, &t)
+        }
         _ => status(
             405,
             "MethodNotAllowed",
             &format!("{method} is not supported on {path}"),
         ),
+    }
+}
+
+/// Whether the object at `path` belongs to the collection listed: in its namespace, or, for
+/// a list without one (`/api/v1/configmaps`), of its kind in any namespace.
+fn in_collection(path: &str, collection: &str, t: &Target<'_>) -> bool {
+    let Some((parent, _)) = path.rsplit_once('/') else {
+        return false;
+    };
+    if parent == collection {
+        return true;
+    }
+    let prefix = if t.group_version.contains('/') {
+        format!("/apis/{}/namespaces/", t.group_version)
+    } else {
+        format!("/api/{}/namespaces/", t.group_version)
+    };
+    t.namespace.is_none()
+        && parent
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(_, plural)| plural == t.plural)
+}
+
+/// The API server's rule for a ConfigMap or Secret with `immutable: true`: its data cannot
+/// change, nor can it become mutable again (422 Invalid).
+fn check_immutable(
+    t: &Target<'_>,
+    name: &str,
+    before: &Value,
+    after: &Value,
+) -> Result<(), (u16, Value)> {
+    if !matches!(t.kind, "ConfigMap" | "Secret") || before["immutable"] != json!(true) {
+        return Ok(());
+    }
+    let refused = |field: &str| {
+        status(
+            422,
+            "Invalid",
+            &format!(
+                "{} \"{name}\" is invalid: {field}: Forbidden: field is immutable when `immutable` is set",
+                t.kind
+            ),
+        )
+    };
+    if after["immutable"] != json!(true) {
+        return Err(refused("immutable"));
+    }
+    for field in ["data", "binaryData", "stringData"] {
+        let (old, new) = (&before[field], &after[field]);
+        let empty = |v: &Value| v.is_null() || v.as_object().is_some_and(|m| m.is_empty());
+        if old != new && !(empty(old) && empty(new)) {
+            return Err(refused(field));
+        }
+    }
+    Ok(())
+}
+
+/// The API server's check of `DeleteOptions.preconditions`: 409 Conflict on a mismatch.
+fn check_preconditions(
+    t: &Target<'_>,
+    name: &str,
+    object: &Value,
+    options: &Value,
+) -> Result<(), (u16, Value)> {
+    let pre = &options["preconditions"];
+    let conflict = |what: &str, wanted: &str, stored: &str| {
+        status(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: {what}: {wanted}, {what} in object meta: {stored}",
+                t.plural
+            ),
+        )
+    };
+    if let Some(uid) = pre["uid"].as_str() {
+        let stored = object["metadata"]["uid"].as_str().unwrap_or_default();
+        if uid != stored {
+            return Err(conflict("UID in precondition", uid, stored));
+        }
+    }
+    if let Some(rv) = pre["resourceVersion"].as_str() {
+        let stored = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        if rv != stored {
+            return Err(conflict("ResourceVersion in precondition", rv, stored));
+        }
+    }
+    Ok(())
+}
+
+fn delete(state: &mut State, path: &str, name: &str, t: &Target<'_>) -> (u16, Value) {
+    match state.objects.remove(path) {
+        Some(_) => (
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success",
+                       "details": {"name": name, "kind": t.plural}}),
+        ),
+        None => not_found(t, name),
     }
 }
 
@@ -474,6 +642,15 @@ fn store(state: &mut State, path: &str, mut object: Value, t: &Target<'_>) -> Va
     object["kind"] = json!(t.kind);
     object["metadata"]["uid"] = json!(uid);
     object["metadata"]["resourceVersion"] = json!(state.version.to_string());
+    if object["metadata"]["creationTimestamp"].is_null() {
+        let created = state
+            .objects
+            .get(path)
+            .map(|old| old["metadata"]["creationTimestamp"].clone())
+            .filter(|c| !c.is_null())
+            .unwrap_or_else(|| json!(now_rfc3339()));
+        object["metadata"]["creationTimestamp"] = created;
+    }
     if let Some(ns) = t.namespace {
         object["metadata"]["namespace"] = json!(ns);
     }
@@ -503,19 +680,142 @@ fn not_found(t: &Target<'_>, name: &str) -> (u16, Value) {
 fn query_value(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| v.replace("%3D", "=").replace("%2C", ","))
+        (k == key).then(|| percent_decode(v))
     })
 }
 
-/// Equality selectors only (`a=b,c=d`), which is what Helm's release storage uses.
+/// Decodes a query value as a form-encoded one: `%XX` escapes and `+` for a space.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One requirement of a label selector, as the API server reads them.
+#[derive(Debug, PartialEq)]
+enum Requirement {
+    Exists(String),
+    NotExists(String),
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+}
+
+/// Parses a label selector: `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`,
+/// joined by commas (a comma inside parentheses belongs to the set).
+fn parse_selector(selector: &str) -> Result<Vec<Requirement>, String> {
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&selector[start..]);
+    let set = |rest: &str| -> Result<Vec<String>, String> {
+        let inner = rest
+            .trim()
+            .strip_prefix('(')
+            .and_then(|r| r.strip_suffix(')'))
+            .ok_or_else(|| format!("expected a set in parentheses, found {rest:?}"))?;
+        Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
+    };
+    terms
+        .into_iter()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|term| {
+            if let Some(key) = term.strip_prefix('!') {
+                return Ok(Requirement::NotExists(key.trim().to_string()));
+            }
+            if let Some((k, v)) = term.split_once("!=") {
+                return Ok(Requirement::NotEquals(k.trim().into(), v.trim().into()));
+            }
+            if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                return Ok(Requirement::Equals(k.trim().into(), v.trim().into()));
+            }
+            if let Some((k, rest)) = term.split_once(" notin ") {
+                return Ok(Requirement::NotIn(k.trim().into(), set(rest)?));
+            }
+            if let Some((k, rest)) = term.split_once(" in ") {
+                return Ok(Requirement::In(k.trim().into(), set(rest)?));
+            }
+            if term.contains(' ') || term.contains('(') {
+                return Err(format!("{term:?} is not a label selector requirement"));
+            }
+            Ok(Requirement::Exists(term.to_string()))
+        })
+        .collect()
+}
+
+/// Whether the object's labels satisfy every requirement of the selector.
 fn matches_labels(object: &Value, selector: Option<&str>) -> bool {
     let Some(selector) = selector.filter(|s| !s.is_empty()) else {
         return true;
     };
-    selector.split(',').all(|term| match term.split_once('=') {
-        Some((k, v)) => object["metadata"]["labels"][k] == v,
-        None => false,
+    let Ok(requirements) = parse_selector(selector) else {
+        return false;
+    };
+    let labels = &object["metadata"]["labels"];
+    let value = |k: &str| labels[k].as_str();
+    requirements.iter().all(|r| match r {
+        Requirement::Exists(k) => value(k).is_some(),
+        Requirement::NotExists(k) => value(k).is_none(),
+        Requirement::Equals(k, v) => value(k) == Some(v.as_str()),
+        Requirement::NotEquals(k, v) => value(k) != Some(v.as_str()),
+        Requirement::In(k, set) => value(k).is_some_and(|x| set.iter().any(|v| v == x)),
+        Requirement::NotIn(k, set) => !value(k).is_some_and(|x| set.iter().any(|v| v == x)),
     })
+}
+
+/// Now, as the API server writes times (whole seconds, UTC).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let days = secs.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Legacy discovery documents for [`KINDS`].

@@ -1,0 +1,462 @@
+//! Versioned config with the real Helm 3 and Helm 4 (from `tests/tools/install-helm.sh`):
+//! install, upgrade and `helm rollback` through `reconfig inject --versioned --keep` against
+//! the loopback API stand-in, then `reconfig prune`; and the helm-snippets prune CronJob.
+#![cfg(feature = "kube")]
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::json;
+use support::kube_api::FakeApi;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// (Helm 3, Helm 4), installed or found in the cache once per test process.
+fn helms() -> &'static (PathBuf, PathBuf) {
+    static HELMS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    HELMS.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(root().join("tests/tools/install-helm.sh"))
+            .output()
+            .expect("run install-helm.sh");
+        assert!(
+            out.status.success(),
+            "install-helm.sh failed; these tests need Helm:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).expect("utf8");
+        let get = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| panic!("no {key}= in:\n{stdout}"))
+        };
+        (get("HELM3"), get("HELM4"))
+    })
+}
+
+/// One Helm generation with homes of its own and the reconfig under test first on PATH.
+struct Helm {
+    exe: PathBuf,
+    home: tempfile::TempDir,
+    v4: bool,
+}
+
+impl Helm {
+    fn new(v4: bool) -> Helm {
+        let (h3, h4) = helms();
+        let helm = Helm {
+            exe: if v4 { h4.clone() } else { h3.clone() },
+            home: tempfile::tempdir().expect("tempdir"),
+            v4,
+        };
+        if v4 {
+            let dir = root().join("helm-snippets/helm-plugin");
+            helm.run(&["plugin", "install", dir.to_str().expect("utf8")], None);
+        }
+        helm
+    }
+
+    fn run(&self, args: &[&str], kubeconfig: Option<&Path>) -> String {
+        let home = self.home.path();
+        let bin_dir = Path::new(support::cli::BINARY).parent().expect("bin dir");
+        let mut path = vec![bin_dir.to_path_buf()];
+        path.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        let mut cmd = Command::new(&self.exe);
+        cmd.current_dir(root())
+            .env("HELM_DATA_HOME", home.join("data"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env(
+                "KUBECONFIG",
+                kubeconfig.map_or(home.join("no-kubeconfig"), Path::to_path_buf),
+            )
+            .env("PATH", std::env::join_paths(path).expect("PATH"))
+            .env_remove("HELM_PLUGINS")
+            .env_remove("HELM_DEBUG");
+        support::cli::clear_env(&mut cmd);
+        let out = cmd.args(args).output().expect("run helm");
+        assert!(
+            out.status.success(),
+            "helm {} (helm 4: {}) failed:\n{}",
+            args.join(" "),
+            self.v4,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
+    /// Runs helm, asserts failure, returns stderr.
+    fn fails(&self, args: &[&str], kubeconfig: &Path) -> String {
+        let home = self.home.path();
+        let mut cmd = Command::new(&self.exe);
+        cmd.current_dir(root())
+            .env("HELM_DATA_HOME", home.join("data"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("HELM_PLUGINS")
+            .env_remove("HELM_DEBUG");
+        support::cli::clear_env(&mut cmd);
+        let out = cmd.args(args).output().expect("run helm");
+        assert!(!out.status.success(), "helm {} succeeded", args.join(" "));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Post-rendering with `reconfig inject --versioned --keep`.
+    fn post_renderer(&self) -> Vec<&'static str> {
+        let mut args = self.post_renderer_without_keep();
+        args.push("--post-renderer-args=--keep");
+        args
+    }
+
+    /// Post-rendering with `reconfig inject --versioned`.
+    fn post_renderer_without_keep(&self) -> Vec<&'static str> {
+        let mut args = vec!["--post-renderer", "reconfig"];
+        if !self.v4 {
+            args.extend(["--post-renderer-args", "inject"]);
+        }
+        args.extend([
+            "--post-renderer-args=--versioned",
+            "--post-renderer-args=--namespace=shop",
+        ]);
+        args
+    }
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let path = dir.join(path);
+    fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    fs::write(path, text).expect("write");
+}
+
+/// A chart with one ConfigMap (its `level` from values) and a Deployment mounting it.
+fn app_chart(dir: &Path) {
+    write(
+        dir,
+        "Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    );
+    write(dir, "values.yaml", "level: info\n");
+    write(
+        dir,
+        "templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  level: {{ .Values.level | quote }}\n",
+    );
+    write(
+        dir,
+        "templates/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx\n          volumeMounts: [{name: config, mountPath: /etc/app}]\n      volumes:\n        - name: config\n          configMap:\n            name: {{ .Release.Name }}-config\n",
+    );
+}
+
+/// The name of the ConfigMap the Deployment's pod template mounts now.
+fn mounted(api: &FakeApi) -> String {
+    let deployment = api
+        .objects("Deployment")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "shop-web")
+        .expect("the Deployment");
+    deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
+        .as_str()
+        .expect("a ConfigMap volume")
+        .to_string()
+}
+
+/// Names of the versioned ConfigMaps the stand-in holds.
+fn versions(api: &FakeApi) -> Vec<String> {
+    let mut names: Vec<String> = api
+        .objects("ConfigMap")
+        .iter()
+        .filter(|c| c["metadata"]["labels"]["reconfig/versioned-from"] == "shop-config")
+        .map(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// What the Deployment controller does on a rollout: a ReplicaSet with the current template
+/// (the stand-in runs no controllers).
+fn replica_set_for(api: &FakeApi, name: &str) {
+    let deployment = api
+        .objects("Deployment")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "shop-web")
+        .expect("the Deployment");
+    api.put(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"template": deployment["spec"]["template"].clone()},
+    }));
+}
+
+/// Install, upgrade twice, then back to the first revision: `helm rollback` refuses (a Helm
+/// bug with kept objects, asserted so that a Helm that fixes it shows up here), and an upgrade
+/// to the first revision's values names the first version again, which still exists
+/// (`--keep`). `reconfig prune --keep-last 1` then leaves only the versions a ReplicaSet names.
+#[test]
+fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
+    for v4 in [false, true] {
+        let helm = Helm::new(v4);
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let chart = tempfile::tempdir().expect("tempdir");
+        app_chart(chart.path());
+        let chart_dir = chart.path().to_str().expect("utf8");
+        let deploy = |verb: &str, level: &str| {
+            let mut args = vec![
+                verb,
+                "shop",
+                chart_dir,
+                "-n",
+                "shop",
+                "--no-hooks",
+                "--disable-openapi-validation",
+                "--set",
+            ];
+            let set = format!("level={level}");
+            args.push(&set);
+            args.extend(helm.post_renderer());
+            helm.run(&args, Some(&kubeconfig));
+        };
+
+        deploy("install", "info");
+        let first = mounted(&api);
+        assert!(first.starts_with("shop-config-"), "helm 4: {v4}: {first}");
+        assert_eq!(versions(&api), vec![first.clone()]);
+        replica_set_for(&api, "shop-web-1");
+
+        deploy("upgrade", "debug");
+        let second = mounted(&api);
+        assert_ne!(second, first);
+        replica_set_for(&api, "shop-web-2");
+        deploy("upgrade", "warn");
+        let third = mounted(&api);
+        replica_set_for(&api, "shop-web-3");
+        let mut all = vec![first.clone(), second.clone(), third.clone()];
+        all.sort();
+        assert_eq!(
+            versions(&api),
+            all,
+            "--keep kept every version (helm 4: {v4})"
+        );
+        let version = &api
+            .objects("ConfigMap")
+            .into_iter()
+            .find(|c| c["metadata"]["name"] == first.as_str())
+            .expect("first");
+        assert_eq!(version["immutable"], true);
+        assert_eq!(
+            version["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+
+        // `helm rollback` refuses an object that exists but is not in the current release,
+        // which is what a kept version is (helm/helm#8228, #13462; Helm 3.17 and 4.1 alike).
+        let refused = helm.fails(
+            &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
+            &kubeconfig,
+        );
+        assert!(
+            refused.contains(&format!("ConfigMap with the name \"{first}\"")),
+            "helm 4: {v4}: {refused}"
+        );
+        assert_eq!(mounted(&api), third, "the failed rollback changed nothing");
+        // What works: an upgrade to the first revision's values, which adopts the kept version.
+        let values = helm.run(
+            &[
+                "get",
+                "values",
+                "shop",
+                "--revision",
+                "1",
+                "-n",
+                "shop",
+                "-o",
+                "yaml",
+            ],
+            Some(&kubeconfig),
+        );
+        assert_eq!(values.trim(), "level: info", "helm 4: {v4}");
+        deploy("upgrade", "info");
+        assert_eq!(
+            mounted(&api),
+            first,
+            "the pod template names the first version again (helm 4: {v4})"
+        );
+        assert!(versions(&api).contains(&first), "and it exists");
+
+        // The Deployment keeps its last ReplicaSets (revisionHistoryLimit): the second is gone.
+        let rs2 = api
+            .objects("ReplicaSet")
+            .into_iter()
+            .find(|r| r["metadata"]["name"] == "shop-web-2")
+            .expect("rs 2");
+        assert!(rs2["spec"]["template"].is_object());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let prune_kubeconfig = api.kubeconfig(dir.path(), "shop");
+        api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                       "metadata": {"name": "shop-web-2", "namespace": "shop"}, "spec": {}}));
+        let out = support::cli::reconfig()
+            .args(["prune", "--keep-last", "1", "--min-age", "0s"])
+            .env("KUBECONFIG", &prune_kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .assert()
+            .success();
+        let mut left = vec![first.clone(), third.clone()];
+        left.sort();
+        assert_eq!(
+            versions(&api),
+            left,
+            "helm 4: {v4}: {}",
+            String::from_utf8_lossy(&out.get_output().stdout)
+        );
+    }
+}
+
+/// The helm-snippets prune CronJob renders alike under Helm 3 and Helm 4, passes
+/// `helm lint --strict`, and its Role grants exactly what prune asks the API for.
+#[test]
+fn prune_snippet_renders_alike_with_both_helms_and_grants_exactly_what_prune_needs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snippets = root().join("helm-snippets/reconfig-snippets");
+    write(
+        dir.path(),
+        "demo/Chart.yaml",
+        &format!(
+            "apiVersion: v2\nname: demo\nversion: 0.1.0\ndependencies:\n  - name: reconfig-snippets\n    version: 0.1.0\n    repository: file://{}\n",
+            snippets.display()
+        ),
+    );
+    write(
+        dir.path(),
+        "demo/templates/prune.yaml",
+        "{{- include \"reconfig.prune\" (dict \"name\" (printf \"%s-prune\" .Release.Name) \"namespace\" .Release.Namespace \"keepLast\" 1 \"selector\" \"app.kubernetes.io/instance=shop\" \"labels\" (dict \"app.kubernetes.io/instance\" .Release.Name) \"image\" (dict \"repository\" \"registry.example.com/reconfig\" \"tag\" \"0.1.0\")) }}\n",
+    );
+    let demo = dir.path().join("demo");
+    let demo = demo.to_str().expect("utf8");
+    let (h3, h4) = (Helm::new(false), Helm::new(true));
+    h3.run(&["dependency", "build", demo], None);
+    let mut renders = Vec::new();
+    for helm in [&h3, &h4] {
+        helm.run(&["lint", "--strict", demo], None);
+        renders.push(helm.run(&["template", "shop", demo, "-n", "shop"], None));
+    }
+    assert_eq!(renders[0], renders[1], "Helm 3 and Helm 4 render it alike");
+    let render = &renders[0];
+    for needle in [
+        "kind: CronJob",
+        "concurrencyPolicy: Forbid",
+        "serviceAccountName: shop-prune",
+        "image: \"registry.example.com/reconfig:0.1.0\"",
+        "- prune\n",
+        "- \"--namespace=shop\"",
+        "- \"--keep-last=1\"",
+        "- \"--min-age=10m\"",
+        "- \"--selector=app.kubernetes.io/instance=shop\"",
+        "readOnlyRootFilesystem: true",
+    ] {
+        assert!(render.contains(needle), "{needle:?} in:\n{render}");
+    }
+    // The Role: list and delete the versions, list each reader kind; nothing more.
+    let role = render
+        .split("---")
+        .find(|d| d.contains("kind: Role\n"))
+        .expect("a Role");
+    let mut granted: Vec<(String, String, String)> = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
+    let mut resources: Vec<String> = Vec::new();
+    let list = |line: &str| -> Vec<String> {
+        line.split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(inner, _)| {
+                inner
+                    .split(',')
+                    .map(|s| s.trim().trim_matches('"').to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for line in role.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("- apiGroups:") {
+            groups = list(rest);
+        } else if let Some(rest) = line.strip_prefix("resources:") {
+            resources = list(rest);
+        } else if let Some(rest) = line.strip_prefix("verbs:") {
+            for group in &groups {
+                for resource in &resources {
+                    for verb in list(rest) {
+                        granted.push((group.clone(), resource.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    granted.sort();
+    let mut needed: Vec<(String, String, String)> = reconfig::kube::prune::READERS
+        .iter()
+        .map(|(group, _, plural, _)| (group.to_string(), plural.to_string(), "list".to_string()))
+        .collect();
+    for plural in ["configmaps", "secrets"] {
+        for verb in ["list", "delete"] {
+            needed.push((String::new(), plural.to_string(), verb.to_string()));
+        }
+    }
+    needed.sort();
+    assert_eq!(granted, needed);
+}
+
+/// Without `--keep`, Helm deletes the old version at the upgrade, and `helm rollback` creates
+/// it again: the README's claim, with both Helms.
+#[test]
+fn without_keep_an_upgrade_deletes_the_old_version_and_rollback_creates_it_again() {
+    for v4 in [false, true] {
+        let helm = Helm::new(v4);
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let chart = tempfile::tempdir().expect("tempdir");
+        app_chart(chart.path());
+        let chart_dir = chart.path().to_str().expect("utf8");
+        let deploy = |verb: &str, level: &str| {
+            let set = format!("level={level}");
+            let mut args = vec![
+                verb,
+                "shop",
+                chart_dir,
+                "-n",
+                "shop",
+                "--no-hooks",
+                "--disable-openapi-validation",
+                "--set",
+                &set,
+            ];
+            args.extend(helm.post_renderer_without_keep());
+            helm.run(&args, Some(&kubeconfig));
+        };
+        deploy("install", "info");
+        let first = mounted(&api);
+        deploy("upgrade", "debug");
+        let second = mounted(&api);
+        assert_eq!(versions(&api), vec![second.clone()], "helm 4: {v4}");
+        helm.run(
+            &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
+            Some(&kubeconfig),
+        );
+        assert_eq!(mounted(&api), first, "helm 4: {v4}");
+        assert_eq!(versions(&api), vec![first.clone()], "helm 4: {v4}");
+    }
+}
