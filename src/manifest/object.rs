@@ -748,16 +748,21 @@ mod tests {
         assert_ne!(keys("'null'"), empty);
     }
 
-    #[test]
-    fn non_string_data_values_are_found() {
-        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  port: 8080\n  x: yes\n  ratio: .5\n  s: '8080'\n  t: 12:30\n  nothing: ~\n  v: 1.2.3\n";
+    /// `non_string_values` of the one object in `text`, as (line, message).
+    fn non_string_findings(text: &str) -> Vec<(usize, String)> {
         let docs = parse_documents(text, Limits::default()).expect("yaml");
         let root = docs[0].as_ref().expect("doc");
         let meta = ObjectMeta::read(root).expect("object");
-        let found: Vec<_> = non_string_values(root, &meta)
+        non_string_values(root, &meta)
             .into_iter()
             .map(|p| (p.pos.line, p.message))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn non_string_data_values_are_found() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  port: 8080\n  x: yes\n  ratio: .5\n  s: '8080'\n  t: 12:30\n  nothing: ~\n  v: 1.2.3\n";
+        let found = non_string_findings(text);
         assert_eq!(found.len(), 3, "{found:?}");
         assert_eq!(found[0].0, 5);
         assert!(
@@ -784,13 +789,7 @@ mod tests {
     fn tags_type_data_values_as_go_yaml_does() {
         // `!!str 8080` is the string the API server stores; `!!int "8080"` a number it refuses.
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  a: !!str 8080\n  b: !!int \"8080\"\n  c: !thing true\n  d: !!bool 'yes'\n";
-        let docs = parse_documents(text, Limits::default()).expect("yaml");
-        let root = docs[0].as_ref().expect("doc");
-        let meta = ObjectMeta::read(root).expect("object");
-        let lines: Vec<_> = non_string_values(root, &meta)
-            .into_iter()
-            .map(|p| p.pos.line)
-            .collect();
+        let lines: Vec<_> = non_string_findings(text).into_iter().map(|f| f.0).collect();
         assert_eq!(lines, vec![6, 8]);
     }
 
@@ -798,13 +797,7 @@ mod tests {
     fn data_keys_yaml_types_are_found() {
         // sigs.k8s.io/yaml stores `on:` as "true" and `0644:` as "420" (tests/tools/yaml-oracle).
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  on: a\n  'off': b\n  0644: c\n  v1.2: d\n";
-        let docs = parse_documents(text, Limits::default()).expect("yaml");
-        let root = docs[0].as_ref().expect("doc");
-        let meta = ObjectMeta::read(root).expect("object");
-        let found: Vec<_> = non_string_values(root, &meta)
-            .into_iter()
-            .map(|p| (p.pos.line, p.message))
-            .collect();
+        let found = non_string_findings(text);
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!((found[0].0, found[1].0), (5, 7));
         assert!(

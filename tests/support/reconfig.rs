@@ -66,8 +66,8 @@ impl Reconfig {
         Self::spawn(command(args))
     }
 
-    /// Starts a prepared [`command`] and waits until it serves.
-    pub fn spawn(mut cmd: Command) -> Reconfig {
+    /// Starts `cmd` with a thread collecting its stderr lines; `addr` is unset.
+    fn launch(mut cmd: Command) -> Reconfig {
         let mut child = cmd.spawn().expect("start reconfig");
         let stderr = child.stderr.take().expect("piped stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -78,13 +78,18 @@ impl Reconfig {
                 sink.lock().expect("lock").push(line);
             }
         });
-        let mut reconfig = Reconfig {
+        Reconfig {
             child,
             addr: "127.0.0.1:0".parse().expect("addr"),
             lines,
             reader: Some(reader),
             status: None,
-        };
+        }
+    }
+
+    /// Starts a prepared [`command`] and waits until it serves.
+    pub fn spawn(cmd: Command) -> Reconfig {
+        let mut reconfig = Self::launch(cmd);
         reconfig.addr = wait_for("reconfig to log its listen address", TIMEOUT, || {
             if let Some(line) = reconfig.lines().iter().find(|l| l.contains(SERVING)) {
                 let addr = line.rsplit(' ').next().unwrap_or_default();
@@ -103,24 +108,8 @@ impl Reconfig {
 
     /// Starts another subcommand (`admit`) and waits for a log line containing `needle`;
     /// `addr` stays unset (the caller reads its addresses from that line).
-    pub fn spawn_until(mut cmd: Command, needle: &str) -> Reconfig {
-        let mut child = cmd.spawn().expect("start reconfig");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("lock").push(line);
-            }
-        });
-        let mut reconfig = Reconfig {
-            child,
-            addr: "127.0.0.1:0".parse().expect("addr"),
-            lines,
-            reader: Some(reader),
-            status: None,
-        };
+    pub fn spawn_until(cmd: Command, needle: &str) -> Reconfig {
+        let mut reconfig = Self::launch(cmd);
         wait_for(&format!("reconfig to log {needle:?}"), TIMEOUT, || {
             if reconfig.count(needle) > 0 {
                 return Ok(());
