@@ -3,7 +3,13 @@
 //! latency percentiles and the webhook's RSS idle and under load.
 //!
 //! cargo build --release && cargo bench --bench admit_bench -- [--concurrency 16] [--seconds 10]
-//!     [--size-kib 64] [--bin target/release/reconfig] [--http1]
+//!     [--rate 2000] [--size-kib 64] [--bin target/release/reconfig] [--http1]
+//!
+//! Without `--rate`, each client sends its next review as soon as the last is answered (a
+//! closed loop: the throughput the webhook can give, at a latency of concurrency/throughput).
+//! With `--rate N`, the clients together send N reviews a second on a fixed schedule, as an
+//! API server does whatever the webhook's speed; a latency counts from when the review was
+//! due, so a webhook that falls behind is charged for the wait (no coordinated omission).
 //!
 //! The client runs on the same machine (on a 2-core machine it takes part of the CPU the
 //! webhook could use); every answer is checked (uid, allowed) so a fast wrong answer counts
@@ -27,6 +33,8 @@ struct Options {
     size_kib: usize,
     bin: PathBuf,
     http1: bool,
+    /// Reviews a second for all clients together; `None`: as fast as answered.
+    rate: Option<f64>,
 }
 
 fn options() -> Options {
@@ -39,6 +47,7 @@ fn options() -> Options {
             "/target/release/reconfig"
         )),
         http1: false,
+        rate: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, without it: then a
@@ -55,6 +64,7 @@ fn options() -> Options {
             "--concurrency" => o.concurrency = next().parse().expect("--concurrency N"),
             "--seconds" => o.seconds = next().parse().expect("--seconds N"),
             "--size-kib" => o.size_kib = next().parse().expect("--size-kib N"),
+            "--rate" => o.rate = Some(next().parse().expect("--rate N")),
             "--bin" => o.bin = PathBuf::from(next()),
             "--http1" => {
                 o.http1 = true;
@@ -161,12 +171,20 @@ fn start(bin: &Path, dir: &Path) -> Server {
     Server { child, addr }
 }
 
+/// When a client sends: as soon as it can, or on a schedule (`first`, then every `every`).
+#[derive(Clone, Copy)]
+enum Pace {
+    Closed,
+    Every { first: Instant, every: Duration },
+}
+
 async fn client(
     addr: String,
     ca: String,
     body: Bytes,
     deadline: Instant,
     http1: bool,
+    pace: Pace,
 ) -> (Vec<u32>, usize) {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
@@ -210,12 +228,24 @@ async fn client(
     };
     let mut latencies = Vec::new();
     let mut failures = 0;
+    let mut due = match pace {
+        Pace::Closed => Instant::now(),
+        Pace::Every { first, .. } => first,
+    };
     while Instant::now() < deadline {
         let request = hyper::Request::post("https://localhost/validate")
             .header("content-type", "application/json")
             .body(Full::new(body.clone()))
             .expect("request");
-        let started = Instant::now();
+        let started = match pace {
+            Pace::Closed => Instant::now(),
+            Pace::Every { every, .. } => {
+                tokio::time::sleep_until(due.into()).await;
+                let started = due;
+                due += every;
+                started
+            }
+        };
         let response = match &mut sender {
             S::H2(s) => s.send_request(request).await,
             S::H1(s) => {
@@ -297,6 +327,7 @@ fn main() {
         body.clone(),
         warm,
         o.http1,
+        Pace::Closed,
     ));
 
     let ticks_before = cpu_ticks(pid);
@@ -304,13 +335,23 @@ fn main() {
     let deadline = started + Duration::from_secs(o.seconds);
     let results = runtime.block_on(async {
         let tasks: Vec<_> = (0..o.concurrency)
-            .map(|_| {
+            .map(|i| {
+                // The clients' schedules interleave evenly (after a moment to connect).
+                let pace = o.rate.map_or(Pace::Closed, |rate| {
+                    let every = Duration::from_secs_f64(o.concurrency as f64 / rate);
+                    let offset = every.mul_f64(i as f64 / o.concurrency as f64);
+                    Pace::Every {
+                        first: started + Duration::from_millis(100) + offset,
+                        every,
+                    }
+                });
                 tokio::spawn(client(
                     server.addr.clone(),
                     cert.cert.pem(),
                     body.clone(),
                     deadline,
                     o.http1,
+                    pace,
                 ))
             })
             .collect();
@@ -331,10 +372,12 @@ fn main() {
     latencies.sort_unstable();
     let hz = 100.0;
     println!(
-        "reconfig admit: {} KiB YAML ConfigMap against a schema, concurrency {}, {}, {:.1} s",
+        "reconfig admit: {} KiB YAML ConfigMap against a schema, concurrency {}, {}, {}, {:.1} s",
         yaml.len() / 1024,
         o.concurrency,
         if o.http1 { "HTTP/1.1" } else { "HTTP/2" },
+        o.rate
+            .map_or("closed loop".to_string(), |r| format!("sent at {r:.0}/s")),
         elapsed
     );
     println!(

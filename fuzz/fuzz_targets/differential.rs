@@ -1,5 +1,6 @@
 //! Two differential checks on any input:
 //! - the fast path and the full parser build the same tree whenever the fast path accepts;
+//! - the schema check's direct YAML-to-JSON read gives what the tree gives;
 //! - whatever reconfig accepts, libyaml (through `yaml_serde`) accepts too, to the same data.
 //!
 //! The data comparison is of JSON views, and skips what libyaml (through serde) reads unlike
@@ -11,7 +12,7 @@
 use libfuzzer_sys::fuzz_target;
 use reconfig::manifest::node::Limits;
 use reconfig::manifest::parse::{compare_parsers, parse_documents};
-use reconfig::validate::to_json;
+use reconfig::validate::{to_json, yaml_to_json_fast};
 use serde_json::Value as Json;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,6 +29,9 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|d| d.as_ref().map_or(Json::Null, to_json))
         .collect();
+    if let Some(direct) = yaml_to_json_fast(text) {
+        assert_eq!(direct, ours, "the direct JSON read differs from the tree's\n{text}");
+    }
     // Merge keys: reconfig resolves them as go-yaml (Helm, kubectl) does; serde's libyaml
     // reading keeps a `<<` key. Tags: reconfig reads `!!binary` as go-yaml does.
     // A byte order mark: go-yaml reads past it as Helm does; serde's libyaml reading refuses it.

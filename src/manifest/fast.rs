@@ -15,14 +15,88 @@
 //! `parse` decides which parser a document gets.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use saphyr_parser::ScalarStyle;
 
 use super::node::{Limits, Node, Pos, Style, Value};
 
+/// What the fast path makes of what it reads: the tree ([`Tree`]), or the same data in
+/// another form. A schema check builds JSON directly ([`crate::validate`]): the tree it would
+/// otherwise build first only serves to name an error's line, and costs as much as the read.
+pub trait Build<'a> {
+    type Node;
+    /// A scalar; `key` when it is a mapping key (whose text a builder may want unresolved).
+    fn scalar(
+        text: Cow<'a, str>,
+        style: ScalarStyle,
+        key: bool,
+        start: Pos,
+        end: Pos,
+    ) -> Self::Node;
+    fn mapping(
+        entries: Vec<(Self::Node, Self::Node)>,
+        style: Style,
+        start: Pos,
+        end: Pos,
+    ) -> Self::Node;
+    fn sequence(items: Vec<Self::Node>, style: Style, start: Pos, end: Pos) -> Self::Node;
+    /// A scalar's text, for the validation-only mode's `kind` ([`check`]).
+    fn as_str(node: &Self::Node) -> Option<&str>;
+    /// Whether a mapping in `node` has a key twice, for the validation-only mode.
+    fn has_duplicate_keys(node: &Self::Node) -> bool;
+}
+
+/// Builds the tree every reader shares.
+pub struct Tree;
+
+impl<'a> Build<'a> for Tree {
+    type Node = Node<'a>;
+
+    fn scalar(text: Cow<'a, str>, style: ScalarStyle, _: bool, start: Pos, end: Pos) -> Node<'a> {
+        Node {
+            value: Value::Scalar(text, style),
+            start,
+            end,
+            aliased: false,
+        }
+    }
+
+    fn mapping(entries: Vec<(Node<'a>, Node<'a>)>, style: Style, start: Pos, end: Pos) -> Node<'a> {
+        Node {
+            value: Value::Mapping(entries, style),
+            start,
+            end,
+            aliased: false,
+        }
+    }
+
+    fn sequence(items: Vec<Node<'a>>, style: Style, start: Pos, end: Pos) -> Node<'a> {
+        Node {
+            value: Value::Sequence(items, style),
+            start,
+            end,
+            aliased: false,
+        }
+    }
+
+    fn as_str<'n>(node: &'n Node<'a>) -> Option<&'n str> {
+        node.as_str()
+    }
+
+    fn has_duplicate_keys(node: &Node<'a>) -> bool {
+        !node.duplicate_keys().is_empty()
+    }
+}
+
 /// Parses `text` as one document, or declines with `None`.
 pub fn parse(text: &str, limits: Limits) -> Option<Vec<Option<Node<'_>>>> {
-    run(text, limits, false).map(|(docs, _)| docs)
+    parse_with::<Tree>(text, limits)
+}
+
+/// [`parse`], building with `B`.
+pub fn parse_with<'a, B: Build<'a>>(text: &'a str, limits: Limits) -> Option<Vec<Option<B::Node>>> {
+    run::<B>(text, limits, false).map(|(docs, _)| docs)
 }
 
 /// Proves `text` one valid document without building its tree, or declines with `None`.
@@ -32,22 +106,22 @@ pub fn parse(text: &str, limits: Limits) -> Option<Vec<Option<Node<'_>>>> {
 /// the top-level `kind` (`None` when there is none or it is not a scalar), so a caller can
 /// tell a document no reader needs from one it must parse in full.
 pub fn check(text: &str, limits: Limits) -> Option<Option<String>> {
-    let (docs, kind) = run(text, limits, true)?;
+    let (docs, kind) = run::<Tree>(text, limits, true)?;
     match docs.first() {
         Some(Some(root)) if root.entries().is_some() => Some(kind),
         _ => None,
     }
 }
 
-type Run<'a> = (Vec<Option<Node<'a>>>, Option<String>);
+type Run<N> = (Vec<Option<N>>, Option<String>);
 
-fn run(text: &str, limits: Limits, check_only: bool) -> Option<Run<'_>> {
+fn run<'a, B: Build<'a>>(text: &'a str, limits: Limits, check_only: bool) -> Option<Run<B::Node>> {
     // Two single-character searches (memchr) rather than one over a set of characters,
     // which decodes every character: this runs on every document.
     if text.as_bytes().contains(&b'\r') || text.contains('\u{feff}') {
         return None;
     }
-    let mut p = Parser {
+    let mut p = Parser::<B> {
         text,
         lines: lines(text),
         i: 0,
@@ -57,6 +131,7 @@ fn run(text: &str, limits: Limits, check_only: bool) -> Option<Run<'_>> {
         check_only,
         keys: Vec::new(),
         kind: None,
+        build: PhantomData,
     };
     p.prelude()?;
     if p.i >= p.lines.len() {
@@ -116,7 +191,7 @@ fn lines(text: &str) -> Vec<Line> {
     out
 }
 
-struct Parser<'a> {
+struct Parser<'a, B> {
     text: &'a str,
     lines: Vec<Line>,
     /// The current line.
@@ -130,6 +205,21 @@ struct Parser<'a> {
     keys: Vec<Cow<'a, str>>,
     /// In `check_only` mode, the root mapping's `kind`.
     kind: Option<String>,
+    build: PhantomData<B>,
+}
+
+/// A scalar read, before it becomes a node.
+struct Scalar<'a> {
+    text: Cow<'a, str>,
+    style: ScalarStyle,
+    start: Pos,
+    end: Pos,
+}
+
+impl<'a> Scalar<'a> {
+    fn build<B: Build<'a>>(self, key: bool) -> B::Node {
+        B::scalar(self.text, self.style, key, self.start, self.end)
+    }
 }
 
 fn is_indicator(c: u8) -> bool {
@@ -161,7 +251,7 @@ fn is_key_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'-')
 }
 
-impl<'a> Parser<'a> {
+impl<'a, B: Build<'a>> Parser<'a, B> {
     fn pos(&self, line: &Line, offset: usize) -> Pos {
         let column = if line.ascii {
             offset - line.start + 1
@@ -246,7 +336,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A block mapping or sequence whose first entry starts at byte `at`, column `col` (0-based).
-    fn block(&mut self, col: usize, at: usize) -> Option<Node<'a>> {
+    fn block(&mut self, col: usize, at: usize) -> Option<B::Node> {
         let line = self.lines[self.i];
         self.printable(&line)?;
         let bytes = self.text.as_bytes();
@@ -259,7 +349,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn mapping(&mut self, col: usize, first_at: usize) -> Option<Node<'a>> {
+    fn mapping(&mut self, col: usize, first_at: usize) -> Option<B::Node> {
         self.enter()?;
         let mut entries = Vec::new();
         let mut at = first_at;
@@ -271,9 +361,7 @@ impl<'a> Parser<'a> {
             let (key, after_colon) = self.key(&line, at)?;
             let key_end = key.end;
             if self.check_only {
-                let Value::Scalar(name, _) = key.value else {
-                    return None;
-                };
+                let name = key.text;
                 // A key written twice needs the tree for its doubt: decline.
                 if self.keys[keys_base..].contains(&name) {
                     return None;
@@ -282,10 +370,11 @@ impl<'a> Parser<'a> {
                 self.keys.push(name);
                 let value = self.value(&line, after_colon, col, key_end)?;
                 if is_kind {
-                    self.kind = value.as_str().map(str::to_string);
+                    self.kind = B::as_str(&value).map(str::to_string);
                 }
                 self.count()?;
             } else {
+                let key = key.build::<B>(true);
                 let value = self.value(&line, after_colon, col, key_end)?;
                 self.count()?;
                 entries.push((key, value));
@@ -308,12 +397,7 @@ impl<'a> Parser<'a> {
         self.keys.truncate(keys_base);
         self.depth -= 1;
         self.count()?;
-        Some(Node {
-            value: Value::Mapping(entries, Style::Block),
-            start,
-            end: start,
-            aliased: false,
-        })
+        Some(B::mapping(entries, Style::Block, start, start))
     }
 
     fn dash_at(&self, line: &Line, at: usize) -> bool {
@@ -321,7 +405,7 @@ impl<'a> Parser<'a> {
         bytes.get(at) == Some(&b'-') && (at + 1 == line.end || bytes.get(at + 1) == Some(&b' '))
     }
 
-    fn sequence(&mut self, col: usize, first_at: usize) -> Option<Node<'a>> {
+    fn sequence(&mut self, col: usize, first_at: usize) -> Option<B::Node> {
         self.enter()?;
         let mut items = Vec::new();
         let mut at = first_at;
@@ -374,35 +458,27 @@ impl<'a> Parser<'a> {
         }
         self.depth -= 1;
         self.count()?;
-        Some(Node {
-            value: Value::Sequence(items, Style::Block),
-            start,
-            end: start,
-            aliased: false,
-        })
+        Some(B::sequence(items, Style::Block, start, start))
     }
 
     /// A `key:` at `at`: the key node and the offset just past the colon.
-    fn key(&self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
+    fn key(&self, line: &Line, at: usize) -> Option<(Scalar<'a>, usize)> {
         let bytes = self.text.as_bytes();
         let (key, end) = match bytes.get(at)? {
-            b'"' | b'\'' => {
-                let (node, end) = self.quoted(line, at)?;
-                (node, end)
-            }
+            b'"' | b'\'' => self.quoted(line, at)?,
             &c if is_key_char(c) && c != b'-' => {
                 let len = bytes[at..line.end]
                     .iter()
                     .take_while(|&&b| is_key_char(b))
                     .count();
                 let end = at + len;
-                let node = Node {
-                    value: Value::Scalar(Cow::Borrowed(&self.text[at..end]), ScalarStyle::Plain),
+                let key = Scalar {
+                    text: Cow::Borrowed(&self.text[at..end]),
+                    style: ScalarStyle::Plain,
                     start: self.pos(line, at),
                     end: self.pos(line, end),
-                    aliased: false,
                 };
-                (node, end)
+                (key, end)
             }
             _ => return None,
         };
@@ -424,7 +500,7 @@ impl<'a> Parser<'a> {
         after_colon: usize,
         indent: usize,
         key_end: Pos,
-    ) -> Option<Node<'a>> {
+    ) -> Option<B::Node> {
         let bytes = self.text.as_bytes();
         let rest = &bytes[after_colon..line.end];
         let spaces = rest.iter().take_while(|&&b| b == b' ').count();
@@ -443,12 +519,13 @@ impl<'a> Parser<'a> {
                     return self.sequence(indent, next.start + indent);
                 }
             }
-            return Some(Node {
-                value: Value::Scalar(Cow::Borrowed(""), ScalarStyle::Plain),
-                start: key_end,
-                end: key_end,
-                aliased: false,
-            });
+            return Some(B::scalar(
+                Cow::Borrowed(""),
+                ScalarStyle::Plain,
+                false,
+                key_end,
+                key_end,
+            ));
         }
         if bytes[at] == b'|' {
             return self.literal(line, at, indent);
@@ -459,12 +536,18 @@ impl<'a> Parser<'a> {
     }
 
     /// A scalar or flow collection that ends on this line.
-    fn inline(&mut self, line: &Line, at: usize) -> Option<Node<'a>> {
+    fn inline(&mut self, line: &Line, at: usize) -> Option<B::Node> {
         let bytes = self.text.as_bytes();
         let (node, end) = match bytes[at] {
-            b'"' | b'\'' => self.quoted(line, at)?,
+            b'"' | b'\'' => {
+                let (scalar, end) = self.quoted(line, at)?;
+                (scalar.build::<B>(false), end)
+            }
             b'{' | b'[' => self.flow(line, at)?,
-            _ => self.plain(line, at)?,
+            _ => {
+                let (scalar, end) = self.plain(line, at)?;
+                (scalar.build::<B>(false), end)
+            }
         };
         self.count()?;
         let rest = &bytes[end..line.end];
@@ -480,7 +563,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A plain scalar running to the end of the line or a comment.
-    fn plain(&self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
+    fn plain(&self, line: &Line, at: usize) -> Option<(Scalar<'a>, usize)> {
         let bytes = self.text.as_bytes();
         let first = bytes[at];
         if is_indicator(first) {
@@ -492,31 +575,37 @@ impl<'a> Parser<'a> {
             }
         }
         let rest = &self.text[at..line.end];
-        let cut = rest
-            .find(" #")
-            .into_iter()
-            .chain(rest.find("\t#"))
-            .min()
-            .unwrap_or(rest.len());
+        // One pass finds where a comment cuts the value (` #`) and whether a `: ` comes
+        // before it (a mapping the fast path does not read); substring searches here took a
+        // tenth of a schema check's time.
+        let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        let mut cut = rest.len();
+        let mut colon_blank = false;
+        for (i, &b) in rest.as_bytes().iter().enumerate() {
+            if b == b'#' && i > 0 && blank(rest.as_bytes().get(i - 1)) {
+                cut = i - 1;
+                break;
+            }
+            colon_blank |= b == b':' && blank(rest.as_bytes().get(i + 1));
+        }
         let value = rest[..cut].trim_end_matches([' ', '\t']);
-        if value.is_empty() || value.contains(": ") || value.contains(":\t") || value.ends_with(':')
-        {
+        if value.is_empty() || colon_blank || value.ends_with(':') {
             return None;
         }
         let end = at + value.len();
         Some((
-            Node {
-                value: Value::Scalar(Cow::Borrowed(value), ScalarStyle::Plain),
+            Scalar {
+                text: Cow::Borrowed(value),
+                style: ScalarStyle::Plain,
                 start: self.pos(line, at),
                 end: self.pos(line, end),
-                aliased: false,
             },
             end,
         ))
     }
 
     /// A single- or double-quoted scalar closed on this line: the node and the offset past its quote.
-    fn quoted(&self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
+    fn quoted(&self, line: &Line, at: usize) -> Option<(Scalar<'a>, usize)> {
         let bytes = self.text.as_bytes();
         let quote = bytes[at];
         let body_start = at + 1;
@@ -546,11 +635,11 @@ impl<'a> Parser<'a> {
                     ScalarStyle::SingleQuoted
                 };
                 return Some((
-                    Node {
-                        value: Value::Scalar(value, style),
+                    Scalar {
+                        text: value,
+                        style,
                         start: self.pos(line, at),
                         end: self.pos(line, i + 1),
-                        aliased: false,
                     },
                     i + 1,
                 ));
@@ -570,7 +659,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A flow collection that closes on this line, without trailing commas or implicit keys.
-    fn flow(&mut self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
+    fn flow(&mut self, line: &Line, at: usize) -> Option<(B::Node, usize)> {
         self.enter()?;
         let bytes = self.text.as_bytes();
         let open = bytes[at];
@@ -589,7 +678,7 @@ impl<'a> Parser<'a> {
                 if i >= line.end {
                     return None;
                 }
-                let (item, end) = self.flow_item(line, i)?;
+                let (item, end) = self.flow_item(line, i, open == b'{')?;
                 i = skip(end);
                 if open == b'{' {
                     if bytes.get(i) != Some(&b':') || bytes.get(i + 1) != Some(&b' ') {
@@ -599,7 +688,7 @@ impl<'a> Parser<'a> {
                     if i >= line.end {
                         return None;
                     }
-                    let (value, end) = self.flow_item(line, i)?;
+                    let (value, end) = self.flow_item(line, i, false)?;
                     i = skip(end);
                     entries.push((item, value));
                 } else {
@@ -621,31 +710,26 @@ impl<'a> Parser<'a> {
         self.depth -= 1;
         let start = self.pos(line, at);
         let end = self.pos(line, i);
-        let value = if open == b'{' {
-            Value::Mapping(entries, Style::Flow)
+        let node = if open == b'{' {
+            B::mapping(entries, Style::Flow, start, end)
         } else {
-            Value::Sequence(items, Style::Flow)
-        };
-        let node = Node {
-            value,
-            start,
-            end,
-            aliased: false,
+            B::sequence(items, Style::Flow, start, end)
         };
         // One line's worth of nodes: kept in `check_only` mode too, for the duplicate check.
-        if self.check_only && !node.duplicate_keys().is_empty() {
+        if self.check_only && B::has_duplicate_keys(&node) {
             return None;
         }
         Some((node, i + 1))
     }
 
-    fn flow_item(&mut self, line: &Line, at: usize) -> Option<(Node<'a>, usize)> {
+    /// One item of a flow collection; `key` when it is a flow mapping's key.
+    fn flow_item(&mut self, line: &Line, at: usize, key: bool) -> Option<(B::Node, usize)> {
         let bytes = self.text.as_bytes();
         match bytes[at] {
             b'"' | b'\'' => {
-                let (node, end) = self.quoted(line, at)?;
+                let (scalar, end) = self.quoted(line, at)?;
                 self.count()?;
-                Some((node, end))
+                Some((scalar.build::<B>(key), end))
             }
             b'{' | b'[' => self.flow(line, at),
             c if is_indicator(c)
@@ -673,13 +757,15 @@ impl<'a> Parser<'a> {
                 }
                 let end = at + value.len();
                 self.count()?;
+                let (start, end_pos) = (self.pos(line, at), self.pos(line, end));
                 Some((
-                    Node {
-                        value: Value::Scalar(Cow::Borrowed(value), ScalarStyle::Plain),
-                        start: self.pos(line, at),
-                        end: self.pos(line, end),
-                        aliased: false,
-                    },
+                    B::scalar(
+                        Cow::Borrowed(value),
+                        ScalarStyle::Plain,
+                        key,
+                        start,
+                        end_pos,
+                    ),
                     end,
                 ))
             }
@@ -687,7 +773,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A literal block scalar (`|`, `|-`, `|+`) whose header is at `at`; `parent` is the mapping's column.
-    fn literal(&mut self, line: &Line, at: usize, parent: usize) -> Option<Node<'a>> {
+    fn literal(&mut self, line: &Line, at: usize, parent: usize) -> Option<B::Node> {
         let bytes = self.text.as_bytes();
         let mut h = at + 1;
         let chomp = match bytes.get(h) {
@@ -755,12 +841,13 @@ impl<'a> Parser<'a> {
         }
         self.count()?;
         let start = self.pos(&first, first.start + indent);
-        Some(Node {
-            value: Value::Scalar(Cow::Owned(value), ScalarStyle::Literal),
+        Some(B::scalar(
+            Cow::Owned(value),
+            ScalarStyle::Literal,
+            false,
             start,
-            end: start,
-            aliased: false,
-        })
+            start,
+        ))
     }
 }
 

@@ -26,6 +26,18 @@ pub fn parse_documents<'a>(
     }
 }
 
+pub use fast::Build;
+
+/// The fast path alone, building with `B` (for a reader that wants the data, not the tree):
+/// `None` when it declines the text, which then takes [`parse_documents`] (whose errors name
+/// a line). Accepts exactly what `parse_documents` reads on the fast path, to the same data.
+pub fn parse_fast<'a, B: Build<'a>>(text: &'a str, limits: Limits) -> Option<Vec<Option<B::Node>>> {
+    if unprintable(text).is_some() {
+        return None;
+    }
+    fast::parse_with::<B>(text, limits)
+}
+
 /// YAML streams hold only printable characters (YAML 1.2 `c-printable`: tab, line breaks,
 /// U+0020–U+007E, U+0085, U+00A0–U+D7FF, U+E000–U+FFFD, U+10000 and up). go-yaml, which Helm
 /// and kubectl read with, and libyaml refuse the rest anywhere, comments included; so does

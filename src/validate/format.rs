@@ -3,14 +3,15 @@
 //! A syntax error is reported with its line and column; YAML keeps its tree so
 //! a schema error can be reported at the line of the offending node.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use saphyr_parser::ScalarStyle;
 use serde_json::Value as Json;
 
 use super::invalid::Invalid;
-use crate::manifest::node::{Limits, Node, Value};
-use crate::manifest::parse::parse_documents;
+use crate::manifest::node::{Limits, Node, Pos, Style, Value};
+use crate::manifest::parse::{parse_documents, parse_fast, Build};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -131,6 +132,56 @@ pub fn to_json(node: &Node<'_>) -> Json {
     }
 }
 
+/// Reads a YAML text straight to JSON (one entry per document, `Null` for an empty one) when
+/// the manifest reader's fast path accepts it, skipping the tree: `None` otherwise. Gives
+/// exactly what [`to_json`] gives of [`parse`]'s tree (tested below).
+pub fn yaml_to_json_fast(text: &str) -> Option<Vec<Json>> {
+    let docs = parse_fast::<JsonBuild>(text, Limits::default())?;
+    Some(docs.into_iter().map(|d| d.unwrap_or(Json::Null)).collect())
+}
+
+/// Builds what [`to_json`] makes of a tree, as the fast path reads.
+struct JsonBuild;
+
+impl<'a> Build<'a> for JsonBuild {
+    type Node = Json;
+
+    fn scalar(text: Cow<'a, str>, style: ScalarStyle, key: bool, _: Pos, _: Pos) -> Json {
+        // A key stays its text, as `to_json` takes a scalar key's text.
+        if style == ScalarStyle::Plain && !key {
+            plain_scalar(&text)
+        } else {
+            Json::String(text.into_owned())
+        }
+    }
+
+    fn mapping(entries: Vec<(Json, Json)>, _: Style, _: Pos, _: Pos) -> Json {
+        // Inserted one by one (the last of a key written twice wins, as in `to_json`):
+        // collecting sorts a copy first, which costs more on the small mappings configs hold.
+        let mut map = serde_json::Map::new();
+        for (k, v) in entries {
+            let key = match k {
+                Json::String(s) => s,
+                other => other.to_string(),
+            };
+            map.insert(key, v);
+        }
+        Json::Object(map)
+    }
+
+    fn sequence(items: Vec<Json>, _: Style, _: Pos, _: Pos) -> Json {
+        Json::Array(items)
+    }
+
+    fn as_str(node: &Json) -> Option<&str> {
+        node.as_str()
+    }
+
+    fn has_duplicate_keys(_: &Json) -> bool {
+        false
+    }
+}
+
 fn plain_scalar(s: &str) -> Json {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Json::Null,
@@ -177,6 +228,51 @@ mod tests {
         assert_eq!(Format::of("x.toml"), Some(Format::Toml));
         assert_eq!(Format::of("nginx.conf"), None);
         assert_eq!(Format::of("Makefile"), None);
+    }
+
+    /// The direct read gives what the tree gives, wherever the fast path reads: the tricky
+    /// keys (kept as text, never typed), scalars, flow keys, duplicates, and every fixture.
+    #[test]
+    fn direct_json_agrees_with_the_tree() {
+        let agrees = |text: &str| -> bool {
+            let Some(direct) = yaml_to_json_fast(text) else {
+                return false;
+            };
+            let tree: Vec<Json> = parse_documents(text, Limits::default())
+                .expect("the fast path read it")
+                .iter()
+                .map(|d| d.as_ref().map_or(Json::Null, to_json))
+                .collect();
+            assert_eq!(direct, tree, "{text}");
+            true
+        };
+        for text in [
+            "1: b\n0x1F: c\n1e3: e\n'': f\ntrue: g\nnull: h\nx: ~\ny:\nz: 0o17\n'~': i\n",
+            "a: {1: x, ~: y, 'q': z, +1: n, 1e3: w, 0x1F: v}\nb: [1, -2, 1.5, true, ~, '', \"s\"]\n",
+            "a: 1\na: 2\nb: {c: 1, c: 2}\n",
+            "d: |\n  literal\n  text\ne: |-\n  x\nf: \"esc \\u00e9\"\ng: 'it''s'\n",
+            "- a\n- b: 1\n  c: [x]\n- 3\n",
+            "---\n",
+            "",
+            "a: 1 # comment\nb: x #y\nc: 'q' # z\n",
+        ] {
+            assert!(agrees(text), "the fast path should read {text:?}");
+        }
+        let mut read = 0;
+        let mut dirs = vec![std::path::PathBuf::from("tests/fixtures")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("fixtures") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if let Ok(text) = std::fs::read_to_string(&path) {
+                    for doc in text.split("\n---") {
+                        read += usize::from(agrees(doc));
+                    }
+                }
+            }
+        }
+        assert!(read > 40, "only {read} fixture documents read directly");
     }
 
     #[test]
