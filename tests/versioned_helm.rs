@@ -95,23 +95,6 @@ impl Helm {
         String::from_utf8(out.stdout).expect("utf8")
     }
 
-    /// Runs helm, asserts failure, returns stderr.
-    fn fails(&self, args: &[&str], kubeconfig: &Path) -> String {
-        let home = self.home.path();
-        let mut cmd = Command::new(&self.exe);
-        cmd.current_dir(root())
-            .env("HELM_DATA_HOME", home.join("data"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("KUBECONFIG", kubeconfig)
-            .env_remove("HELM_PLUGINS")
-            .env_remove("HELM_DEBUG");
-        support::cli::clear_env(&mut cmd);
-        let out = cmd.args(args).output().expect("run helm");
-        assert!(!out.status.success(), "helm {} succeeded", args.join(" "));
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
     /// Post-rendering with `reconfig inject --versioned --keep`.
     fn post_renderer(&self) -> Vec<&'static str> {
         let mut args = self.post_renderer_without_keep();
@@ -132,6 +115,12 @@ impl Helm {
         args
     }
 }
+
+/// Reading the cluster at render time, and carrying the versions still in use.
+const CARRY: [&str; 2] = [
+    "--post-renderer-args=--lookup",
+    "--post-renderer-args=--carry",
+];
 
 fn write(dir: &Path, path: &str, text: &str) {
     let path = dir.join(path);
@@ -204,12 +193,14 @@ fn replica_set_for(api: &FakeApi, name: &str) {
     }));
 }
 
-/// Install, upgrade twice, then back to the first revision: `helm rollback` refuses (a Helm
-/// bug with kept objects, asserted so that a Helm that fixes it shows up here), and an upgrade
-/// to the first revision's values names the first version again, which still exists
-/// (`--keep`). `reconfig prune --keep-last 1` then leaves only the versions a ReplicaSet names.
+/// Install (v1), upgrade with a changed value (v2), `helm rollback` to revision 1: it succeeds,
+/// because `--carry` keeps the version a ReplicaSet still names in the release (so Helm's
+/// current manifest holds it: helm/helm#8228, #13462), and the pod template names v1 again,
+/// which exists (`--keep`). A second upgrade after the rollback works too (it adopts the kept
+/// v2, which a ReplicaSet names). `reconfig prune --keep-last 1` then leaves only the versions
+/// a ReplicaSet names.
 #[test]
-fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
+fn rollback_succeeds_with_carried_versions_and_prune_leaves_what_replica_sets_use() {
     for v4 in [false, true] {
         let helm = Helm::new(v4);
         let api = FakeApi::start();
@@ -231,7 +222,14 @@ fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
             let set = format!("level={level}");
             args.push(&set);
             args.extend(helm.post_renderer());
+            args.extend(CARRY);
             helm.run(&args, Some(&kubeconfig));
+        };
+        let manifest = || {
+            helm.run(
+                &["get", "manifest", "shop", "-n", "shop"],
+                Some(&kubeconfig),
+            )
         };
 
         deploy("install", "info");
@@ -244,15 +242,15 @@ fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
         let second = mounted(&api);
         assert_ne!(second, first);
         replica_set_for(&api, "shop-web-2");
-        deploy("upgrade", "warn");
-        let third = mounted(&api);
-        replica_set_for(&api, "shop-web-3");
-        let mut all = vec![first.clone(), second.clone(), third.clone()];
-        all.sort();
-        assert_eq!(
-            versions(&api),
-            all,
-            "--keep kept every version (helm 4: {v4})"
+        let mut both = vec![first.clone(), second.clone()];
+        both.sort();
+        assert_eq!(versions(&api), both, "--keep kept v1 (helm 4: {v4})");
+        // Revision 2 holds v1 too: ReplicaSet shop-web-1 names it.
+        let release = manifest();
+        assert!(
+            release.contains(&format!("name: {first}"))
+                && release.contains(&format!("name: {second}")),
+            "helm 4: {v4}: {release}"
         );
         let version = &api
             .objects("ConfigMap")
@@ -260,53 +258,44 @@ fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
             .find(|c| c["metadata"]["name"] == first.as_str())
             .expect("first");
         assert_eq!(version["immutable"], true);
+        assert_eq!(version["data"]["level"], "info");
         assert_eq!(
             version["metadata"]["annotations"]["helm.sh/resource-policy"],
             "keep"
         );
 
-        // `helm rollback` refuses an object that exists but is not in the current release,
-        // which is what a kept version is (helm/helm#8228, #13462; Helm 3.17 and 4.1 alike).
-        let refused = helm.fails(
+        helm.run(
             &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
-            &kubeconfig,
-        );
-        assert!(
-            refused.contains(&format!("ConfigMap with the name \"{first}\"")),
-            "helm 4: {v4}: {refused}"
-        );
-        assert_eq!(mounted(&api), third, "the failed rollback changed nothing");
-        // What works: an upgrade to the first revision's values, which adopts the kept version.
-        let values = helm.run(
-            &[
-                "get",
-                "values",
-                "shop",
-                "--revision",
-                "1",
-                "-n",
-                "shop",
-                "-o",
-                "yaml",
-            ],
             Some(&kubeconfig),
         );
-        assert_eq!(values.trim(), "level: info", "helm 4: {v4}");
-        deploy("upgrade", "info");
         assert_eq!(
             mounted(&api),
             first,
-            "the pod template names the first version again (helm 4: {v4})"
+            "the pod template names v1 again (helm 4: {v4})"
         );
-        assert!(versions(&api).contains(&first), "and it exists");
+        assert_eq!(versions(&api), both, "v1 exists, v2 is kept (helm 4: {v4})");
+
+        // A second upgrade after the rollback: the render carries v1 and v2 (both named by a
+        // ReplicaSet); v2 is not in the rolled-back release, and Helm adopts it.
+        deploy("upgrade", "warn");
+        let third = mounted(&api);
+        assert!(third != first && third != second, "helm 4: {v4}: {third}");
+        replica_set_for(&api, "shop-web-3");
+        let release = manifest();
+        for name in [&first, &second, &third] {
+            assert!(
+                release.contains(&format!("name: {name}")),
+                "{name} in (helm 4: {v4}):\n{release}"
+            );
+        }
+        let history = helm.run(&["history", "shop", "-n", "shop"], Some(&kubeconfig));
+        assert_eq!(
+            history.matches("deployed").count() + history.matches("superseded").count(),
+            4,
+            "helm 4: {v4}: {history}"
+        );
 
         // The Deployment keeps its last ReplicaSets (revisionHistoryLimit): the second is gone.
-        let rs2 = api
-            .objects("ReplicaSet")
-            .into_iter()
-            .find(|r| r["metadata"]["name"] == "shop-web-2")
-            .expect("rs 2");
-        assert!(rs2["spec"]["template"].is_object());
         let dir = tempfile::tempdir().expect("tempdir");
         let prune_kubeconfig = api.kubeconfig(dir.path(), "shop");
         api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -325,6 +314,13 @@ fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
             "helm 4: {v4}: {}",
             String::from_utf8_lossy(&out.get_output().stdout)
         );
+        // And Helm goes on: an upgrade after the prune no longer carries the pruned v2.
+        deploy("upgrade", "error");
+        let fourth = mounted(&api);
+        let release = manifest();
+        assert!(!release.contains(&second), "helm 4: {v4}: {release}");
+        assert!(release.contains(&format!("name: {first}")), "helm 4: {v4}");
+        assert!(versions(&api).contains(&fourth));
     }
 }
 

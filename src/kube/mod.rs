@@ -7,6 +7,7 @@
 //! The API is optional (cargo feature `kube`): nothing else in the crate depends on it, and the
 //! command line wires it in.
 
+pub mod carry;
 pub mod client;
 pub mod live;
 pub mod prune;

@@ -83,6 +83,8 @@ impl Versioning {
 pub struct Renamed {
     /// The object as the stream has it.
     pub id: ObjectId,
+    /// The name it is versioned from (its label `reconfig/versioned-from`).
+    pub from: String,
     pub new_name: String,
     /// Its full data checksum.
     pub checksum: String,
@@ -217,6 +219,7 @@ pub fn plan(
                     }
                     out.renamed.push(Renamed {
                         references: found.sites.len(),
+                        from: object.logical_name().to_string(),
                         id,
                         new_name,
                         checksum,
@@ -333,7 +336,7 @@ fn rename(
 }
 
 /// Argo CD's comma-separated sync options with `Prune=false` in place of any `Prune=…`.
-fn with_prune_false(existing: Option<&str>) -> String {
+pub fn with_prune_false(existing: Option<&str>) -> String {
     let mut options: Vec<&str> = existing
         .unwrap_or("")
         .split(',')
