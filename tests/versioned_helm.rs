@@ -456,3 +456,235 @@ fn without_keep_an_upgrade_deletes_the_old_version_and_rollback_creates_it_again
         assert_eq!(versions(&api), vec![first.clone()], "helm 4: {v4}");
     }
 }
+
+/// A render with a versioned ConfigMap `app` (its `level`) and Secret `creds` (its password),
+/// used by Deployment `web`; no namespace, as a chart writes it.
+fn carry_render(level: &str, password_b64: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  level: {level}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ndata:\n  password: {password_b64}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: nginx\n          envFrom: [{{secretRef: {{name: creds}}}}]\n      volumes:\n        - name: config\n          configMap: {{name: app}}\n"
+    )
+}
+
+/// The versioned name `inject --versioned` gives `base` in `render`.
+fn versioned_name(render: &str, base: &str) -> String {
+    let out = support::cli::run(&["inject", "--versioned"], render);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let prefix = format!("name: {base}-");
+    out.stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&prefix))
+        .map(|hash| format!("{base}-{hash}"))
+        .unwrap_or_else(|| panic!("no {prefix} in:\n{}", out.stdout))
+}
+
+/// A live version as Helm leaves it: owner annotations, kubectl's, and the server's fields.
+fn live_version(kind: &str, name: &str, from: &str, data: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": kind,
+        "metadata": {"name": name, "namespace": "shop",
+                     "labels": {"reconfig/versioned-from": from, "app.kubernetes.io/managed-by": "Helm"},
+                     "annotations": {"meta.helm.sh/release-name": "shop",
+                                     "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                                     "helm.sh/resource-policy": "keep"}},
+        "immutable": true,
+        "data": data,
+    })
+}
+
+fn run_inject(
+    kubeconfig: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> support::cli::Run {
+    let mut cmd = support::cli::reconfig();
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("HELM_NAMESPACE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .write_stdin(stdin)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("run reconfig");
+    support::cli::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `--carry` without Helm: exactly the versions a ReplicaSet names that the render lacks, as
+/// plain documents after the render, sorted by name; a Secret's value in the stream and never
+/// in the log; the namespace from HELM_NAMESPACE when neither the render nor `--namespace`
+/// names one; running it again on its own output changes nothing.
+#[test]
+fn carry_appends_the_used_versions_once_and_never_logs_a_secret_value() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The kubeconfig's namespace is not the one the objects live in: HELM_NAMESPACE wins.
+    let kubeconfig = api.kubeconfig(dir.path(), "elsewhere");
+    let (old_pw, new_pw) = ("MGxkLXBhNTU=", "bjN3LXBhNTU="); // 0ld-pa55, n3w-pa55
+    let old = carry_render("info", old_pw);
+    let new = carry_render("debug", new_pw);
+    let (app_old, creds_old) = (versioned_name(&old, "app"), versioned_name(&old, "creds"));
+    let (app_new, creds_new) = (versioned_name(&new, "app"), versioned_name(&new, "creds"));
+    api.put(live_version(
+        "ConfigMap",
+        &app_old,
+        "app",
+        json!({"level": "info"}),
+    ));
+    api.put(live_version(
+        "Secret",
+        &creds_old,
+        "creds",
+        json!({"password": old_pw}),
+    ));
+    // The version the render itself produces, already live and used: not carried twice.
+    api.put(live_version(
+        "ConfigMap",
+        &app_new,
+        "app",
+        json!({"level": "debug"}),
+    ));
+    // Used by nothing: not carried.
+    api.put(live_version(
+        "ConfigMap",
+        "app-0123456789",
+        "app",
+        json!({"level": "x"}),
+    ));
+    // Another name's version, used: not asked for.
+    api.put(live_version(
+        "ConfigMap",
+        "other-0123456789",
+        "other",
+        json!({"a": "b"}),
+    ));
+    let template = |cm: &str, secret: &str| {
+        json!({"spec": {"containers": [{"name": "web", "image": "nginx",
+                                         "envFrom": [{"secretRef": {"name": secret}}]}],
+                        "volumes": [{"name": "config", "configMap": {"name": cm}}]}})
+    };
+    for (rs, cm, secret) in [
+        ("web-1", app_old.as_str(), creds_old.as_str()),
+        ("web-2", app_new.as_str(), creds_new.as_str()),
+        ("other-1", "other-0123456789", "x"),
+    ] {
+        api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                       "metadata": {"name": rs, "namespace": "shop"},
+                       "spec": {"template": template(cm, secret)}}));
+    }
+    let args = [
+        "inject",
+        "--versioned",
+        "--keep",
+        "--lookup",
+        "--carry",
+        "-v",
+    ];
+    let out = run_inject(&kubeconfig, &args, &[("HELM_NAMESPACE", "shop")], &new);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plain = support::cli::run(&["inject", "--versioned", "--keep"], &new);
+    let carried = out
+        .stdout
+        .strip_prefix(plain.stdout.as_str())
+        .unwrap_or_else(|| panic!("the render first, unchanged:\n{}", out.stdout));
+    assert_eq!(
+        carried,
+        format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app_old}\n  namespace: shop\n  labels:\n    app.kubernetes.io/managed-by: Helm\n    reconfig/versioned-from: app\n  annotations:\n    argocd.argoproj.io/sync-options: Prune=false\n    helm.sh/resource-policy: keep\n    reconfig/carried: \"true\"\nimmutable: true\ndata:\n  level: info\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {creds_old}\n  namespace: shop\n  labels:\n    app.kubernetes.io/managed-by: Helm\n    reconfig/versioned-from: creds\n  annotations:\n    argocd.argoproj.io/sync-options: Prune=false\n    helm.sh/resource-policy: keep\n    reconfig/carried: \"true\"\nimmutable: true\ndata:\n  password: {old_pw}\n"
+        )
+    );
+    for line in [
+        format!("ConfigMap shop/{app_old} (versioned from app) carried into the render: used by ReplicaSet web-1"),
+        format!("Secret shop/{creds_old} (versioned from creds) carried into the render: used by ReplicaSet web-1"),
+    ] {
+        assert!(out.stderr.contains(&line), "{line} in:\n{}", out.stderr);
+    }
+    for secret in [old_pw, new_pw, "0ld-pa55", "n3w-pa55"] {
+        assert!(
+            !out.stderr.contains(secret),
+            "a Secret value in the log:\n{}",
+            out.stderr
+        );
+    }
+    // Idempotent: its own output, with the namespace as a flag this time, comes out unchanged.
+    let again = run_inject(
+        &kubeconfig,
+        &[
+            "inject",
+            "--versioned",
+            "--keep",
+            "--lookup",
+            "--carry",
+            "--namespace=shop",
+        ],
+        &[],
+        &out.stdout,
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout, out.stdout);
+    // Without HELM_NAMESPACE or --namespace, the kubeconfig's namespace has no versions.
+    let elsewhere = run_inject(&kubeconfig, &args, &[], &new);
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
+    assert_eq!(elsewhere.stdout, plain.stdout);
+}
+
+/// A cluster `--carry` cannot read fails the render (exit 2, nothing written) under
+/// `--lookup`, and is a warning under `--lookup=best-effort`; `--carry` needs `--lookup`.
+#[test]
+fn carry_refused_fails_unless_best_effort() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path(), "shop");
+    let old = carry_render("info", "b2xk");
+    let app_old = versioned_name(&old, "app");
+    api.put(live_version(
+        "ConfigMap",
+        &app_old,
+        "app",
+        json!({"level": "info"}),
+    ));
+    api.refuse("GET", "replicasets", 403);
+    let new = carry_render("debug", "b2xk");
+    let out = run_inject(
+        &kubeconfig,
+        &["inject", "--versioned", "--lookup", "--carry"],
+        &[],
+        &new,
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "nothing is written: {}", out.stdout);
+    assert!(
+        out.stderr.contains("cannot list replicasets.apps in namespace shop (to find what uses each version): 403 Forbidden")
+            && out.stderr.contains("`list replicasets`"),
+        "{}",
+        out.stderr
+    );
+    let out = run_inject(
+        &kubeconfig,
+        &["inject", "--versioned", "--lookup=best-effort", "--carry"],
+        &[],
+        &new,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--lookup=best-effort: carrying no old versions"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stdout,
+        support::cli::run(&["inject", "--versioned"], &new).stdout
+    );
+
+    let out = support::cli::run(&["inject", "--versioned", "--carry"], &new);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--lookup"), "{}", out.stderr);
+}

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use super::versions::{Referenced, VERSIONED_FROM};
+use crate::manifest::object::CARRIED;
 use crate::manifest::version::{with_prune_false, ARGOCD_SYNC_OPTIONS, HELM_RESOURCE_POLICY};
 
 /// Annotations the cluster's writers own, never carried: the server's and kubectl's
@@ -135,7 +136,8 @@ pub fn select(
 }
 
 /// The live object as a render would write it: apiVersion, kind, metadata (name, namespace,
-/// labels, annotations other than [`OWNED_ANNOTATIONS`]), `immutable: true`, and its type,
+/// labels, annotations other than [`OWNED_ANNOTATIONS`], plus [`CARRIED`] so that `inject`
+/// leaves it as it is), `immutable: true`, and its type,
 /// data and binaryData. Everything the server adds (uid, resourceVersion, managedFields,
 /// timestamps, owner references) is left out.
 pub fn plain(live: &Value, keep: bool) -> Value {
@@ -158,6 +160,7 @@ pub fn plain(live: &Value, keep: bool) -> Value {
                 .collect()
         })
         .unwrap_or_default();
+    annotations.insert(CARRIED.into(), "true".into());
     if keep {
         annotations.insert(HELM_RESOURCE_POLICY.into(), "keep".into());
         let options = annotations.get(ARGOCD_SYNC_OPTIONS).and_then(Value::as_str);
@@ -249,12 +252,13 @@ fn write_entry(out: &mut String, indent: usize, key: &str, value: &Value) {
 }
 
 /// A string as a YAML scalar that reads back as exactly that string: plain when it starts with
-/// a letter, holds only letters, digits, `.`, `_`, `/` and `-`, and is no YAML 1.1 boolean or
-/// null word; double-quoted otherwise.
+/// a letter, holds only letters, digits and `. _ / - = ,` (none of them special inside a
+/// block-context plain scalar), and is no YAML 1.1 boolean or null word; double-quoted
+/// otherwise.
 pub fn scalar(s: &str) -> String {
     let plain = s.starts_with(|c: char| c.is_ascii_alphabetic())
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-' | '=' | ','))
         && !matches!(
             s.to_ascii_lowercase().as_str(),
             "y" | "yes" | "n" | "no" | "true" | "false" | "on" | "off" | "null"
@@ -293,4 +297,198 @@ pub fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::node::Limits;
+    use crate::manifest::parse::parse_documents;
+    use crate::validate::to_json;
+    use serde_json::json;
+
+    fn live(kind: &str, name: &str, extra: Value) -> Value {
+        let mut object = json!({
+            "apiVersion": "v1", "kind": kind,
+            "metadata": {
+                "name": name, "namespace": "shop", "uid": "u-1", "resourceVersion": "42",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "managedFields": [{"manager": "helm"}],
+                "labels": {VERSIONED_FROM: "app", "app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {
+                    "meta.helm.sh/release-name": "shop",
+                    "meta.helm.sh/release-namespace": "shop",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{}}",
+                    "postrenderer.helm.sh/postrender-filename": "app/templates/cm.yaml",
+                    "reconfig/data-checksum": "ab12",
+                    "team": "web"
+                }
+            },
+            "immutable": true,
+        });
+        if let (Some(o), Some(e)) = (object.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        object
+    }
+
+    fn referenced(names: &[(&'static str, &str, &str)]) -> Referenced {
+        let mut r = Referenced::new();
+        for (kind, name, by) in names {
+            r.entry((*kind, "shop".to_string(), name.to_string()))
+                .or_default()
+                .push(by.to_string());
+        }
+        r
+    }
+
+    /// Parses `text` with the crate's reader (held to Helm's by tests/yaml_oracle.rs).
+    fn read_back(text: &str) -> Value {
+        let docs = parse_documents(text, Limits::default()).expect("valid YAML");
+        assert_eq!(docs.len(), 1, "{text}");
+        to_json(docs[0].as_ref().expect("a document"))
+    }
+
+    #[test]
+    fn only_used_versions_the_stream_lacks_are_carried_sorted_by_name() {
+        let mut versions = vec![
+            live("ConfigMap", "app-c", json!({"data": {"k": "3"}})),
+            live("ConfigMap", "app-a", json!({"data": {"k": "1"}})),
+            live("ConfigMap", "app-b", json!({"data": {"k": "2"}})),
+            live("ConfigMap", "app-d", json!({"data": {"k": "4"}})),
+            live("ConfigMap", "app-e", json!({"data": {"k": "5"}})),
+            live("Secret", "app-a", json!({"data": {"k": "MQ=="}})),
+        ];
+        versions[4]["metadata"]["deletionTimestamp"] = json!("2026-01-02T00:00:00Z");
+        let used = referenced(&[
+            ("ConfigMap", "app-c", "ReplicaSet web-3"),
+            ("ConfigMap", "app-a", "ReplicaSet web-1"),
+            ("ConfigMap", "app-a", "Pod web-1-x"),
+            ("ConfigMap", "app-d", "ReplicaSet web-4"),
+            ("ConfigMap", "app-e", "ReplicaSet web-5"),
+            ("Secret", "app-a", "ControllerRevision db-1"),
+        ]);
+        let in_stream: HashSet<_> = [("ConfigMap", "shop".to_string(), "app-d".to_string())]
+            .into_iter()
+            .collect();
+        let s = select(&versions, &used, &in_stream, false);
+        let carried: Vec<(&str, &str, Vec<String>)> = s
+            .carried
+            .iter()
+            .map(|c| (c.kind, c.name.as_str(), c.used_by.clone()))
+            .collect();
+        assert_eq!(
+            carried,
+            vec![
+                (
+                    "ConfigMap",
+                    "app-a",
+                    vec!["Pod web-1-x".to_string(), "ReplicaSet web-1".to_string()]
+                ),
+                (
+                    "Secret",
+                    "app-a",
+                    vec!["ControllerRevision db-1".to_string()]
+                ),
+                ("ConfigMap", "app-c", vec!["ReplicaSet web-3".to_string()]),
+            ]
+        );
+        assert!(s.carried.iter().all(|c| c.from == "app"));
+        let left: Vec<(&str, Left)> = s
+            .left
+            .iter()
+            .map(|(_, _, name, why)| (name.as_str(), why.clone()))
+            .collect();
+        assert_eq!(
+            left,
+            vec![
+                ("app-b", Left::Unused),
+                ("app-d", Left::InStream),
+                ("app-e", Left::Deleting),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_carried_document_is_plain_and_reads_back_as_the_live_data() {
+        let secret = live(
+            "Secret",
+            "app-a",
+            json!({"type": "kubernetes.io/tls", "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"},
+                   "binaryData": null}),
+        );
+        let document = to_yaml(&plain(&secret, false));
+        assert_eq!(
+            document,
+            "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: app-a\n  namespace: shop\n  labels:\n    app.kubernetes.io/managed-by: Helm\n    reconfig/versioned-from: app\n  annotations:\n    reconfig/carried: \"true\"\n    reconfig/data-checksum: ab12\n    team: web\nimmutable: true\ntype: kubernetes.io/tls\ndata:\n  tls.crt: Y2VydA==\n  tls.key: a2V5\n"
+        );
+        // Values any reader could take for another type, or that need escapes, read back exact.
+        let tricky = json!({
+            "yes": "no", "n": "on", "num": "0.10", "empty": "", "tab": "a\tb",
+            "lines": "a: 1\n- b\n", "quote": "say \"hi\" \\ #x", "unicode": "ü\u{2028}\u{85}\u{7f}\u{1}",
+            "null": "~", "colon": "a: b", "spaces": " lead", "star": "*alias", "true": "True",
+        });
+        let cm = live(
+            "ConfigMap",
+            "app-b",
+            json!({"data": tricky, "binaryData": {"bin": "AAEC"}}),
+        );
+        let plain_cm = plain(&cm, false);
+        assert_eq!(read_back(&to_yaml(&plain_cm)), plain_cm);
+        assert_eq!(plain_cm["data"], tricky);
+        assert_eq!(plain_cm["binaryData"]["bin"], "AAEC");
+    }
+
+    #[test]
+    fn server_and_owner_fields_are_dropped_and_keep_adds_its_annotations() {
+        let mut cm = live("ConfigMap", "app-a", json!({"data": {"k": "v"}}));
+        cm["metadata"]["annotations"][ARGOCD_SYNC_OPTIONS] = json!("Replace=true,Prune=true");
+        let p = plain(&cm, false);
+        let meta = p["metadata"].as_object().expect("metadata");
+        let mut keys: Vec<&String> = meta.keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["annotations", "labels", "name", "namespace"]);
+        let annotations = &p["metadata"]["annotations"];
+        assert_eq!(
+            annotations,
+            &json!({"reconfig/data-checksum": "ab12", "team": "web", CARRIED: "true",
+                    ARGOCD_SYNC_OPTIONS: "Replace=true,Prune=true"})
+        );
+        assert_eq!(p["immutable"], true);
+        let kept = plain(&cm, true);
+        assert_eq!(
+            kept["metadata"]["annotations"][HELM_RESOURCE_POLICY],
+            "keep"
+        );
+        assert_eq!(
+            kept["metadata"]["annotations"][ARGOCD_SYNC_OPTIONS],
+            "Replace=true,Prune=false"
+        );
+        // A live object without labels gets no empty map.
+        let bare = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": "x", "namespace": "shop"}, "data": {}});
+        assert_eq!(
+            to_yaml(&plain(&bare, false)),
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: shop\n  annotations:\n    reconfig/carried: \"true\"\nimmutable: true\ndata: {}\n"
+        );
+    }
+
+    #[test]
+    fn scalars_are_plain_only_when_unambiguous() {
+        for plain in [
+            "v1",
+            "shop-config-1a2b3c4d5e",
+            "app.kubernetes.io/name",
+            "e1",
+            "a_b",
+        ] {
+            assert_eq!(scalar(plain), plain);
+        }
+        for quoted in [
+            "", "1", "0x1f", "yes", "No", "ON", "null", "true", "-x", ".inf", "a b", "a:b", "~",
+        ] {
+            assert!(scalar(quoted).starts_with('"'), "{quoted}");
+        }
+        assert_eq!(quote("a\"b\\c\u{2028}"), "\"a\\\"b\\\\c\\u2028\"");
+    }
 }
