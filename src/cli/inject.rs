@@ -37,6 +37,12 @@ Examples:
   # Content-addressed config names: each pod pins the config it rolled out with
   helm template app ./chart | reconfig inject --versioned --keep
 
+  # ... keeping the old versions still in use in the release (helm rollback works)
+  helm upgrade app ./chart -n prod --post-renderer reconfig \\
+      --post-renderer-args inject --post-renderer-args=--namespace=prod \\
+      --post-renderer-args=--versioned --post-renderer-args=--keep \\
+      --post-renderer-args=--lookup --post-renderer-args=--carry
+
 Annotations read from workloads and pod templates:
   reconfig/skip: \"true\"                  leave this workload alone
   reconfig/configmaps: \"a,b\"             add ConfigMaps read through the API
@@ -44,8 +50,9 @@ Annotations read from workloads and pod templates:
   reconfig/exclude: \"configmap/x,...\"    leave out what the app hot-reloads
   reconfig/include: \"configmap/x\"        count a volume a reload sidecar watches
 
-Annotation read from ConfigMaps and Secrets:
+Annotations read from ConfigMaps and Secrets:
   reconfig/versioned: \"true\"    rename it after its content (\"false\": never)
+  reconfig/carried: \"true\"      an old version --carry copied in: left as it is
 
 Volumes mounted by a known reload sidecar (reconfig watch, configmap-reload,
 prometheus-config-reloader, k8s-sidecar) are left out: the app gets those changes without a
