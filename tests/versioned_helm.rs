@@ -589,6 +589,25 @@ fn carry_appends_the_used_versions_once_and_never_logs_a_secret_value() {
     ];
     let out = run_inject(&kubeconfig, &args, &[("HELM_NAMESPACE", "shop")], &new);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let requests: Vec<String> = api
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect();
+    // One list per versioned kind, then one per reader kind the stand-in serves (11) and one
+    // discovery read per custom resource group-version (4): no object read one by one.
+    assert_eq!(requests.len(), 17, "{requests:#?}");
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET /")),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        requests[..2],
+        [
+            "GET /api/v1/namespaces/shop/configmaps?&labelSelector=reconfig%2Fversioned-from+in+%28app%29",
+            "GET /api/v1/namespaces/shop/secrets?&labelSelector=reconfig%2Fversioned-from+in+%28creds%29",
+        ]
+    );
     let plain = support::cli::run(&["inject", "--versioned", "--keep"], &new);
     let carried = out
         .stdout
@@ -683,6 +702,17 @@ fn carry_refused_fails_unless_best_effort() {
         out.stdout,
         support::cli::run(&["inject", "--versioned"], &new).stdout
     );
+
+    // Nothing versioned, nothing to carry: no request at all.
+    let before = api.requests().len();
+    let out = run_inject(
+        &kubeconfig,
+        &["inject", "--versioned=none", "--lookup", "--carry"],
+        &[],
+        &new,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(api.requests().len(), before);
 
     let out = support::cli::run(&["inject", "--versioned", "--carry"], &new);
     assert_eq!(out.code, 2, "{}", out.stderr);
