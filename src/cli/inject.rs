@@ -37,7 +37,7 @@ Examples:
   # Content-addressed config names: each pod pins the config it rolled out with
   helm template app ./chart | reconfig inject --versioned --keep
 
-  # ... keeping the old versions still in use in the release (helm rollback works)
+  # ... keeping old versions still in use in the release (helm rollback works)
   helm upgrade app ./chart -n prod --post-renderer reconfig \\
       --post-renderer-args inject --post-renderer-args=--namespace=prod \\
       --post-renderer-args=--versioned --post-renderer-args=--keep \\
