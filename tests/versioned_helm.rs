@@ -718,3 +718,73 @@ fn carry_refused_fails_unless_best_effort() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--lookup"), "{}", out.stderr);
 }
+
+/// `--carry` without `--keep`: a version stays in the release, so Helm leaves it, while a
+/// ReplicaSet names it, and Helm deletes it at the first upgrade after nothing does; a
+/// rollback to a revision whose version is gone creates it again. Both Helms.
+#[test]
+fn carry_without_keep_helm_keeps_a_version_while_it_is_used_and_deletes_it_after() {
+    for v4 in [false, true] {
+        let helm = Helm::new(v4);
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let chart = tempfile::tempdir().expect("tempdir");
+        app_chart(chart.path());
+        let chart_dir = chart.path().to_str().expect("utf8");
+        let deploy = |verb: &str, level: &str| {
+            let set = format!("level={level}");
+            let mut args = vec![
+                verb,
+                "shop",
+                chart_dir,
+                "-n",
+                "shop",
+                "--no-hooks",
+                "--disable-openapi-validation",
+                "--set",
+                &set,
+            ];
+            args.extend(helm.post_renderer_without_keep());
+            args.extend(CARRY);
+            helm.run(&args, Some(&kubeconfig));
+        };
+        let sorted = |mut names: Vec<String>| {
+            names.sort();
+            names
+        };
+        deploy("install", "info");
+        let first = mounted(&api);
+        replica_set_for(&api, "shop-web-1");
+        deploy("upgrade", "debug");
+        let second = mounted(&api);
+        replica_set_for(&api, "shop-web-2");
+        assert_eq!(
+            versions(&api),
+            sorted(vec![first.clone(), second.clone()]),
+            "v1 is carried, so Helm did not delete it (helm 4: {v4})"
+        );
+        deploy("upgrade", "warn");
+        let third = mounted(&api);
+        replica_set_for(&api, "shop-web-3");
+        // The oldest ReplicaSet goes (revisionHistoryLimit): the next upgrade no longer
+        // carries v1, and Helm deletes it.
+        api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                       "metadata": {"name": "shop-web-1", "namespace": "shop"}, "spec": {}}));
+        deploy("upgrade", "error");
+        let fourth = mounted(&api);
+        assert_eq!(
+            versions(&api),
+            sorted(vec![second.clone(), third.clone(), fourth.clone()]),
+            "helm 4: {v4}"
+        );
+        helm.run(
+            &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
+            Some(&kubeconfig),
+        );
+        assert_eq!(mounted(&api), first, "helm 4: {v4}");
+        assert!(
+            versions(&api).contains(&first),
+            "the rollback created v1 again (helm 4: {v4})"
+        );
+    }
+}
