@@ -788,3 +788,34 @@ fn carry_without_keep_helm_keeps_a_version_while_it_is_used_and_deletes_it_after
         );
     }
 }
+
+/// The README's Role for a render with `--carry` grants `list` on every built-in kind prune and
+/// `--carry` read names from, and names every custom one.
+#[test]
+fn the_readme_role_for_carry_lists_every_reader_kind() {
+    let readme = fs::read_to_string(root().join("README.md")).expect("README");
+    let start = readme
+        .find("RBAC for the account that renders, in each namespace the versions live in")
+        .expect("the --carry RBAC paragraph");
+    let block = &readme[start..];
+    let block = &block[..block.find("\n```\n").expect("end of the block")];
+    let rules: Vec<&str> = block.split("- apiGroups:").skip(1).collect();
+    for (group, _, plural, _) in reconfig::kube::prune::READERS {
+        let quoted = if group.is_empty() {
+            "[\"\"]".to_string()
+        } else {
+            format!("[{group}]")
+        };
+        let granted = rules.iter().any(|rule| {
+            rule.trim_start().starts_with(&quoted)
+                && rule.contains(*plural)
+                && rule.contains("verbs: [list]")
+        });
+        let named = block.contains(group) && block.contains(plural);
+        assert!(
+            granted || (!matches!(*group, "" | "apps" | "batch") && named),
+            "{group}/{plural} in:\n{block}"
+        );
+    }
+    assert!(block.contains("resources: [configmaps, secrets]\n  verbs: [get, list]"));
+}
