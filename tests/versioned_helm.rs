@@ -95,23 +95,6 @@ impl Helm {
         String::from_utf8(out.stdout).expect("utf8")
     }
 
-    /// Runs helm, asserts failure, returns stderr.
-    fn fails(&self, args: &[&str], kubeconfig: &Path) -> String {
-        let home = self.home.path();
-        let mut cmd = Command::new(&self.exe);
-        cmd.current_dir(root())
-            .env("HELM_DATA_HOME", home.join("data"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("KUBECONFIG", kubeconfig)
-            .env_remove("HELM_PLUGINS")
-            .env_remove("HELM_DEBUG");
-        support::cli::clear_env(&mut cmd);
-        let out = cmd.args(args).output().expect("run helm");
-        assert!(!out.status.success(), "helm {} succeeded", args.join(" "));
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
     /// Post-rendering with `reconfig inject --versioned --keep`.
     fn post_renderer(&self) -> Vec<&'static str> {
         let mut args = self.post_renderer_without_keep();
@@ -132,6 +115,12 @@ impl Helm {
         args
     }
 }
+
+/// Reading the cluster at render time, and carrying the versions still in use.
+const CARRY: [&str; 2] = [
+    "--post-renderer-args=--lookup",
+    "--post-renderer-args=--carry",
+];
 
 fn write(dir: &Path, path: &str, text: &str) {
     let path = dir.join(path);
@@ -204,12 +193,14 @@ fn replica_set_for(api: &FakeApi, name: &str) {
     }));
 }
 
-/// Install, upgrade twice, then back to the first revision: `helm rollback` refuses (a Helm
-/// bug with kept objects, asserted so that a Helm that fixes it shows up here), and an upgrade
-/// to the first revision's values names the first version again, which still exists
-/// (`--keep`). `reconfig prune --keep-last 1` then leaves only the versions a ReplicaSet names.
+/// Install (v1), upgrade with a changed value (v2), `helm rollback` to revision 1: it succeeds,
+/// because `--carry` keeps the version a ReplicaSet still names in the release (so Helm's
+/// current manifest holds it: helm/helm#8228, #13462), and the pod template names v1 again,
+/// which exists (`--keep`). A second upgrade after the rollback works too (it adopts the kept
+/// v2, which a ReplicaSet names). `reconfig prune --keep-last 1` then leaves only the versions
+/// a ReplicaSet names.
 #[test]
-fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
+fn rollback_succeeds_with_carried_versions_and_prune_leaves_what_replica_sets_use() {
     for v4 in [false, true] {
         let helm = Helm::new(v4);
         let api = FakeApi::start();
@@ -231,7 +222,14 @@ fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
             let set = format!("level={level}");
             args.push(&set);
             args.extend(helm.post_renderer());
+            args.extend(CARRY);
             helm.run(&args, Some(&kubeconfig));
+        };
+        let manifest = || {
+            helm.run(
+                &["get", "manifest", "shop", "-n", "shop"],
+                Some(&kubeconfig),
+            )
         };
 
         deploy("install", "info");
@@ -244,15 +242,15 @@ fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
         let second = mounted(&api);
         assert_ne!(second, first);
         replica_set_for(&api, "shop-web-2");
-        deploy("upgrade", "warn");
-        let third = mounted(&api);
-        replica_set_for(&api, "shop-web-3");
-        let mut all = vec![first.clone(), second.clone(), third.clone()];
-        all.sort();
-        assert_eq!(
-            versions(&api),
-            all,
-            "--keep kept every version (helm 4: {v4})"
+        let mut both = vec![first.clone(), second.clone()];
+        both.sort();
+        assert_eq!(versions(&api), both, "--keep kept v1 (helm 4: {v4})");
+        // Revision 2 holds v1 too: ReplicaSet shop-web-1 names it.
+        let release = manifest();
+        assert!(
+            release.contains(&format!("name: {first}"))
+                && release.contains(&format!("name: {second}")),
+            "helm 4: {v4}: {release}"
         );
         let version = &api
             .objects("ConfigMap")
@@ -260,53 +258,44 @@ fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
             .find(|c| c["metadata"]["name"] == first.as_str())
             .expect("first");
         assert_eq!(version["immutable"], true);
+        assert_eq!(version["data"]["level"], "info");
         assert_eq!(
             version["metadata"]["annotations"]["helm.sh/resource-policy"],
             "keep"
         );
 
-        // `helm rollback` refuses an object that exists but is not in the current release,
-        // which is what a kept version is (helm/helm#8228, #13462; Helm 3.17 and 4.1 alike).
-        let refused = helm.fails(
+        helm.run(
             &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
-            &kubeconfig,
-        );
-        assert!(
-            refused.contains(&format!("ConfigMap with the name \"{first}\"")),
-            "helm 4: {v4}: {refused}"
-        );
-        assert_eq!(mounted(&api), third, "the failed rollback changed nothing");
-        // What works: an upgrade to the first revision's values, which adopts the kept version.
-        let values = helm.run(
-            &[
-                "get",
-                "values",
-                "shop",
-                "--revision",
-                "1",
-                "-n",
-                "shop",
-                "-o",
-                "yaml",
-            ],
             Some(&kubeconfig),
         );
-        assert_eq!(values.trim(), "level: info", "helm 4: {v4}");
-        deploy("upgrade", "info");
         assert_eq!(
             mounted(&api),
             first,
-            "the pod template names the first version again (helm 4: {v4})"
+            "the pod template names v1 again (helm 4: {v4})"
         );
-        assert!(versions(&api).contains(&first), "and it exists");
+        assert_eq!(versions(&api), both, "v1 exists, v2 is kept (helm 4: {v4})");
+
+        // A second upgrade after the rollback: the render carries v1 and v2 (both named by a
+        // ReplicaSet); v2 is not in the rolled-back release, and Helm adopts it.
+        deploy("upgrade", "warn");
+        let third = mounted(&api);
+        assert!(third != first && third != second, "helm 4: {v4}: {third}");
+        replica_set_for(&api, "shop-web-3");
+        let release = manifest();
+        for name in [&first, &second, &third] {
+            assert!(
+                release.contains(&format!("name: {name}")),
+                "{name} in (helm 4: {v4}):\n{release}"
+            );
+        }
+        let history = helm.run(&["history", "shop", "-n", "shop"], Some(&kubeconfig));
+        assert_eq!(
+            history.matches("deployed").count() + history.matches("superseded").count(),
+            4,
+            "helm 4: {v4}: {history}"
+        );
 
         // The Deployment keeps its last ReplicaSets (revisionHistoryLimit): the second is gone.
-        let rs2 = api
-            .objects("ReplicaSet")
-            .into_iter()
-            .find(|r| r["metadata"]["name"] == "shop-web-2")
-            .expect("rs 2");
-        assert!(rs2["spec"]["template"].is_object());
         let dir = tempfile::tempdir().expect("tempdir");
         let prune_kubeconfig = api.kubeconfig(dir.path(), "shop");
         api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -325,6 +314,13 @@ fn back_to_an_old_version_and_prune_leaves_what_replica_sets_use() {
             "helm 4: {v4}: {}",
             String::from_utf8_lossy(&out.get_output().stdout)
         );
+        // And Helm goes on: an upgrade after the prune no longer carries the pruned v2.
+        deploy("upgrade", "error");
+        let fourth = mounted(&api);
+        let release = manifest();
+        assert!(!release.contains(&second), "helm 4: {v4}: {release}");
+        assert!(release.contains(&format!("name: {first}")), "helm 4: {v4}");
+        assert!(versions(&api).contains(&fourth));
     }
 }
 
@@ -459,4 +455,367 @@ fn without_keep_an_upgrade_deletes_the_old_version_and_rollback_creates_it_again
         assert_eq!(mounted(&api), first, "helm 4: {v4}");
         assert_eq!(versions(&api), vec![first.clone()], "helm 4: {v4}");
     }
+}
+
+/// A render with a versioned ConfigMap `app` (its `level`) and Secret `creds` (its password),
+/// used by Deployment `web`; no namespace, as a chart writes it.
+fn carry_render(level: &str, password_b64: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  level: {level}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ndata:\n  password: {password_b64}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: nginx\n          envFrom: [{{secretRef: {{name: creds}}}}]\n      volumes:\n        - name: config\n          configMap: {{name: app}}\n"
+    )
+}
+
+/// The versioned name `inject --versioned` gives `base` in `render`.
+fn versioned_name(render: &str, base: &str) -> String {
+    let out = support::cli::run(&["inject", "--versioned"], render);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let prefix = format!("name: {base}-");
+    out.stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&prefix))
+        .map(|hash| format!("{base}-{hash}"))
+        .unwrap_or_else(|| panic!("no {prefix} in:\n{}", out.stdout))
+}
+
+/// A live version as Helm leaves it: owner annotations, kubectl's, and the server's fields.
+fn live_version(kind: &str, name: &str, from: &str, data: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": kind,
+        "metadata": {"name": name, "namespace": "shop",
+                     "labels": {"reconfig/versioned-from": from, "app.kubernetes.io/managed-by": "Helm"},
+                     "annotations": {"meta.helm.sh/release-name": "shop",
+                                     "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                                     "helm.sh/resource-policy": "keep"}},
+        "immutable": true,
+        "data": data,
+    })
+}
+
+fn run_inject(
+    kubeconfig: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> support::cli::Run {
+    let mut cmd = support::cli::reconfig();
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("HELM_NAMESPACE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .write_stdin(stdin)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("run reconfig");
+    support::cli::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `--carry` without Helm: exactly the versions a ReplicaSet names that the render lacks, as
+/// plain documents after the render, sorted by name; a Secret's value in the stream and never
+/// in the log; the namespace from HELM_NAMESPACE when neither the render nor `--namespace`
+/// names one; running it again on its own output changes nothing.
+#[test]
+fn carry_appends_the_used_versions_once_and_never_logs_a_secret_value() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The kubeconfig's namespace is not the one the objects live in: HELM_NAMESPACE wins.
+    let kubeconfig = api.kubeconfig(dir.path(), "elsewhere");
+    let (old_pw, new_pw) = ("MGxkLXBhNTU=", "bjN3LXBhNTU="); // 0ld-pa55, n3w-pa55
+    let old = carry_render("info", old_pw);
+    let new = carry_render("debug", new_pw);
+    let (app_old, creds_old) = (versioned_name(&old, "app"), versioned_name(&old, "creds"));
+    let (app_new, creds_new) = (versioned_name(&new, "app"), versioned_name(&new, "creds"));
+    api.put(live_version(
+        "ConfigMap",
+        &app_old,
+        "app",
+        json!({"level": "info"}),
+    ));
+    api.put(live_version(
+        "Secret",
+        &creds_old,
+        "creds",
+        json!({"password": old_pw}),
+    ));
+    // The version the render itself produces, already live and used: not carried twice.
+    api.put(live_version(
+        "ConfigMap",
+        &app_new,
+        "app",
+        json!({"level": "debug"}),
+    ));
+    // Used by nothing: not carried.
+    api.put(live_version(
+        "ConfigMap",
+        "app-0123456789",
+        "app",
+        json!({"level": "x"}),
+    ));
+    // Another name's version, used: not asked for.
+    api.put(live_version(
+        "ConfigMap",
+        "other-0123456789",
+        "other",
+        json!({"a": "b"}),
+    ));
+    let template = |cm: &str, secret: &str| {
+        json!({"spec": {"containers": [{"name": "web", "image": "nginx",
+                                         "envFrom": [{"secretRef": {"name": secret}}]}],
+                        "volumes": [{"name": "config", "configMap": {"name": cm}}]}})
+    };
+    for (rs, cm, secret) in [
+        ("web-1", app_old.as_str(), creds_old.as_str()),
+        ("web-2", app_new.as_str(), creds_new.as_str()),
+        ("other-1", "other-0123456789", "x"),
+    ] {
+        api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                       "metadata": {"name": rs, "namespace": "shop"},
+                       "spec": {"template": template(cm, secret)}}));
+    }
+    let args = [
+        "inject",
+        "--versioned",
+        "--keep",
+        "--lookup",
+        "--carry",
+        "-v",
+    ];
+    let out = run_inject(&kubeconfig, &args, &[("HELM_NAMESPACE", "shop")], &new);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let requests: Vec<String> = api
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect();
+    // One list per versioned kind, then one per reader kind the stand-in serves (11) and one
+    // discovery read per custom resource group-version (4): no object read one by one.
+    assert_eq!(requests.len(), 17, "{requests:#?}");
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET /")),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        requests[..2],
+        [
+            "GET /api/v1/namespaces/shop/configmaps?&labelSelector=reconfig%2Fversioned-from+in+%28app%29",
+            "GET /api/v1/namespaces/shop/secrets?&labelSelector=reconfig%2Fversioned-from+in+%28creds%29",
+        ]
+    );
+    let plain = support::cli::run(&["inject", "--versioned", "--keep"], &new);
+    let carried = out
+        .stdout
+        .strip_prefix(plain.stdout.as_str())
+        .unwrap_or_else(|| panic!("the render first, unchanged:\n{}", out.stdout));
+    assert_eq!(
+        carried,
+        format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app_old}\n  namespace: shop\n  labels:\n    app.kubernetes.io/managed-by: Helm\n    reconfig/versioned-from: app\n  annotations:\n    argocd.argoproj.io/sync-options: Prune=false\n    helm.sh/resource-policy: keep\n    reconfig/carried: \"true\"\nimmutable: true\ndata:\n  level: info\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {creds_old}\n  namespace: shop\n  labels:\n    app.kubernetes.io/managed-by: Helm\n    reconfig/versioned-from: creds\n  annotations:\n    argocd.argoproj.io/sync-options: Prune=false\n    helm.sh/resource-policy: keep\n    reconfig/carried: \"true\"\nimmutable: true\ndata:\n  password: {old_pw}\n"
+        )
+    );
+    for line in [
+        format!("ConfigMap shop/{app_old} (versioned from app) carried into the render: used by ReplicaSet web-1"),
+        format!("Secret shop/{creds_old} (versioned from creds) carried into the render: used by ReplicaSet web-1"),
+    ] {
+        assert!(out.stderr.contains(&line), "{line} in:\n{}", out.stderr);
+    }
+    for secret in [old_pw, new_pw, "0ld-pa55", "n3w-pa55"] {
+        assert!(
+            !out.stderr.contains(secret),
+            "a Secret value in the log:\n{}",
+            out.stderr
+        );
+    }
+    // Idempotent: its own output, with the namespace as a flag this time, comes out unchanged.
+    let again = run_inject(
+        &kubeconfig,
+        &[
+            "inject",
+            "--versioned",
+            "--keep",
+            "--lookup",
+            "--carry",
+            "--namespace=shop",
+        ],
+        &[],
+        &out.stdout,
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout, out.stdout);
+    // Without HELM_NAMESPACE or --namespace, the kubeconfig's namespace has no versions.
+    let elsewhere = run_inject(&kubeconfig, &args, &[], &new);
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
+    assert_eq!(elsewhere.stdout, plain.stdout);
+}
+
+/// A cluster `--carry` cannot read fails the render (exit 2, nothing written) under
+/// `--lookup`, and is a warning under `--lookup=best-effort`; `--carry` needs `--lookup`.
+#[test]
+fn carry_refused_fails_unless_best_effort() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path(), "shop");
+    let old = carry_render("info", "b2xk");
+    let app_old = versioned_name(&old, "app");
+    api.put(live_version(
+        "ConfigMap",
+        &app_old,
+        "app",
+        json!({"level": "info"}),
+    ));
+    api.refuse("GET", "replicasets", 403);
+    let new = carry_render("debug", "b2xk");
+    let out = run_inject(
+        &kubeconfig,
+        &["inject", "--versioned", "--lookup", "--carry"],
+        &[],
+        &new,
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "nothing is written: {}", out.stdout);
+    assert!(
+        out.stderr.contains("cannot list replicasets.apps in namespace shop (to find what uses each version): 403 Forbidden")
+            && out.stderr.contains("`list replicasets`"),
+        "{}",
+        out.stderr
+    );
+    let out = run_inject(
+        &kubeconfig,
+        &["inject", "--versioned", "--lookup=best-effort", "--carry"],
+        &[],
+        &new,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--lookup=best-effort: carrying no old versions"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stdout,
+        support::cli::run(&["inject", "--versioned"], &new).stdout
+    );
+
+    // Nothing versioned, nothing to carry: no request at all.
+    let before = api.requests().len();
+    let out = run_inject(
+        &kubeconfig,
+        &["inject", "--versioned=none", "--lookup", "--carry"],
+        &[],
+        &new,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(api.requests().len(), before);
+
+    let out = support::cli::run(&["inject", "--versioned", "--carry"], &new);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--lookup"), "{}", out.stderr);
+}
+
+/// `--carry` without `--keep`: a version stays in the release, so Helm leaves it, while a
+/// ReplicaSet names it, and Helm deletes it at the first upgrade after nothing does; a
+/// rollback to a revision whose version is gone creates it again. Both Helms.
+#[test]
+fn carry_without_keep_helm_keeps_a_version_while_it_is_used_and_deletes_it_after() {
+    for v4 in [false, true] {
+        let helm = Helm::new(v4);
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let chart = tempfile::tempdir().expect("tempdir");
+        app_chart(chart.path());
+        let chart_dir = chart.path().to_str().expect("utf8");
+        let deploy = |verb: &str, level: &str| {
+            let set = format!("level={level}");
+            let mut args = vec![
+                verb,
+                "shop",
+                chart_dir,
+                "-n",
+                "shop",
+                "--no-hooks",
+                "--disable-openapi-validation",
+                "--set",
+                &set,
+            ];
+            args.extend(helm.post_renderer_without_keep());
+            args.extend(CARRY);
+            helm.run(&args, Some(&kubeconfig));
+        };
+        let sorted = |mut names: Vec<String>| {
+            names.sort();
+            names
+        };
+        deploy("install", "info");
+        let first = mounted(&api);
+        replica_set_for(&api, "shop-web-1");
+        deploy("upgrade", "debug");
+        let second = mounted(&api);
+        replica_set_for(&api, "shop-web-2");
+        assert_eq!(
+            versions(&api),
+            sorted(vec![first.clone(), second.clone()]),
+            "v1 is carried, so Helm did not delete it (helm 4: {v4})"
+        );
+        deploy("upgrade", "warn");
+        let third = mounted(&api);
+        replica_set_for(&api, "shop-web-3");
+        // The oldest ReplicaSet goes (revisionHistoryLimit): the next upgrade no longer
+        // carries v1, and Helm deletes it.
+        api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                       "metadata": {"name": "shop-web-1", "namespace": "shop"}, "spec": {}}));
+        deploy("upgrade", "error");
+        let fourth = mounted(&api);
+        assert_eq!(
+            versions(&api),
+            sorted(vec![second.clone(), third.clone(), fourth.clone()]),
+            "helm 4: {v4}"
+        );
+        helm.run(
+            &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
+            Some(&kubeconfig),
+        );
+        assert_eq!(mounted(&api), first, "helm 4: {v4}");
+        assert!(
+            versions(&api).contains(&first),
+            "the rollback created v1 again (helm 4: {v4})"
+        );
+    }
+}
+
+/// The README's Role for a render with `--carry` grants `list` on every built-in kind prune and
+/// `--carry` read names from, and names every custom one.
+#[test]
+fn the_readme_role_for_carry_lists_every_reader_kind() {
+    let readme = fs::read_to_string(root().join("README.md")).expect("README");
+    let start = readme
+        .find("RBAC for the account that renders, in each namespace the versions live in")
+        .expect("the --carry RBAC paragraph");
+    let block = &readme[start..];
+    let block = &block[..block.find("\n```\n").expect("end of the block")];
+    let rules: Vec<&str> = block.split("- apiGroups:").skip(1).collect();
+    for (group, _, plural, _) in reconfig::kube::prune::READERS {
+        let quoted = if group.is_empty() {
+            "[\"\"]".to_string()
+        } else {
+            format!("[{group}]")
+        };
+        let granted = rules.iter().any(|rule| {
+            rule.trim_start().starts_with(&quoted)
+                && rule.contains(*plural)
+                && rule.contains("verbs: [list]")
+        });
+        let named = block.contains(group) && block.contains(plural);
+        assert!(
+            granted || (!matches!(*group, "" | "apps" | "batch") && named),
+            "{group}/{plural} in:\n{block}"
+        );
+    }
+    assert!(block.contains("resources: [configmaps, secrets]\n  verbs: [get, list]"));
 }

@@ -37,6 +37,12 @@ Examples:
   # Content-addressed config names: each pod pins the config it rolled out with
   helm template app ./chart | reconfig inject --versioned --keep
 
+  # ... keeping old versions still in use in the release (helm rollback works)
+  helm upgrade app ./chart -n prod --post-renderer reconfig \\
+      --post-renderer-args inject --post-renderer-args=--namespace=prod \\
+      --post-renderer-args=--versioned --post-renderer-args=--keep \\
+      --post-renderer-args=--lookup --post-renderer-args=--carry
+
 Annotations read from workloads and pod templates:
   reconfig/skip: \"true\"                  leave this workload alone
   reconfig/configmaps: \"a,b\"             add ConfigMaps read through the API
@@ -44,8 +50,9 @@ Annotations read from workloads and pod templates:
   reconfig/exclude: \"configmap/x,...\"    leave out what the app hot-reloads
   reconfig/include: \"configmap/x\"        count a volume a reload sidecar watches
 
-Annotation read from ConfigMaps and Secrets:
+Annotations read from ConfigMaps and Secrets:
   reconfig/versioned: \"true\"    rename it after its content (\"false\": never)
+  reconfig/carried: \"true\"      an old version --carry copied in: left as it is
 
 Volumes mounted by a known reload sidecar (reconfig watch, configmap-reload,
 prometheus-config-reloader, k8s-sidecar) are left out: the app gets those changes without a
@@ -96,6 +103,14 @@ pub struct InjectArgs {
         value_enum
     )]
     pub lookup: Option<Lookup>,
+
+    /// Put the old versions the cluster still uses back into the render (--versioned, with
+    /// --lookup): every live ConfigMap or Secret labelled reconfig/versioned-from a name being
+    /// versioned that a ReplicaSet, ControllerRevision, Job, CronJob, Pod or workload names is
+    /// appended as a plain document, so it stays in the Helm release and `helm rollback` to the
+    /// revision that made it works (helm/helm#8228). Read failures follow --lookup's rule.
+    #[arg(long, requires = "lookup")]
+    pub carry: bool,
 
     /// The kubeconfig context to read with (--lookup); the current one by default.
     #[arg(long, value_name = "NAME", requires = "lookup")]
@@ -312,15 +327,176 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         }
     }
 
+    let carried = match args.lookup.filter(|_| args.carry) {
+        None => Vec::new(),
+        Some(mode) => match carry(
+            &analysis,
+            args.request_timeout,
+            args.context.as_deref(),
+            args.keep,
+        ) {
+            Ok(documents) => documents,
+            Err(e) if mode == Lookup::BestEffort => {
+                warn!("--lookup=best-effort: carrying no old versions: {e:#}");
+                Vec::new()
+            }
+            Err(e) => {
+                return Err(Failure::Internal(
+                    e.context("--carry (use --lookup=best-effort to go on without it)"),
+                ))
+            }
+        },
+    };
+
     let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = Tail {
+        inner: io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+        last: None,
+    };
     analysis
         .write_to(&mut out)
-        .and_then(|()| out.flush())
+        .and_then(|()| {
+            if !carried.is_empty() && !matches!(out.last, None | Some(b'\n')) {
+                out.write_all(b"\n")?;
+            }
+            for document in &carried {
+                out.write_all(document.as_bytes())?;
+            }
+            out.flush()
+        })
         .context("writing the manifest to stdout")
         .map_err(Failure::Internal)?;
     info!("{} pod template(s) annotated", analysis.changed());
     Ok(())
+}
+
+/// A writer that remembers the last byte written (to end the stream's last line before
+/// appending documents).
+struct Tail<W> {
+    inner: W,
+    last: Option<u8>,
+}
+
+impl<W: Write> Write for Tail<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if n > 0 {
+            self.last = Some(buf[n - 1]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Connects for `--lookup` and `--carry`. An object of no namespace (no `--namespace` either)
+/// is read where Helm puts it: `HELM_NAMESPACE` when set (Helm sets it for plugins; a user
+/// may export it), else the kubeconfig context's namespace (or the service account's), else
+/// `default`.
+#[cfg(feature = "kube")]
+async fn connect(
+    timeout: std::time::Duration,
+    context: Option<&str>,
+) -> anyhow::Result<crate::kube::client::Connection> {
+    let mut connection = crate::kube::client::connect_in(timeout, context).await?;
+    if let Some(namespace) = std::env::var("HELM_NAMESPACE")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+    {
+        connection.default_namespace = namespace.trim().to_string();
+    }
+    Ok(connection)
+}
+
+#[cfg(feature = "kube")]
+fn kind_name(kind: crate::manifest::object::ConfigKind) -> &'static str {
+    match kind {
+        crate::manifest::object::ConfigKind::ConfigMap => "ConfigMap",
+        crate::manifest::object::ConfigKind::Secret => "Secret",
+    }
+}
+
+/// `--carry`: reads the live versions of every name being versioned and what names them, and
+/// returns the plain documents of those still in use that the stream lacks, sorted by name.
+/// Logs names only, never a value.
+#[cfg(feature = "kube")]
+fn carry(
+    analysis: &crate::manifest::Analysis<'_>,
+    timeout: std::time::Duration,
+    context: Option<&str>,
+    keep: bool,
+) -> anyhow::Result<Vec<String>> {
+    use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+    use crate::kube::{carry, live};
+
+    let renamed = &analysis.versions.renamed;
+    if renamed.is_empty() {
+        debug!("--carry: nothing is versioned, so nothing to carry");
+        return Ok(Vec::new());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let (selection, read_requests, absent_kinds) = runtime.block_on(async {
+        let connection = connect(timeout, context).await?;
+        let resolve = |namespace: &str| {
+            if namespace.is_empty() {
+                connection.default_namespace.clone()
+            } else {
+                namespace.to_string()
+            }
+        };
+        let mut wanted: BTreeMap<(&'static str, String), BTreeSet<String>> = BTreeMap::new();
+        let mut in_stream: HashSet<(&'static str, String, String)> = HashSet::new();
+        for r in renamed {
+            let kind = kind_name(r.id.kind);
+            let namespace = resolve(&r.id.namespace);
+            wanted
+                .entry((kind, namespace.clone()))
+                .or_default()
+                .insert(r.from.clone());
+            in_stream.insert((kind, namespace, r.new_name.clone()));
+        }
+        for id in analysis.objects.stream_ids() {
+            in_stream.insert((kind_name(id.kind), resolve(&id.namespace), id.name.clone()));
+        }
+        let read = live::read_versions(&connection, &wanted).await?;
+        let selection = carry::select(&read.versions, &read.readers.referenced, &in_stream, keep);
+        anyhow::Ok((selection, read.requests, read.readers.absent_kinds))
+    })?;
+    for kind in &absent_kinds {
+        debug!("--carry: the cluster does not serve {kind}; none of its objects names a version");
+    }
+    for (kind, namespace, name, why) in &selection.left {
+        debug!("{kind} {namespace}/{name}: not carried: {why}");
+    }
+    for c in &selection.carried {
+        let more = c.used_by.len().saturating_sub(3);
+        let mut by = c.used_by[..c.used_by.len().min(3)].join(", ");
+        if more > 0 {
+            by.push_str(&format!(" and {more} more"));
+        }
+        info!(
+            "{} {}/{} (versioned from {}) carried into the render: used by {by}",
+            c.kind, c.namespace, c.name, c.from
+        );
+    }
+    debug!("--carry: {read_requests} request(s) to the API server");
+    Ok(selection.carried.into_iter().map(|c| c.document).collect())
+}
+
+#[cfg(not(feature = "kube"))]
+fn carry(
+    _: &crate::manifest::Analysis<'_>,
+    _: std::time::Duration,
+    _: Option<&str>,
+    _: bool,
+) -> anyhow::Result<Vec<String>> {
+    anyhow::bail!("this build leaves out the Kubernetes API client (cargo feature `kube`)")
 }
 
 /// Reads the objects the stream lacks from the cluster and reduces them to digests; those
@@ -337,7 +513,7 @@ fn look_up(
         .build()
         .context("starting the runtime")?;
     let found = runtime.block_on(async {
-        let connection = crate::kube::client::connect_in(timeout, context).await?;
+        let connection = connect(timeout, context).await?;
         anyhow::Ok(crate::kube::live::get(&connection, absent).await?)
     })?;
     for id in &found.found {

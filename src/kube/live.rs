@@ -7,6 +7,10 @@
 //! nothing here logs an object. The requests are few on purpose: `plan --live` makes one
 //! list per kind and namespace (never one get per workload), `inject --lookup` one get per
 //! object the render references but lacks.
+//!
+//! `inject --carry` and `prune` share [`list_readers`]: everything that may name a version of
+//! versioned config (ReplicaSets, ControllerRevisions, Jobs, Pods, workloads), one list per
+//! kind, read the one way, so what prune keeps and what inject carries agree.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +18,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, TypeMeta};
 use kube::core::GroupVersionKind;
 
 use super::client::Connection;
+use super::versions::{self, Referenced, READERS, VERSIONED_FROM};
 use crate::manifest::object::{ConfigKind, ObjectId};
 use crate::manifest::Analysis;
 
@@ -245,6 +250,177 @@ pub async fn get(connection: &Connection, ids: &[ObjectId]) -> Result<Found, Rea
         }
     }
     Ok(found)
+}
+
+/// What names which versions in a namespace (or all), from one list per reader kind.
+#[derive(Debug, Default)]
+pub struct ReaderScan {
+    pub referenced: Referenced,
+    /// Reader kinds the cluster does not serve (CRDs not installed), skipped.
+    pub absent_kinds: Vec<String>,
+    pub requests: usize,
+}
+
+/// A list the API server refused or failed, for the caller to explain in its own words.
+#[derive(Debug)]
+pub struct ListFailure {
+    /// `replicasets.apps`, `the API group argoproj.io/v1alpha1`.
+    pub what: String,
+    /// ` (to find what uses each version)`, or empty.
+    pub purpose: &'static str,
+    /// The permission it lacks, e.g. `list replicasets`.
+    pub permission: String,
+    pub error: kube::Error,
+}
+
+/// Lists every kind in [`READERS`] in `namespace` (`None`: all namespaces), and records the
+/// ConfigMaps and Secrets each object names ([`versions::add_references`]). A custom kind whose
+/// group the cluster does not serve is skipped (discovery, once per group-version, is open to
+/// any account).
+pub async fn list_readers(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Result<ReaderScan, ListFailure> {
+    let mut scan = ReaderScan::default();
+    // What each custom resource group-version serves, read once (`None`: not served).
+    let mut served: BTreeMap<String, Option<Vec<String>>> = BTreeMap::new();
+    for (group, version, plural, kind) in READERS {
+        let r =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        if !group.is_empty() && !matches!(*group, "apps" | "batch") {
+            if !served.contains_key(&r.api_version) {
+                scan.requests += 1;
+                let resources = match client.list_api_group_resources(&r.api_version).await {
+                    Ok(list) => Some(list.resources.into_iter().map(|r| r.name).collect()),
+                    Err(kube::Error::Api(status)) if status.code == 404 => None,
+                    Err(error) => {
+                        return Err(ListFailure {
+                            what: format!("the API group {}", r.api_version),
+                            purpose: "",
+                            permission: "discovery".to_string(),
+                            error,
+                        })
+                    }
+                };
+                served.insert(r.api_version.clone(), resources);
+            }
+            let is_served = served
+                .get(&r.api_version)
+                .and_then(Option::as_ref)
+                .is_some_and(|names| names.iter().any(|n| n == plural));
+            if !is_served {
+                scan.absent_kinds.push(format!("{kind}.{group}"));
+                continue;
+            }
+        }
+        let api = match namespace {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &r),
+            None => Api::<DynamicObject>::all_with(client.clone(), &r),
+        };
+        scan.requests += 1;
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|error| ListFailure {
+                what: format!("{plural}.{}", if group.is_empty() { "core" } else { group }),
+                purpose: " (to find what uses each version)",
+                permission: format!("list {plural}"),
+                error,
+            })?;
+        for item in list.items {
+            let ns = item.metadata.namespace.clone().unwrap_or_default();
+            let label = format!("{kind} {}", item.metadata.name.as_deref().unwrap_or("?"));
+            let value = serde_json::to_value(&item).unwrap_or_default();
+            versions::add_references(&mut scan.referenced, &ns, &label, &value);
+        }
+    }
+    Ok(scan)
+}
+
+/// What `inject --carry` read. No `Debug`: the versions hold Secret values.
+#[derive(Default)]
+pub struct CarryRead {
+    /// The live versions of the names asked for, each with apiVersion and kind.
+    pub versions: Vec<serde_json::Value>,
+    pub readers: ReaderScan,
+    /// Requests made, the readers' lists included.
+    pub requests: usize,
+}
+
+/// Reads, for `inject --carry`, the live versions of each name in `wanted` (by kind and
+/// namespace: one list each, by the label [`VERSIONED_FROM`]), then what names them, one list
+/// per reader kind in each namespace that has versions. Nothing is read when nothing is wanted.
+pub async fn read_versions(
+    connection: &Connection,
+    wanted: &BTreeMap<(&'static str, String), BTreeSet<String>>,
+) -> Result<CarryRead, ReadError> {
+    let mut read = CarryRead::default();
+    let mut namespaces = BTreeSet::new();
+    for ((kind, namespace), names) in wanted {
+        if names.is_empty() {
+            continue;
+        }
+        let r = resource("v1", kind);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(connection.client.clone(), namespace, &r);
+        // Versioned names are valid label values, so the set needs no quoting.
+        let selector = format!(
+            "{VERSIONED_FROM} in ({})",
+            names.iter().cloned().collect::<Vec<_>>().join(",")
+        );
+        read.requests += 1;
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| ReadError::List {
+                what: format!("{} in namespace {namespace}", rbac_name(&r)),
+                message: explain(&e, "list", &r, namespace),
+            })?;
+        for mut item in list.items {
+            item.types = Some(TypeMeta {
+                api_version: r.api_version.clone(),
+                kind: r.kind.clone(),
+            });
+            let value = serde_json::to_value(&item).map_err(|e| ReadError::List {
+                what: rbac_name(&r),
+                message: e.to_string(),
+            })?;
+            namespaces.insert(namespace.clone());
+            read.versions.push(value);
+        }
+    }
+    for namespace in &namespaces {
+        let scan = list_readers(&connection.client, Some(namespace))
+            .await
+            .map_err(|f| ReadError::List {
+                what: format!("{} in namespace {namespace}{}", f.what, f.purpose),
+                message: match &f.error {
+                    kube::Error::Api(status) if status.code == 403 => format!(
+                        "{} {}: {} (the account needs `{}` in namespace {namespace}; see the README for the Role)",
+                        status.code, status.reason, status.message, f.permission
+                    ),
+                    other => explain_other(other),
+                },
+            })?;
+        read.requests += scan.requests;
+        read.readers.requests += scan.requests;
+        for (key, by) in scan.referenced {
+            read.readers.referenced.entry(key).or_default().extend(by);
+        }
+        read.readers.absent_kinds.extend(scan.absent_kinds);
+    }
+    read.readers.absent_kinds.sort();
+    read.readers.absent_kinds.dedup();
+    Ok(read)
+}
+
+fn explain_other(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            format!("{} {}: {}", status.code, status.reason, status.message)
+        }
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 //! version that was listed as young (`--min-age`), and a version changed after it was listed
 //! (re-applied by a rollback) is not deleted: the API server answers 409 to the precondition.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use kube::api::{
@@ -14,46 +13,11 @@ use kube::api::{
 };
 
 use super::client::{self, KubeError};
-use super::versions::{self, Decision, Referenced, Version, VERSIONED_FROM};
+use super::live;
+use super::versions::{self, Decision, Version, VERSIONED_FROM};
 use crate::clock::parse_rfc3339;
 
-/// The kinds whose objects may name a version: what pods are made from, pods themselves,
-/// and every workload `inject` knows. (group, version, plural, kind)
-pub const READERS: &[(&str, &str, &str, &str)] = &[
-    ("apps", "v1", "replicasets", "ReplicaSet"),
-    ("apps", "v1", "controllerrevisions", "ControllerRevision"),
-    ("apps", "v1", "deployments", "Deployment"),
-    ("apps", "v1", "statefulsets", "StatefulSet"),
-    ("apps", "v1", "daemonsets", "DaemonSet"),
-    ("batch", "v1", "jobs", "Job"),
-    ("batch", "v1", "cronjobs", "CronJob"),
-    ("", "v1", "pods", "Pod"),
-    ("", "v1", "podtemplates", "PodTemplate"),
-    ("", "v1", "replicationcontrollers", "ReplicationController"),
-    ("argoproj.io", "v1alpha1", "rollouts", "Rollout"),
-    ("apps.kruise.io", "v1alpha1", "clonesets", "CloneSet"),
-    ("apps.kruise.io", "v1beta1", "statefulsets", "StatefulSet"),
-    ("apps.kruise.io", "v1alpha1", "daemonsets", "DaemonSet"),
-    (
-        "apps.kruise.io",
-        "v1alpha1",
-        "broadcastjobs",
-        "BroadcastJob",
-    ),
-    (
-        "apps.kruise.io",
-        "v1alpha1",
-        "advancedcronjobs",
-        "AdvancedCronJob",
-    ),
-    (
-        "apps.kruise.io",
-        "v1alpha1",
-        "uniteddeployments",
-        "UnitedDeployment",
-    ),
-    ("serving.knative.dev", "v1", "services", "Service"),
-];
+pub use super::versions::READERS;
 
 /// The kinds that are versioned: (plural, kind).
 const VERSIONED: &[(&str, &str)] = &[("configmaps", "ConfigMap"), ("secrets", "Secret")];
@@ -174,56 +138,17 @@ pub async fn prune(settings: &Settings) -> Result<Report, PruneError> {
         }
     }
 
-    let mut referenced = Referenced::new();
-    let mut absent_kinds = Vec::new();
-    // What each custom resource group-version serves, read once (`None`: not served).
-    let mut served: HashMap<String, Option<Vec<String>>> = HashMap::new();
-    if !found.is_empty() {
-        for (group, version, plural, kind) in READERS {
-            let resource = resource(group, version, plural, kind);
-            if !group.is_empty() && !matches!(*group, "apps" | "batch") {
-                // A CRD that is not installed is not served; discovery is open to anyone.
-                if !served.contains_key(&resource.api_version) {
-                    let resources =
-                        match client.list_api_group_resources(&resource.api_version).await {
-                            Ok(list) => Some(list.resources.into_iter().map(|r| r.name).collect()),
-                            Err(kube::Error::Api(status)) if status.code == 404 => None,
-                            Err(e) => {
-                                return Err(PruneError::List {
-                                    what: format!("the API group {}", resource.api_version),
-                                    why: explain(&e, "discovery"),
-                                })
-                            }
-                        };
-                    served.insert(resource.api_version.clone(), resources);
-                }
-                let is_served = served
-                    .get(&resource.api_version)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|names| names.iter().any(|n| n == plural));
-                if !is_served {
-                    absent_kinds.push(format!("{kind}.{group}"));
-                    continue;
-                }
-            }
-            let list = api(&resource)
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| PruneError::List {
-                    what: format!(
-                        "{plural}.{} {where_} (to find what uses each version)",
-                        if group.is_empty() { "core" } else { group }
-                    ),
-                    why: explain(&e, &format!("list {plural}")),
-                })?;
-            for item in list.items {
-                let ns = item.metadata.namespace.clone().unwrap_or_default();
-                let label = format!("{kind} {}", item.metadata.name.as_deref().unwrap_or("?"));
-                let value = serde_json::to_value(&item).unwrap_or_default();
-                versions::add_references(&mut referenced, &ns, &label, &value);
-            }
-        }
-    }
+    let scan = if found.is_empty() {
+        live::ReaderScan::default()
+    } else {
+        live::list_readers(&client, namespace.as_deref())
+            .await
+            .map_err(|f| PruneError::List {
+                what: format!("{} {where_}{}", f.what, f.purpose),
+                why: explain(&f.error, &f.permission),
+            })?
+    };
+    let (referenced, absent_kinds) = (scan.referenced, scan.absent_kinds);
 
     let decisions = versions::decide(
         found,

@@ -16,6 +16,44 @@ use serde_json::Value;
 
 pub use crate::manifest::object::VERSIONED_FROM;
 
+/// The kinds whose objects may name a version: what pods are made from, pods themselves,
+/// and every workload `inject` knows. (group, version, plural, kind)
+pub const READERS: &[(&str, &str, &str, &str)] = &[
+    ("apps", "v1", "replicasets", "ReplicaSet"),
+    ("apps", "v1", "controllerrevisions", "ControllerRevision"),
+    ("apps", "v1", "deployments", "Deployment"),
+    ("apps", "v1", "statefulsets", "StatefulSet"),
+    ("apps", "v1", "daemonsets", "DaemonSet"),
+    ("batch", "v1", "jobs", "Job"),
+    ("batch", "v1", "cronjobs", "CronJob"),
+    ("", "v1", "pods", "Pod"),
+    ("", "v1", "podtemplates", "PodTemplate"),
+    ("", "v1", "replicationcontrollers", "ReplicationController"),
+    ("argoproj.io", "v1alpha1", "rollouts", "Rollout"),
+    ("apps.kruise.io", "v1alpha1", "clonesets", "CloneSet"),
+    ("apps.kruise.io", "v1beta1", "statefulsets", "StatefulSet"),
+    ("apps.kruise.io", "v1alpha1", "daemonsets", "DaemonSet"),
+    (
+        "apps.kruise.io",
+        "v1alpha1",
+        "broadcastjobs",
+        "BroadcastJob",
+    ),
+    (
+        "apps.kruise.io",
+        "v1alpha1",
+        "advancedcronjobs",
+        "AdvancedCronJob",
+    ),
+    (
+        "apps.kruise.io",
+        "v1alpha1",
+        "uniteddeployments",
+        "UnitedDeployment",
+    ),
+    ("serving.knative.dev", "v1", "services", "Service"),
+];
+
 /// One version found in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {

@@ -144,6 +144,7 @@ mod tests {
             namespace: None,
             versioned_from: None,
             versioned: None,
+            carried: false,
             rename: None,
             keys: keys
                 .iter()

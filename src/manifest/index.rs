@@ -51,6 +51,11 @@ impl ObjectIndex {
         }
     }
 
+    /// The ids of the stream's own objects (not those from outside it).
+    pub fn stream_ids(&self) -> impl Iterator<Item = &ObjectId> {
+        self.by_id.keys()
+    }
+
     /// Adds objects from outside the stream, with `default_namespace` for those naming none.
     pub fn with_outside(mut self, objects: Vec<ConfigObject>, default_namespace: &str) -> Self {
         for object in objects {

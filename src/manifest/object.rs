@@ -146,6 +146,9 @@ pub struct ConfigObject {
     pub versioned_from: Option<String>,
     /// The annotation [`VERSIONED`]: the object's own choice, when it makes one.
     pub versioned: Option<bool>,
+    /// The annotation [`CARRIED`]: an old version `inject --carry` copied from the cluster,
+    /// which `inject` never renames or edits.
+    pub carried: bool,
     /// Where renaming it edits the text; read only when the stream may version objects.
     pub rename: Option<Box<RenameSlots>>,
 }
@@ -225,6 +228,8 @@ impl<'a> IntoIterator for &'a KeyDigests {
 pub const VERSIONED: &str = "reconfig/versioned";
 /// Label a versioned object carries: the name it had before it was versioned.
 pub const VERSIONED_FROM: &str = "reconfig/versioned-from";
+/// Annotation on an old version `inject --carry` copied from the cluster into the render.
+pub const CARRIED: &str = "reconfig/carried";
 
 /// Digests a value; Secrets use HMAC when a key is given so their digests cannot be brute-forced.
 pub fn value_digest(kind: ConfigKind, secret_key: Option<&[u8]>, bytes: &[u8]) -> [u8; 32] {
@@ -350,6 +355,11 @@ impl ConfigObject {
                 }
             },
         };
+        let carried = meta
+            .annotations
+            .and_then(|a| a.entry(CARRIED))
+            .and_then(|(_, value)| value.as_str())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         Ok(Some(ConfigObject {
             kind,
             name: meta.name.to_string(),
@@ -357,6 +367,7 @@ impl ConfigObject {
             keys,
             versioned_from,
             versioned,
+            carried,
             rename: None,
         }))
     }

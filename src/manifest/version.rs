@@ -83,6 +83,8 @@ impl Versioning {
 pub struct Renamed {
     /// The object as the stream has it.
     pub id: ObjectId,
+    /// The name it is versioned from (its label `reconfig/versioned-from`).
+    pub from: String,
     pub new_name: String,
     /// Its full data checksum.
     pub checksum: String,
@@ -151,6 +153,10 @@ pub fn plan(
             let Some(slots) = object.rename.as_deref() else {
                 continue;
             };
+            // An old version `--carry` copied from the cluster stays exactly as it is there.
+            if object.carried {
+                continue;
+            }
             let location = parsed.docs[doc].at(slots.pos);
             let found = readers.get(&id).unwrap_or(&none);
             let asked = object.versioned_from.is_some() || object.versioned == Some(true);
@@ -217,6 +223,7 @@ pub fn plan(
                     }
                     out.renamed.push(Renamed {
                         references: found.sites.len(),
+                        from: object.logical_name().to_string(),
                         id,
                         new_name,
                         checksum,
@@ -333,7 +340,7 @@ fn rename(
 }
 
 /// Argo CD's comma-separated sync options with `Prune=false` in place of any `Prune=…`.
-fn with_prune_false(existing: Option<&str>) -> String {
+pub fn with_prune_false(existing: Option<&str>) -> String {
     let mut options: Vec<&str> = existing
         .unwrap_or("")
         .split(',')
@@ -986,6 +993,39 @@ spec:
             keep: false
         }
         .may_apply("kind: ConfigMap"));
+    }
+
+    #[test]
+    fn a_carried_old_version_is_left_exactly_as_it_is() {
+        // Its name does not match its data (hashed elsewhere), it lacks the checksum
+        // annotation, and a template names it: still nothing of it changes.
+        let carried = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-0000000000\n  labels:\n    reconfig/versioned-from: app\n  annotations:\n    reconfig/carried: \"true\"\nimmutable: true\ndata:\n  a: old\n";
+        let yaml = format!(
+            "{}{carried}",
+            app()
+                .deployment("w")
+                .mounts_config_map("app")
+                .deployment("old")
+                .mounts_config_map("app-0000000000")
+                .render()
+        );
+        let (out, warnings, errors) = run(&yaml, &options(Mode::All, true));
+        assert!(
+            errors.is_empty() && warnings.is_empty(),
+            "{errors:?} {warnings:?}"
+        );
+        assert!(out.ends_with(carried), "{out}");
+        let analysis = analyze(&yaml, &options(Mode::All, true)).expect("valid");
+        let renamed: Vec<&str> = analysis
+            .versions
+            .renamed
+            .iter()
+            .map(|r| r.from.as_str())
+            .collect();
+        assert_eq!(renamed, ["app"]);
+        assert!(
+            referenced(&out, &Options::default()).contains(&"ConfigMap app-0000000000".to_string())
+        );
     }
 
     #[test]
