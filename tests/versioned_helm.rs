@@ -324,6 +324,61 @@ fn rollback_succeeds_with_carried_versions_and_prune_leaves_what_replica_sets_us
     }
 }
 
+/// With `--keep`, a version nothing names any more (its ReplicaSet went with
+/// revisionHistoryLimit) is still in the cluster, so it is carried too: `helm rollback` to the
+/// revision that made it succeeds. Left out of the release, Helm would refuse it as above.
+#[test]
+fn rollback_to_a_kept_version_nothing_names_succeeds() {
+    for v4 in [false, true] {
+        let helm = Helm::new(v4);
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let chart = tempfile::tempdir().expect("tempdir");
+        app_chart(chart.path());
+        let chart_dir = chart.path().to_str().expect("utf8");
+        let deploy = |verb: &str, level: &str| {
+            let set = format!("level={level}");
+            let mut args = vec![
+                verb,
+                "shop",
+                chart_dir,
+                "-n",
+                "shop",
+                "--no-hooks",
+                "--disable-openapi-validation",
+                "--set",
+                &set,
+            ];
+            args.extend(helm.post_renderer());
+            args.extend(CARRY);
+            helm.run(&args, Some(&kubeconfig));
+        };
+        deploy("install", "info");
+        let first = mounted(&api);
+        replica_set_for(&api, "shop-web-1");
+        deploy("upgrade", "debug");
+        replica_set_for(&api, "shop-web-2");
+        // The first ReplicaSet is gone: nothing names v1, which --keep keeps.
+        api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                       "metadata": {"name": "shop-web-1", "namespace": "shop"}, "spec": {}}));
+        deploy("upgrade", "warn");
+        let release = helm.run(
+            &["get", "manifest", "shop", "-n", "shop"],
+            Some(&kubeconfig),
+        );
+        assert!(
+            release.contains(&format!("name: {first}")),
+            "revision 3 carries the unnamed v1 (helm 4: {v4}):\n{release}"
+        );
+        helm.run(
+            &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
+            Some(&kubeconfig),
+        );
+        assert_eq!(mounted(&api), first, "helm 4: {v4}");
+        assert!(versions(&api).contains(&first), "helm 4: {v4}");
+    }
+}
+
 /// The helm-snippets prune CronJob renders alike under Helm 3 and Helm 4, passes
 /// `helm lint --strict`, and its Role grants exactly what prune asks the API for.
 #[test]
@@ -517,8 +572,8 @@ fn run_inject(
     }
 }
 
-/// `--carry` without Helm: exactly the versions a ReplicaSet names that the render lacks, as
-/// plain documents after the render, sorted by name; a Secret's value in the stream and never
+/// `--carry --keep` without Helm: exactly the live versions the render lacks (named by a
+/// ReplicaSet or not: Helm keeps them all), as plain documents after the render, sorted by name; a Secret's value in the stream and never
 /// in the log; the namespace from HELM_NAMESPACE when neither the render nor `--namespace`
 /// names one; running it again on its own output changes nothing.
 #[test]
@@ -551,7 +606,7 @@ fn carry_appends_the_used_versions_once_and_never_logs_a_secret_value() {
         "app",
         json!({"level": "debug"}),
     ));
-    // Used by nothing: not carried.
+    // Used by nothing, but kept (--keep): carried too, so a rollback finds it in the release.
     api.put(live_version(
         "ConfigMap",
         "app-0123456789",
@@ -613,15 +668,39 @@ fn carry_appends_the_used_versions_once_and_never_logs_a_secret_value() {
         .stdout
         .strip_prefix(plain.stdout.as_str())
         .unwrap_or_else(|| panic!("the render first, unchanged:\n{}", out.stdout));
+    let document = |kind: &str, name: &str, from: &str, data: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: shop\n  labels:\n    app.kubernetes.io/managed-by: Helm\n    reconfig/versioned-from: {from}\n  annotations:\n    argocd.argoproj.io/sync-options: Prune=false\n    helm.sh/resource-policy: keep\n    reconfig/carried: \"true\"\nimmutable: true\ndata:\n  {data}\n"
+        )
+    };
+    let mut expected = vec![
+        (
+            app_old.clone(),
+            document("ConfigMap", &app_old, "app", "level: info"),
+        ),
+        (
+            "app-0123456789".to_string(),
+            document("ConfigMap", "app-0123456789", "app", "level: x"),
+        ),
+        (
+            creds_old.clone(),
+            document(
+                "Secret",
+                &creds_old,
+                "creds",
+                &format!("password: {old_pw}"),
+            ),
+        ),
+    ];
+    expected.sort();
     assert_eq!(
         carried,
-        format!(
-            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app_old}\n  namespace: shop\n  labels:\n    app.kubernetes.io/managed-by: Helm\n    reconfig/versioned-from: app\n  annotations:\n    argocd.argoproj.io/sync-options: Prune=false\n    helm.sh/resource-policy: keep\n    reconfig/carried: \"true\"\nimmutable: true\ndata:\n  level: info\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {creds_old}\n  namespace: shop\n  labels:\n    app.kubernetes.io/managed-by: Helm\n    reconfig/versioned-from: creds\n  annotations:\n    argocd.argoproj.io/sync-options: Prune=false\n    helm.sh/resource-policy: keep\n    reconfig/carried: \"true\"\nimmutable: true\ndata:\n  password: {old_pw}\n"
-        )
+        expected.into_iter().map(|(_, d)| d).collect::<String>()
     );
     for line in [
         format!("ConfigMap shop/{app_old} (versioned from app) carried into the render: used by ReplicaSet web-1"),
         format!("Secret shop/{creds_old} (versioned from creds) carried into the render: used by ReplicaSet web-1"),
+        "ConfigMap shop/app-0123456789 (versioned from app) carried into the render: nothing names it, kept (--keep) until reconfig prune deletes it".to_string(),
     ] {
         assert!(out.stderr.contains(&line), "{line} in:\n{}", out.stderr);
     }

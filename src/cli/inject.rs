@@ -480,8 +480,13 @@ fn carry(
         if more > 0 {
             by.push_str(&format!(" and {more} more"));
         }
+        if by.is_empty() {
+            by = "nothing names it, kept (--keep) until reconfig prune deletes it".into();
+        } else {
+            by = format!("used by {by}");
+        }
         info!(
-            "{} {}/{} (versioned from {}) carried into the render: used by {by}",
+            "{} {}/{} (versioned from {}) carried into the render: {by}",
             c.kind, c.namespace, c.name, c.from
         );
     }

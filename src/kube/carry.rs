@@ -73,9 +73,9 @@ pub struct Selection {
 }
 
 /// Chooses, among live `versions` (full objects with apiVersion and kind), those something in
-/// the cluster names (`referenced`) that the stream lacks (`in_stream`: `(kind, namespace,
-/// name)` with namespaces resolved as the cluster has them), and writes each as a plain
-/// document; `keep` adds `--keep`'s annotations.
+/// the cluster names (`referenced`), or with `keep` every one, that the stream lacks
+/// (`in_stream`: `(kind, namespace, name)` with namespaces resolved as the cluster has them),
+/// and writes each as a plain document; `keep` adds `--keep`'s annotations.
 pub fn select(
     versions: &[Value],
     referenced: &Referenced,
@@ -103,7 +103,11 @@ pub fn select(
             Some(Left::InStream)
         } else if !meta["deletionTimestamp"].is_null() {
             Some(Left::Deleting)
-        } else if !referenced.contains_key(&key) {
+        } else if !keep && !referenced.contains_key(&key) {
+            // With `--keep` Helm never deletes a version, so one nothing names stays in the
+            // cluster: left out of the release, a rollback to the revision that made it would
+            // meet Helm's refusal. Carried, the rollback finds it (and once `prune` deletes
+            // it, a rollback creates it again from the release).
             Some(Left::Unused)
         } else {
             None
@@ -112,7 +116,7 @@ pub fn select(
             selection.left.push((key.0, key.1, key.2, why));
             continue;
         }
-        let mut used_by = referenced[&key].clone();
+        let mut used_by = referenced.get(&key).cloned().unwrap_or_default();
         used_by.sort();
         selection.carried.push(Carried {
             kind,
@@ -405,6 +409,23 @@ mod tests {
                 ("app-b", Left::Unused),
                 ("app-d", Left::InStream),
                 ("app-e", Left::Deleting),
+            ]
+        );
+        // With --keep, Helm keeps app-b whatever names it: carried, so that a rollback to the
+        // revision that made it finds it in the release.
+        let kept = select(&versions, &used, &in_stream, true);
+        let names: Vec<(&str, &str, usize)> = kept
+            .carried
+            .iter()
+            .map(|c| (c.kind, c.name.as_str(), c.used_by.len()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("ConfigMap", "app-a", 2),
+                ("Secret", "app-a", 1),
+                ("ConfigMap", "app-b", 0),
+                ("ConfigMap", "app-c", 1),
             ]
         );
     }
