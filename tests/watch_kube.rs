@@ -339,3 +339,69 @@ fn without_api_access_it_says_so_and_exits_2() {
         "{stderr}"
     );
 }
+
+/// A policy rule that selects by label applies in the pod as in the webhook: the sidecar reads
+/// the ConfigMap's labels from the API server (metadata only, never a value) before judging
+/// each new config. Labelled, a bad JSON key is rejected; once the label is gone, the same
+/// rule no longer selects the object and the next config is applied.
+#[test]
+fn label_selected_policy_rules_apply_by_the_labels_the_api_server_has() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let api = FakeApi::start();
+    api.add_pod(NS, POD, "uid-web-0");
+    let kubeconfig = api.kubeconfig(tmp.path(), "default");
+    let config_map = |labels: Value| {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "app", "namespace": NS, "labels": labels},
+            "data": {"app.json": "{}"}})
+    };
+    api.put(config_map(serde_json::json!({"reconfig/validate": "true"})));
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: reconfig/v1\nkind: Policy\nrules:\n  - name: labelled-json\n    match:\n      kinds: [ConfigMap]\n      labels:\n        matchLabels: {reconfig/validate: \"true\"}\n    keys: [\"*.json\"]\n",
+    )
+    .expect("policy");
+    let vol = AtomicWriter::new(tmp.path().join("vol"));
+    vol.write(&payload(&[("app.json", "{}")])).expect("write");
+    let hook = Receiver::start();
+    let url = hook.url("/-/reload");
+    let dir = format!("configmap/app={}", s(vol.root()));
+    let r = Reconfig::spawn(watch(
+        &kubeconfig,
+        &["--dir", &dir, "--policy", s(&policy), "--webhook", &url],
+    ));
+    r.wait_phase("applied");
+    assert_eq!(
+        r.count("does not apply"),
+        0,
+        "no blind spot: the labels are read\n{}",
+        r.log()
+    );
+
+    vol.write(&payload(&[("app.json", "{")])).expect("write");
+    let status = r.wait_phase("rejected");
+    assert!(
+        status.to_string().contains("labelled-json"),
+        "the rule named: {status}"
+    );
+
+    // The label goes: the rule selects the object no more, and the next config passes.
+    api.put(config_map(serde_json::json!({})));
+    vol.write(&payload(&[("app.json", "{\"a\":")]))
+        .expect("write");
+    r.wait_phase("applied");
+    let reads: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|q| q.path == format!("/api/v1/namespaces/{NS}/configmaps/app"))
+        .collect();
+    assert_eq!(reads.len(), 3, "one read per new config: {reads:?}");
+    assert!(
+        reads.iter().all(|q| q.method == "GET"
+            && q.headers
+                .get("accept")
+                .is_some_and(|a| a.contains("as=PartialObjectMetadata"))),
+        "metadata only: {reads:?}"
+    );
+}

@@ -464,7 +464,9 @@ impl WatchArgs {
             objects,
         };
         if self.validation.policy.is_some() {
-            for why in validator.blind_spots(&dirs) {
+            // With the Kubernetes client built in, the sidecar reads labels (see `run`).
+            let labels_read = cfg!(feature = "kube") && validator.needs_labels();
+            for why in validator.blind_spots(&dirs, labels_read) {
                 tracing::warn!("{why}");
             }
         }
@@ -500,6 +502,9 @@ pub fn run(args: WatchArgs) -> Result<(), Failure> {
         .map_err(Failure::Internal)?;
     runtime.block_on(async {
         let mut sidecar = Sidecar::new(settings);
+        if sidecar.needs_labels() {
+            read_labels(&args.kube, &mut sidecar).await;
+        }
         if args.kube.events || args.kube.annotate_pod {
             // No API access at all is a setup the user must fix before the sidecar is useful.
             report_to_the_api(&args.kube, &mut sidecar)
@@ -519,6 +524,27 @@ async fn report_to_the_api(args: &KubeArgs, sidecar: &mut Sidecar) -> anyhow::Re
     sidecar.report_to(Box::new(reporter));
     Ok(())
 }
+
+/// The policy selects by labels: read them from the API server. Without access the sidecar
+/// goes on (the label rules do not apply, as it says): a reload never waits on the API.
+#[cfg(feature = "kube")]
+async fn read_labels(args: &KubeArgs, sidecar: &mut Sidecar) {
+    match crate::kube::client::connect(args.kube_timeout).await {
+        Ok(connection) => {
+            tracing::info!(
+                "the policy selects by labels: reading them from {} before each new config",
+                connection.cluster
+            );
+            sidecar.read_labels_with(Box::new(crate::kube::labels::ObjectLabels::new(connection)));
+        }
+        Err(e) => tracing::warn!(
+            "the policy selects by labels, which cannot be read: {e}; rules selecting by labels do not apply"
+        ),
+    }
+}
+
+#[cfg(not(feature = "kube"))]
+async fn read_labels(_: &KubeArgs, _: &mut Sidecar) {}
 
 #[cfg(not(feature = "kube"))]
 async fn report_to_the_api(_: &KubeArgs, _: &mut Sidecar) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@
 
 pub mod carry;
 pub mod client;
+pub mod labels;
 pub mod live;
 pub mod prune;
 pub mod report;

@@ -85,14 +85,32 @@ impl Folders {
         findings
     }
 
+    /// Whether a rule selects by labels and a folder names its object: then the sidecar
+    /// reads the object's labels (`watch::labels`).
+    pub fn needs_labels(&self) -> bool {
+        !self.objects.is_empty() && self.policy.rules.iter().any(|r| r.labels.is_some())
+    }
+
+    /// The objects the folders hold, to read their labels.
+    pub fn objects_mut(&mut self) -> impl Iterator<Item = &mut Identity> {
+        self.objects.iter_mut().map(|(_, identity)| identity)
+    }
+
     /// Rules that can never apply to a folder here (they select on what the sidecar cannot
-    /// see): said once at start.
-    pub fn blind_spots(&self, dirs: &[PathBuf]) -> Vec<String> {
+    /// see): said once at start. `labels_read`: the objects' labels will be read, so a rule
+    /// selecting by labels is no blind spot.
+    pub fn blind_spots(&self, dirs: &[PathBuf], labels_read: bool) -> Vec<String> {
         let mut out = Vec::new();
         for dir in dirs {
-            let object = self.objects.iter().find(|(d, _)| d == dir).map(|(_, o)| o);
+            let object = self.objects.iter().find(|(d, _)| d == dir).map(|(_, o)| {
+                let mut o = o.clone();
+                if labels_read && o.labels.is_none() {
+                    o.labels = Some(Default::default());
+                }
+                o
+            });
             for rule in &self.policy.rules {
-                if let Some(why) = rule.blind_spot(object) {
+                if let Some(why) = rule.blind_spot(object.as_ref()) {
                     out.push(format!("{}: {why}", dir.display()));
                 }
             }
@@ -147,7 +165,10 @@ mod tests {
         assert!(findings[0]
             .message(true)
             .starts_with("configmap/app/a.json:"));
-        let spots = folders.blind_spots(&[PathBuf::from("/etc/app"), PathBuf::from("/etc/other")]);
+        let spots = folders.blind_spots(
+            &[PathBuf::from("/etc/app"), PathBuf::from("/etc/other")],
+            false,
+        );
         assert_eq!(spots.len(), 1, "{spots:?}");
         assert!(spots[0].starts_with("/etc/other: "));
     }

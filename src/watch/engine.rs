@@ -19,6 +19,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tracing::{debug, error, info, warn};
 
+use super::labels::LabelReader;
 use super::metrics::Metrics;
 use super::publish::Publisher;
 use super::state::{ConfigState, Progress};
@@ -60,6 +61,8 @@ pub struct Parts {
     /// A version failing verification is replaced by the newest verified one (with a
     /// publisher; off with `--no-rollback`).
     pub rollback: bool,
+    /// Reads the objects' labels before each judgement, when the policy selects by label.
+    pub labels: Option<Box<dyn LabelReader>>,
 }
 
 /// The read → validate → publish → act pipeline and what it remembers between runs.
@@ -75,6 +78,7 @@ pub struct Engine {
     allow_empty: bool,
     verifies: bool,
     rollback: bool,
+    labels: Option<Box<dyn LabelReader>>,
     /// Versions that failed verification, not tried again (the publisher's record, with one).
     failed: Vec<String>,
     /// Hash of the newest content judged, valid or not (or the identity of content that could
@@ -96,6 +100,7 @@ impl Engine {
             allow_empty: parts.allow_empty,
             verifies: parts.verifies,
             rollback: parts.rollback,
+            labels: parts.labels,
             failed: Vec::new(),
             seen: None,
         }
@@ -239,6 +244,27 @@ impl Engine {
         self.state.watcher_health(health);
     }
 
+    /// The objects' labels as the API server has them now, for rules that select by label; a
+    /// failed read keeps the labels last read.
+    async fn read_labels(&mut self) {
+        let Some(reader) = &self.labels else {
+            return;
+        };
+        for object in self.validator.objects_mut() {
+            match reader.labels(object).await {
+                Ok(labels) => object.labels = Some(labels),
+                Err(e) => {
+                    let kept = if object.labels.is_some() {
+                        "the labels last read are used"
+                    } else {
+                        "rules selecting by labels do not apply to it"
+                    };
+                    warn!("cannot read the labels of {}: {e}; {kept}", object.label());
+                }
+            }
+        }
+    }
+
     /// Applies outcomes that arrived while the engine was busy, before anything newer.
     fn catch_up(&mut self) {
         while let Some(outcome) = self.actions.arrived() {
@@ -276,6 +302,7 @@ impl Engine {
             return self.state.no_files(why);
         }
 
+        self.read_labels().await;
         let problems = denials(self.validator.check(&snapshot.files));
         if !problems.is_empty() {
             return self.state.rejected(&hash, &problems);
@@ -495,6 +522,7 @@ mod tests {
             allow_empty: false,
             verifies,
             rollback: true,
+            labels: None,
         });
         (engine, view, metrics)
     }

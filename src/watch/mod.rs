@@ -11,6 +11,7 @@
 pub mod debounce;
 pub mod engine;
 pub mod http;
+pub mod labels;
 pub mod metrics;
 pub mod publish;
 
@@ -30,6 +31,7 @@ use crate::reload::{self, Action, Policy};
 use debounce::Debouncer;
 pub use engine::AtStart;
 use engine::{Engine, Parts};
+use labels::LabelReader;
 use metrics::Metrics;
 use publish::Publisher;
 use state::{ConfigState, NoteSink};
@@ -81,6 +83,7 @@ pub struct Sidecar {
     settings: Settings,
     metrics: Arc<Metrics>,
     sink: Option<Box<dyn NoteSink>>,
+    labels: Option<Box<dyn LabelReader>>,
 }
 
 impl Sidecar {
@@ -101,6 +104,7 @@ impl Sidecar {
             settings,
             metrics: Arc::new(Metrics::default()),
             sink: None,
+            labels: None,
         }
     }
 
@@ -113,12 +117,23 @@ impl Sidecar {
         self.sink = Some(sink);
     }
 
+    /// Reads the labels of the objects the folders hold with `reader`, before each judgement.
+    pub fn read_labels_with(&mut self, reader: Box<dyn LabelReader>) {
+        self.labels = Some(reader);
+    }
+
+    /// Whether the policy selects by labels objects the folders name (see `read_labels_with`).
+    pub fn needs_labels(&self) -> bool {
+        self.settings.validator.needs_labels()
+    }
+
     /// Runs until SIGTERM or SIGINT.
     pub async fn run(self) -> Result<(), Error> {
         let Sidecar {
             settings,
             metrics,
             sink,
+            labels,
         } = self;
         let state = ConfigState::new(metrics.clone(), sink);
         let listener = http::bind(&settings.listen)
@@ -157,6 +172,7 @@ impl Sidecar {
             allow_empty: settings.allow_empty,
             verifies,
             rollback: settings.rollback,
+            labels,
         });
         // Listening before the first evaluation: a validator running then is stopped too.
         let mut shutdown = Shutdown::listen()?;

@@ -7,7 +7,10 @@ optional Kubernetes API features: `--events` (Events on its own pod) and
 
 Put it in a template file of its own and set the pod's serviceAccountName to
 the same name. Optional keys: labels (a dict), createServiceAccount (default true),
-restrictToOwnPod (default false; see below).
+restrictToOwnPod (default false; see below), labelsOf (a dict with configMaps and
+secrets, lists of names: the objects whose labels the sidecar reads when its
+--policy has rules selecting by label; `get` on a Secret reads its values too,
+which the pod mounts anyway).
 
 A Role cannot name "its own pod": pod names are generated, so `patch pods`
 covers every pod in the namespace. restrictToOwnPod adds a
@@ -49,6 +52,21 @@ rules:
   - apiGroups: [""]
     resources: [pods]
     verbs: [get, patch]
+  {{- with .labelsOf }}
+  {{- with .configMaps }}
+  # --policy rules selecting by label: these objects' labels (read as metadata only).
+  - apiGroups: [""]
+    resources: [configmaps]
+    resourceNames: {{ toJson . }}
+    verbs: [get]
+  {{- end }}
+  {{- with .secrets }}
+  - apiGroups: [""]
+    resources: [secrets]
+    resourceNames: {{ toJson . }}
+    verbs: [get]
+  {{- end }}
+  {{- end }}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
