@@ -159,3 +159,31 @@ fn a_64_kib_flow_sequence_at_column_0_is_read() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.matches("checksum/config: ").count(), 1);
 }
+
+/// A long valid document, then a flow sequence left open across lines at column 0: every fix
+/// costs a parse of everything before it. Before, reparsing ran up to its 64 MiB budget (11 s
+/// in a debug build); now the budget is linear in the document (about 1 s here).
+#[test]
+fn fixes_deep_in_a_long_document_are_bounded() {
+    let prefix: String = (0..3500)
+        .map(|i| format!("  key{i}: value {i}\n"))
+        .collect();
+    let tail: String = (0..1600).map(|i| format!("b{i},\n")).collect();
+    let text = format!("a:\n{prefix}  list: [a,\n{tail}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deep.yaml");
+    std::fs::write(&path, &text).expect("write");
+    let started = Instant::now();
+    let out = run(
+        &["check", "--format", "yaml", path.to_str().expect("utf-8")],
+        "",
+    );
+    let took = started.elapsed();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("deep.yaml:3503:1: invalid indentation"),
+        "{}",
+        out.stderr
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
