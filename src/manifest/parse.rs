@@ -419,6 +419,18 @@ mod merge_and_alias_tests {
     }
 
     #[test]
+    fn the_differential_fuzz_crash_reads_as_go_yaml_reads_it() {
+        // fuzz/artifacts/differential/crash-1d38…: reconfig read {"a":"\n"}, libyaml and
+        // tests/tools/yaml-oracle (go-yaml) {"a":""}. Fixed by block_scalar_at_unterminated_end.
+        let text = include_str!(
+            "../../tests/fixtures/hostile/crash-1d38b9bca9b1005da5b065f7345ab71f8e25a664"
+        );
+        assert_eq!(text, "a: |+\n  ");
+        assert_eq!(json(text), r#"{"a":""}"#);
+        compare_parsers(text, Limits::default()).expect("both parsers agree");
+    }
+
+    #[test]
     fn directives_libyaml_refuses_are_refused() {
         // Found by the differential fuzz target (`%YAML 0.2`).
         for bad in [
