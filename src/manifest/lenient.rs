@@ -24,11 +24,13 @@
 //! [`MAX_FIXES`] fixes, and bytes parsed in all (retries included) at most [`WORK_PER_BYTE`]
 //! times the document plus [`MIN_WORK`], never more than [`MAX_WORK`] (beyond it: an error
 //! saying reconfig gave up). Time is then linear in the document. So that valid documents with
-//! many such lines stay well inside that budget, a fix of a flow line that is followed by
-//! another one speculatively pads twice as many of the lines below it each time (a flow
-//! collection written across many lines at column 0 takes a handful of parses, not one per
-//! line); when the next error shows a batch went too far, it is undone and the lines are fixed
-//! one by one, and a document that fails after speculation is tried again without it.
+//! many such lines stay well inside that budget, fixes are batched: after a fix that held (the
+//! next parse got past it), the next one also fixes, speculatively, twice as many of the lines
+//! (or quoted scalars) below that look the same, so a flow collection written across thousands
+//! of lines at column 0 takes a few dozen parses, not one per line. A batch the next parse shows
+//! went too far is undone and retried with the lines before the one the parser stopped at (or
+//! half of them); a document that still fails after batching is tried once more fix by fix, so
+//! batching never refuses what single fixes would read.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
