@@ -29,8 +29,8 @@
 //! (or quoted scalars) below that look the same, so a flow collection written across thousands
 //! of lines at column 0 takes a few dozen parses, not one per line. A batch the next parse shows
 //! went too far is undone and retried with the lines before the one the parser stopped at (or
-//! half of them); a document that still fails after batching is tried once more fix by fix, so
-//! batching never refuses what single fixes would read.
+//! half of them); a document that still fails after batching is tried once more fix by fix, in
+//! what is left of the budget.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
