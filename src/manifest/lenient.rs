@@ -963,3 +963,90 @@ mod bounds {
         }
     }
 }
+
+#[cfg(test)]
+mod batching {
+    use super::*;
+
+    /// The data of a tree, positions aside.
+    fn data(node: &Node<'_>) -> String {
+        match node.value() {
+            Value::Scalar(s, style) => format!("{s:?}/{style:?}"),
+            Value::Sequence(items, _) => {
+                let items: Vec<_> = items.iter().map(data).collect();
+                format!("[{}]", items.join(","))
+            }
+            Value::Mapping(entries, _) => {
+                let entries: Vec<_> = entries
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", data(k), data(v)))
+                    .collect();
+                format!("{{{}}}", entries.join(","))
+            }
+            Value::Shared(_) => unreachable!("value() sees through shared nodes"),
+        }
+    }
+
+    /// What reading `text` gives, `None` when the full parser reads it with no fix.
+    fn outcome(text: &str, speculate: bool) -> Option<Result<Vec<String>, (usize, usize)>> {
+        let error = full::parse(text, Limits::default()).err()?;
+        Some(outcome_of(text, error, speculate))
+    }
+
+    fn outcome_of(
+        text: &str,
+        error: SyntaxError,
+        speculate: bool,
+    ) -> Result<Vec<String>, (usize, usize)> {
+        if !is_fixable(&error) {
+            return Err((error.pos.line, error.pos.column));
+        }
+        let budget = work_budget(text.len());
+        attempt(text, Limits::default(), error, speculate, budget, &mut 0)
+            .map(|docs| docs.iter().flatten().map(data).collect())
+            .map_err(|f| (f.error.pos.line, f.error.pos.column))
+    }
+
+    /// Batches read every document single fixes read, to the same data: the YAML corpus with
+    /// runs of lines moved to column 0 (what go-yaml writes, and what it does not).
+    #[test]
+    fn batches_read_what_single_fixes_read() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/yaml-corpus");
+        let mut files: Vec<_> = std::fs::read_dir(dir).expect("corpus").flatten().collect();
+        files.sort_by_key(std::fs::DirEntry::path);
+        let (mut compared, mut fixed) = (0, 0);
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(file.path()) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            for (from, step) in [(0, 2), (1, 3), (2, 1), (3, 5)] {
+                let moved: String = lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, line)| {
+                        if i >= from && (i - from) % step == 0 {
+                            line.trim_start_matches(' ')
+                        } else {
+                            line
+                        }
+                    })
+                    .collect();
+                for variant in [&text, &moved] {
+                    let Some(single) = outcome(variant, false) else {
+                        continue;
+                    };
+                    let batched = outcome(variant, true).expect("the same parse");
+                    if let Ok(data) = &single {
+                        assert_eq!(batched.as_ref(), Ok(data), "{:?}:\n{variant}", file.path());
+                        fixed += 1;
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        // Documents that needed fixes, and those read with them.
+        assert!(compared > 100 && fixed > 20, "{compared} {fixed}");
+    }
+}
