@@ -58,6 +58,7 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                 continue;
             }
             Event::Scalar(value, style, anchor, tag) => {
+                let value = lean(text, value, start, end);
                 merge_key = value == "<<"
                     && match tag.as_deref() {
                         None => style == ScalarStyle::Plain,
@@ -169,6 +170,7 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                         } else {
                             merge(entries, &merges, &mut budget)?
                         };
+                        let entries = fitted(entries);
                         (
                             Node {
                                 value: Value::Mapping(entries, style),
@@ -186,7 +188,7 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                         items,
                     }) => (
                         Node {
-                            value: Value::Sequence(items, style),
+                            value: Value::Sequence(fitted(items), style),
                             start: s,
                             end,
                             aliased: false,
@@ -242,6 +244,40 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
         });
     }
     Ok(docs)
+}
+
+/// A scalar's text as the tree keeps it: borrowed from the document where it is written there
+/// as is (a plain scalar on one line, a quoted one without escapes or line breaks), else
+/// saphyr's copy without its spare capacity. saphyr copies every scalar into a `String` with
+/// room for a buffer's worth more (~130 bytes for `key: value`: 135 MiB of a 13 MiB flow
+/// mapping); a tree holds them all at once.
+fn lean<'a>(text: &'a str, value: Cow<'a, str>, start: Pos, end: Pos) -> Cow<'a, str> {
+    let Cow::Owned(mut owned) = value else {
+        return value;
+    };
+    let span = text.get(start.offset..end.offset).unwrap_or("");
+    if span == owned {
+        return Cow::Borrowed(span);
+    }
+    let inner = span
+        .strip_prefix(['"', '\''])
+        .and_then(|s| s.strip_suffix(['"', '\'']));
+    if let Some(inner) = inner.filter(|inner| *inner == owned) {
+        return Cow::Borrowed(inner);
+    }
+    if owned.capacity() > owned.len() + 16 {
+        owned.shrink_to_fit();
+    }
+    Cow::Owned(owned)
+}
+
+/// A collection's children without the spare room of the last doubling (up to as much again
+/// as it holds), when that room is large: trees of large flow collections are held whole.
+fn fitted<T>(mut children: Vec<T>) -> Vec<T> {
+    if children.capacity() > children.len() + children.len() / 4 + 16 {
+        children.shrink_to_fit();
+    }
+    children
 }
 
 /// A directive in a document's prolog (which starts at `from`) that libyaml and go-yaml (Helm,

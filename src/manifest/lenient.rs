@@ -18,8 +18,19 @@
 //! - a tab run after a `:` becomes spaces of the same length: both are separation.
 //!
 //! Positions in the tree (and in an error found on the way) are mapped back to the original
-//! text, so diagnostics and edits point at the user's bytes. The work is bounded: at most
-//! [`MAX_FIXES`] fixes and [`MAX_WORK`] bytes parsed per document.
+//! text, so diagnostics and edits point at the user's bytes.
+//!
+//! The work is bounded, since every fix costs a parse of the whole document: at most
+//! [`MAX_FIXES`] fixes, and bytes parsed in all (retries included) at most [`WORK_PER_BYTE`]
+//! times the document plus [`MIN_WORK`], never more than [`MAX_WORK`] (beyond it: an error
+//! saying reconfig gave up). Time is then linear in the document. So that valid documents with
+//! many such lines stay well inside that budget, fixes are batched: after a fix that held (the
+//! next parse got past it), the next one also fixes, speculatively, twice as many of the lines
+//! (or quoted scalars) below that look the same, so a flow collection written across thousands
+//! of lines at column 0 takes a few dozen parses, not one per line. A batch the next parse shows
+//! went too far is undone and retried with the lines before the one the parser stopped at (or
+//! half of them); a document that still fails after batching is tried once more fix by fix, in
+//! what is left of the budget.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -37,8 +48,19 @@ const TAB_AFTER_COLON: &str = "':' must be followed by a valid YAML whitespace";
 
 /// Fixes tried on one document before giving up.
 const MAX_FIXES: usize = 10_000;
-/// Bytes parsed in all (the retries included) before giving up: a few seconds at worst.
+/// Bytes parsed in all (the retries included) per byte of the document before giving up.
+const WORK_PER_BYTE: usize = 32;
+/// Bytes parsed in all that a small document may use whatever its size.
+const MIN_WORK: usize = 1 << 20;
+/// Bytes parsed in all before giving up, whatever the document's size: a few seconds at worst.
 const MAX_WORK: usize = 64 << 20;
+
+/// The parsing a document of `len` bytes may cost here.
+fn work_budget(len: usize) -> usize {
+    len.saturating_mul(WORK_PER_BYTE)
+        .saturating_add(MIN_WORK)
+        .min(MAX_WORK)
+}
 
 /// Parses `text` again after the full parser refused it with `error`, when the error is one
 /// that go-yaml does not make; otherwise (or when that does not help) returns `error`.
@@ -47,9 +69,50 @@ pub fn reparse<'a>(
     limits: Limits,
     error: SyntaxError,
 ) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
-    if ![QUOTED, FLOW_TOKEN, FLOW_PLAIN, TAB_AFTER_COLON].contains(&error.message.as_str()) {
+    reparse_counting(text, limits, error, &mut 0)
+}
+
+/// [`reparse`], adding the bytes it parses to `work` (tests hold the work to its bound).
+fn reparse_counting<'a>(
+    text: &'a str,
+    limits: Limits,
+    error: SyntaxError,
+    work: &mut usize,
+) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
+    if !is_fixable(&error) {
         return Err(error);
     }
+    let budget = work_budget(text.len());
+    match attempt(text, limits, error.clone(), true, budget, work) {
+        Ok(docs) => Ok(docs),
+        Err(Failure {
+            error,
+            speculated: false,
+        }) => Err(error),
+        // A batch may have padded a line that is not in a flow collection: the fixes one by one
+        // decide, in what is left of the budget.
+        Err(Failure {
+            speculated: true, ..
+        }) => attempt(text, limits, error, false, budget, work).map_err(|f| f.error),
+    }
+}
+
+/// Why [`attempt`] failed, and whether a speculative batch was kept on the way.
+struct Failure {
+    error: SyntaxError,
+    speculated: bool,
+}
+
+/// Fixes and parses again until the document parses or cannot be fixed; with `speculate`, flow
+/// lines are fixed in growing batches.
+fn attempt<'a>(
+    text: &'a str,
+    limits: Limits,
+    error: SyntaxError,
+    speculate: bool,
+    budget: usize,
+    work: &mut usize,
+) -> Result<Vec<Option<Node<'a>>>, Failure> {
     let mut copy = Normalised {
         text: text.to_string(),
         pads: Vec::new(),
@@ -60,27 +123,75 @@ pub fn reparse<'a>(
     let mut reported = error;
     let mut current = reported.clone();
     let mut guessed = false;
-    let mut work = text.len();
+    // Lines (or scalars) the next fix may pad; doubled while batches hold. Once one went too
+    // far, `ceiling` is the size known to go too far from the current error on, and the next
+    // batches search below it by halves.
+    let mut batch: usize = 1;
+    let mut ceiling: Option<usize> = None;
+    // Whether a batch of more than one line was ever kept.
+    let mut speculated = false;
+    let fail = |error, speculated| Failure { error, speculated };
     for _ in 0..MAX_FIXES {
-        let Some(fix) = copy.fix(&current) else {
-            return Err(if guessed {
+        // The copy and error before this fix, to undo a batch of more than one line that the
+        // next parse shows went too far.
+        let before = (batch > 1).then(|| (copy.clone(), current.clone()));
+        let Some(fix) = copy.fix(&current, batch) else {
+            let error = if guessed {
                 reported
             } else {
                 copy.original_error(current)
-            });
+            };
+            return Err(fail(error, speculated));
         };
-        if fix == Fix::Guess && !guessed {
+        if fix.kind == Fix::Guess && !guessed {
             reported = copy.original_error(current.clone());
             guessed = true;
         }
-        work += copy.text.len();
-        if work > MAX_WORK {
+        if *work + copy.text.len() > budget {
             break;
         }
-        match full::parse(&copy.text, limits) {
+        *work += copy.text.len();
+        let parsed = full::parse(&copy.text, limits);
+        let held = match &parsed {
+            Ok(docs) => copy.pads_inside(docs),
+            // The parser got past every line of the batch, and the next line to fix is below.
+            Err(e) => e.pos.offset >= fix.end && is_fixable(e),
+        };
+        let lines = fix.starts.len();
+        match before.filter(|_| lines > 1) {
+            Some((saved, error)) if !held => {
+                // Retry with the lines before the one the parser stopped at (that one is
+                // likely where the batch went too far), or else with half of them.
+                let ahead = parsed.as_ref().err().map_or(0, |e| {
+                    fix.starts
+                        .partition_point(|&start| start <= e.pos.offset)
+                        .saturating_sub(1)
+                });
+                copy = saved;
+                current = error;
+                ceiling = Some(lines);
+                batch = if (1..lines).contains(&ahead) {
+                    ahead
+                } else {
+                    (lines / 2).max(1)
+                };
+                continue;
+            }
+            Some(_) => speculated = true,
+            None => {}
+        }
+        (batch, ceiling) = match ceiling {
+            _ if !(held && speculate) => (1, None),
+            None => (batch.saturating_mul(2), None),
+            Some(c) => match c.saturating_sub(lines) {
+                left @ 2.. => ((left / 2).max(1), Some(left)),
+                _ => (1, None),
+            },
+        };
+        match parsed {
             Ok(docs) => {
-                if !copy.pads_inside(&docs) {
-                    return Err(reported);
+                if !held {
+                    return Err(fail(reported, speculated));
                 }
                 return Ok(docs
                     .into_iter()
@@ -95,13 +206,105 @@ pub fn reparse<'a>(
     } else {
         copy.original_error(current)
     };
-    Err(SyntaxError {
-        message: format!(
-            "{} (reconfig gave up re-indenting this document for go-yaml compatibility)",
-            reported.message
-        ),
-        ..reported
-    })
+    Err(fail(
+        SyntaxError {
+            message: format!(
+                "{} (reconfig gave up re-indenting this document for go-yaml compatibility)",
+                reported.message
+            ),
+            ..reported
+        },
+        speculated,
+    ))
+}
+
+/// The pads that indent the continuation lines of the quoted scalar whose opening quote is at
+/// `at` to `target` columns, and the offset after its closing quote; `None` when there is no
+/// quoted scalar there, it is not closed, or a document marker line is inside it (go-yaml and
+/// libyaml end the document there too: indenting it would make a marker content).
+fn quoted_pads(bytes: &[u8], at: usize, target: usize) -> Option<(Vec<(usize, usize)>, usize)> {
+    let quote = *bytes.get(at)?;
+    if quote != b'\'' && quote != b'"' {
+        return None;
+    }
+    let mut pads = Vec::new();
+    let mut i = at + 1;
+    loop {
+        match *bytes.get(i)? {
+            // An escaped line break still starts a continuation line: only skip other escapes.
+            b'\\' if quote == b'"' => {
+                i += if matches!(bytes.get(i + 1), Some(b'\n' | b'\r')) {
+                    1
+                } else {
+                    2
+                };
+                continue;
+            }
+            b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => {
+                i += 2;
+                continue;
+            }
+            b if b == quote => return Some((pads, i + 1)),
+            b'\n' => {
+                let start = i + 1;
+                if is_document_marker(&bytes[start..]) {
+                    return None;
+                }
+                let leading = leading_blanks(&bytes[start..]);
+                let first = bytes.get(start + leading).copied();
+                if leading < target && !matches!(first, None | Some(b'\n' | b'\r')) {
+                    pads.push((start, target - leading));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// The next quote from `from` on that starts a token: first on its line, or after `: `, `- `,
+/// `? `, `,`, `[` or `{`. Quotes in comments are skipped. A guess (a quote in a block scalar
+/// looks the same); the parse after the fix tells.
+fn next_quote(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n') => {
+                i = next_line(bytes, i);
+                continue;
+            }
+            b'\'' | b'"' => {
+                let mut j = i;
+                while j > 0 && matches!(bytes[j - 1], b' ' | b'\t') {
+                    j -= 1;
+                }
+                let token_start = match j.checked_sub(1).map(|k| bytes[k]) {
+                    None | Some(b'\n' | b',' | b'[' | b'{') => true,
+                    Some(b':' | b'-' | b'?') => j < i,
+                    Some(_) => false,
+                };
+                if token_start {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// An error that a fix may cure.
+fn is_fixable(error: &SyntaxError) -> bool {
+    [QUOTED, FLOW_TOKEN, FLOW_PLAIN, TAB_AFTER_COLON].contains(&error.message.as_str())
+}
+
+/// A fix made: its kind, how many lines it padded, and where in the copy its last one ends.
+struct Fixed {
+    kind: Fix,
+    /// Where each line (or quoted scalar) fixed starts in the copy.
+    starts: Vec<usize>,
+    end: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +326,7 @@ struct Pad {
 }
 
 /// The normalised copy of a document and how it differs from the original.
+#[derive(Clone)]
 struct Normalised {
     text: String,
     /// Sorted by `original`, one per line.
@@ -130,96 +334,128 @@ struct Normalised {
 }
 
 impl Normalised {
-    fn fix(&mut self, error: &SyntaxError) -> Option<Fix> {
+    /// Fixes what `error` names; a flow line together with up to `batch - 1` lines below it.
+    fn fix(&mut self, error: &SyntaxError, batch: usize) -> Option<Fixed> {
+        let certain = |end| Fixed {
+            kind: Fix::Certain,
+            starts: vec![end],
+            end,
+        };
         match error.message.as_str() {
-            QUOTED => self.fix_quoted(error.pos).then_some(Fix::Certain),
-            FLOW_TOKEN | FLOW_PLAIN => self.fix_flow_line(error.pos).then_some(Fix::Guess),
-            TAB_AFTER_COLON => self.fix_tab(error.pos.offset).then_some(Fix::Certain),
+            QUOTED => self
+                .fix_quoted(error.pos, batch)
+                .map(|(starts, end)| Fixed {
+                    kind: Fix::Certain,
+                    starts,
+                    end,
+                }),
+            FLOW_TOKEN | FLOW_PLAIN => {
+                self.fix_flow_lines(error.pos, batch)
+                    .map(|(starts, end)| Fixed {
+                        kind: Fix::Guess,
+                        starts,
+                        end,
+                    })
+            }
+            TAB_AFTER_COLON => self
+                .fix_tab(error.pos.offset)
+                .then(|| certain(error.pos.offset)),
             _ => None,
         }
     }
 
     /// Indents every continuation line of the quoted scalar that starts at `at` to the
-    /// scalar's own column, which is always right of the block indentation.
-    fn fix_quoted(&mut self, at: Pos) -> bool {
+    /// scalar's own column, which is always right of the block indentation; and, up to `batch`
+    /// scalars in all, those of the next quoted scalars below that need it (speculation: a
+    /// quote that starts a token there is taken to start a quoted scalar). Returns where the
+    /// scalars fixed start and where the last one ends, in the copy.
+    fn fix_quoted(&mut self, at: Pos, batch: usize) -> Option<(Vec<usize>, usize)> {
         let bytes = self.text.as_bytes();
-        let Some(&quote) = bytes.get(at.offset) else {
-            return false;
-        };
-        if quote != b'\'' && quote != b'"' {
-            return false;
-        }
-        let target = at.column.saturating_sub(1);
-        let mut lines = Vec::new();
-        let mut i = at.offset + 1;
-        loop {
-            let Some(&b) = bytes.get(i) else {
-                return false;
-            };
-            match b {
-                // An escaped line break still starts a continuation line: only skip other escapes.
-                b'\\' if quote == b'"' => {
-                    i += if matches!(bytes.get(i + 1), Some(b'\n' | b'\r')) {
-                        1
-                    } else {
-                        2
-                    };
-                    continue;
-                }
-                b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => {
-                    i += 2;
-                    continue;
-                }
-                b if b == quote => break,
-                b'\n' => lines.push(i + 1),
-                _ => {}
-            }
-            i += 1;
-        }
-        let mut pads = Vec::new();
-        for start in lines {
-            // A `---` or `...` line ends the document inside the scalar for go-yaml and libyaml
-            // too: indenting it would make a marker content. The error stands.
-            if is_document_marker(&bytes[start..]) {
-                return false;
-            }
-            let leading = leading_blanks(&bytes[start..]);
-            let first = bytes.get(start + leading).copied();
-            if leading < target && !matches!(first, None | Some(b'\n' | b'\r')) {
-                pads.push((start, target - leading));
-            }
-        }
+        let (mut pads, mut end) = quoted_pads(bytes, at.offset, at.column.saturating_sub(1))?;
         if pads.is_empty() {
-            return false;
+            return None;
         }
-        // From the last line up, so earlier offsets stay valid.
-        for (start, count) in pads.into_iter().rev() {
-            self.pad(start, count);
+        let mut fixed = vec![at.offset];
+        let mut from = end;
+        while fixed.len() < batch {
+            let Some(quote) = next_quote(bytes, from) else {
+                break;
+            };
+            let column = self.text[line_start(&self.text, quote)..quote]
+                .chars()
+                .count();
+            let Some((more, close)) = quoted_pads(bytes, quote, column) else {
+                break;
+            };
+            if !more.is_empty() {
+                let shift: usize = pads.iter().map(|&(_, count)| count).sum();
+                pads.extend(more);
+                fixed.push(quote + shift);
+                end = close;
+            }
+            from = close;
         }
-        true
+        let added: usize = pads.iter().map(|&(_, count)| count).sum();
+        self.pad_lines(&pads);
+        Some((fixed, end + added))
     }
 
     /// Indents the line whose first token is at `at` one column right of the content of the
     /// line above (after its `- `, `? `, `: ` indicators), which is right of the block
-    /// indentation when the line is inside a flow collection.
-    fn fix_flow_line(&mut self, at: Pos) -> bool {
+    /// indentation when the line is inside a flow collection; and, up to `batch` lines in all,
+    /// the lines below that start left of that column too (blank and comment lines skipped),
+    /// taken to be in the same flow collection. Returns where the lines padded start and where
+    /// the last one ends, in the copy.
+    fn fix_flow_lines(&mut self, at: Pos, batch: usize) -> Option<(Vec<usize>, usize)> {
         let start = line_start(&self.text, at.offset);
         let bytes = self.text.as_bytes();
         if !bytes[start..at.offset]
             .iter()
             .all(|b| matches!(b, b' ' | b'\t'))
         {
-            return false;
+            return None;
         }
-        let Some(above) = content_column_above(&self.text, start) else {
-            return false;
-        };
+        let (above_start, above) = content_column_above(&self.text, start)?;
         let leading = at.offset - start;
         if leading > above || is_document_marker(&bytes[start..]) {
-            return false;
+            return None;
         }
-        self.pad(start, above + 1 - leading);
-        true
+        // Right of a line of the block; level with a line fixed before (which is right of the
+        // block already), so that fixes in turn do not indent ever deeper.
+        let fixed_above = self.copy_starts().binary_search(&above_start).is_ok();
+        let target = if fixed_above && leading < above {
+            above
+        } else {
+            above + 1
+        };
+        let mut lines = vec![(start, target - leading)];
+        let mut end = next_line(bytes, start);
+        let mut next = end;
+        while lines.len() < batch && next < bytes.len() {
+            let rest = &bytes[next..];
+            let lead = leading_blanks(rest);
+            let after = next_line(bytes, next);
+            match rest.get(lead) {
+                None => break,
+                Some(b'\n' | b'\r' | b'#') => {}
+                Some(_) if lead >= target || is_document_marker(rest) => break,
+                Some(_) => {
+                    lines.push((next, target - lead));
+                    end = after;
+                }
+            }
+            next = after;
+        }
+        let mut added = 0;
+        let starts = lines
+            .iter()
+            .map(|&(start, count)| {
+                added += count;
+                start + added - count
+            })
+            .collect();
+        self.pad_lines(&lines);
+        Some((starts, end + added))
     }
 
     /// Turns the tabs between a `:` and the value at `at` into spaces.
@@ -237,22 +473,60 @@ impl Normalised {
         true
     }
 
-    /// Inserts `count` spaces at `start`, a line start of the copy.
-    fn pad(&mut self, start: usize, count: usize) {
-        let original = self.original_offset(start);
-        let line = 1 + self.text[..start].bytes().filter(|&b| b == b'\n').count();
-        self.text.insert_str(start, &" ".repeat(count));
-        match self.pads.binary_search_by_key(&original, |p| p.original) {
-            Ok(i) => self.pads[i].count += count,
-            Err(i) => self.pads.insert(
-                i,
-                Pad {
-                    original,
-                    count,
-                    line,
+    /// Inserts `count` spaces at each `start`, line starts of the copy in ascending order, in
+    /// one pass over the copy (a batch may pad thousands of lines).
+    fn pad_lines(&mut self, lines: &[(usize, usize)]) {
+        let starts = self.copy_starts();
+        let added: usize = lines.iter().map(|&(_, count)| count).sum();
+        let mut text = String::with_capacity(self.text.len() + added);
+        let mut new = Vec::with_capacity(lines.len());
+        let (mut from, mut line) = (0, 1);
+        for &(start, count) in lines {
+            let between = &self.text[from..start];
+            line += between.bytes().filter(|&b| b == b'\n').count();
+            text.push_str(between);
+            text.extend(std::iter::repeat_n(' ', count));
+            from = start;
+            let original = self.original_pos_with(
+                &starts,
+                Pos {
+                    offset: start,
+                    ..Pos::default()
                 },
-            ),
+            );
+            new.push(Pad {
+                original: original.offset,
+                count,
+                line,
+            });
         }
+        text.push_str(&self.text[from..]);
+        self.text = text;
+        // Both sorted by original offset: merge, adding up pads of one line.
+        let old = std::mem::take(&mut self.pads);
+        let mut merged = Vec::with_capacity(old.len() + new.len());
+        let (mut old, mut new) = (old.into_iter().peekable(), new.into_iter().peekable());
+        loop {
+            let pad = match (old.peek(), new.peek()) {
+                (Some(a), Some(b)) if a.original == b.original => {
+                    let count = b.count;
+                    new.next();
+                    old.next().map(|a| Pad {
+                        count: a.count + count,
+                        ..a
+                    })
+                }
+                (Some(a), Some(b)) if a.original < b.original => old.next(),
+                (Some(_), None) => old.next(),
+                (_, Some(_)) => new.next(),
+                (None, None) => None,
+            };
+            match pad {
+                Some(pad) => merged.push(pad),
+                None => break,
+            }
+        }
+        self.pads = merged;
     }
 
     /// Where each pad starts in the copy.
@@ -266,17 +540,6 @@ impl Normalised {
                 at
             })
             .collect()
-    }
-
-    fn original_offset(&self, offset: usize) -> usize {
-        self.original_pos_with(
-            &self.copy_starts(),
-            Pos {
-                offset,
-                ..Pos::default()
-            },
-        )
-        .offset
     }
 
     /// Maps a position of the copy to the original text; a position inside inserted spaces
@@ -448,13 +711,21 @@ fn leading_blanks(bytes: &[u8]) -> usize {
         .count()
 }
 
+/// The offset of the line after the one that starts at `start` (the end of `bytes` if none).
+fn next_line(bytes: &[u8], start: usize) -> usize {
+    bytes[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| start + i + 1)
+}
+
 fn line_start(text: &str, at: usize) -> usize {
     text[..at].rfind('\n').map_or(0, |i| i + 1)
 }
 
-/// The column (0-based) of the content of the nearest line above `start` that is neither blank
-/// nor a comment, past its block indicators (`- `, `? `, `: `).
-fn content_column_above(text: &str, mut start: usize) -> Option<usize> {
+/// The start and the column (0-based) of the content of the nearest line above `start` that is
+/// neither blank nor a comment, past its block indicators (`- `, `? `, `: `).
+fn content_column_above(text: &str, mut start: usize) -> Option<(usize, usize)> {
     while start > 0 {
         let above = line_start(text, start - 1);
         let line = text[above..start - 1].trim_end_matches('\r').as_bytes();
@@ -468,7 +739,7 @@ fn content_column_above(text: &str, mut start: usize) -> Option<usize> {
         {
             column += 1 + leading_blanks(&line[column + 1..]);
         }
-        return Some(column);
+        return Some((start, column));
     }
     None
 }
@@ -605,5 +876,177 @@ mod tests {
         }
         let doc = root(&text);
         assert_eq!(doc.path("d.k199").and_then(Node::as_str), Some("x\n"));
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    /// `line` repeated after `head` until the text is `size` bytes long, then `tail`.
+    pub(super) fn grown(
+        head: &str,
+        line: impl Fn(usize) -> String,
+        size: usize,
+        tail: &str,
+    ) -> String {
+        let mut text = head.to_string();
+        let mut i = 0;
+        while text.len() < size {
+            text.push_str(&line(i));
+            i += 1;
+        }
+        text.push_str(tail);
+        text
+    }
+
+    /// The full parser then this module, as `parse` runs them, and the bytes this module parsed.
+    fn parse_counting(text: &str) -> (Result<Vec<Option<Node<'_>>>, SyntaxError>, usize) {
+        let mut work = 0;
+        let result = full::parse(text, Limits::default())
+            .or_else(|e| reparse_counting(text, Limits::default(), e, &mut work));
+        (result, work)
+    }
+
+    /// Generated documents that need a fix on nearly every line, at growing sizes: each valid
+    /// one parses to its data, and the bytes parsed grow with the size times a slowly growing
+    /// factor (fixes are batched), never past the budget. Before the batches, one parse per line
+    /// ran into the old 64 MiB budget and gave up on the valid ones from 8 KiB on.
+    #[test]
+    fn documents_that_need_many_fixes_cost_bounded_work() {
+        for size in [4 << 10, 64 << 10, 256 << 10] {
+            let flow = grown(
+                "m:\n  list: [a,\n",
+                |i| format!("b{i},\n"),
+                size,
+                "z]\nk: v\n",
+            );
+            let (docs, work) = parse_counting(&flow);
+            let doc = docs.expect("valid").remove(0).expect("doc");
+            let list = doc.path("m.list").expect("list").items();
+            assert_eq!(list.last().and_then(Node::as_str), Some("z"));
+            assert_eq!(doc.get_str("k"), Some("v"));
+            assert!(work <= 24 * flow.len(), "flow {size}: {work} bytes parsed");
+
+            let quoted = grown(
+                "d:\n",
+                |i| format!("  k{i}: 'x{i}\n\n'\n"),
+                size,
+                "  z: 1\n",
+            );
+            let (docs, work) = parse_counting(&quoted);
+            let doc = docs.expect("valid").remove(0).expect("doc");
+            assert_eq!(doc.path("d.k7").and_then(Node::as_str), Some("x7\n"));
+            assert_eq!(doc.path("d.z").and_then(Node::as_str), Some("1"));
+            assert!(
+                work <= 24 * quoted.len(),
+                "quoted {size}: {work} bytes parsed"
+            );
+        }
+    }
+
+    /// The shape the inject fuzz target timed out on (tests/fixtures/hostile/): flow
+    /// collections left open across lines at column 0. Refused within the budget.
+    #[test]
+    fn hostile_documents_are_refused_within_the_budget() {
+        for size in [4 << 10, 64 << 10, 256 << 10] {
+            let hostile = grown(
+                "a:\n  labels: {app: w,\n",
+                |i| format!("tier:Vera[ata:\n  ne{i}\n  labels:pp:a{{  w,\n"),
+                size,
+                "",
+            );
+            let (docs, work) = parse_counting(&hostile);
+            let e = docs.expect_err("unclosed");
+            assert_eq!((e.pos.line, e.pos.column), (3, 1), "{e}");
+            assert!(work <= work_budget(hostile.len()), "{size}: {work}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod batching {
+    use super::*;
+
+    /// The data of a tree, positions aside.
+    fn data(node: &Node<'_>) -> String {
+        match node.value() {
+            Value::Scalar(s, style) => format!("{s:?}/{style:?}"),
+            Value::Sequence(items, _) => {
+                let items: Vec<_> = items.iter().map(data).collect();
+                format!("[{}]", items.join(","))
+            }
+            Value::Mapping(entries, _) => {
+                let entries: Vec<_> = entries
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", data(k), data(v)))
+                    .collect();
+                format!("{{{}}}", entries.join(","))
+            }
+            Value::Shared(_) => unreachable!("value() sees through shared nodes"),
+        }
+    }
+
+    /// What reading `text` gives, `None` when the full parser reads it with no fix.
+    fn outcome(text: &str, speculate: bool) -> Option<Result<Vec<String>, (usize, usize)>> {
+        let error = full::parse(text, Limits::default()).err()?;
+        Some(outcome_of(text, error, speculate))
+    }
+
+    fn outcome_of(
+        text: &str,
+        error: SyntaxError,
+        speculate: bool,
+    ) -> Result<Vec<String>, (usize, usize)> {
+        if !is_fixable(&error) {
+            return Err((error.pos.line, error.pos.column));
+        }
+        let budget = work_budget(text.len());
+        attempt(text, Limits::default(), error, speculate, budget, &mut 0)
+            .map(|docs| docs.iter().flatten().map(data).collect())
+            .map_err(|f| (f.error.pos.line, f.error.pos.column))
+    }
+
+    /// Batches read every document single fixes read, to the same data: the YAML corpus with
+    /// runs of lines moved to column 0 (what go-yaml writes, and what it does not).
+    #[test]
+    fn batches_read_what_single_fixes_read() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/yaml-corpus");
+        let mut files: Vec<_> = std::fs::read_dir(dir).expect("corpus").flatten().collect();
+        files.sort_by_key(std::fs::DirEntry::path);
+        let (mut compared, mut fixed) = (0, 0);
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(file.path()) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            for (from, step) in [(0, 2), (1, 3), (2, 1), (3, 5)] {
+                let moved: String = lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, line)| {
+                        if i >= from && (i - from) % step == 0 {
+                            line.trim_start_matches(' ')
+                        } else {
+                            line
+                        }
+                    })
+                    .collect();
+                for variant in [&text, &moved] {
+                    let Some(single) = outcome(variant, false) else {
+                        continue;
+                    };
+                    let batched = outcome(variant, true).expect("the same parse");
+                    if let Ok(data) = &single {
+                        assert_eq!(batched.as_ref(), Ok(data), "{:?}:\n{variant}", file.path());
+                        fixed += 1;
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        // Documents that needed fixes, and those read with them.
+        assert!(compared > 100 && fixed > 20, "{compared} {fixed}");
     }
 }

@@ -8,7 +8,6 @@
 //! chooses between the two.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use saphyr_parser::ScalarStyle;
@@ -217,21 +216,20 @@ fn duplicates_in<'n, 'a>(
         }
         return;
     }
-    let mut seen: HashMap<&str, (&'n Node<'a>, &'n Node<'a>)> = HashMap::new();
-    let mut order = Vec::new();
-    for (k, name) in keys {
-        match seen.get_mut(name) {
-            Some(pair) => pair.1 = k,
-            None => {
-                order.push(name);
-                seen.insert(name, (k, k));
-            }
+    // Sorted by name, then by position: each run of one name gives its first and last key.
+    // A list rather than a map: a few words a key (flow mappings of half a million keys).
+    let mut sorted: Vec<(&str, usize, &'n Node<'a>)> = keys
+        .enumerate()
+        .map(|(i, (k, name))| (name, i, k))
+        .collect();
+    sorted.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut pairs = Vec::new();
+    for run in sorted.chunk_by(|a, b| a.0 == b.0) {
+        if let [(_, at, first), .., (_, _, last)] = run {
+            pairs.push((*at, *first, *last));
         }
     }
-    for name in order {
-        let (first, last) = seen[name];
-        if !std::ptr::eq(first, last) {
-            found.push((first, last));
-        }
-    }
+    // In the order of the first occurrence, as before.
+    pairs.sort_unstable_by_key(|&(at, _, _)| at);
+    found.extend(pairs.into_iter().map(|(_, first, last)| (first, last)));
 }

@@ -288,6 +288,43 @@ mod tests {
     }
 
     #[test]
+    fn implicit_keys_in_flow_collections_are_at_most_1024_characters_as_go_yaml_reads_them() {
+        // Checked against tests/tools/yaml-oracle: go-yaml refuses a longer one ("did not find
+        // expected ',' or '}'"). The patched saphyr-parser (vendor/saphyr-parser/PATCHED.md)
+        // gives up on such a key, which is what keeps it from queueing a whole flow collection.
+        for long in [1100, 5000] {
+            let key = "k".repeat(long);
+            for text in [
+                format!("{{{key}: 1}}\n"),
+                format!("{{\"{key}\": 1}}\n"),
+                format!("[{key}: 1]\n"),
+                format!("a: {{b: [{key}: 1]}}\n"),
+            ] {
+                assert!(
+                    parse_documents(&text, Limits::default()).is_err(),
+                    "{}",
+                    &text[..12]
+                );
+            }
+        }
+        let key = "k".repeat(1000);
+        let text = format!("{{{key}: 1, \"{key}x\": 2}}\n");
+        assert_eq!(one(&text).get_str(&key), Some("1"));
+        // A flow collection far longer than that, on one line or many, still parses.
+        let long: String = (0..20_000)
+            .map(|i| format!("k{i}: [v{i}, {{x: y}}], "))
+            .collect();
+        let text = format!("a: {{{long}last: z}}\n");
+        assert_eq!(one(&text).path("a.last").and_then(Node::as_str), Some("z"));
+        let many: String = (0..2_000).map(|i| format!("  k{i}: v{i},\n")).collect();
+        let text = format!("a: {{\n{many}  last: z\n}}\n");
+        assert_eq!(
+            one(&text).path("a.k1999").and_then(Node::as_str),
+            Some("v1999")
+        );
+    }
+
+    #[test]
     fn parse_documents_uses_either_path_alike() {
         let doc = fast::tests::TYPICAL.strip_suffix("---\n").expect("marker");
         let a = parse_documents(doc, Limits::default()).expect("valid");
@@ -391,6 +428,18 @@ mod merge_and_alias_tests {
         }
         let docs = parse_documents("- |+\n  ", Limits::default()).expect("valid");
         assert_eq!(docs[0].as_ref().expect("doc").items()[0].as_str(), Some(""));
+    }
+
+    #[test]
+    fn the_differential_fuzz_crash_reads_as_go_yaml_reads_it() {
+        // fuzz/artifacts/differential/crash-1d38…: reconfig read {"a":"\n"}, libyaml and
+        // tests/tools/yaml-oracle (go-yaml) {"a":""}. Fixed by block_scalar_at_unterminated_end.
+        let text = include_str!(
+            "../../tests/fixtures/hostile/crash-1d38b9bca9b1005da5b065f7345ab71f8e25a664"
+        );
+        assert_eq!(text, "a: |+\n  ");
+        assert_eq!(json(text), r#"{"a":""}"#);
+        compare_parsers(text, Limits::default()).expect("both parsers agree");
     }
 
     #[test]
