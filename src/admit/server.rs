@@ -33,6 +33,11 @@ pub struct Shared {
     pub max_body: usize,
     pub timeout: Duration,
     pub allow_commands: bool,
+    /// Reviews judged at once. Judging is CPU work: as many at once as there are cores
+    /// (more only share the cores, so every one of them finishes later, and the caches
+    /// with them), the rest wait their turn in order. With external commands, which wait
+    /// on processes, many more.
+    judging: tokio::sync::Semaphore,
 }
 
 impl Shared {
@@ -42,12 +47,18 @@ impl Shared {
         timeout: Duration,
         allow_commands: bool,
     ) -> Arc<Self> {
+        let at_once = if allow_commands {
+            64
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        };
         Arc::new(Shared {
             policy: RwLock::new(Arc::new(policy)),
             metrics: Metrics::default(),
             max_body,
             timeout,
             allow_commands,
+            judging: tokio::sync::Semaphore::new(at_once),
         })
     }
 
@@ -246,18 +257,24 @@ async fn judge(
         files,
     } = candidate;
     let handle = tokio::runtime::Handle::current();
-    let work = tokio::task::spawn_blocking(move || {
-        let subject = Subject {
-            object: Some(&identity),
-            files: &files,
-        };
-        let commands = if allow_commands {
-            Commands::Stage
-        } else {
-            Commands::Skip
-        };
-        handle.block_on(policy.evaluate(&subject, commands))
-    });
+    // The turn is held here, not by the blocking task: a review past its time budget gives
+    // its turn back, whatever its abandoned task still does.
+    let work = async {
+        let _turn = shared.judging.acquire().await;
+        tokio::task::spawn_blocking(move || {
+            let subject = Subject {
+                object: Some(&identity),
+                files: &files,
+            };
+            let commands = if allow_commands {
+                Commands::Stage
+            } else {
+                Commands::Skip
+            };
+            handle.block_on(policy.evaluate(&subject, commands))
+        })
+        .await
+    };
     let findings: Vec<Finding> = match tokio::time::timeout(shared.timeout, work).await {
         Ok(Ok(Ok(findings))) => findings,
         Ok(Ok(Err(stage))) => {
