@@ -5,7 +5,10 @@
 //! reads when its reload endpoint is called (and at its first request), and its `/healthz`
 //! answers from the config it loaded: 200 with `healthy: true`, 500 otherwise; `hang: true`
 //! makes `/healthz` never answer, `die: true` makes the app exit right after loading it, and
-//! it refuses to reload to a config with `refuse: true` (500, keeping the one it has).
+//! it refuses to reload to a config with `refuse: true` (500, keeping the one it has). Its
+//! `/metrics` has Prometheus's reload gauges (`prometheus_config_last_reload_successful` and
+//! the whole second of the last successful load); a config with `late-refuse: true` is
+//! answered at once and refused 400 ms later, as Prometheus answers a SIGHUP.
 //! Versions are written with kubelet's AtomicWriter; the Kubernetes API is the loopback
 //! stand-in (`support::kube_api`).
 
@@ -51,6 +54,9 @@ struct Shared {
     reloads: Mutex<usize>,
     /// Exited (`die: true`): it no longer listens.
     dead: AtomicBool,
+    /// Whether the last reload succeeded, and the Unix second of the last one that did.
+    reload_ok: AtomicBool,
+    reload_second: Mutex<u64>,
     stop: AtomicBool,
 }
 
@@ -59,6 +65,7 @@ impl Shared {
         let mut loaded = self.loaded.lock().expect("lock");
         if loaded.is_empty() {
             loaded.push(std::fs::read_to_string(&self.file).unwrap_or_default());
+            *self.reload_second.lock().expect("lock") = unix_second();
         }
         loaded.last().cloned().unwrap_or_default()
     }
@@ -68,8 +75,17 @@ impl Shared {
         let text = std::fs::read_to_string(&self.file).unwrap_or_default();
         self.loaded.lock().expect("lock").push(text.clone());
         *self.reloads.lock().expect("lock") += 1;
+        self.reload_ok.store(true, Ordering::SeqCst);
+        *self.reload_second.lock().expect("lock") = unix_second();
         text
     }
+}
+
+fn unix_second() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 impl App {
@@ -83,6 +99,8 @@ impl App {
             reloads: Mutex::new(0),
             dead: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            reload_ok: AtomicBool::new(true),
+            reload_second: Mutex::new(0),
         });
         let state = shared.clone();
         let thread = std::thread::spawn(move || {
@@ -135,11 +153,30 @@ fn answer(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
     let Some(request) = read_request(&mut reader, 1 << 16)? else {
         return Ok(());
     };
+    let metrics;
+    let mut refuse_later = false;
     let (status, body) = match (request.method.as_str(), request.target.as_str()) {
+        ("POST", "/-/reload")
+            if std::fs::read_to_string(&state.file)
+                .is_ok_and(|t| t.contains("late-refuse: true")) =>
+        {
+            // Answered now, refused later: the gauges say the previous reload meanwhile.
+            refuse_later = true;
+            (200, "")
+        }
         ("POST", "/-/reload")
             if std::fs::read_to_string(&state.file).is_ok_and(|t| t.contains("refuse: true")) =>
         {
             (500, "refused")
+        }
+        ("GET", "/metrics") => {
+            state.current();
+            metrics = format!(
+                "prometheus_config_last_reload_successful {}\nprometheus_config_last_reload_success_timestamp_seconds {}\n",
+                u8::from(state.reload_ok.load(Ordering::SeqCst)),
+                state.reload_second.lock().expect("lock")
+            );
+            (200, metrics.as_str())
         }
         ("POST", "/-/reload") => {
             let text = state.load();
@@ -175,6 +212,10 @@ fn answer(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
     )?;
     stream.flush()?;
     let _ = stream.shutdown(Shutdown::Write);
+    if refuse_later {
+        std::thread::sleep(Duration::from_millis(400));
+        state.reload_ok.store(false, Ordering::SeqCst);
+    }
     Ok(())
 }
 
@@ -628,6 +669,40 @@ fn a_version_whose_reload_the_app_refuses_is_rolled_back() {
     assert_eq!(t.app.reloads(), 1, "the refused reload loaded nothing");
     assert_eq!(r.reloads("webhook", "failure"), 1);
     assert_eq!(r.metric("reconfig_rollbacks_total", &[]), 1.0);
+}
+
+/// `{action_time}` is in whole seconds, as Prometheus records its reloads: a version acted on
+/// in the second in which the one before it was verified must not pass on that one's reload
+/// timestamp before the app has even read it (a reload answered at once, done later, as
+/// SIGHUP is). It failed before: the new version was "verified" 4 ms after its action.
+#[test]
+fn a_version_acted_on_in_the_same_second_does_not_pass_on_the_last_reload() {
+    let t = Setup::new(true);
+    // Start just after a second begins: v1 is verified and v2 acted on within that second.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    std::thread::sleep(
+        Duration::from_millis(1020)
+            - Duration::from_nanos(u64::from(now.subsec_nanos())).min(Duration::from_millis(1000)),
+    );
+    let metrics = t.app.url("/metrics");
+    let r = t.start(
+        "3s",
+        true,
+        &[
+            "--verify-metric",
+            &metrics,
+            "prometheus_config_last_reload_successful==1",
+        ],
+    );
+    let first = wait_status(&r, "applied", "", false);
+    t.vol
+        .write(&config("healthy: true\nlate-refuse: true\n"))
+        .expect("write");
+    let status = wait_status(&r, "rolled-back", "which runs now", true);
+    assert_eq!(status["applied"], first["applied"]);
+    assert_eq!(t.published(), V1);
 }
 
 /// An HTTP app that reads `app.yaml` once at start (its `/healthz`: 200 with `healthy: true`,

@@ -316,6 +316,12 @@ async fn run(
     outcomes: mpsc::UnboundedSender<Outcome>,
 ) {
     let mut next: Option<Version> = None;
+    // The second in which the last verification passed. `{action_time}` is in whole seconds,
+    // as apps such as Prometheus record their reloads: a version acted on in that same second
+    // would pass on the previous reload's timestamp, before the app has even read it. So its
+    // actions wait for the next second (at most 1 s, only with `{action_time}` conditions).
+    let mut last_verified: Option<u64> = None;
+    let compares_action_time = policy.verify.as_ref().is_some_and(|v| v.uses_action_time());
     loop {
         if next.is_none() {
             if rx.changed().await.is_err() {
@@ -324,6 +330,15 @@ async fn run(
             next = rx.borrow_and_update().clone();
         }
         let Some(version) = next.take() else { continue };
+        if let (Some(last), true, false) =
+            (last_verified, compares_action_time, version.verify_only)
+        {
+            if wait_for_second_after(last).await && rx.has_changed().unwrap_or(false) {
+                // A newer version arrived while waiting: it is the one to act on.
+                next = rx.borrow_and_update().clone();
+                continue;
+            }
+        }
         let started = unix_seconds();
         let applied = if version.verify_only {
             Applied::Done(Ok("already in place".into()), Vec::new())
@@ -361,6 +376,9 @@ async fn run(
                 Err(_) => return,
             },
         };
+        if result.is_ok() {
+            last_verified = Some(unix_seconds());
+        }
         let outcome = VerifyOutcome {
             hash: version.hash,
             result,
@@ -369,6 +387,20 @@ async fn run(
             return;
         }
     }
+}
+
+/// Sleeps until the Unix clock is past the whole second `second`; whether it slept.
+async fn wait_for_second_after(second: u64) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let target = Duration::from_secs(second + 1);
+    if now >= target {
+        return false;
+    }
+    tracing::debug!("waiting for the next second: {{action_time}} must tell this version's reload from the last one's");
+    tokio::time::sleep(target - now + Duration::from_millis(5)).await;
+    true
 }
 
 /// Now, in whole Unix seconds rounded down: what `{action_time}` compares with (apps such as

@@ -92,6 +92,16 @@ impl Verify {
         }
     }
 
+    /// Whether a condition compares with `{action_time}` (whole seconds: see `reload::run`).
+    pub fn uses_action_time(&self) -> bool {
+        self.probes.iter().any(|p| match p {
+            Probe::Metric { conditions, .. } => conditions
+                .iter()
+                .any(|c| c.value == super::metric::Value::ActionTime),
+            _ => false,
+        })
+    }
+
     /// Verifies a version whose actions started at `action_time` (Unix seconds) and ended at
     /// `acted`; with `--restart`, the `restarted` processes must have exited first (the old app
     /// could still answer). `Ok` says how it passed, `Err` what the last round saw.
