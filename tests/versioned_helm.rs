@@ -116,6 +116,58 @@ impl Helm {
     }
 }
 
+/// The test chart released through Helm 3 or 4 against its own API stand-in, post-rendered
+/// by `reconfig inject --versioned`.
+struct Release {
+    helm: Helm,
+    api: FakeApi,
+    kubeconfig: PathBuf,
+    chart: tempfile::TempDir,
+}
+
+impl Release {
+    fn new(v4: bool) -> Release {
+        let helm = Helm::new(v4);
+        let api = FakeApi::start();
+        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
+        let chart = tempfile::tempdir().expect("tempdir");
+        app_chart(chart.path());
+        Release {
+            helm,
+            api,
+            kubeconfig,
+            chart,
+        }
+    }
+
+    /// `helm VERB shop ./chart --set level=LEVEL` through the post-renderer, with `--keep`
+    /// and `--lookup --carry` as asked.
+    fn deploy(&self, verb: &str, level: &str, keep: bool, carry: bool) {
+        let set = format!("level={level}");
+        let chart = self.chart.path().to_str().expect("utf8");
+        let mut args = vec![
+            verb,
+            "shop",
+            chart,
+            "-n",
+            "shop",
+            "--no-hooks",
+            "--disable-openapi-validation",
+            "--set",
+            &set,
+        ];
+        args.extend(if keep {
+            self.helm.post_renderer()
+        } else {
+            self.helm.post_renderer_without_keep()
+        });
+        if carry {
+            args.extend(CARRY);
+        }
+        self.helm.run(&args, Some(&self.kubeconfig));
+    }
+}
+
 /// Reading the cluster at render time, and carrying the versions still in use.
 const CARRY: [&str; 2] = [
     "--post-renderer-args=--lookup",
@@ -202,49 +254,29 @@ fn replica_set_for(api: &FakeApi, name: &str) {
 #[test]
 fn rollback_succeeds_with_carried_versions_and_prune_leaves_what_replica_sets_use() {
     for v4 in [false, true] {
-        let helm = Helm::new(v4);
-        let api = FakeApi::start();
-        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
-        let chart = tempfile::tempdir().expect("tempdir");
-        app_chart(chart.path());
-        let chart_dir = chart.path().to_str().expect("utf8");
-        let deploy = |verb: &str, level: &str| {
-            let mut args = vec![
-                verb,
-                "shop",
-                chart_dir,
-                "-n",
-                "shop",
-                "--no-hooks",
-                "--disable-openapi-validation",
-                "--set",
-            ];
-            let set = format!("level={level}");
-            args.push(&set);
-            args.extend(helm.post_renderer());
-            args.extend(CARRY);
-            helm.run(&args, Some(&kubeconfig));
-        };
+        let release = Release::new(v4);
+        let (helm, api, kubeconfig) = (&release.helm, &release.api, &release.kubeconfig);
+        let deploy = |verb: &str, level: &str| release.deploy(verb, level, true, true);
         let manifest = || {
             helm.run(
                 &["get", "manifest", "shop", "-n", "shop"],
-                Some(&kubeconfig),
+                Some(kubeconfig),
             )
         };
 
         deploy("install", "info");
-        let first = mounted(&api);
+        let first = mounted(api);
         assert!(first.starts_with("shop-config-"), "helm 4: {v4}: {first}");
-        assert_eq!(versions(&api), vec![first.clone()]);
-        replica_set_for(&api, "shop-web-1");
+        assert_eq!(versions(api), vec![first.clone()]);
+        replica_set_for(api, "shop-web-1");
 
         deploy("upgrade", "debug");
-        let second = mounted(&api);
+        let second = mounted(api);
         assert_ne!(second, first);
-        replica_set_for(&api, "shop-web-2");
+        replica_set_for(api, "shop-web-2");
         let mut both = vec![first.clone(), second.clone()];
         both.sort();
-        assert_eq!(versions(&api), both, "--keep kept v1 (helm 4: {v4})");
+        assert_eq!(versions(api), both, "--keep kept v1 (helm 4: {v4})");
         // Revision 2 holds v1 too: ReplicaSet shop-web-1 names it.
         let release = manifest();
         assert!(
@@ -266,21 +298,21 @@ fn rollback_succeeds_with_carried_versions_and_prune_leaves_what_replica_sets_us
 
         helm.run(
             &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
-            Some(&kubeconfig),
+            Some(kubeconfig),
         );
         assert_eq!(
-            mounted(&api),
+            mounted(api),
             first,
             "the pod template names v1 again (helm 4: {v4})"
         );
-        assert_eq!(versions(&api), both, "v1 exists, v2 is kept (helm 4: {v4})");
+        assert_eq!(versions(api), both, "v1 exists, v2 is kept (helm 4: {v4})");
 
         // A second upgrade after the rollback: the render carries v1 and v2 (both named by a
         // ReplicaSet); v2 is not in the rolled-back release, and Helm adopts it.
         deploy("upgrade", "warn");
-        let third = mounted(&api);
+        let third = mounted(api);
         assert!(third != first && third != second, "helm 4: {v4}: {third}");
-        replica_set_for(&api, "shop-web-3");
+        replica_set_for(api, "shop-web-3");
         let release = manifest();
         for name in [&first, &second, &third] {
             assert!(
@@ -288,7 +320,7 @@ fn rollback_succeeds_with_carried_versions_and_prune_leaves_what_replica_sets_us
                 "{name} in (helm 4: {v4}):\n{release}"
             );
         }
-        let history = helm.run(&["history", "shop", "-n", "shop"], Some(&kubeconfig));
+        let history = helm.run(&["history", "shop", "-n", "shop"], Some(kubeconfig));
         assert_eq!(
             history.matches("deployed").count() + history.matches("superseded").count(),
             4,
@@ -309,18 +341,18 @@ fn rollback_succeeds_with_carried_versions_and_prune_leaves_what_replica_sets_us
         let mut left = vec![first.clone(), third.clone()];
         left.sort();
         assert_eq!(
-            versions(&api),
+            versions(api),
             left,
             "helm 4: {v4}: {}",
             String::from_utf8_lossy(&out.get_output().stdout)
         );
         // And Helm goes on: an upgrade after the prune no longer carries the pruned v2.
         deploy("upgrade", "error");
-        let fourth = mounted(&api);
+        let fourth = mounted(api);
         let release = manifest();
         assert!(!release.contains(&second), "helm 4: {v4}: {release}");
         assert!(release.contains(&format!("name: {first}")), "helm 4: {v4}");
-        assert!(versions(&api).contains(&fourth));
+        assert!(versions(api).contains(&fourth));
     }
 }
 
@@ -330,41 +362,21 @@ fn rollback_succeeds_with_carried_versions_and_prune_leaves_what_replica_sets_us
 #[test]
 fn rollback_to_a_kept_version_nothing_names_succeeds() {
     for v4 in [false, true] {
-        let helm = Helm::new(v4);
-        let api = FakeApi::start();
-        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
-        let chart = tempfile::tempdir().expect("tempdir");
-        app_chart(chart.path());
-        let chart_dir = chart.path().to_str().expect("utf8");
-        let deploy = |verb: &str, level: &str| {
-            let set = format!("level={level}");
-            let mut args = vec![
-                verb,
-                "shop",
-                chart_dir,
-                "-n",
-                "shop",
-                "--no-hooks",
-                "--disable-openapi-validation",
-                "--set",
-                &set,
-            ];
-            args.extend(helm.post_renderer());
-            args.extend(CARRY);
-            helm.run(&args, Some(&kubeconfig));
-        };
+        let release = Release::new(v4);
+        let (helm, api, kubeconfig) = (&release.helm, &release.api, &release.kubeconfig);
+        let deploy = |verb: &str, level: &str| release.deploy(verb, level, true, true);
         deploy("install", "info");
-        let first = mounted(&api);
-        replica_set_for(&api, "shop-web-1");
+        let first = mounted(api);
+        replica_set_for(api, "shop-web-1");
         deploy("upgrade", "debug");
-        replica_set_for(&api, "shop-web-2");
+        replica_set_for(api, "shop-web-2");
         // The first ReplicaSet is gone: nothing names v1, which --keep keeps.
         api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                        "metadata": {"name": "shop-web-1", "namespace": "shop"}, "spec": {}}));
         deploy("upgrade", "warn");
         let release = helm.run(
             &["get", "manifest", "shop", "-n", "shop"],
-            Some(&kubeconfig),
+            Some(kubeconfig),
         );
         assert!(
             release.contains(&format!("name: {first}")),
@@ -372,10 +384,10 @@ fn rollback_to_a_kept_version_nothing_names_succeeds() {
         );
         helm.run(
             &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
-            Some(&kubeconfig),
+            Some(kubeconfig),
         );
-        assert_eq!(mounted(&api), first, "helm 4: {v4}");
-        assert!(versions(&api).contains(&first), "helm 4: {v4}");
+        assert_eq!(mounted(api), first, "helm 4: {v4}");
+        assert!(versions(api).contains(&first), "helm 4: {v4}");
     }
 }
 
@@ -476,39 +488,20 @@ fn prune_snippet_renders_alike_with_both_helms_and_grants_exactly_what_prune_nee
 #[test]
 fn without_keep_an_upgrade_deletes_the_old_version_and_rollback_creates_it_again() {
     for v4 in [false, true] {
-        let helm = Helm::new(v4);
-        let api = FakeApi::start();
-        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
-        let chart = tempfile::tempdir().expect("tempdir");
-        app_chart(chart.path());
-        let chart_dir = chart.path().to_str().expect("utf8");
-        let deploy = |verb: &str, level: &str| {
-            let set = format!("level={level}");
-            let mut args = vec![
-                verb,
-                "shop",
-                chart_dir,
-                "-n",
-                "shop",
-                "--no-hooks",
-                "--disable-openapi-validation",
-                "--set",
-                &set,
-            ];
-            args.extend(helm.post_renderer_without_keep());
-            helm.run(&args, Some(&kubeconfig));
-        };
+        let release = Release::new(v4);
+        let (helm, api, kubeconfig) = (&release.helm, &release.api, &release.kubeconfig);
+        let deploy = |verb: &str, level: &str| release.deploy(verb, level, false, false);
         deploy("install", "info");
-        let first = mounted(&api);
+        let first = mounted(api);
         deploy("upgrade", "debug");
-        let second = mounted(&api);
-        assert_eq!(versions(&api), vec![second.clone()], "helm 4: {v4}");
+        let second = mounted(api);
+        assert_eq!(versions(api), vec![second.clone()], "helm 4: {v4}");
         helm.run(
             &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
-            Some(&kubeconfig),
+            Some(kubeconfig),
         );
-        assert_eq!(mounted(&api), first, "helm 4: {v4}");
-        assert_eq!(versions(&api), vec![first.clone()], "helm 4: {v4}");
+        assert_eq!(mounted(api), first, "helm 4: {v4}");
+        assert_eq!(versions(api), vec![first.clone()], "helm 4: {v4}");
     }
 }
 
@@ -804,65 +797,45 @@ fn carry_refused_fails_unless_best_effort() {
 #[test]
 fn carry_without_keep_helm_keeps_a_version_while_it_is_used_and_deletes_it_after() {
     for v4 in [false, true] {
-        let helm = Helm::new(v4);
-        let api = FakeApi::start();
-        let kubeconfig = api.kubeconfig(helm.home.path(), "shop");
-        let chart = tempfile::tempdir().expect("tempdir");
-        app_chart(chart.path());
-        let chart_dir = chart.path().to_str().expect("utf8");
-        let deploy = |verb: &str, level: &str| {
-            let set = format!("level={level}");
-            let mut args = vec![
-                verb,
-                "shop",
-                chart_dir,
-                "-n",
-                "shop",
-                "--no-hooks",
-                "--disable-openapi-validation",
-                "--set",
-                &set,
-            ];
-            args.extend(helm.post_renderer_without_keep());
-            args.extend(CARRY);
-            helm.run(&args, Some(&kubeconfig));
-        };
+        let release = Release::new(v4);
+        let (helm, api, kubeconfig) = (&release.helm, &release.api, &release.kubeconfig);
+        let deploy = |verb: &str, level: &str| release.deploy(verb, level, false, true);
         let sorted = |mut names: Vec<String>| {
             names.sort();
             names
         };
         deploy("install", "info");
-        let first = mounted(&api);
-        replica_set_for(&api, "shop-web-1");
+        let first = mounted(api);
+        replica_set_for(api, "shop-web-1");
         deploy("upgrade", "debug");
-        let second = mounted(&api);
-        replica_set_for(&api, "shop-web-2");
+        let second = mounted(api);
+        replica_set_for(api, "shop-web-2");
         assert_eq!(
-            versions(&api),
+            versions(api),
             sorted(vec![first.clone(), second.clone()]),
             "v1 is carried, so Helm did not delete it (helm 4: {v4})"
         );
         deploy("upgrade", "warn");
-        let third = mounted(&api);
-        replica_set_for(&api, "shop-web-3");
+        let third = mounted(api);
+        replica_set_for(api, "shop-web-3");
         // The oldest ReplicaSet goes (revisionHistoryLimit): the next upgrade no longer
         // carries v1, and Helm deletes it.
         api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                        "metadata": {"name": "shop-web-1", "namespace": "shop"}, "spec": {}}));
         deploy("upgrade", "error");
-        let fourth = mounted(&api);
+        let fourth = mounted(api);
         assert_eq!(
-            versions(&api),
+            versions(api),
             sorted(vec![second.clone(), third.clone(), fourth.clone()]),
             "helm 4: {v4}"
         );
         helm.run(
             &["rollback", "shop", "1", "-n", "shop", "--no-hooks"],
-            Some(&kubeconfig),
+            Some(kubeconfig),
         );
-        assert_eq!(mounted(&api), first, "helm 4: {v4}");
+        assert_eq!(mounted(api), first, "helm 4: {v4}");
         assert!(
-            versions(&api).contains(&first),
+            versions(api).contains(&first),
             "the rollback created v1 again (helm 4: {v4})"
         );
     }
