@@ -257,12 +257,7 @@ fn rollback_succeeds_with_carried_versions_and_prune_leaves_what_replica_sets_us
         let release = Release::new(v4);
         let (helm, api, kubeconfig) = (&release.helm, &release.api, &release.kubeconfig);
         let deploy = |verb: &str, level: &str| release.deploy(verb, level, true, true);
-        let manifest = || {
-            helm.run(
-                &["get", "manifest", "shop", "-n", "shop"],
-                Some(kubeconfig),
-            )
-        };
+        let manifest = || helm.run(&["get", "manifest", "shop", "-n", "shop"], Some(kubeconfig));
 
         deploy("install", "info");
         let first = mounted(api);
@@ -374,10 +369,7 @@ fn rollback_to_a_kept_version_nothing_names_succeeds() {
         api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                        "metadata": {"name": "shop-web-1", "namespace": "shop"}, "spec": {}}));
         deploy("upgrade", "warn");
-        let release = helm.run(
-            &["get", "manifest", "shop", "-n", "shop"],
-            Some(kubeconfig),
-        );
+        let release = helm.run(&["get", "manifest", "shop", "-n", "shop"], Some(kubeconfig));
         assert!(
             release.contains(&format!("name: {first}")),
             "revision 3 carries the unnamed v1 (helm 4: {v4}):\n{release}"

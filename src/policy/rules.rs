@@ -94,7 +94,7 @@ impl Rule {
     }
 
     /// Why the rule can never select `object` in this gate, if so: it selects on something the
-    /// gate does not know (labels in `watch`, any identity for a plain folder).
+    /// gate does not know (labels in a `watch` that cannot read them, any identity for a plain folder).
     pub fn blind_spot(&self, object: Option<&Identity>) -> Option<String> {
         let rule = self.name.as_deref().unwrap_or("flags");
         let Some(object) = object else {
