@@ -1009,8 +1009,8 @@ spec:
 
     /// Every document of every fixture and corpus file: the validation-only mode gives the
     /// verdict (and `kind`) that building the tree gives.
-    #[test]
-    fn check_only_agrees_on_fixtures_and_corpus() {
+    /// Every `.yaml`/`.yml` file under tests/fixtures, corpus folders included.
+    pub(crate) fn fixture_yaml_files() -> Vec<std::path::PathBuf> {
         let mut files = Vec::new();
         let mut dirs = vec![std::path::PathBuf::from("tests/fixtures")];
         while let Some(dir) = dirs.pop() {
@@ -1023,6 +1023,12 @@ spec:
                 }
             }
         }
+        files
+    }
+
+    #[test]
+    fn check_only_agrees_on_fixtures_and_corpus() {
+        let files = fixture_yaml_files();
         assert!(files.len() > 60, "{} fixture files", files.len());
         let mut accepted = 0;
         for file in files {

@@ -28,6 +28,10 @@ pub fn parse_documents<'a>(
 
 pub use fast::Build;
 
+/// The fixture YAML files the fast path's tests read, for other rooms' tests of it.
+#[cfg(test)]
+pub(crate) use fast::tests::fixture_yaml_files;
+
 /// The fast path alone, building with `B` (for a reader that wants the data, not the tree):
 /// `None` when it declines the text, which then takes [`parse_documents`] (whose errors name
 /// a line). Accepts exactly what `parse_documents` reads on the fast path, to the same data.

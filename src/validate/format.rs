@@ -259,16 +259,10 @@ mod tests {
             assert!(agrees(text), "the fast path should read {text:?}");
         }
         let mut read = 0;
-        let mut dirs = vec![std::path::PathBuf::from("tests/fixtures")];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).expect("fixtures") {
-                let path = entry.expect("entry").path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if let Ok(text) = std::fs::read_to_string(&path) {
-                    for doc in text.split("\n---") {
-                        read += usize::from(agrees(doc));
-                    }
+        for path in crate::manifest::parse::fixture_yaml_files() {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                for doc in text.split("\n---") {
+                    read += usize::from(agrees(doc));
                 }
             }
         }
