@@ -367,6 +367,11 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         .context("writing the manifest to stdout")
         .map_err(Failure::Internal)?;
     info!("{} pod template(s) annotated", analysis.changed());
+    // The process ends next: freeing the summaries of every document one by one, from this
+    // thread while the parsing threads allocated them, took 5 of 60 ms on a 6,000-document
+    // render, and the kernel takes the memory back at exit anyway.
+    std::mem::forget(analysis);
+    std::mem::forget(inputs);
     Ok(())
 }
 

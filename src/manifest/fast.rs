@@ -131,6 +131,8 @@ fn run<'a, B: Build<'a>>(text: &'a str, limits: Limits, check_only: bool) -> Opt
         check_only,
         keys: Vec::new(),
         kind: None,
+        pairs: Vec::new(),
+        items: Vec::new(),
         build: PhantomData,
     };
     p.prelude()?;
@@ -191,7 +193,7 @@ fn lines(text: &str) -> Vec<Line> {
     out
 }
 
-struct Parser<'a, B> {
+struct Parser<'a, B: Build<'a>> {
     text: &'a str,
     lines: Vec<Line>,
     /// The current line.
@@ -205,6 +207,11 @@ struct Parser<'a, B> {
     keys: Vec<Cow<'a, str>>,
     /// In `check_only` mode, the root mapping's `kind`.
     kind: Option<String>,
+    /// The entries and items of the collections being read, innermost last: each collection
+    /// takes its own off the top when it ends, in one allocation of its exact size, instead
+    /// of growing a list of its own by doubling.
+    pairs: Vec<(B::Node, B::Node)>,
+    items: Vec<B::Node>,
     build: PhantomData<B>,
 }
 
@@ -351,7 +358,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
 
     fn mapping(&mut self, col: usize, first_at: usize) -> Option<B::Node> {
         self.enter()?;
-        let mut entries = Vec::new();
+        let base = self.pairs.len();
         let mut at = first_at;
         let start = self.pos(&self.lines[self.i], first_at);
         let keys_base = self.keys.len();
@@ -377,7 +384,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                 let key = key.build::<B>(true);
                 let value = self.value(&line, after_colon, col, key_end)?;
                 self.count()?;
-                entries.push((key, value));
+                self.pairs.push((key, value));
             }
             self.skip_blank()?;
             let Some(next) = self.lines.get(self.i).copied() else {
@@ -397,6 +404,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         self.keys.truncate(keys_base);
         self.depth -= 1;
         self.count()?;
+        let entries = self.pairs.split_off(base);
         Some(B::mapping(entries, Style::Block, start, start))
     }
 
@@ -407,7 +415,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
 
     fn sequence(&mut self, col: usize, first_at: usize) -> Option<B::Node> {
         self.enter()?;
-        let mut items = Vec::new();
+        let base = self.items.len();
         let mut at = first_at;
         let start = self.pos(&self.lines[self.i], first_at);
         loop {
@@ -439,7 +447,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             };
             self.count()?;
             if !self.check_only {
-                items.push(item);
+                self.items.push(item);
             }
             self.skip_blank()?;
             let Some(next) = self.lines.get(self.i).copied() else {
@@ -458,6 +466,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         }
         self.depth -= 1;
         self.count()?;
+        let items = self.items.split_off(base);
         Some(B::sequence(items, Style::Block, start, start))
     }
 
@@ -671,8 +680,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             i
         };
         let mut i = skip(at + 1);
-        let mut entries = Vec::new();
-        let mut items = Vec::new();
+        let (pairs_base, items_base) = (self.pairs.len(), self.items.len());
         if bytes.get(i) != Some(&close) {
             loop {
                 if i >= line.end {
@@ -690,9 +698,9 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                     }
                     let (value, end) = self.flow_item(line, i, false)?;
                     i = skip(end);
-                    entries.push((item, value));
+                    self.pairs.push((item, value));
                 } else {
-                    items.push(item);
+                    self.items.push(item);
                 }
                 self.count()?;
                 match bytes.get(i) {
@@ -711,9 +719,9 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let start = self.pos(line, at);
         let end = self.pos(line, i);
         let node = if open == b'{' {
-            B::mapping(entries, Style::Flow, start, end)
+            B::mapping(self.pairs.split_off(pairs_base), Style::Flow, start, end)
         } else {
-            B::sequence(items, Style::Flow, start, end)
+            B::sequence(self.items.split_off(items_base), Style::Flow, start, end)
         };
         // One line's worth of nodes: kept in `check_only` mode too, for the duplicate check.
         if self.check_only && B::has_duplicate_keys(&node) {

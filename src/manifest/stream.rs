@@ -530,7 +530,7 @@ fn split(text: &str) -> Vec<Piece> {
         let first = text.starts_with(&marker[1..]).then_some(0);
         first
             .into_iter()
-            .chain(text.match_indices(marker).map(|(found, _)| found + 1))
+            .chain(memchr::memmem::find_iter(bytes, marker.as_bytes()).map(|found| found + 1))
     };
     let mut marked: Vec<(usize, bool)> = candidates("\n---")
         .filter(|&at| at > 0 && is_marker(&bytes[at..], b"---"))
@@ -589,7 +589,14 @@ fn only_directives(piece: &str) -> bool {
 
 /// Newlines in `bytes`: how many lines down a position moves past them.
 pub fn count_newlines(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
+    // Counted in blocks of 128 into a byte, which the compiler turns into vector compares:
+    // a plain `filter().count()` runs at a fifth of the speed on a render of megabytes.
+    let blocks = bytes.chunks_exact(128);
+    let rest = blocks.remainder();
+    let in_blocks: usize = blocks
+        .map(|block| block.iter().map(|&b| u8::from(b == b'\n')).sum::<u8>() as usize)
+        .sum();
+    in_blocks + rest.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// Helm 3's `# Source: chart/templates/x.yaml` comment right after the marker.
@@ -628,6 +635,19 @@ mod tests {
 
     fn piece_texts(text: &str) -> Vec<&str> {
         split(text).iter().map(|c| &text[c.range.clone()]).collect()
+    }
+
+    #[test]
+    fn counts_newlines_across_block_edges() {
+        for len in [0, 1, 127, 128, 129, 255, 256, 300, 1000] {
+            for every in [1, 2, 7, 128] {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|i| if i % every == 0 { b'\n' } else { b'x' })
+                    .collect();
+                let naive = bytes.iter().filter(|&&b| b == b'\n').count();
+                assert_eq!(count_newlines(&bytes), naive, "len {len}, every {every}");
+            }
+        }
     }
 
     #[test]

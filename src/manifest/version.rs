@@ -133,7 +133,18 @@ pub fn plan(
     versioning: &Versioning,
 ) -> Versions {
     let mut out = Versions::default();
-    if versioning.mode == Mode::Off {
+    // Slots are read only from a stream that may version something: without any, there is
+    // nothing to decide, and the map of readers (as large as the stream's references) is
+    // not built.
+    let has_slots = || {
+        parsed
+            .values
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|item| matches!(item, Item::Config(object) if object.rename.is_some()))
+    };
+    if versioning.mode == Mode::Off || !has_slots() {
         return out;
     }
     let default_namespace = rules.namespace.as_deref().unwrap_or("");
