@@ -215,6 +215,17 @@ struct Parser<'a, B: Build<'a>> {
     build: PhantomData<B>,
 }
 
+/// How one line of a quoted scalar ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    /// At the closing quote, at this offset.
+    Closed(usize),
+    /// At the line's end: the scalar goes on, folded.
+    Goes,
+    /// At a `\` ending the line: the next line joins it with nothing between.
+    Joined,
+}
+
 /// A scalar read, before it becomes a node.
 struct Scalar<'a> {
     text: Cow<'a, str>,
@@ -521,8 +532,15 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             self.i += 1;
             self.skip_blank()?;
             if let Some(next) = self.lines.get(self.i).copied() {
+                let next_at = next.start + next.indent;
+                if next.indent > indent && matches!(bytes.get(next_at), Some(b'{' | b'[')) {
+                    // `annotations:` over `{}`: what Helm charts render from an empty value.
+                    let node = self.inline(&next, next_at)?;
+                    self.i += 1;
+                    return Some(node);
+                }
                 if next.indent > indent {
-                    return self.block(next.indent, next.start + next.indent);
+                    return self.block(next.indent, next_at);
                 }
                 if next.indent == indent && self.dash_at(&next, next.start + indent) {
                     return self.sequence(indent, next.start + indent);
@@ -539,9 +557,194 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         if bytes[at] == b'|' {
             return self.literal(line, at, indent);
         }
+        if !matches!(bytes[at], b'"' | b'\'' | b'{' | b'[') {
+            return self.plain_lines(line, at, indent);
+        }
+        if matches!(bytes[at], b'"' | b'\'') && self.quoted(line, at).is_none() {
+            return self.quoted_lines(line, at, indent);
+        }
         let node = self.inline(line, at)?;
         self.i += 1;
         Some(node)
+    }
+
+    /// A mapping value's quoted scalar that does not close on its first line (CRD
+    /// descriptions again): its lines fold as a plain scalar's do (a line break is a space,
+    /// a blank line a newline, the blanks around a break dropped), and in double quotes a
+    /// `\` ending a line joins it to the next. Continuation lines must be indented past the
+    /// mapping's column `indent`; a tab, a quote alone at the start of a line, or a blank
+    /// line after a `\` break are left to the full parser.
+    fn quoted_lines(&mut self, line: &Line, at: usize, indent: usize) -> Option<B::Node> {
+        let quote = self.text.as_bytes()[at];
+        let start = self.pos(line, at);
+        let mut value = String::new();
+        let first = self.quoted_segment(quote, at + 1, line.end, &mut value)?;
+        if value.trim_start_matches(' ').is_empty() || matches!(first, Segment::Closed(_)) {
+            return None;
+        }
+        let mut joined = first == Segment::Joined;
+        let mut blank_lines = 0;
+        loop {
+            self.i += 1;
+            let next = *self.lines.get(self.i)?;
+            self.printable(&next)?;
+            let text = self.line_text(&next);
+            if next.indent == text.len() {
+                if joined {
+                    return None;
+                }
+                blank_lines += 1;
+                continue;
+            }
+            if next.indent <= indent {
+                return None;
+            }
+            if !joined {
+                if blank_lines == 0 {
+                    value.push(' ');
+                }
+                value.extend(std::iter::repeat_n('\n', blank_lines));
+            }
+            blank_lines = 0;
+            let from = next.start + next.indent;
+            match self.quoted_segment(quote, from, next.end, &mut value)? {
+                Segment::Goes => joined = false,
+                Segment::Joined => joined = true,
+                Segment::Closed(close) if close > from => {
+                    let after = &self.text.as_bytes()[close + 1..next.end];
+                    let spaces = after.iter().take_while(|&&b| b == b' ').count();
+                    if !(spaces == after.len() || (spaces > 0 && after[spaces] == b'#')) {
+                        return None;
+                    }
+                    let end = self.pos(&next, close + 1);
+                    self.i += 1;
+                    self.count()?;
+                    let style = if quote == b'"' {
+                        ScalarStyle::DoubleQuoted
+                    } else {
+                        ScalarStyle::SingleQuoted
+                    };
+                    return Some(B::scalar(Cow::Owned(value), style, false, start, end));
+                }
+                Segment::Closed(_) => return None,
+            }
+        }
+    }
+
+    /// Appends to `value` one line's text of a quoted scalar, from `from` to the line's end
+    /// `to` or its closing quote, escapes resolved; blanks before a line break are dropped.
+    fn quoted_segment(
+        &self,
+        quote: u8,
+        from: usize,
+        to: usize,
+        value: &mut String,
+    ) -> Option<Segment> {
+        let bytes = self.text.as_bytes();
+        if bytes[from..to].contains(&b'\t') {
+            return None;
+        }
+        // Past `blanks_from` the line holds only the spaces a line break drops.
+        let blanks_from = to - bytes[from..to].iter().rev().take_while(|&&b| b == b' ').count();
+        let mut run = from;
+        let mut j = from;
+        while j < to {
+            if j >= blanks_from {
+                value.push_str(&self.text[run..blanks_from.max(run)]);
+                return Some(Segment::Goes);
+            }
+            match bytes[j] {
+                b'\'' if quote == b'\'' => {
+                    value.push_str(&self.text[run..j]);
+                    if bytes.get(j + 1) == Some(&b'\'') && j + 1 < to {
+                        value.push('\'');
+                        j += 2;
+                        run = j;
+                        continue;
+                    }
+                    return Some(Segment::Closed(j));
+                }
+                b'"' if quote == b'"' => {
+                    value.push_str(&self.text[run..j]);
+                    return Some(Segment::Closed(j));
+                }
+                b'\\' if quote == b'"' => {
+                    value.push_str(&self.text[run..j]);
+                    if j + 1 == to {
+                        return Some(Segment::Joined);
+                    }
+                    let (c, len) = escape(&bytes[j + 1..to])?;
+                    value.push(c);
+                    j += 1 + len;
+                    run = j;
+                }
+                _ => j += 1,
+            }
+        }
+        value.push_str(&self.text[run..to.min(blanks_from).max(run)]);
+        Some(Segment::Goes)
+    }
+
+    /// A mapping value's plain scalar, which may go on over lines indented past the mapping's
+    /// column `indent` (CRD descriptions are wrapped so): each line break between two lines
+    /// becomes a space, and each blank line between them a newline. Lines the fast path
+    /// cannot be sure of (a comment, a `: `, a tab, a block indicator) are declined.
+    fn plain_lines(&mut self, line: &Line, at: usize, indent: usize) -> Option<B::Node> {
+        let bytes = self.text.as_bytes();
+        let (first, end) = self.plain(line, at)?;
+        self.count()?;
+        self.i += 1;
+        let rest = &bytes[end..line.end];
+        if !rest.iter().all(|&b| b == b' ' || b == b'\t') {
+            // A comment ends the scalar; `plain` cut at ` #`, so only blanks come before it.
+            return Some(first.build::<B>(false));
+        }
+        let mut folded: Option<String> = None;
+        let mut end_pos = first.end;
+        let mut blank_lines = 0;
+        let mut j = self.i;
+        while let Some(next) = self.lines.get(j).copied() {
+            if next.indent == next.end - next.start {
+                blank_lines += 1;
+                j += 1;
+                continue;
+            }
+            if next.indent <= indent {
+                break;
+            }
+            self.printable(&next)?;
+            let content = self.text[next.start + next.indent..next.end].trim_end_matches(' ');
+            let doubtful = content.starts_with(['#', '\t'])
+                || content.starts_with("- ")
+                || content.starts_with("? ")
+                || content.contains(": ")
+                || content.ends_with(':')
+                || content.contains(" #")
+                || content.contains('\t');
+            if doubtful {
+                return None;
+            }
+            let text = folded.get_or_insert_with(|| first.text.to_string());
+            if blank_lines == 0 {
+                text.push(' ');
+            }
+            text.extend(std::iter::repeat_n('\n', blank_lines));
+            text.push_str(content);
+            blank_lines = 0;
+            end_pos = self.pos(&next, next.start + next.indent + content.len());
+            j += 1;
+            // Blank lines after the last of its lines are not the scalar's.
+            self.i = j;
+        }
+        let scalar = match folded {
+            None => first,
+            Some(text) => Scalar {
+                text: Cow::Owned(text),
+                end: end_pos,
+                ..first
+            },
+        };
+        Some(scalar.build::<B>(false))
     }
 
     /// A scalar or flow collection that ends on this line.
@@ -967,6 +1170,19 @@ spec:
         let literal = "apiVersion: v1\nkind: ConfigMap\ndata:\n  a.conf: |\n    line 1\n\n      indented\n    last\n  b: |-\n    no newline\n  c: |+\n    keep\n\n  d: x\n";
         assert!(check(literal));
         assert!(check("---\n# only a comment\n"));
+        // Wrapped plain scalars (CRD descriptions) and a flow collection under its key.
+        for wrapped in [
+            "description: A long\n  description, wrapped\n  over three lines.\nb: 1\n",
+            "a:\n  b: first\n    second\n\n\n    after two blank lines\n\n  c: x\n",
+            "a: one\n   two   \n\n# comment\nb: 1\n",
+            "a: x\n  ---\n  ...\n  'q' \"d\" [s] {m} *a &b !t |l >f %p @a `b\n",
+            "a: 'Container name: required for volumes,\n  optional for env vars'\nb: 1\n",
+            "a: 'it''s\n\n   ''wrapped''  \n   # not a comment: x  '  # comment\nb: 1\n",
+            "a: \"roundRobinDNS controls\n  the DNS.\\nWhen enabled:\\n  - it\n\n  \\\"resolves\\\"\\ \n  joined\\\n    here \\\n  and  \"\nb: 1\n",
+            "metadata:\n  annotations:\n    {}\n  labels:\n    [a, b]\n",
+        ] {
+            assert!(check(wrapped), "declined: {wrapped:?}");
+        }
         assert!(check(
             "a: ünïcödé\nb: 'it''s'\nc: \"\\x41\\u00e9\\U0001F600\"\n"
         ));
@@ -978,8 +1194,22 @@ spec:
             "a: &x 1\nb: *x\n",
             "a: !!str 1\n",
             "a: >\n  folded\n",
-            "a: multi\n  line\n",
-            "a: \"multi\n  line\"\n",
+            "a: multi\n  line: x\n",
+            "a: multi\n  line # comment\n  more\n",
+            "a: multi\n  # comment\n  more\n",
+            "a: multi\n  - dash\n",
+            "a: multi\n  \tline\n",
+            "a: multi # comment\n  line\n",
+            "- multi\n  line\n",
+            "a:\n  {b: 1}: c\n",
+            "a: \"multi\\\n\n  line\"\n",
+            "a: \"multi \\q\n  line\"\n",
+            "a: 'multi\nline'\n",
+            "a: 'multi\n  '\n",
+            "a: '\n  multi'\n",
+            "a: 'multi\n  line' x\n",
+            "a: 'multi\n\tline'\n",
+            "a: 'never closed\n  b: 1\n",
             "a: {b: 1,\n  c: 2}\n",
             "a:\n\tb: 1\n",
             "%YAML 1.2\n---\na: 1\n",
@@ -1150,6 +1380,49 @@ spec:
             }
         }
 
+        /// Mappings whose plain values wrap over more-indented lines, with blank lines,
+        /// comments and look-alikes between, and flow collections under their key.
+        fn wrapped() -> impl Strategy<Value = String> {
+            let line = prop_oneof![
+                6 => Just("key: words".to_string()),
+                1 => Just("key:".to_string()),
+                6 => Just("wrapped words".to_string()),
+                1 => Just("wrapped, more. words".to_string()),
+                1 => Just(String::new()),
+                1 => Just("   ".to_string()),
+                1 => Just("# comment".to_string()),
+                1 => Just("words # comment".to_string()),
+                1 => Just("more: words".to_string()),
+                1 => Just("- dash".to_string()),
+                1 => Just("{}".to_string()),
+                1 => Just("[a, {b: c}]".to_string()),
+                1 => Just("'quoted' \"words\"".to_string()),
+                1 => Just("key: 'opens".to_string()),
+                1 => Just("closes' # c".to_string()),
+                1 => Just("it''s: 'x".to_string()),
+                1 => Just("key: \"opens \\\" \\t".to_string()),
+                1 => Just("key: \"joins\\".to_string()),
+                1 => Just("esc\\ \\\\ \\\" \\x41 \"".to_string()),
+                1 => "[a-z:#' \t-]{0,8}",
+            ];
+            prop::collection::vec((0..4usize, line), 1..9).prop_map(|lines| {
+                let body: String = lines
+                    .into_iter()
+                    .map(|(indent, text)| format!("{}{text}\n", "  ".repeat(indent)))
+                    .collect();
+                format!("top: first\n{body}")
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn agrees_on_wrapped_values_or_declines(text in wrapped()) {
+                check(&text);
+            }
+        }
+
         /// Small edits to a realistic document: the places where a subset parser goes wrong.
         fn mutated() -> impl Strategy<Value = String> {
             let base = TYPICAL.strip_suffix("---\n").unwrap_or(TYPICAL).to_string();
@@ -1201,7 +1474,7 @@ spec:
         #[test]
         fn accepts_enough_to_matter() {
             let mut runner = proptest::test_runner::TestRunner::deterministic();
-            let (fragments, edits) = (document(), mutated());
+            let (fragments, edits, wrapped) = (document(), mutated(), wrapped());
             let accepted = |strategy: &dyn Fn(&mut proptest::test_runner::TestRunner) -> String,
                             runner: &mut _| {
                 (0..2000).filter(|_| check(&strategy(runner))).count()
@@ -1213,6 +1486,14 @@ spec:
             let from_edits = accepted(
                 &|r| edits.new_tree(r).expect("value").current(),
                 &mut runner,
+            );
+            let from_wrapped = accepted(
+                &|r| wrapped.new_tree(r).expect("value").current(),
+                &mut runner,
+            );
+            assert!(
+                from_wrapped > 100,
+                "the wrapped-value test only saw {from_wrapped} accepted documents"
             );
             assert!(
                 from_fragments > 100,
