@@ -167,25 +167,41 @@ struct Line {
 fn lines(text: &str) -> Vec<Line> {
     let mut out = Vec::with_capacity(text.len() / 24 + 1);
     let bytes = text.as_bytes();
+    // What a line is made of, in one pass without a branch per byte.
+    let look = |line: &[u8]| {
+        line.iter().fold((0u8, false), |(high, control), &b| {
+            (
+                high | b,
+                control | ((b < b' ') & (b != b'\t') & (b != b'\n')) | (b == 0x7f),
+            )
+        })
+    };
+    // Nearly every document is ASCII without control characters: a look at the whole text,
+    // by blocks that compile to vector instructions, spares each line its own (a third of
+    // the time the fast path spent on a CRD).
+    let plain = !bytes.chunks(64).any(|block| {
+        let (high, control) = look(block);
+        high >= 0x80 || control
+    });
+    let mut ends = memchr::memchr_iter(b'\n', bytes);
     let mut start = 0;
     let mut number = 1;
     while start < bytes.len() {
-        // The line's end by memchr, then one pass over it without a branch per byte.
-        let end = text[start..].find('\n').map_or(bytes.len(), |i| start + i);
+        let end = ends.next().unwrap_or(bytes.len());
         let line = &bytes[start..end];
-        let (high, control) = line.iter().fold((0u8, false), |(high, control), &b| {
-            (
-                high | b,
-                control | ((b < b' ') & (b != b'\t')) | (b == 0x7f),
-            )
-        });
+        let (ascii, clean) = if plain {
+            (true, true)
+        } else {
+            let (high, control) = look(line);
+            (high < 0x80, !control)
+        };
         out.push(Line {
             start,
             end,
             indent: line.iter().take_while(|&&b| b == b' ').count(),
             number,
-            ascii: high < 0x80,
-            clean: !control,
+            ascii,
+            clean,
         });
         start = end + 1;
         number += 1;
