@@ -434,6 +434,8 @@ pub struct Scanner<'input, T> {
     ///
     /// Simple keys are the opposite of complex keys which are keys starting with `?`.
     simple_key_allowed: bool,
+    /// PATCHED (reconfig): a comment was read before any token but the stream's start.
+    head_comment_seen: bool,
     /// A stack of potential simple keys.
     ///
     /// Refer to the documentation of [`SimpleKey`] for a more in-depth explanation of what they
@@ -493,6 +495,7 @@ impl<T: Input + Clone> Clone for Scanner<'_, T> {
             stream_end_produced: self.stream_end_produced,
             adjacent_value_allowed_at: self.adjacent_value_allowed_at,
             simple_key_allowed: self.simple_key_allowed,
+            head_comment_seen: self.head_comment_seen,
             simple_keys: self.simple_keys.clone(),
             indent: self.indent,
             indents: self.indents.clone(),
@@ -551,6 +554,7 @@ impl<'input, T: Input> Scanner<'input, T> {
             stream_end_produced: false,
             adjacent_value_allowed_at: 0,
             simple_key_allowed: true,
+            head_comment_seen: false,
             simple_keys: Vec::new(),
             indent: -1,
             indents: Vec::new(),
@@ -892,6 +896,20 @@ impl<'input, T: Input> Scanner<'input, T> {
     fn skip_to_next_token(&mut self) -> ScanResult {
         loop {
             match self.input.look_ch() {
+                // PATCHED (reconfig, see PATCHED.md): go-yaml, which Helm and kubectl read
+                // with, skips a tab in block context only where no key may start: a tab at
+                // the start of a line, or after `-`, `?` or a complex key's `:`, is refused,
+                // blank line or not. Its one exception: comment lines after a comment at the
+                // head of the stream.
+                '\t' if self.flow_level == 0
+                    && self.simple_key_allowed
+                    && !self.tab_in_head_comments() =>
+                {
+                    return Err(ScanError::new_str(
+                        self.mark,
+                        "found a tab character where indentation or a key may start (go-yaml, which Helm and kubectl read with, refuses it)",
+                    ));
+                }
                 // Tabs may not be used as indentation.
                 // "Indentation" only exists as long as a block is started, but does not exist
                 // inside of flow-style constructs. Tabs are allowed as part of leading
@@ -920,6 +938,9 @@ impl<'input, T: Input> Scanner<'input, T> {
                     }
                 }
                 '#' => {
+                    if self.tokens_parsed + self.tokens.len() <= 1 {
+                        self.head_comment_seen = true;
+                    }
                     let comment_length = self.input.skip_while_non_breakz();
                     self.mark.index += comment_length;
                     self.mark.col += comment_length;
@@ -1623,13 +1644,13 @@ impl<'input, T: Input> Scanner<'input, T> {
 
         // generate BLOCK-SEQUENCE-START if indented
         self.roll_indent(mark.col, None, TokenType::BlockSequenceStart, mark);
-        let found_tabs = self.skip_ws_to_eol(SkipTabs::Yes)?.found_tabs();
-        self.input.lookahead(2);
-        if found_tabs && self.input.next_char_is('-') && is_blank_or_breakz(self.input.peek_nth(1))
-        {
+        // PATCHED (reconfig, see PATCHED.md): a key may start after `-`, so go-yaml (Helm,
+        // kubectl) refuses a tab there; upstream skipped it.
+        self.skip_ws_to_eol(SkipTabs::No)?;
+        if self.input.look_ch() == '\t' {
             return Err(ScanError::new_str(
                 self.mark,
-                "'-' must be followed by a valid YAML whitespace",
+                "found a tab character after '-' (go-yaml, which Helm and kubectl read with, refuses it)",
             ));
         }
 
@@ -2077,12 +2098,9 @@ impl<'input, T: Input> Scanner<'input, T> {
                 if self.input.next_is_blank() {
                     // Consume a space or a tab character.
                     if leading_blanks {
-                        if self.input.peek() == '\t' && (self.mark.col as isize) < self.indent {
-                            return Err(ScanError::new_str(
-                                self.mark,
-                                "tab cannot be used as indentation",
-                            ));
-                        }
+                        // PATCHED (reconfig, see PATCHED.md): go-yaml (Helm, kubectl) takes a
+                        // tab before a quoted scalar's next line as blank; upstream refused one
+                        // in the indentation.
                         self.skip_blank();
                     } else {
                         whitespaces.push(self.input.peek());
@@ -2405,15 +2423,12 @@ impl<'input, T: Input> Scanner<'input, T> {
                         self.buf_whitespaces.push(self.input.peek());
                         self.skip_blank();
                     } else if (self.mark.col as isize) < indent && self.input.peek() == '\t' {
-                        // Tabs in an indentation columns are allowed if and only if the line is
-                        // empty. Skip to the end of the line.
-                        self.skip_ws_to_eol(SkipTabs::Yes)?;
-                        if !self.input.next_is_breakz() {
-                            return Err(ScanError::new_str(
-                                start_mark,
-                                "while scanning a plain scalar, found a tab",
-                            ));
-                        }
+                        // PATCHED (reconfig, see PATCHED.md): YAML 1.2 allows a tab in the
+                        // indentation of an empty line; go-yaml (Helm, kubectl) does not.
+                        return Err(ScanError::new_str(
+                            start_mark,
+                            "while scanning a plain scalar, found a tab character that violates indentation (go-yaml, which Helm and kubectl read with, refuses it)",
+                        ));
                     } else {
                         self.skip_blank();
                     }
@@ -2551,6 +2566,14 @@ impl<'input, T: Input> Scanner<'input, T> {
 
         // Skip over ':'.
         self.skip_non_blank();
+        // PATCHED (reconfig, see PATCHED.md): after a complex key's `:` a key may start, so
+        // go-yaml (Helm, kubectl) refuses a tab there.
+        if self.input.look_ch() == '\t' && !sk.possible && self.flow_level == 0 {
+            return Err(ScanError::new_str(
+                self.mark,
+                "found a tab character after a complex key's ':' (go-yaml, which Helm and kubectl read with, refuses it)",
+            ));
+        }
         if self.input.look_ch() == '\t'
             && !self.skip_ws_to_eol(SkipTabs::Yes)?.has_valid_yaml_ws()
             && (self.input.peek() == '-' || self.input.next_is_alpha())
@@ -2744,6 +2767,25 @@ impl<'input, T: Input> Scanner<'input, T> {
     }
 
     /// Return whether the scanner is inside a block but outside of a flow sequence.
+    /// PATCHED (reconfig): whether the tab ahead is on a comment line that follows a comment
+    /// at the head of the stream, before any token but the stream's start, where go-yaml's
+    /// reading of head comments skips it.
+    fn tab_in_head_comments(&mut self) -> bool {
+        if !self.head_comment_seen || self.tokens_parsed + self.tokens.len() > 1 {
+            return false;
+        }
+        let limit = self.input.bufmaxlen().min(1024);
+        self.input.lookahead(limit);
+        for ahead in 0..limit {
+            match self.input.peek_nth(ahead) {
+                ' ' | '\t' => {}
+                '#' => return true,
+                _ => return false,
+            }
+        }
+        false
+    }
+
     fn is_within_block(&self) -> bool {
         !self.indents.is_empty()
     }
