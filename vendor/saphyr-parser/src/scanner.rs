@@ -1500,6 +1500,17 @@ impl<'input, T: Input> Scanner<'input, T> {
                 "while scanning an anchor or alias, did not find expected alphabetic or numeric character",
             ));
         }
+        // PATCHED (reconfig, see PATCHED.md): go-yaml (Helm, kubectl) names anchors and aliases
+        // with ASCII letters, digits, `-` and `_` only; YAML 1.2 and upstream allow more.
+        if !string
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ScanError::new_str(
+                start_mark,
+                "while scanning an anchor or alias, found a character other than a letter, digit, '-' or '_' (go-yaml, which Helm and kubectl read with, refuses it)",
+            ));
+        }
 
         let tok = if alias {
             TokenType::Alias(string.into())
