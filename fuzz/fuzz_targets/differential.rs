@@ -116,6 +116,9 @@ fn known_reference_limit(message: &str) -> bool {
         "invalid value",
         // serde refuses duplicate keys; go-yaml (sigs.k8s.io/yaml) keeps the last, as reconfig does.
         "duplicate entry",
+        // `{a:}`, `{a :}`: go-yaml v3 (Helm 4), and so reconfig, reads the keys `a:` and `a :`;
+        // libyaml refuses them (vendor/saphyr-parser/PATCHED.md).
+        "found unexpected ':'",
     ]
     .iter()
     .any(|m| message.contains(m))

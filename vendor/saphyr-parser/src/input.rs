@@ -255,7 +255,9 @@ pub trait Input {
         let nc = self.peek_nth(1);
         match self.peek() {
             // indicators can end a plain scalar, see 7.3.3. Plain Style
-            ':' if is_blank_or_breakz(nc) || (in_flow && is_flow(nc)) => false,
+            // PATCHED (reconfig, see PATCHED.md): as in go-yaml (Helm, kubectl), a `:` ends a
+            // plain scalar only before a blank; before a flow indicator it is the scalar's.
+            ':' if is_blank_or_breakz(nc) => false,
             // A byte order mark isn't a plain scalar character, see 5.2. Character Encodings
             '\u{FEFF}' => false,
             c if in_flow && is_flow(c) => false,
