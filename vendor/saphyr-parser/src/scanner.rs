@@ -788,6 +788,19 @@ impl<'input, T: Input> Scanner<'input, T> {
             '|' if self.flow_level == 0 => self.fetch_block_scalar(true),
             // Is it a folded scalar?
             '>' if self.flow_level == 0 => self.fetch_block_scalar(false),
+            // PATCHED (reconfig, see PATCHED.md): in a flow collection go-yaml (Helm, kubectl)
+            // starts no scalar with `|` or `>`, reads `?` as a key indicator whatever follows,
+            // and a `:` that starts a token as a value indicator, which leaves `:x` without a
+            // node; upstream read all three as plain scalars.
+            '|' | '>' => Err(ScanError::new(
+                self.mark,
+                format!("found `{c}` in a flow collection, where no scalar may start with it (go-yaml, which Helm and kubectl read with, refuses it)"),
+            )),
+            '?' if self.flow_level > 0 => self.fetch_key(),
+            ':' if self.flow_level > 0 => Err(ScanError::new_str(
+                self.mark,
+                "found a `:` that starts no value in a flow collection (go-yaml, which Helm and kubectl read with, refuses it)",
+            )),
             '\'' => self.fetch_flow_scalar(true),
             '"' => self.fetch_flow_scalar(false),
             // plain scalar
@@ -2514,7 +2527,11 @@ impl<'input, T: Input> Scanner<'input, T> {
         }
 
         self.skip_non_blank();
-        self.skip_yaml_whitespace()?;
+        // PATCHED (reconfig, see PATCHED.md): in a flow collection a key may follow `?` with
+        // nothing between, as go-yaml reads `[?x]`.
+        if self.flow_level == 0 || self.input.next_is_blank_or_breakz() {
+            self.skip_yaml_whitespace()?;
+        }
         if self.input.peek() == '\t' {
             return Err(ScanError::new_str(
                 self.mark(),
