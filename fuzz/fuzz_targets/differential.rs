@@ -85,7 +85,7 @@ fn bare_document_after_end(text: &str) -> bool {
         let line = line.trim_end();
         if line == "..." || line.starts_with("... ") {
             after_end = true;
-        } else if line.starts_with("---") {
+        } else if line == "---" || line.starts_with("--- ") || line.starts_with("---\t") {
             after_end = false;
         } else if after_end && !line.is_empty() && !line.starts_with('#') && !line.starts_with('%')
         {

@@ -887,10 +887,10 @@ impl<'input, T: Input> Scanner<'input, T> {
             // an open flow collection holds every later token in `self.tokens` until the
             // collection closes: memory in proportion to the document, and time in proportion
             // to its square on unclosed, nested flow collections.
+            // PATCHED too: nor, as go-yaml rules, may it span lines in a flow construct (YAML
+            // 1.2 allows that).
             if sk.possible
-                // If not in a flow construct, simple keys cannot span multiple lines.
-                && ((self.flow_level == 0 && sk.mark.line < self.mark.line)
-                    || sk.mark.index + 1024 < self.mark.index)
+                && (sk.mark.line < self.mark.line || sk.mark.index + 1024 < self.mark.index)
             {
                 if sk.required {
                     return Err(ScanError::new_str(self.mark, "simple key expect ':'"));
