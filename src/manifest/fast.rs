@@ -661,7 +661,12 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             return None;
         }
         // Past `blanks_from` the line holds only the spaces a line break drops.
-        let blanks_from = to - bytes[from..to].iter().rev().take_while(|&&b| b == b' ').count();
+        let blanks_from = to
+            - bytes[from..to]
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b' ')
+                .count();
         let mut run = from;
         let mut j = from;
         while j < to {

@@ -17,7 +17,7 @@ pub fn parse_documents<'a>(
     text: &'a str,
     limits: Limits,
 ) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
-    if let Some(error) = unprintable(text) {
+    if let Some(error) = unprintable(text).or_else(|| end_before_any_document(text)) {
         return Err(error);
     }
     match fast::parse(text, limits) {
@@ -40,6 +40,32 @@ pub fn parse_fast<'a, B: Build<'a>>(text: &'a str, limits: Limits) -> Option<Vec
         return None;
     }
     fast::parse_with::<B>(text, limits)
+}
+
+/// A `...` line before any document (only blank and comment lines above it): YAML 1.2 reads an
+/// empty stream, go-yaml (Helm, kubectl) refuses it ("did not find expected node content").
+/// A `...` after a document's end is read as go-yaml reads it (`stream::only_document_ends`).
+fn end_before_any_document(text: &str) -> Option<SyntaxError> {
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let content = line.trim_start_matches([' ', '\t', '\u{feff}']);
+        if content.trim_end().is_empty() || content.starts_with('#') {
+            offset += line.len();
+            continue;
+        }
+        let marker = line
+            .strip_prefix("...")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
+        return marker.then(|| SyntaxError {
+            pos: Pos {
+                offset,
+                line: index + 1,
+                column: 1,
+            },
+            message: "a `...` document end before any document: go-yaml, which Helm and kubectl read with, refuses it".into(),
+        });
+    }
+    None
 }
 
 /// YAML streams hold only printable characters (YAML 1.2 `c-printable`: tab, line breaks,

@@ -344,6 +344,10 @@ impl<'a> Stream<'a> {
                     if let Some(problem) = bare_document(text) {
                         return PieceResult::Failed(problem, comment_source.map(str::to_string));
                     }
+                    // Only more `...` lines (and comments): go-yaml reads no document there.
+                    if only_document_ends(text) {
+                        return PieceResult::Docs(Vec::new());
+                    }
                 }
                 if let Some(skip) = skip {
                     if skip.applies(text, limits) {
@@ -484,8 +488,10 @@ fn bare_document(text: &str) -> Option<Problem> {
     let mut offset = 0;
     for (index, line) in text.split_inclusive('\n').enumerate() {
         let content = line.trim_start();
-        let skip =
-            content.trim_end().is_empty() || content.starts_with('#') || line.starts_with('%');
+        let skip = content.trim_end().is_empty()
+            || content.starts_with('#')
+            || line.starts_with('%')
+            || is_marker(line.as_bytes(), b"...");
         if !skip {
             if is_marker(line.as_bytes(), b"---") {
                 return None;
@@ -502,6 +508,15 @@ fn bare_document(text: &str) -> Option<Problem> {
         offset += line.len();
     }
     None
+}
+
+/// Whether `text` holds nothing but `...` lines, comments and blank lines (a tab is not
+/// blank to go-yaml there: such a piece goes to the parser, which refuses it).
+fn only_document_ends(text: &str) -> bool {
+    text.lines().all(|line| {
+        let content = line.trim_start_matches(' ');
+        content.is_empty() || content.starts_with('#') || is_marker(line.as_bytes(), b"...")
+    })
 }
 
 /// Whether `line` starts with the document marker `marker` (`---` or `...`) standing alone.
