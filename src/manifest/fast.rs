@@ -1112,7 +1112,12 @@ fn escape(rest: &[u8]) -> Option<(char, usize)> {
 }
 
 fn hex_escape(rest: &[u8], digits: usize) -> Option<(char, usize)> {
-    let hex = std::str::from_utf8(rest.get(1..1 + digits)?).ok()?;
+    let hex = rest.get(1..1 + digits)?;
+    // `from_str_radix` would also take a sign (`\u+0e9`), which YAML does not.
+    if !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let hex = std::str::from_utf8(hex).ok()?;
     let code = u32::from_str_radix(hex, 16).ok()?;
     Some((char::from_u32(code)?, 1 + digits))
 }
@@ -1244,6 +1249,8 @@ spec:
             "a: |2\n   x\n",
             "a: [1, 2",
             "a: 'unterminated\n",
+            "a: \"\\u+0e9\"\n",
+            "a: \"\\x+1\"\n",
         ] {
             assert!(
                 parse(text, Limits::default()).is_none(),
