@@ -81,7 +81,8 @@ fuzz_target!(|data: &[u8]| {
 /// libyaml and go-yaml do not (the commands refuse it; `tests/yaml_oracle.rs` lists it).
 fn bare_document_after_end(text: &str) -> bool {
     let mut after_end = false;
-    for line in text.lines() {
+    // A lone `\r` ends a line too, to YAML.
+    for line in text.split(['\n', '\r']) {
         let line = line.trim_end();
         if line == "..." || line.starts_with("... ") {
             after_end = true;
