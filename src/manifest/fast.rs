@@ -1026,7 +1026,11 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         }
         self.i += 1;
         let first = *self.lines.get(self.i)?;
-        if first.indent <= parent || first.indent == first.end - first.start {
+        // A tab right after the first line's indentation: go-yaml refuses it there.
+        if first.indent <= parent
+            || first.indent == first.end - first.start
+            || self.text.as_bytes()[first.start + first.indent] == b'\t'
+        {
             return None;
         }
         let indent = first.indent;
@@ -1250,6 +1254,8 @@ spec:
             "a: [1, 2",
             "a: 'unterminated\n",
             "a: \"\\u+0e9\"\n",
+            "a: |\n  \tx\n",
+            "a: |+\n \t\n",
             "a: \"\\x+1\"\n",
         ] {
             assert!(

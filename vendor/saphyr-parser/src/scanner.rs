@@ -1824,9 +1824,9 @@ impl<'input, T: Input> Scanner<'input, T> {
 
         // Scan the leading line breaks and determine the indentation level if needed.
         if indent == 0 {
-            self.skip_block_scalar_first_line_indent(&mut indent, &mut trailing_breaks);
+            self.skip_block_scalar_first_line_indent(&mut indent, &mut trailing_breaks)?;
         } else {
-            self.skip_block_scalar_indent(indent, &mut trailing_breaks);
+            self.skip_block_scalar_indent(indent, &mut trailing_breaks)?;
         }
 
         // We have an end-of-stream with no content, e.g.:
@@ -1900,7 +1900,7 @@ impl<'input, T: Input> Scanner<'input, T> {
             self.read_break(&mut leading_break);
 
             // Eat the following indentation spaces and line breaks.
-            self.skip_block_scalar_indent(indent, &mut trailing_breaks);
+            self.skip_block_scalar_indent(indent, &mut trailing_breaks)?;
         }
 
         // Chomp the tail.
@@ -1971,7 +1971,7 @@ impl<'input, T: Input> Scanner<'input, T> {
     }
 
     /// Skip the block scalar indentation and empty lines.
-    fn skip_block_scalar_indent(&mut self, indent: usize, breaks: &mut String) {
+    fn skip_block_scalar_indent(&mut self, indent: usize, breaks: &mut String) -> ScanResult {
         loop {
             // Consume all spaces. Tabs cannot be used as indentation.
             if indent < self.input.bufmaxlen() - 2 {
@@ -2000,6 +2000,12 @@ impl<'input, T: Input> Scanner<'input, T> {
                 self.input.lookahead(2);
             }
 
+            // PATCHED (reconfig, see PATCHED.md): as go-yaml (Helm, kubectl), a tab where an
+            // indentation space is expected is refused, on an empty line too.
+            if self.mark.col < indent && self.input.look_ch() == '\t' {
+                return Err(block_scalar_tab(self.mark));
+            }
+
             // If our current line is empty, skip over the break and continue looping.
             if self.input.next_is_break() {
                 self.read_break(breaks);
@@ -2008,13 +2014,18 @@ impl<'input, T: Input> Scanner<'input, T> {
                 break;
             }
         }
+        Ok(())
     }
 
     /// Determine the indentation level for a block scalar from the first line of its contents.
     ///
     /// The function skips over whitespace-only lines and sets `indent` to the the longest
     /// whitespace line that was encountered.
-    fn skip_block_scalar_first_line_indent(&mut self, indent: &mut usize, breaks: &mut String) {
+    fn skip_block_scalar_first_line_indent(
+        &mut self,
+        indent: &mut usize,
+        breaks: &mut String,
+    ) -> ScanResult {
         let mut max_indent = 0;
         loop {
             // Consume all spaces. Tabs cannot be used as indentation.
@@ -2024,6 +2035,12 @@ impl<'input, T: Input> Scanner<'input, T> {
 
             if self.mark.col > max_indent {
                 max_indent = self.mark.col;
+            }
+
+            // PATCHED (reconfig, see PATCHED.md): go-yaml refuses a tab before the block
+            // scalar's indentation is known.
+            if self.input.look_ch() == '\t' {
+                return Err(block_scalar_tab(self.mark));
             }
 
             if self.input.next_is_break() {
@@ -2048,6 +2065,7 @@ impl<'input, T: Input> Scanner<'input, T> {
         if self.indent > 0 {
             *indent = (*indent).max(1);
         }
+        Ok(())
     }
 
     fn fetch_flow_scalar(&mut self, single: bool) -> ScanResult {
@@ -2858,4 +2876,12 @@ mod test {
         use super::is_anchor_char;
         assert!(is_anchor_char('x'));
     }
+}
+
+/// PATCHED (reconfig): go-yaml's refusal of a tab in a block scalar's indentation.
+fn block_scalar_tab(mark: Marker) -> ScanError {
+    ScanError::new_str(
+        mark,
+        "while scanning a block scalar, found a tab character where an indentation space is expected (go-yaml, which Helm and kubectl read with, refuses it)",
+    )
 }
