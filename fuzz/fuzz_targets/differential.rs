@@ -110,6 +110,8 @@ fn tabbed_head_comment(text: &str) -> bool {
 fn known_reference_limit(message: &str) -> bool {
     [
         "recursion limit",
+        // yaml_serde's bound on alias expansion; reconfig has its own (node and byte budgets).
+        "repetition limit",
         "invalid type",
         "untagged",
         "tag",
