@@ -99,7 +99,7 @@ fn bare_document_after_end(text: &str) -> bool {
 /// A comment line indented by a tab at the head of the stream: go-yaml (Helm, kubectl), and so
 /// reconfig, read past it; libyaml refuses it (`tests/fixtures/yaml-corpus/tab-in-head-comments.yaml`).
 fn tabbed_head_comment(text: &str) -> bool {
-    text.lines()
+    text.split(['\n', '\r'])
         .take_while(|l| {
             let rest = l.trim_start_matches([' ', '\t']);
             rest.is_empty() || rest.starts_with('#')
