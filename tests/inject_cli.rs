@@ -155,7 +155,7 @@ fn bad_input_fails_whole_and_says_where() {
         ),
         (
             "tab-indent.yaml",
-            "document 2 (shop/templates/configmap.yaml), line 12, column 2",
+            "document 2 (shop/templates/configmap.yaml), line 12, column 1: found a tab character",
         ),
         (
             "recursive-alias.yaml",
