@@ -163,6 +163,13 @@ struct Line {
     clean: bool,
 }
 
+impl Line {
+    /// Only spaces, or nothing.
+    fn blank(&self) -> bool {
+        self.indent == self.end - self.start
+    }
+}
+
 /// Cuts `text` into lines in one pass, noting what the parser needs to know about each.
 fn lines(text: &str) -> Vec<Line> {
     let mut out = Vec::with_capacity(text.len() / 24 + 1);
@@ -576,8 +583,17 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         if !matches!(bytes[at], b'"' | b'\'' | b'{' | b'[') {
             return self.plain_lines(line, at, indent);
         }
-        if matches!(bytes[at], b'"' | b'\'') && self.quoted(line, at).is_none() {
-            return self.quoted_lines(line, at, indent);
+        if matches!(bytes[at], b'"' | b'\'') {
+            // Read once: a scalar that closes on its line is done here, else it goes on.
+            let Some((scalar, end)) = self.quoted(line, at) else {
+                return self.quoted_lines(line, at, indent);
+            };
+            self.count()?;
+            if !self.only_comment_after(end, line.end) {
+                return None;
+            }
+            self.i += 1;
+            return Some(scalar.build::<B>(false));
         }
         let node = self.inline(line, at)?;
         self.i += 1;
@@ -604,8 +620,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             self.i += 1;
             let next = *self.lines.get(self.i)?;
             self.printable(&next)?;
-            let text = self.line_text(&next);
-            if next.indent == text.len() {
+            if next.blank() {
                 if joined {
                     return None;
                 }
@@ -627,9 +642,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                 Segment::Goes => joined = false,
                 Segment::Joined => joined = true,
                 Segment::Closed(close) if close > from => {
-                    let after = &self.text.as_bytes()[close + 1..next.end];
-                    let spaces = after.iter().take_while(|&&b| b == b' ').count();
-                    if !(spaces == after.len() || (spaces > 0 && after[spaces] == b'#')) {
+                    if !self.only_comment_after(close + 1, next.end) {
                         return None;
                     }
                     let end = self.pos(&next, close + 1);
@@ -725,7 +738,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let mut blank_lines = 0;
         let mut j = self.i;
         while let Some(next) = self.lines.get(j).copied() {
-            if next.indent == next.end - next.start {
+            if next.blank() {
                 blank_lines += 1;
                 j += 1;
                 continue;
@@ -735,7 +748,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             }
             self.printable(&next)?;
             let content = self.text[next.start + next.indent..next.end].trim_end_matches(' ');
-            let doubtful = content.starts_with(['#', '\t'])
+            let doubtful = content.starts_with('#')
                 || content.starts_with("- ")
                 || content.starts_with("? ")
                 || content.contains(": ")
@@ -783,16 +796,18 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             }
         };
         self.count()?;
-        let rest = &bytes[end..line.end];
+        self.only_comment_after(end, line.end).then_some(node)
+    }
+
+    /// Whether the text from `end` to the line's end `line_end` is blanks, or blanks and then
+    /// a comment: nothing more may follow a node that ends on its line.
+    fn only_comment_after(&self, end: usize, line_end: usize) -> bool {
+        let rest = &self.text.as_bytes()[end..line_end];
         let spaces = rest
             .iter()
             .take_while(|&&b| b == b' ' || b == b'\t')
             .count();
-        if spaces == rest.len() || (spaces > 0 && rest[spaces] == b'#') {
-            Some(node)
-        } else {
-            None
-        }
+        spaces == rest.len() || (spaces > 0 && rest[spaces] == b'#')
     }
 
     /// A plain scalar running to the end of the line or a comment.
@@ -1028,7 +1043,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let first = *self.lines.get(self.i)?;
         // A tab right after the first line's indentation: go-yaml refuses it there.
         if first.indent <= parent
-            || first.indent == first.end - first.start
+            || first.blank()
             || self.text.as_bytes()[first.start + first.indent] == b'\t'
         {
             return None;
@@ -1041,7 +1056,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let mut last = first;
         while let Some(l) = self.lines.get(self.i).copied() {
             let text = self.line_text(&l);
-            if l.indent == text.len() {
+            if l.blank() {
                 if l.indent > indent {
                     return None;
                 }

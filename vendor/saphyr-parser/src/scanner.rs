@@ -951,7 +951,7 @@ impl<'input, T: Input> Scanner<'input, T> {
                     }
                 }
                 '#' => {
-                    if self.tokens_parsed + self.tokens.len() <= 1 {
+                    if self.before_first_token() {
                         self.head_comment_seen = true;
                     }
                     let comment_length = self.input.skip_while_non_breakz();
@@ -2817,7 +2817,7 @@ impl<'input, T: Input> Scanner<'input, T> {
     /// at the head of the stream, before any token but the stream's start, where go-yaml's
     /// reading of head comments skips it.
     fn tab_in_head_comments(&mut self) -> bool {
-        if !self.head_comment_seen || self.tokens_parsed + self.tokens.len() > 1 {
+        if !self.head_comment_seen || !self.before_first_token() {
             return false;
         }
         let limit = self.input.bufmaxlen().min(1024);
@@ -2830,6 +2830,11 @@ impl<'input, T: Input> Scanner<'input, T> {
             }
         }
         false
+    }
+
+    /// PATCHED (reconfig): whether no token but the stream's start has been fetched.
+    fn before_first_token(&self) -> bool {
+        self.tokens_parsed + self.tokens.len() <= 1
     }
 
     fn is_within_block(&self) -> bool {
