@@ -397,10 +397,15 @@ fn block_scalar_at_unterminated_end<'a>(
         return value;
     }
     let last_line = &text[text.rfind(['\n', '\r']).map_or(0, |i| i + 1)..];
-    let phantom = if value == "\n" {
-        // No content lines: the span starts at the `|` or `>` header.
+    let phantom = if value.bytes().all(|b| b == b'\n') {
+        // No content lines (a content line holds more than its break): the span starts at the
+        // `|` or `>` header, and saphyr adds a break only when it read none at all. Breaks it
+        // did read are real (`a: |+\n\n \n   ` is `"\n\n"` to go-yaml too).
         let rest = &text[start.offset..];
-        rest.matches('\n').count() + rest.matches('\r').count() - rest.matches("\r\n").count() == 1
+        value == "\n"
+            && rest.matches('\n').count() + rest.matches('\r').count()
+                - rest.matches("\r\n").count()
+                == 1
     } else {
         last_line.chars().count() >= (start.column - 1).max(1)
     };
