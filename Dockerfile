@@ -9,7 +9,8 @@
 
 # Build stage: the README's sidecar build (size-optimised, static glibc, non-PIE).
 FROM rust:1.89-bookworm AS build
-ARG FEATURES=""
+# The Kubernetes API client, not the `mimalloc` allocator (1.7 MiB more idle RSS).
+ARG FEATURES="--no-default-features --features kube"
 WORKDIR /src
 COPY . .
 RUN RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \

@@ -172,10 +172,42 @@ fn start(bin: &Path, dir: &Path) -> Server {
 }
 
 /// When a client sends: as soon as it can, or on a schedule (`first`, then every `every`).
-#[derive(Clone, Copy)]
 enum Pace {
     Closed,
-    Every { first: Instant, every: Duration },
+    /// A review is due at `first`, then every `every`; each tick on `ticks` says the next one
+    /// is due now (see [`pace`]).
+    Every {
+        first: Instant,
+        every: Duration,
+        ticks: tokio::sync::mpsc::UnboundedReceiver<()>,
+    },
+}
+
+/// Ticks each client's channel when its next review is due: client `j % n` at
+/// `start + j * step`, until `deadline`.
+///
+/// A thread of its own with `std::thread::sleep` (nanosleep: late by tens of microseconds)
+/// rather than tokio's timer, whose 1 ms wheel would send each review up to a millisecond
+/// after it was due, a wait the latencies (counted from when a review was due) would charge
+/// to the webhook.
+fn pace(
+    start: Instant,
+    step: Duration,
+    deadline: Instant,
+    clients: Vec<tokio::sync::mpsc::UnboundedSender<()>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for j in 0u32.. {
+            let due = start + step * j;
+            if due >= deadline {
+                break;
+            }
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let _ = clients[j as usize % clients.len()].send(());
+        }
+    })
 }
 
 async fn client(
@@ -232,17 +264,20 @@ async fn client(
         Pace::Closed => Instant::now(),
         Pace::Every { first, .. } => first,
     };
+    let mut pace = pace;
     while Instant::now() < deadline {
         let request = hyper::Request::post("https://localhost/validate")
             .header("content-type", "application/json")
             .body(Full::new(body.clone()))
             .expect("request");
-        let started = match pace {
+        let started = match &mut pace {
             Pace::Closed => Instant::now(),
-            Pace::Every { every, .. } => {
-                tokio::time::sleep_until(due.into()).await;
+            Pace::Every { every, ticks, .. } => {
+                if ticks.recv().await.is_none() {
+                    break;
+                }
                 let started = due;
-                due += every;
+                due += *every;
                 started
             }
         };
@@ -331,20 +366,41 @@ fn main() {
     ));
 
     let ticks_before = cpu_ticks(pid);
+    let client_ticks_before = cpu_ticks(std::process::id());
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(o.seconds);
+    // On a schedule, the clients first connect for a moment; the rate and the time counted
+    // both start with the schedule, so `--rate 2000` reads 2000 reviews a second.
+    let schedule = started + Duration::from_millis(if o.rate.is_some() { 100 } else { 0 });
+    let deadline = schedule + Duration::from_secs(o.seconds);
+    // The clients' schedules interleave evenly (after a moment to connect).
+    let mut pacer = None;
+    let mut paces: Vec<Pace> = match o.rate {
+        None => (0..o.concurrency).map(|_| Pace::Closed).collect(),
+        Some(rate) => {
+            let every = Duration::from_secs_f64(o.concurrency as f64 / rate);
+            let step = every.div_f64(o.concurrency as f64);
+            let (senders, paces) = (0..o.concurrency)
+                .map(|i| {
+                    let (tx, ticks) = tokio::sync::mpsc::unbounded_channel();
+                    let first = schedule + step * i as u32;
+                    (
+                        tx,
+                        Pace::Every {
+                            first,
+                            every,
+                            ticks,
+                        },
+                    )
+                })
+                .unzip();
+            pacer = Some(pace(schedule, step, deadline, senders));
+            paces
+        }
+    };
     let results = runtime.block_on(async {
         let tasks: Vec<_> = (0..o.concurrency)
-            .map(|i| {
-                // The clients' schedules interleave evenly (after a moment to connect).
-                let pace = o.rate.map_or(Pace::Closed, |rate| {
-                    let every = Duration::from_secs_f64(o.concurrency as f64 / rate);
-                    let offset = every.mul_f64(i as f64 / o.concurrency as f64);
-                    Pace::Every {
-                        first: started + Duration::from_millis(100) + offset,
-                        every,
-                    }
-                });
+            .map(|_| {
+                let pace = paces.remove(0);
                 tokio::spawn(client(
                     server.addr.clone(),
                     cert.cert.pem(),
@@ -361,8 +417,13 @@ fn main() {
         }
         all
     });
-    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(pacer) = pacer {
+        pacer.join().expect("pacer");
+    }
+    let elapsed = schedule.elapsed().as_secs_f64();
+    let measured = started.elapsed().as_secs_f64();
     let ticks = cpu_ticks(pid) - ticks_before;
+    let client_ticks = cpu_ticks(std::process::id()) - client_ticks_before;
     let load_rss = rss_kib(pid);
     let mut latencies: Vec<u32> = results
         .iter()
@@ -393,7 +454,11 @@ fn main() {
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
     );
-    println!("  webhook CPU  {:.2} cores", ticks as f64 / hz / elapsed);
+    println!(
+        "  CPU          webhook {:.2} cores, this client {:.2} cores",
+        ticks as f64 / hz / measured,
+        client_ticks as f64 / hz / measured
+    );
     println!(
         "  RSS MiB      idle {:.2}  under load {:.2}",
         idle_rss as f64 / 1024.0,

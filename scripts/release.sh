@@ -60,7 +60,8 @@ chmod 0644 "$pkg"/completions/* "$pkg"/man/*
 
 # The SBOM: the crates of this build (its target and features), in CycloneDX JSON.
 cyclonedx=$(bash "$ROOT/tests/tools/install-cargo-tools.sh" cargo-cyclonedx | sed -n 's/^CARGO_CYCLONEDX=//p')
-features=(--all-features)
+# The features build_static uses (scripts/common.sh): kube or none, never mimalloc.
+features=(--no-default-features --features kube)
 [[ $flavour == kube ]] || features=(--no-default-features)
 sbom_dir=$work/sbom
 mkdir -p "$sbom_dir"

@@ -104,6 +104,35 @@ async fn verdicts_over_http2_http1_and_curl() {
                    "status": {"code": 403, "reason": "Forbidden", "message": BAD_MESSAGE}})
         );
 
+        // An object larger than those judged on the connection's own thread (128 KiB) is
+        // judged on a blocking thread, to the same verdicts.
+        let padding = "# padding\n".repeat(20_000);
+        let big = |port: &str| {
+            let text = format!("name: web\nport: {port}\n{padding}");
+            configmap("prod", "app", &[("app.yaml", text.as_str())])
+        };
+        let answer = client
+            .review(&review("uid-big-good", "CREATE", &big("8080"), None, false))
+            .await;
+        assert_eq!(
+            answer.json()["response"],
+            json!({"uid": "uid-big-good", "allowed": true})
+        );
+        let answer = client
+            .review(&review(
+                "uid-big-bad",
+                "CREATE",
+                &big("eighty"),
+                None,
+                false,
+            ))
+            .await;
+        assert_eq!(
+            answer.json()["response"],
+            json!({"uid": "uid-big-bad", "allowed": false,
+                   "status": {"code": 403, "reason": "Forbidden", "message": BAD_MESSAGE}})
+        );
+
         // A dry run is judged alike; an UPDATE is judged on its new object, not its old one.
         let dry = client
             .review(&review("uid-dry", "CREATE", &bad(), None, true))
@@ -222,14 +251,16 @@ async fn verdicts_over_http2_http1_and_curl() {
             &[("operation", op), ("result", result)],
         )
     };
-    assert_eq!(reviews("CREATE", "allowed"), 2.0 * 4.0); // good, unlabelled, pod, other group
-    assert_eq!(reviews("CREATE", "denied"), 2.0 * 4.0 + 2.0); // bad, dry, secret, toml; curl x2
+    // good, big good, unlabelled, pod, other group
+    assert_eq!(reviews("CREATE", "allowed"), 2.0 * 5.0);
+    // bad, big bad, dry, secret, toml; curl x2
+    assert_eq!(reviews("CREATE", "denied"), 2.0 * 5.0 + 2.0);
     assert_eq!(reviews("UPDATE", "allowed"), 2.0);
     assert_eq!(reviews("UPDATE", "warned"), 2.0);
     assert_eq!(reviews("DELETE", "allowed"), 2.0);
     assert_eq!(
         metrics.value("reconfig_admit_review_duration_seconds_count", &[]),
-        24.0
+        28.0
     );
     let health = support::http::get(admit.probes, "/healthz").expect("healthz");
     assert_eq!(health.status, 200);

@@ -19,7 +19,8 @@ use tracing::{debug, info, warn};
 
 use super::metrics::Metrics;
 use super::review::{self, Asked, Candidate};
-use crate::policy::{Commands, Finding, Policy, Subject};
+use crate::config::ConfigFile;
+use crate::policy::{Commands, Finding, Identity, Policy, Subject};
 
 /// Time for a client to finish the TLS handshake, or to send its headers or body.
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -241,7 +242,12 @@ async fn answer_review(shared: &Shared, req: Request<Incoming>) -> Response<Full
     json(StatusCode::OK, answer.to_string())
 }
 
-/// Evaluates a ConfigMap or Secret on a blocking thread, within `--timeout`.
+/// Objects up to this size (all keys together) are judged on the connection's thread when no
+/// command runs: see [`judge`].
+const INLINE_JUDGE_BYTES: usize = 128 * 1024;
+
+/// Evaluates a ConfigMap or Secret: on the connection's thread when it is small and no command
+/// runs, else on a blocking thread within `--timeout`.
 async fn judge(
     shared: &Shared,
     candidate: Candidate,
@@ -256,52 +262,28 @@ async fn judge(
         identity,
         files,
     } = candidate;
-    let handle = tokio::runtime::Handle::current();
-    // The turn is held here, not by the blocking task: a review past its time budget gives
-    // its turn back, whatever its abandoned task still does.
-    let work = async {
-        let _turn = shared.judging.acquire().await;
-        tokio::task::spawn_blocking(move || {
-            let subject = Subject {
-                object: Some(&identity),
-                files: &files,
-            };
-            let commands = if allow_commands {
-                Commands::Stage
-            } else {
-                Commands::Skip
-            };
-            handle.block_on(policy.evaluate(&subject, commands))
-        })
-        .await
+    let inline = {
+        let subject = Subject {
+            object: Some(&identity),
+            files: &files,
+        };
+        let size: usize = files.iter().map(|f| f.bytes.len()).sum();
+        let commands = allow_commands && !policy.commands_for(&subject).is_empty();
+        // Without a command, judging is parsing and schema checks, bounded by the size: 64 KiB
+        // of YAML takes about 0.4 ms, of which handing it to a blocking thread and back would
+        // add a sizeable part, and 128 KiB stays far below any sensible `--timeout`. Such an
+        // object is judged here, on the connection's own thread.
+        (!commands && size <= INLINE_JUDGE_BYTES).then(|| policy.check(&subject))
     };
-    let findings: Vec<Finding> = match tokio::time::timeout(shared.timeout, work).await {
-        Ok(Ok(Ok(findings))) => findings,
-        Ok(Ok(Err(stage))) => {
-            shared.metrics.review(&operation, "error");
-            return Err(text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot stage {label} for its validator: {stage}\n"),
-            ));
-        }
-        Ok(Err(join)) => {
-            shared.metrics.review(&operation, "error");
-            return Err(text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("judging {label} failed: {join}\n"),
-            ));
-        }
-        Err(_) => {
-            shared.metrics.review(&operation, "error");
-            warn!(object = %label, "not judged within {:?} (--timeout)", shared.timeout);
-            return Err(text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "reconfig could not judge {label} within {:?} (--timeout); the webhook's failurePolicy decides\n",
-                    shared.timeout
-                ),
-            ));
-        }
+    let findings = match inline {
+        Some(findings) => findings,
+        None => match judge_on_blocking_thread(shared, policy, identity, files).await {
+            Ok(findings) => findings,
+            Err((status, why)) => {
+                shared.metrics.review(&operation, "error");
+                return Err(text(status, why));
+            }
+        },
     };
     // Messages quote no Secret value: the same redaction as `check`.
     let (denials, warnings): (Vec<&Finding>, Vec<&Finding>) =
@@ -325,6 +307,59 @@ async fn judge(
         );
     }
     Ok(review::response(&uid, &denials, &warnings))
+}
+
+/// Evaluates on a blocking thread within `--timeout`: external commands, and objects large
+/// enough that parsing them would hold up other connections. An error is the status and text
+/// to answer with.
+async fn judge_on_blocking_thread(
+    shared: &Shared,
+    policy: Arc<Policy>,
+    identity: Identity,
+    files: Vec<ConfigFile>,
+) -> Result<Vec<Finding>, (StatusCode, String)> {
+    let allow_commands = shared.allow_commands;
+    let label = identity.label();
+    let handle = tokio::runtime::Handle::current();
+    // The turn is held here, not by the blocking task: a review past its time budget gives
+    // its turn back, whatever its abandoned task still does.
+    let work = async {
+        let _turn = shared.judging.acquire().await;
+        tokio::task::spawn_blocking(move || {
+            let subject = Subject {
+                object: Some(&identity),
+                files: &files,
+            };
+            let commands = if allow_commands {
+                Commands::Stage
+            } else {
+                Commands::Skip
+            };
+            handle.block_on(policy.evaluate(&subject, commands))
+        })
+        .await
+    };
+    match tokio::time::timeout(shared.timeout, work).await {
+        Ok(Ok(Ok(findings))) => Ok(findings),
+        Ok(Ok(Err(stage))) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot stage {label} for its validator: {stage}\n"),
+        )),
+        Ok(Err(join)) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("judging {label} failed: {join}\n"),
+        )),
+        Err(_) => {
+            warn!(object = %label, "not judged within {:?} (--timeout)", shared.timeout);
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "reconfig could not judge {label} within {:?} (--timeout); the webhook's failurePolicy decides\n",
+                    shared.timeout
+                ),
+            ))
+        }
+    }
 }
 
 /// Reads a body to its end (or `RECEIVE_TIMEOUT`), keeping nothing.

@@ -60,19 +60,12 @@ impl Policy {
     pub fn check(&self, subject: &Subject<'_>) -> Vec<Finding> {
         let mut findings = Vec::new();
         for rule in self.applicable(subject) {
-            let selected: Vec<ConfigFile>;
-            let files = if rule.keys.is_empty() {
-                subject.files
-            } else {
-                selected = subject
-                    .files
-                    .iter()
-                    .filter(|f| rule.selects_key(&f.name))
-                    .cloned()
-                    .collect();
-                &selected
-            };
-            for invalid in rule.validator.check_files(files) {
+            let files: Vec<&ConfigFile> = subject
+                .files
+                .iter()
+                .filter(|f| rule.keys.is_empty() || rule.selects_key(&f.name))
+                .collect();
+            for invalid in rule.validator.check_files(&files) {
                 findings.push(finding(
                     rule,
                     subject,

@@ -156,17 +156,25 @@ impl<'a> Build<'a> for JsonBuild {
     }
 
     fn mapping(entries: Vec<(Json, Json)>, _: Style, _: Pos, _: Pos) -> Json {
-        // Inserted one by one (the last of a key written twice wins, as in `to_json`):
-        // collecting sorts a copy first, which costs more on the small mappings configs hold.
-        let mut map = serde_json::Map::new();
-        for (k, v) in entries {
-            let key = match k {
-                Json::String(s) => s,
-                other => other.to_string(),
-            };
-            map.insert(key, v);
-        }
-        Json::Object(map)
+        let mut entries: Vec<(String, Json)> = entries
+            .into_iter()
+            .map(|(k, v)| match k {
+                Json::String(s) => (s, v),
+                other => (other.to_string(), v),
+            })
+            .collect();
+        // Sorted (stably) and rid of repeated keys first, the last of a key written twice
+        // winning as in `to_json`: the map is then built in one pass, where inserting entry by
+        // entry would compare keys at every step.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, earlier| {
+            let repeated = later.0 == earlier.0;
+            if repeated {
+                std::mem::swap(later, earlier);
+            }
+            repeated
+        });
+        Json::Object(entries.into_iter().collect())
     }
 
     fn sequence(items: Vec<Json>, _: Style, _: Pos, _: Pos) -> Json {
@@ -250,6 +258,7 @@ mod tests {
             "1: b\n0x1F: c\n1e3: e\n'': f\ntrue: g\nnull: h\nx: ~\ny:\nz: 0o17\n'~': i\n",
             "a: {1: x, ~: y, 'q': z, +1: n, 1e3: w, 0x1F: v}\nb: [1, -2, 1.5, true, ~, '', \"s\"]\n",
             "a: 1\na: 2\nb: {c: 1, c: 2}\n",
+            "z: 0\na: 1\nm: x\na: 2\nz: 9\na: 3\n",
             "d: |\n  literal\n  text\ne: |-\n  x\nf: \"esc \\u00e9\"\ng: 'it''s'\n",
             "- a\n- b: 1\n  c: [x]\n- 3\n",
             "---\n",

@@ -16,6 +16,8 @@ pub use format::{find as find_node, to_json, yaml_to_json_fast, Format};
 pub use invalid::Invalid;
 pub use schema::{load as load_schema, SchemaError, SchemaSpec};
 
+use std::borrow::Borrow;
+
 use crate::config::ConfigFile;
 use format::parse;
 
@@ -79,15 +81,23 @@ impl Validator {
     }
 
     /// Parses every file and applies the schemas: every problem but the external validator's.
-    pub fn check_files(&self, files: &[ConfigFile]) -> Vec<Invalid> {
+    ///
+    /// Files are borrowed (`&[ConfigFile]` or `&[&ConfigFile]`): a rule that selects some keys
+    /// of an object checks them without copying their bytes.
+    pub fn check_files<F: Borrow<ConfigFile>>(&self, files: &[F]) -> Vec<Invalid> {
         let mut problems: Vec<Invalid> = self
             .file_schemas
             .iter()
-            .filter(|(file, _)| !files.iter().any(|f| &f.path == file || &f.name == file))
+            .filter(|(file, _)| {
+                !files
+                    .iter()
+                    .map(Borrow::borrow)
+                    .any(|f: &ConfigFile| &f.path == file || &f.name == file)
+            })
             .map(|(file, _)| Invalid::new(file, "is missing, but a --schema names it"))
             .collect();
         for file in files {
-            problems.extend(self.check_file(file));
+            problems.extend(self.check_file(file.borrow()));
         }
         for (object, schema) in &self.object_schemas {
             problems.extend(schema::object_errors(object, files, schema));

@@ -1,6 +1,7 @@
 //! JSON Schemas: `--schema FILE=SCHEMA.json`, loaded and compiled once at start, applied to
 //! one parsed file or (in `check --manifests`) to a whole ConfigMap's or Secret's data.
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -109,15 +110,16 @@ pub fn errors(path: &str, parsed: &Parsed<'_>, schema: &jsonschema::Validator) -
 }
 
 /// Applies a whole-object schema to the data object (key → string) of the files named `OBJECT/KEY`.
-pub fn object_errors(
+pub fn object_errors<F: Borrow<ConfigFile>>(
     object: &str,
-    files: &[ConfigFile],
+    files: &[F],
     schema: &jsonschema::Validator,
 ) -> Vec<Invalid> {
     let prefix = format!("{object}/");
     let data: serde_json::Map<String, Json> = files
         .iter()
-        .filter(|file| file.path.starts_with(&prefix))
+        .map(Borrow::borrow)
+        .filter(|file: &&ConfigFile| file.path.starts_with(&prefix))
         .map(|file| {
             let value = String::from_utf8_lossy(&file.bytes).into_owned();
             (file.name.clone(), Json::String(value))
