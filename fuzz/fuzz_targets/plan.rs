@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use reconfig::manifest::compare::{compare, Verdict};
+use reconfig::manifest::compare::{compare, Settings, Verdict};
+use reconfig::manifest::shape::Sides;
 use reconfig::manifest::{analyze, Options};
 
 fuzz_target!(|data: &[u8]| {
@@ -18,12 +19,21 @@ fuzz_target!(|data: &[u8]| {
         at -= 1;
     }
     let (old, new) = text.split_at(at);
-    let options = Options::default();
+    // As `plan` reads: every pod template's fields kept as digests.
+    let options = Options {
+        template_shapes: true,
+        ..Options::default()
+    };
+    let settings = |sides| Settings {
+        sides,
+        annotation_key: &options.annotation_key,
+    };
     let (Ok(old), Ok(new)) = (analyze(old, &options), analyze(new, &options)) else {
         return;
     };
-    let _ = compare(&old, &new);
-    for change in compare(&new, &new) {
+    let _ = compare(&old, &new, settings(Sides::Renders));
+    let _ = compare(&old, &new, settings(Sides::Live));
+    for change in compare(&new, &new, settings(Sides::Renders)) {
         assert!(
             !matches!(
                 change.verdict,
