@@ -1502,7 +1502,14 @@ impl<'input, T: Input> Scanner<'input, T> {
         let start_mark = self.mark;
 
         self.skip_non_blank();
-        while is_anchor_char(self.input.look_ch()) {
+        // PATCHED (reconfig, see PATCHED.md): go-yaml (Helm, kubectl) names anchors and aliases
+        // with ASCII letters, digits, `-` and `_` only (YAML 1.2 and upstream allow more), and
+        // ends a name only at a blank, a line end or one of `?:,]}%@` and a backquote: `&x.y`,
+        // `&a{b: 1}` and `*a"q"` are errors to it, and `*a: 1` is the alias `a` as a key.
+        while {
+            let c = self.input.look_ch();
+            c.is_ascii_alphanumeric() || c == '-' || c == '_'
+        } {
             string.push(self.input.peek());
             self.skip_non_blank();
         }
@@ -1513,16 +1520,16 @@ impl<'input, T: Input> Scanner<'input, T> {
                 "while scanning an anchor or alias, did not find expected alphabetic or numeric character",
             ));
         }
-        // PATCHED (reconfig, see PATCHED.md): go-yaml (Helm, kubectl) names anchors and aliases
-        // with ASCII letters, digits, `-` and `_` only; YAML 1.2 and upstream allow more.
-        if !string
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        let next = self.input.look_ch();
+        if !(is_blank_or_breakz(next)
+            || matches!(next, '?' | ':' | ',' | ']' | '}' | '%' | '@' | '`'))
         {
-            return Err(ScanError::new_str(
-                start_mark,
-                "while scanning an anchor or alias, found a character other than a letter, digit, '-' or '_' (go-yaml, which Helm and kubectl read with, refuses it)",
-            ));
+            let why = if is_anchor_char(next) {
+                "while scanning an anchor or alias, found a character other than a letter, digit, '-' or '_' (go-yaml, which Helm and kubectl read with, refuses it)"
+            } else {
+                "while scanning an anchor or alias, did not find expected alphabetic or numeric character (go-yaml, which Helm and kubectl read with, ends a name only at a blank or one of ?:,]}%@`)"
+            };
+            return Err(ScanError::new_str(start_mark, why));
         }
 
         let tok = if alias {
