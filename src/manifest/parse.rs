@@ -47,7 +47,17 @@ pub fn parse_fast<'a, B: Build<'a>>(text: &'a str, limits: Limits) -> Option<Vec
 /// A `...` after a document's end is read as go-yaml reads it (`stream::only_document_ends`).
 fn end_before_any_document(text: &str) -> Option<SyntaxError> {
     let mut offset = 0;
-    for (index, line) in text.split_inclusive('\n').enumerate() {
+    // Lines end at `\n`, `\r\n` or a lone `\r`, as go-yaml reads them: a comment line ended by a
+    // lone `\r` does not hide a `...` after it.
+    for index in 0.. {
+        let rest = &text[offset..];
+        if rest.is_empty() {
+            break;
+        }
+        let end = rest.find(['\n', '\r']).map_or(rest.len(), |i| {
+            i + if rest[i..].starts_with("\r\n") { 2 } else { 1 }
+        });
+        let line = &rest[..end];
         let content = line.trim_start_matches([' ', '\t', '\u{feff}']);
         if content.trim_end().is_empty() || content.starts_with('#') {
             offset += line.len();
