@@ -216,7 +216,7 @@ async fn client(
     body: Bytes,
     deadline: Instant,
     http1: bool,
-    pace: Pace,
+    mut pace: Pace,
 ) -> (Vec<u32>, usize) {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
@@ -264,7 +264,6 @@ async fn client(
         Pace::Closed => Instant::now(),
         Pace::Every { first, .. } => first,
     };
-    let mut pace = pace;
     while Instant::now() < deadline {
         let request = hyper::Request::post("https://localhost/validate")
             .header("content-type", "application/json")
@@ -374,7 +373,7 @@ fn main() {
     let deadline = schedule + Duration::from_secs(o.seconds);
     // The clients' schedules interleave evenly (after a moment to connect).
     let mut pacer = None;
-    let mut paces: Vec<Pace> = match o.rate {
+    let paces: Vec<Pace> = match o.rate {
         None => (0..o.concurrency).map(|_| Pace::Closed).collect(),
         Some(rate) => {
             let every = Duration::from_secs_f64(o.concurrency as f64 / rate);
@@ -398,9 +397,9 @@ fn main() {
         }
     };
     let results = runtime.block_on(async {
-        let tasks: Vec<_> = (0..o.concurrency)
-            .map(|_| {
-                let pace = paces.remove(0);
+        let tasks: Vec<_> = paces
+            .into_iter()
+            .map(|pace| {
                 tokio::spawn(client(
                     server.addr.clone(),
                     cert.cert.pem(),
