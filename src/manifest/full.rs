@@ -246,6 +246,137 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
     Ok(docs)
 }
 
+/// Proves `text` one document that [`parse`] accepts, a mapping with no key written twice,
+/// without building its tree, and reads its top-level `kind` (`None` when there is none or it
+/// is not a scalar); declines with `None` whatever it cannot decide that way.
+///
+/// For documents no reader needs that the fast path declines: flow collections above all. A
+/// 13 MiB one-document flow mapping took 140 MiB as a tree; here only the keys of the open
+/// mappings are held. It declines anchors, aliases, merge keys and `!!binary` (what they
+/// mean needs the nodes), more than one document, and every error, so the caller's full
+/// parse is what reports one; it never accepts what [`parse`] refuses.
+pub fn check(text: &str, limits: Limits) -> Option<Option<String>> {
+    let positions = Positions::new(text);
+    let mut parser = Parser::new_from_str(text);
+    let mut open: Vec<Open<'_>> = Vec::new();
+    let mut documents = 0usize;
+    let mut root_is_mapping = false;
+    let mut kind = None;
+    let mut nodes = 0usize;
+    let mut last_end = Pos::default();
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.ok()?;
+        let start = positions.pos(&span.start);
+        let end = positions.pos(&span.end);
+        let previous_end = std::mem::replace(&mut last_end, end);
+        let scalar = match event {
+            Event::StreamEnd => break,
+            Event::StreamStart | Event::Nothing | Event::DocumentEnd => continue,
+            Event::DocumentStart(_) => {
+                documents += 1;
+                let prolog = text.get(previous_end.offset..start.offset).unwrap_or("");
+                if documents > 1 || unsupported_directive(prolog, previous_end).is_some() {
+                    return None;
+                }
+                continue;
+            }
+            Event::Alias(_) => return None,
+            Event::Scalar(value, style, anchor, tag) => {
+                let special = tag
+                    .as_deref()
+                    .is_some_and(|tag| is_core(tag, "binary") || is_core(tag, "merge"));
+                if anchor != 0 || special || value == "<<" {
+                    return None;
+                }
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && open.is_empty()
+                    && start.column == 1
+                    && value.contains(|c| c != '\n')
+                {
+                    return None;
+                }
+                Some((value, style))
+            }
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                if anchor != 0 || open.len() >= limits.max_depth {
+                    return None;
+                }
+                let mapping = matches!(event, Event::MappingStart(..));
+                if open.is_empty() {
+                    root_is_mapping = mapping;
+                }
+                open.push(if mapping {
+                    Open::Mapping {
+                        keys: Vec::new(),
+                        key_next: true,
+                        kind_next: false,
+                    }
+                } else {
+                    Open::Sequence
+                });
+                continue;
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                if let Open::Mapping { mut keys, .. } = open.pop()? {
+                    if written_twice(&mut keys) {
+                        return None;
+                    }
+                }
+                None
+            }
+        };
+        nodes += 1;
+        if nodes > limits.max_nodes {
+            return None;
+        }
+        let depth = open.len();
+        let Some(Open::Mapping {
+            keys,
+            key_next,
+            kind_next,
+        }) = open.last_mut()
+        else {
+            continue;
+        };
+        if *key_next {
+            *kind_next = false;
+            if let Some((key, style)) = scalar {
+                if key.is_empty()
+                    && style == ScalarStyle::Plain
+                    && text.as_bytes().get(start.offset) == Some(&b':')
+                {
+                    return None;
+                }
+                *kind_next = depth == 1 && key == "kind";
+                keys.push(lean(text, key, start, end));
+            }
+        } else if *kind_next {
+            kind = scalar.map(|(value, _)| value.into_owned());
+        }
+        *key_next = !*key_next;
+    }
+    (documents == 1 && root_is_mapping && open.is_empty()).then_some(kind)
+}
+
+/// A collection [`check`] is inside of.
+enum Open<'a> {
+    Mapping {
+        /// Its scalar keys so far, to find one written twice when it ends.
+        keys: Vec<Cow<'a, str>>,
+        /// The next node finishing in it is a key (else a value).
+        key_next: bool,
+        /// The value about to finish is the document's top-level `kind`.
+        kind_next: bool,
+    },
+    Sequence,
+}
+
+/// Whether a key is written twice among `keys` (which it sorts).
+fn written_twice(keys: &mut [Cow<'_, str>]) -> bool {
+    keys.sort_unstable();
+    keys.windows(2).any(|pair| pair[0] == pair[1])
+}
+
 /// A scalar's text as the tree keeps it: borrowed from the document where it is written there
 /// as is (a plain scalar on one line, a quoted one without escapes or line breaks), else
 /// saphyr's copy without its spare capacity. saphyr copies every scalar into a `String` with

@@ -202,22 +202,24 @@ fn same_tree(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// Proves `text` one valid document without building its tree, when the fast path can:
-/// `Some(kind)` (its top-level `kind`, if a scalar) or `None` for "parse it in full".
+/// Proves `text` one valid document without building its tree, when the fast path or the
+/// full parser's tree-less check can: `Some(kind)` (its top-level `kind`, if a scalar) or
+/// `None` for "parse it in full".
 ///
 /// A document it accepts, [`parse_documents`] accepts too, as one mapping with no key
 /// written twice; it declines everything else, so no syntax error is ever skipped.
 pub fn check_document(text: &str, limits: Limits) -> Option<Option<String>> {
-    if unprintable(text).is_some() {
+    if unprintable(text).is_some() || end_before_any_document(text).is_some() {
         return None;
     }
-    fast::check(text, limits)
+    fast::check(text, limits).or_else(|| full::check(text, limits))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::manifest::node::{Style, Value};
+    use crate::manifest::parse::fixture_yaml_files;
 
     fn one(text: &str) -> Node<'_> {
         parse_documents(text, Limits::default())
@@ -376,6 +378,97 @@ mod tests {
         let a = parse_documents(doc, Limits::default()).expect("valid");
         let b = full::parse(doc, Limits::default()).expect("valid");
         same_tree(a[0].as_ref().expect("doc"), b[0].as_ref().expect("doc")).expect("same tree");
+    }
+
+    /// Holds `check_document` to its contract on one text: when it accepts, `parse_documents`
+    /// reads one mapping with no key written twice, and the same `kind`. Returns whether the
+    /// full parser's tree-less check was what accepted it.
+    fn check_holds(text: &str) -> bool {
+        let limits = Limits::default();
+        let Some(kind) = check_document(text, limits) else {
+            return false;
+        };
+        let docs = parse_documents(text, limits)
+            .unwrap_or_else(|e| panic!("checked, but parsing refuses it: {e}\n{text:?}"));
+        let [Some(root)] = docs.as_slice() else {
+            panic!("checked, but not one document:\n{text:?}");
+        };
+        assert!(root.entries().is_some(), "checked, not a mapping:\n{text:?}");
+        assert!(
+            root.duplicate_keys().is_empty(),
+            "checked, with a key written twice:\n{text:?}"
+        );
+        assert_eq!(
+            kind.as_deref(),
+            root.get("kind").and_then(Node::as_str),
+            "checked kind:\n{text:?}"
+        );
+        fast::check(text, limits).is_none()
+    }
+
+    #[test]
+    fn the_tree_less_check_never_accepts_what_parsing_refuses() {
+        let mut by_full = 0;
+        for file in fixture_yaml_files() {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            by_full += usize::from(check_holds(&text));
+            for doc in text.split("\n---") {
+                by_full += usize::from(check_holds(doc));
+                by_full += usize::from(check_holds(&format!("---{doc}\n")));
+            }
+        }
+        assert!(by_full > 20, "the full parser's check accepted only {by_full}");
+    }
+
+    #[test]
+    fn the_tree_less_check_reads_flow_documents_and_declines_what_needs_a_tree() {
+        let check = |text: &str| check_document(text, Limits::default());
+        let accepted = [
+            ("{kind: Big, a: [1, 2, {b: c}], d: 'e'}\n", Some("Big")),
+            ("kind: \"CRD\"\nspec: {a: 1,\n  b: [x,\n  y]}\n", Some("CRD")),
+            ("a: {kind: X}\nb: !thing {c: 1}\n", None),
+            ("kind: {x: 1,\n  y: 2}\nb: [1]\n", None),
+            ("%YAML 1.2\n---\n{a: 1}\n", None),
+            ("{\"a\": 1, 'b': 2, c: 3}\n", None),
+        ];
+        for (text, kind) in accepted {
+            assert_eq!(check(text), Some(kind.map(str::to_string)), "{text:?}");
+            assert!(check_holds(text), "the fast path took {text:?}");
+        }
+        for text in [
+            // Written twice, by the same key in another style too.
+            "{a: 1, b: 2, a: 3}\n",
+            "{a: 1, \"a\": 2}\n",
+            "x: [{k: 1, k: 1}]\n",
+            // What needs the nodes.
+            "{a: &x 1, b: *x}\n",
+            "{a: {b: 1}, <<: {c: 2}}\n",
+            "{a: !!binary aGk=}\n",
+            // Not one mapping.
+            "[1, 2]\n",
+            "{a: 1}\n--- {b: 2}\n",
+            "--- \"x\"\n",
+            // Refused: an error, an empty key, a directive, `...` first, control characters.
+            "{a: 1\n",
+            "{a: 1, : 2}\n",
+            ": 1\nb: {c: 2}\n",
+            "%FOO bar\n---\n{a: 1}\n",
+            "...\n{a: 1}\n",
+            "{a: \"\u{1}\"}\n",
+        ] {
+            assert_eq!(check(text), None, "{text:?}");
+        }
+        // Deeper than the limit, and more nodes than the limit: left to the full parse.
+        let limits = Limits {
+            max_depth: 3,
+            max_nodes: 10,
+            ..Limits::default()
+        };
+        assert!(check_document("{a: [[[1]]]}\n", limits).is_none());
+        assert!(check_document("{a: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}\n", limits).is_none());
+        assert!(check_document("{a: [[1]]}\n", limits).is_some());
     }
 }
 
