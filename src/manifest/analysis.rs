@@ -38,6 +38,11 @@ pub struct Options {
     pub template_shapes: bool,
     /// Which ConfigMaps and Secrets get content-addressed names (`inject --versioned`).
     pub versioning: Versioning,
+    /// Keep every workload in [`Analysis::parsed`] after its pod templates are resolved.
+    /// Off, each is dropped once resolved ([`Item::Released`]) unless a later step reads it
+    /// (`template_shapes`, versioning): `inject` needs only the decisions, and a stream's
+    /// workloads and decisions together were most of its memory.
+    pub keep_workloads: bool,
 }
 
 impl Default for Options {
@@ -51,6 +56,7 @@ impl Default for Options {
             max_input_size: DEFAULT_MAX_INPUT_SIZE,
             template_shapes: false,
             versioning: Versioning::default(),
+            keep_workloads: false,
         }
     }
 }
@@ -89,7 +95,7 @@ pub fn analyze_with<'a>(
             || kind.ends_with("List")
             || options.kinds.may_have_templates(kind)
     };
-    let parsed = stream.parse_selected(options.limits, needs_tree, |doc| {
+    let mut parsed = stream.parse_selected(options.limits, needs_tree, |doc| {
         let mut items = Items::new();
         for (root, meta) in objects(doc.root) {
             let secret_key = options.secret_key.as_deref();
@@ -150,10 +156,17 @@ pub fn analyze_with<'a>(
     let default_namespace = options.rules.namespace.as_deref().unwrap_or("");
     let objects =
         ObjectIndex::new(&parsed, default_namespace).with_outside(outside, default_namespace);
-    let mut resolution = resolve(&parsed, &objects, &options.rules, &options.annotation_key);
-    resolution
-        .unmatched
-        .extend(unmatched_template_paths(&parsed, &options.kinds));
+    let unmatched = unmatched_template_paths(&parsed, &options.kinds);
+    // Only `plan` (template shapes) and versioning read workloads after their resolution.
+    let release_workloads = !(options.keep_workloads || options.template_shapes || versioning);
+    let mut resolution = resolve(
+        &mut parsed,
+        &objects,
+        &options.rules,
+        &options.annotation_key,
+        release_workloads,
+    );
+    resolution.unmatched.extend(unmatched);
     let versions = version::plan(&parsed, &objects, &options.rules, &options.versioning);
     Ok(Analysis {
         stream,
@@ -195,7 +208,7 @@ fn unmatched_template_paths(parsed: &Parsed<Items>, kinds: &TemplateKinds) -> Ve
         .flatten()
         .filter_map(|item| match item {
             Item::Workload(w) => Some(&**w),
-            Item::Config(_) | Item::Referrer(_) => None,
+            Item::Config(_) | Item::Referrer(_) | Item::Released => None,
         })
         .collect();
     let mut out = Vec::new();
@@ -248,7 +261,7 @@ impl Analysis<'_> {
             .flatten()
             .filter_map(|item| match item {
                 Item::Workload(w) => Some(&**w),
-                Item::Config(_) | Item::Referrer(_) => None,
+                Item::Config(_) | Item::Referrer(_) | Item::Released => None,
             })
             .find(|w| {
                 w.kind == t.workload.kind

@@ -12,7 +12,7 @@
 //! Value bytes are what the pod reads: ConfigMap `data` as UTF-8, `binaryData`
 //! and Secret `data` base64-decoded, Secret `stringData` as UTF-8.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
@@ -27,8 +27,10 @@ pub struct Selection {
     pub whole: bool,
     /// Every key that reaches the environment: `envFrom`.
     pub env: bool,
-    /// Named keys: `items`, `configMapKeyRef`, `secretKeyRef`.
-    pub keys: BTreeSet<String>,
+    /// Named keys (`items`, `configMapKeyRef`, `secretKeyRef`), sorted, each once: a list, not
+    /// a set, since every reference of every workload holds one until its resolution, and a
+    /// `BTreeSet` costs a 280-byte node for one key.
+    keys: Vec<String>,
 }
 
 impl Selection {
@@ -47,16 +49,27 @@ impl Selection {
     }
 
     pub fn keys<I: IntoIterator<Item = String>>(keys: I) -> Self {
+        let mut keys: Vec<String> = keys.into_iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.shrink_to_fit();
         Selection {
-            keys: keys.into_iter().collect(),
+            keys,
             ..Selection::default()
         }
+    }
+
+    /// The named keys, sorted.
+    pub fn named(&self) -> &[String] {
+        &self.keys
     }
 
     pub fn merge(&mut self, other: &Selection) {
         self.whole |= other.whole;
         self.env |= other.env;
         self.keys.extend(other.keys.iter().cloned());
+        self.keys.sort_unstable();
+        self.keys.dedup();
     }
 
     /// The keys this selection reads from `object`, with `None` for named keys it lacks.

@@ -17,6 +17,9 @@ pub enum Item {
     /// Names of ConfigMaps and Secrets outside pod templates' references; read only when
     /// the stream may version objects.
     Referrer(Box<Referrer>),
+    /// A workload whose pod templates are resolved, dropped because nothing reads it again
+    /// (`inject` without `--versioned`; see [`resolve`](super::resolve::resolve)).
+    Released,
 }
 
 /// What one document turned into: no item (a Service, a comment), one, or several (the
@@ -72,7 +75,7 @@ impl ObjectIndex {
         };
         match parsed.values.get(doc)?.as_ref()?.get(at)? {
             Item::Config(object) => Some(object),
-            Item::Workload(_) | Item::Referrer(_) => None,
+            Item::Workload(_) | Item::Referrer(_) | Item::Released => None,
         }
     }
 }

@@ -167,84 +167,96 @@ pub struct Resolution {
 }
 
 /// Resolves the checksum of every pod template of a parsed stream.
+///
+/// With `release_workloads`, each workload is dropped from `parsed` once its templates are
+/// resolved ([`Item::Released`]): for `inject`, whose later steps read only the decisions, so
+/// that the decisions and the workloads they came from are never all in memory at once.
 pub fn resolve(
-    parsed: &Parsed<Items>,
+    parsed: &mut Parsed<Items>,
     objects: &ObjectIndex,
     rules: &Rules,
     annotation_key: &str,
+    release_workloads: bool,
 ) -> Resolution {
     let default_namespace = rules.namespace.as_deref().unwrap_or("");
-    let workloads: Vec<WorkloadDoc<'_>> = parsed
-        .docs
-        .iter()
-        .zip(&parsed.values)
-        .enumerate()
-        .flat_map(|(index, (info, items))| {
-            items.iter().flatten().filter_map(move |item| match item {
-                Item::Workload(workload) => Some(WorkloadDoc {
-                    index,
-                    info,
-                    id: workload.id(default_namespace),
-                    workload,
-                }),
-                Item::Config(_) | Item::Referrer(_) => None,
-            })
-        })
-        .collect();
-    let links = link_workload_refs(&workloads, rules);
-    let resolver = Resolver {
-        parsed,
-        objects,
-        rules,
-        annotation_key,
+    let (places, links, unmatched, decisions) = {
+        let workloads = workload_docs(parsed, default_namespace);
+        let places: Vec<(usize, usize)> = workloads.iter().map(|w| (w.index, w.item)).collect();
+        let decisions: usize = workloads
+            .iter()
+            .map(|w| w.workload.templates.len().max(1))
+            .sum();
+        let links = link_workload_refs(&workloads, rules);
+        (places, links, unmatched_depends(&workloads, rules), decisions)
     };
-
     let mut out = Resolution {
-        unmatched: unmatched_depends(&workloads, rules),
+        unmatched,
         ..Resolution::default()
     };
     // Kept until output: sized once, not grown to twice what it holds.
-    out.templates.reserve_exact(
-        workloads
-            .iter()
-            .map(|w| w.workload.templates.len().max(1))
-            .sum(),
-    );
-    for (i, w) in workloads.iter().enumerate() {
-        if let Some(skip) = workload_skip(w.workload, rules, links.targets.get(&i)) {
-            let location = w.info.at(w.workload.pos);
-            if let Skip::WorkloadRef { found: false, .. } = skip {
-                out.warnings.push(Diagnostic {
-                    location: location.clone(),
-                    message: format!("{} {skip}: nothing is annotated for it", w.id),
-                });
-            }
-            out.templates.push(TemplateResolution {
-                workload: w.id.clone(),
-                path: String::new(),
-                location,
-                outcome: Outcome::Skipped(skip),
-                doc: w.index,
-                edit: None,
-                reloaded: Vec::new(),
-            });
-            continue;
+    out.templates.reserve_exact(decisions);
+    for (i, &(index, item)) in places.iter().enumerate() {
+        let resolver = Resolver {
+            parsed: &*parsed,
+            objects,
+            rules,
+            annotation_key,
+        };
+        if let Some(w) = WorkloadDoc::at(parsed, index, item, default_namespace) {
+            resolver.workload(&mut out, &w, i, &links);
         }
-        let forwarded = links.forwarded.get(&i).map_or(&[][..], Vec::as_slice);
-        for template in &w.workload.templates {
-            resolver.template(&mut out, w, template, forwarded);
+        if release_workloads {
+            if let Some(Some(slot)) = parsed.values.get_mut(index).map(|v| v.as_mut()) {
+                if let Some(released) = slot.get_mut(item) {
+                    *released = Item::Released;
+                }
+            }
         }
     }
     out
+}
+
+/// The workloads of a parsed stream, in stream order.
+fn workload_docs<'p>(parsed: &'p Parsed<Items>, default_namespace: &str) -> Vec<WorkloadDoc<'p>> {
+    (0..parsed.values.len())
+        .flat_map(|index| {
+            let count = parsed.values[index].as_ref().map_or(0, Vec::len);
+            (0..count).map(move |item| (index, item))
+        })
+        .filter_map(|(index, item)| WorkloadDoc::at(parsed, index, item, default_namespace))
+        .collect()
 }
 
 /// A workload with the document it came from.
 struct WorkloadDoc<'p> {
     /// Index into the parsed documents.
     index: usize,
+    /// Index among the document's items.
+    item: usize,
     info: &'p DocInfo,
     workload: &'p Workload,
     id: WorkloadId,
+}
+
+impl<'p> WorkloadDoc<'p> {
+    /// The workload at item `item` of document `index`, if that item is one.
+    fn at(
+        parsed: &'p Parsed<Items>,
+        index: usize,
+        item: usize,
+        default_namespace: &str,
+    ) -> Option<Self> {
+        let Item::Workload(workload) = parsed.values.get(index)?.as_ref()?.get(item)? else {
+            return None;
+        };
+        Some(WorkloadDoc {
+            index,
+            item,
+            info: parsed.docs.get(index)?,
+            id: workload.id(default_namespace),
+            workload,
+        })
+    }
 }
 
 /// What Rollouts with a `workloadRef` mean for the other workloads, by position in the list.
@@ -399,6 +411,33 @@ struct Resolver<'p> {
 }
 
 impl<'p> Resolver<'p> {
+    /// Resolves every pod template of the `i`-th workload of the stream, or its skip.
+    fn workload(&self, out: &mut Resolution, w: &WorkloadDoc<'_>, i: usize, links: &RefLinks) {
+        if let Some(skip) = workload_skip(w.workload, self.rules, links.targets.get(&i)) {
+            let location = w.info.at(w.workload.pos);
+            if let Skip::WorkloadRef { found: false, .. } = skip {
+                out.warnings.push(Diagnostic {
+                    location: location.clone(),
+                    message: format!("{} {skip}: nothing is annotated for it", w.id),
+                });
+            }
+            out.templates.push(TemplateResolution {
+                workload: w.id.clone(),
+                path: String::new(),
+                location,
+                outcome: Outcome::Skipped(skip),
+                doc: w.index,
+                edit: None,
+                reloaded: Vec::new(),
+            });
+            return;
+        }
+        let forwarded = links.forwarded.get(&i).map_or(&[][..], Vec::as_slice);
+        for template in &w.workload.templates {
+            self.template(out, w, template, forwarded);
+        }
+    }
+
     /// Resolves one pod template of a workload that is not skipped as a whole.
     fn template(
         &self,

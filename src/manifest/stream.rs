@@ -247,7 +247,7 @@ impl<'a> Stream<'a> {
             std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
         };
         let groups = balance(&self.pieces, threads);
-        let results: Vec<Vec<PieceResult<T>>> = if groups.len() <= 1 {
+        let parts: Vec<Part<T>> = if groups.len() <= 1 {
             vec![self.parse_range(0..self.pieces.len(), limits, skip, &handle)]
         } else {
             std::thread::scope(|scope| {
@@ -265,54 +265,26 @@ impl<'a> Stream<'a> {
             })
         };
 
-        // Nearly always one document a piece: sized once, not grown to twice what they hold.
-        let mut docs = Vec::with_capacity(self.pieces.len());
-        let mut values = Vec::with_capacity(self.pieces.len());
+        // Each part is moved into lists sized once (untouched room costs no memory) and freed
+        // as soon as it is in: its documents are renumbered after those of the parts before.
+        let count: usize = parts.iter().map(|p| p.docs.len()).sum();
+        let mut docs = Vec::with_capacity(count);
+        let mut values = Vec::with_capacity(count);
         let mut diagnostics = Vec::new();
         let mut doubts = Vec::new();
-        for (piece_index, result) in results.into_iter().flatten().enumerate() {
-            let piece = &self.pieces[piece_index];
-            match result {
-                PieceResult::Failed(problem, sources) => {
-                    let info = DocInfo {
-                        number: docs.len() + 1,
-                        source: sources,
-                        piece: piece_index,
-                        line: piece.line,
-                    };
-                    diagnostics.push(Diagnostic {
-                        location: info.at(problem.pos),
-                        message: problem.message,
-                    });
-                    docs.push(info);
-                    values.push(None);
-                }
-                PieceResult::Docs(parsed) => {
-                    for (source, value, doc_doubts) in parsed {
-                        let info = DocInfo {
-                            number: docs.len() + 1,
-                            source,
-                            piece: piece_index,
-                            line: piece.line,
-                        };
-                        doubts.extend(doc_doubts.into_iter().map(|problem| Diagnostic {
-                            location: info.at(problem.pos),
-                            message: problem.message,
-                        }));
-                        match value {
-                            Err(problem) => {
-                                diagnostics.push(Diagnostic {
-                                    location: info.at(problem.pos),
-                                    message: problem.message,
-                                });
-                                values.push(None);
-                            }
-                            Ok(value) => values.push(value),
-                        }
-                        docs.push(info);
-                    }
-                }
-            }
+        for part in parts {
+            let before = docs.len();
+            let renumber = |mut d: Diagnostic| {
+                d.location.document += before;
+                d
+            };
+            docs.extend(part.docs.into_iter().map(|mut info| {
+                info.number += before;
+                info
+            }));
+            values.extend(part.values);
+            diagnostics.extend(part.diagnostics.into_iter().map(renumber));
+            doubts.extend(part.doubts.into_iter().map(renumber));
         }
         if diagnostics.is_empty() {
             Ok(Parsed {
@@ -325,81 +297,132 @@ impl<'a> Stream<'a> {
         }
     }
 
+    /// Parses the pieces in `range`, numbering their documents from 1.
     fn parse_range<T, F>(
         &self,
         range: Range<usize>,
         limits: Limits,
         skip: Option<Skip<'_, T>>,
         handle: &F,
-    ) -> Vec<PieceResult<T>>
+    ) -> Part<T>
     where
         F: Fn(&Document<'a, '_>) -> Result<T, Problem>,
     {
-        self.pieces[range]
-            .iter()
-            .map(|piece| {
-                let text = &self.text[piece.range.clone()];
-                let comment_source = source_comment(text);
-                if piece.after_document_end {
-                    if let Some(problem) = bare_document(text) {
-                        return PieceResult::Failed(problem, comment_source.map(str::to_string));
-                    }
-                    // Only more `...` lines (and comments): go-yaml reads no document there.
-                    if only_document_ends(text) {
-                        return PieceResult::Docs(Vec::new());
+        let mut part = Part::default();
+        for piece_index in range {
+            let piece = &self.pieces[piece_index];
+            let text = &self.text[piece.range.clone()];
+            let comment_source = source_comment(text);
+            if piece.after_document_end {
+                if let Some(problem) = bare_document(text) {
+                    part.fail(piece_index, piece, problem, comment_source);
+                    continue;
+                }
+                // Only more `...` lines (and comments): go-yaml reads no document there.
+                if only_document_ends(text) {
+                    continue;
+                }
+            }
+            if let Some(skip) = skip {
+                if skip.applies(text, limits) {
+                    let info = part.next_info(piece_index, piece, comment_source);
+                    part.docs.push(info);
+                    part.values.push(Some((skip.value)()));
+                    continue;
+                }
+            }
+            let roots = match parse_documents(text, limits) {
+                Ok(roots) => roots,
+                Err(e) => {
+                    let e = e.at_content_end(text);
+                    let problem = Problem {
+                        pos: e.pos,
+                        message: e.message,
+                    };
+                    part.fail(piece_index, piece, problem, comment_source);
+                    continue;
+                }
+            };
+            for (i, root) in roots.iter().enumerate() {
+                let annotated = root.as_ref().and_then(|r| {
+                    r.path("metadata.annotations")
+                        .and_then(|a| a.get_str(HELM4_FILENAME_ANNOTATION))
+                });
+                let source = annotated.or(if i == 0 { comment_source } else { None });
+                let info = part.next_info(piece_index, piece, source);
+                let Some(root) = root else {
+                    part.docs.push(info);
+                    part.values.push(None);
+                    continue;
+                };
+                let doc = Document {
+                    text,
+                    source,
+                    root,
+                    doubts: RefCell::new(duplicate_keys(root, piece.line)),
+                };
+                let value = handle(&doc);
+                part.doubts
+                    .extend(doc.doubts.into_inner().into_iter().map(|problem| Diagnostic {
+                        location: info.at(problem.pos),
+                        message: problem.message,
+                    }));
+                match value {
+                    Ok(value) => part.values.push(Some(value)),
+                    Err(problem) => {
+                        part.diagnostics.push(Diagnostic {
+                            location: info.at(problem.pos),
+                            message: problem.message,
+                        });
+                        part.values.push(None);
                     }
                 }
-                if let Some(skip) = skip {
-                    if skip.applies(text, limits) {
-                        let source = comment_source.map(str::to_string);
-                        return PieceResult::Docs(vec![(
-                            source,
-                            Ok(Some((skip.value)())),
-                            Vec::new(),
-                        )]);
-                    }
-                }
-                match parse_documents(text, limits) {
-                    Err(e) => PieceResult::Failed(
-                        {
-                            let e = e.at_content_end(text);
-                            Problem {
-                                pos: e.pos,
-                                message: e.message,
-                            }
-                        },
-                        comment_source.map(str::to_string),
-                    ),
-                    Ok(roots) => PieceResult::Docs(
-                        roots
-                            .iter()
-                            .enumerate()
-                            .map(|(i, root)| {
-                                let annotated = root.as_ref().and_then(|r| {
-                                    r.path("metadata.annotations")
-                                        .and_then(|a| a.get_str(HELM4_FILENAME_ANNOTATION))
-                                });
-                                let source = annotated
-                                    .or(if i == 0 { comment_source } else { None })
-                                    .map(str::to_string);
-                                let Some(root) = root else {
-                                    return (source, Ok(None), Vec::new());
-                                };
-                                let doc = Document {
-                                    text,
-                                    source: source.as_deref(),
-                                    root,
-                                    doubts: RefCell::new(duplicate_keys(root, piece.line)),
-                                };
-                                let value = handle(&doc).map(Some);
-                                let doubts = doc.doubts.into_inner();
-                                (source, value, doubts)
-                            })
-                            .collect(),
-                    ),
-                }
-            })
-            .collect()
+                part.docs.push(info);
+            }
+        }
+        part
+    }
+}
+
+/// What one thread made of its run of pieces: documents numbered from 1 within it.
+struct Part<T> {
+    docs: Vec<DocInfo>,
+    values: Vec<Option<T>>,
+    diagnostics: Vec<Diagnostic>,
+    doubts: Vec<Diagnostic>,
+}
+
+impl<T> Default for Part<T> {
+    fn default() -> Self {
+        Part {
+            docs: Vec::new(),
+            values: Vec::new(),
+            diagnostics: Vec::new(),
+            doubts: Vec::new(),
+        }
+    }
+}
+
+impl<T> Part<T> {
+    /// The next document's info, from the piece that holds it.
+    fn next_info(&self, piece_index: usize, piece: &Piece, source: Option<&str>) -> DocInfo {
+        DocInfo {
+            number: self.docs.len() + 1,
+            source: source.map(str::to_string),
+            piece: piece_index,
+            line: piece.line,
+        }
+    }
+
+    /// A piece that failed as a whole: one document, with no value and the problem.
+    fn fail(&mut self, piece_index: usize, piece: &Piece, problem: Problem, source: Option<&str>) {
+        let info = self.next_info(piece_index, piece, source);
+        self.diagnostics.push(Diagnostic {
+            location: info.at(problem.pos),
+            message: problem.message,
+        });
+        self.docs.push(info);
+        self.values.push(None);
     }
 }
 
@@ -455,9 +478,6 @@ impl<T> Skip<'_, T> {
         }
     }
 }
-
-/// A document's template file name, what its handler made of it, and its doubts.
-type DocResult<T> = (Option<String>, Result<Option<T>, Problem>, Vec<Problem>);
 
 /// Keys written twice: the API server keeps the last one, and so does every reader here.
 fn duplicate_keys(root: &Node<'_>, piece_line: usize) -> Vec<Problem> {
@@ -526,11 +546,6 @@ fn is_marker(line: &[u8], marker: &[u8]) -> bool {
             line.get(marker.len()),
             None | Some(b'\n' | b'\r' | b' ' | b'\t')
         )
-}
-
-enum PieceResult<T> {
-    Failed(Problem, Option<String>),
-    Docs(Vec<DocResult<T>>),
 }
 
 /// Cuts the text before every line that is a document marker (`---` alone or followed by a

@@ -401,7 +401,8 @@ fn readers(
     for (doc, items) in parsed.values.iter().enumerate() {
         for item in items.iter().flatten() {
             match item {
-                Item::Config(_) => {}
+                // Released only when nothing versions objects (see `analyze_with`).
+                Item::Config(_) | Item::Released => {}
                 Item::Referrer(r) => {
                     let ns = r.namespace.as_deref().unwrap_or(default_namespace);
                     for named in &r.named {
@@ -583,7 +584,11 @@ mod tests {
 
     /// Names of the ConfigMaps and Secrets every pod template of `yaml` references.
     fn referenced(yaml: &str, options: &Options) -> Vec<String> {
-        let analysis = analyze(yaml, options).expect("valid");
+        let options = Options {
+            keep_workloads: true,
+            ..options.clone()
+        };
+        let analysis = analyze(yaml, &options).expect("valid");
         let mut names: Vec<String> = analysis
             .parsed
             .values

@@ -854,7 +854,7 @@ mod tests {
                     r.name.as_str(),
                     r.selection.whole,
                     r.selection.env,
-                    r.selection.keys.iter().map(String::as_str).collect(),
+                    r.selection.named().iter().map(String::as_str).collect(),
                     r.optional,
                 )
             })
