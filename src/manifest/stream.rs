@@ -250,18 +250,21 @@ impl<'a> Stream<'a> {
         let parts: Vec<Part<T>> = if groups.len() <= 1 {
             vec![self.parse_range(0..self.pieces.len(), limits, skip, &handle)]
         } else {
+            // The first run of pieces is parsed on this thread: what it keeps is then in the
+            // allocator's memory of the thread that later resolves and writes, which can reuse
+            // what the parse freed (glibc gives each thread an arena of its own).
+            let mut groups = groups.into_iter();
+            let first = groups.next().unwrap_or(0..0);
             std::thread::scope(|scope| {
                 let workers: Vec<_> = groups
-                    .into_iter()
                     .map(|range| scope.spawn(|| self.parse_range(range, limits, skip, &handle)))
                     .collect();
-                workers
-                    .into_iter()
-                    .map(|w| {
-                        w.join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                    })
-                    .collect()
+                let mut parts = vec![self.parse_range(first, limits, skip, &handle)];
+                parts.extend(workers.into_iter().map(|w| {
+                    w.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                }));
+                parts
             })
         };
 
