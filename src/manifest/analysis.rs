@@ -378,6 +378,55 @@ mod tests {
             .env_config_map_key("A", "app", "a")
     }
 
+    /// `inject` drops workloads once resolved; what it writes and decides is the same as
+    /// when they are kept, and `plan` (template shapes) keeps them.
+    #[test]
+    fn released_workloads_change_no_decision_and_no_output() {
+        let yaml = app_config()
+            .append(creds())
+            .append(whole("web"))
+            .append(key_a("api"))
+            .append(
+                Manifests::new()
+                    .workload("argoproj.io/v1alpha1", "Rollout", "canary")
+                    .env_secret_key("PASS", "creds", "pass"),
+            )
+            .render();
+        let written = |options: &Options| {
+            let analysis = analyze(&yaml, options).expect("valid");
+            let mut out = Vec::new();
+            analysis.write_to(&mut out).expect("write");
+            let kept = analysis
+                .parsed
+                .values
+                .iter()
+                .flatten()
+                .flatten()
+                .filter(|item| matches!(item, Item::Workload(_)))
+                .count();
+            let decisions: Vec<String> = analysis
+                .resolution
+                .templates
+                .iter()
+                .map(|t| format!("{} {} {:?} {:?}", t.workload, t.path, t.outcome, t.location))
+                .collect();
+            (String::from_utf8(out).expect("utf-8"), decisions, kept)
+        };
+        let released = written(&Options::default());
+        let kept = written(&Options {
+            keep_workloads: true,
+            ..Options::default()
+        });
+        assert_eq!(released.0, kept.0);
+        assert_eq!(released.1, kept.1);
+        assert_eq!((released.2, kept.2), (0, 3));
+        let shapes = written(&Options {
+            template_shapes: true,
+            ..Options::default()
+        });
+        assert_eq!(shapes.2, 3);
+    }
+
     #[test]
     fn every_kind_gets_its_templates_annotated() {
         let with = |api: &str, kind: &str, path: &str| -> Manifests {

@@ -794,6 +794,47 @@ mod tests {
         }
     }
 
+    /// Above the parallel threshold each thread numbers its own documents: the stream's
+    /// numbers, lines, doubts and errors are what one thread would give.
+    #[test]
+    fn parallel_parts_number_documents_as_one_stream() {
+        let one = "---\n# Source: c/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n";
+        let count = PARALLEL_THRESHOLD / one.len() * 3;
+        let mut text = one.repeat(count);
+        text.push_str("---\nkind: ConfigMap\ndata: {a: 1, a: 2}\n");
+        let doubt_doc = count + 1;
+        text.push_str(&one.repeat(count));
+        let stream = Stream::new(&text, usize::MAX).expect("size");
+        assert!(text.len() > 2 * PARALLEL_THRESHOLD);
+        let handle = |_: &Document<'_, '_>| Ok(());
+        let parsed = stream.parse(Limits::default(), handle).expect("valid");
+        assert_eq!(parsed.docs.len(), 2 * count + 1);
+        for (i, info) in parsed.docs.iter().enumerate() {
+            assert_eq!(info.number, i + 1);
+        }
+        let [doubt] = parsed.doubts.as_slice() else {
+            panic!("{:?}", parsed.doubts);
+        };
+        assert_eq!(doubt.location.document, doubt_doc);
+        assert_eq!(doubt.location.line, count * 8 + 3);
+        assert_eq!(parsed.docs.last().map(|d| d.source.as_deref()), Some(Some("c/cm.yaml")));
+
+        // Errors in both halves, each named by its stream document and line.
+        let mut bad = one.repeat(count);
+        bad.push_str("---\nkind: X\n  bad: [\n");
+        bad.push_str(&one.repeat(count));
+        bad.push_str("---\nkind: Y\n  bad: [\n");
+        let stream = Stream::new(&bad, usize::MAX).expect("size");
+        let Err(StreamError::Invalid(diagnostics)) = stream.parse(Limits::default(), handle) else {
+            panic!("invalid stream accepted");
+        };
+        let at: Vec<(usize, usize)> = diagnostics
+            .iter()
+            .map(|d| (d.location.document, d.location.line))
+            .collect();
+        assert_eq!(at, [(count + 1, count * 8 + 3), (2 * count + 2, count * 16 + 6)]);
+    }
+
     #[test]
     fn balances_groups() {
         let pieces: Vec<Piece> = (0..10)
