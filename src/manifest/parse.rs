@@ -393,7 +393,10 @@ mod tests {
         let [Some(root)] = docs.as_slice() else {
             panic!("checked, but not one document:\n{text:?}");
         };
-        assert!(root.entries().is_some(), "checked, not a mapping:\n{text:?}");
+        assert!(
+            root.entries().is_some(),
+            "checked, not a mapping:\n{text:?}"
+        );
         assert!(
             root.duplicate_keys().is_empty(),
             "checked, with a key written twice:\n{text:?}"
@@ -419,7 +422,10 @@ mod tests {
                 by_full += usize::from(check_holds(&format!("---{doc}\n")));
             }
         }
-        assert!(by_full > 20, "the full parser's check accepted only {by_full}");
+        assert!(
+            by_full > 20,
+            "the full parser's check accepted only {by_full}"
+        );
     }
 
     #[test]
@@ -427,7 +433,10 @@ mod tests {
         let check = |text: &str| check_document(text, Limits::default());
         let accepted = [
             ("{kind: Big, a: [1, 2, {b: c}], d: 'e'}\n", Some("Big")),
-            ("kind: \"CRD\"\nspec: {a: 1,\n  b: [x,\n  y]}\n", Some("CRD")),
+            (
+                "kind: \"CRD\"\nspec: {a: 1,\n  b: [x,\n  y]}\n",
+                Some("CRD"),
+            ),
             ("a: {kind: X}\nb: !thing {c: 1}\n", None),
             ("kind: {x: 1,\n  y: 2}\nb: [1]\n", None),
             ("%YAML 1.2\n---\n{a: 1}\n", None),

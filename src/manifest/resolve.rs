@@ -187,7 +187,12 @@ pub fn resolve(
             .map(|w| w.workload.templates.len().max(1))
             .sum();
         let links = link_workload_refs(&workloads, rules);
-        (places, links, unmatched_depends(&workloads, rules), decisions)
+        (
+            places,
+            links,
+            unmatched_depends(&workloads, rules),
+            decisions,
+        )
     };
     let mut out = Resolution {
         unmatched,

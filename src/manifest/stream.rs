@@ -365,11 +365,15 @@ impl<'a> Stream<'a> {
                     doubts: RefCell::new(duplicate_keys(root, piece.line)),
                 };
                 let value = handle(&doc);
-                part.doubts
-                    .extend(doc.doubts.into_inner().into_iter().map(|problem| Diagnostic {
-                        location: info.at(problem.pos),
-                        message: problem.message,
-                    }));
+                part.doubts.extend(
+                    doc.doubts
+                        .into_inner()
+                        .into_iter()
+                        .map(|problem| Diagnostic {
+                            location: info.at(problem.pos),
+                            message: problem.message,
+                        }),
+                );
                 match value {
                     Ok(value) => part.values.push(Some(value)),
                     Err(problem) => {
@@ -817,7 +821,10 @@ mod tests {
         };
         assert_eq!(doubt.location.document, doubt_doc);
         assert_eq!(doubt.location.line, count * 8 + 3);
-        assert_eq!(parsed.docs.last().map(|d| d.source.as_deref()), Some(Some("c/cm.yaml")));
+        assert_eq!(
+            parsed.docs.last().map(|d| d.source.as_deref()),
+            Some(Some("c/cm.yaml"))
+        );
 
         // Errors in both halves, each named by its stream document and line.
         let mut bad = one.repeat(count);
@@ -832,7 +839,10 @@ mod tests {
             .iter()
             .map(|d| (d.location.document, d.location.line))
             .collect();
-        assert_eq!(at, [(count + 1, count * 8 + 3), (2 * count + 2, count * 16 + 6)]);
+        assert_eq!(
+            at,
+            [(count + 1, count * 8 + 3), (2 * count + 2, count * 16 + 6)]
+        );
     }
 
     #[test]
