@@ -37,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         .map(|d| d.as_ref().map_or(Json::Null, to_json))
         .collect();
     if let Some(direct) = yaml_to_json_fast(text) {
-        assert_eq!(direct, ours, "the direct JSON read differs from the tree's\n{text}");
+        assert_eq!(
+            direct, ours,
+            "the direct JSON read differs from the tree's\n{text}"
+        );
     }
     // Merge keys: reconfig resolves them as go-yaml (Helm, kubectl) does; serde's libyaml
     // reading keeps a `<<` key. Tags: reconfig reads `!!binary` as go-yaml does.
