@@ -121,6 +121,11 @@ fn run<'a, B: Build<'a>>(text: &'a str, limits: Limits, check_only: bool) -> Opt
     if text.as_bytes().contains(&b'\r') || text.contains('\u{feff}') {
         return None;
     }
+    // NEL, LS and PS: line breaks to go-yaml, content to YAML 1.2; the full parser reads
+    // them as go-yaml does, or refuses them (`full::go_yaml_breaks`).
+    if text.contains('\u{2028}') || text.contains('\u{2029}') || text.contains('\u{85}') {
+        return None;
+    }
     let mut p = Parser::<B> {
         text,
         lines: lines(text),

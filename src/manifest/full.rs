@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use base64::Engine as _;
-use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
+use saphyr_parser::{go_yaml_break, Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
 use super::node::{Limits, Node, Pos, Style, SyntaxError, Value, NODE_BYTES};
 
@@ -27,6 +27,8 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
     let mut root: Option<Node<'a>> = None;
     let mut budget = Budget::new(limits);
     let mut last_end = Pos::default();
+    let breaks = go_yaml_breaks(text);
+    let mut quoted: Vec<std::ops::Range<usize>> = Vec::new();
 
     let syntax = |positions: &Positions, e: ScanError| SyntaxError {
         pos: positions.pos(e.marker()),
@@ -58,6 +60,11 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                 continue;
             }
             Event::Scalar(value, style, anchor, tag) => {
+                if !breaks.is_empty()
+                    && matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted)
+                {
+                    quoted.push(start.offset..end.offset);
+                }
                 let value = lean(text, value, start, end);
                 merge_key = value == "<<"
                     && match tag.as_deref() {
@@ -243,7 +250,63 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
             message: "document ends inside an unclosed collection".into(),
         });
     }
+    if let Some(error) = unquoted_go_yaml_break(text, &breaks, &quoted) {
+        return Err(error);
+    }
     Ok(docs)
+}
+
+/// The offsets of the characters go-yaml reads as line breaks and YAML 1.2 as content: NEL
+/// (U+0085), LS (U+2028) and PS (U+2029).
+///
+/// In a quoted scalar the scanner reads them as go-yaml does (go-yaml v3, which Helm 4
+/// re-serialises a render with, writes LS raw in a single-quoted scalar); anywhere else they
+/// are refused ([`unquoted_go_yaml_break`]). Three searches for rare bytes first: this runs
+/// on every document the full parser reads.
+fn go_yaml_breaks(text: &str) -> Vec<usize> {
+    if !(text.contains('\u{2028}') || text.contains('\u{2029}') || text.contains('\u{85}')) {
+        return Vec::new();
+    }
+    text.char_indices()
+        .filter(|&(_, c)| go_yaml_break(c))
+        .map(|(at, _)| at)
+        .collect()
+}
+
+/// The first of `breaks` (offsets, in order) outside every `quoted` span (in order), as an
+/// error: go-yaml (Helm, kubectl) breaks the line there, YAML 1.2 does not, and the two
+/// readings differ (a plain scalar's folding, a comment's end, a block scalar's lines).
+fn unquoted_go_yaml_break(
+    text: &str,
+    breaks: &[usize],
+    quoted: &[std::ops::Range<usize>],
+) -> Option<SyntaxError> {
+    let mut spans = quoted.iter().peekable();
+    let at = *breaks.iter().find(|&&at| {
+        while spans.next_if(|span| span.end <= at).is_some() {}
+        !spans.peek().is_some_and(|span| span.contains(&at))
+    })?;
+    let c = text[at..].chars().next().unwrap_or_default();
+    let name = match c {
+        '\u{85}' => "NEXT LINE",
+        '\u{2028}' => "LINE SEPARATOR",
+        _ => "PARAGRAPH SEPARATOR",
+    };
+    let before = &text[..at];
+    Some(SyntaxError {
+        pos: Pos {
+            offset: at,
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+        },
+        message: format!(
+            "U+{:04X} ({name}) outside a quoted string: go-yaml, which Helm and kubectl read \
+             with, takes it for a line break, YAML 1.2 for a character; reconfig refuses it \
+             rather than read it otherwise than Helm (write it escaped in a double-quoted \
+             string: \\N, \\L, \\P)",
+            u32::from(c)
+        ),
+    })
 }
 
 /// Proves `text` one document that [`parse`] accepts, a mapping with no key written twice,
@@ -253,10 +316,14 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
 /// For documents no reader needs that the fast path declines: flow collections above all. A
 /// 13 MiB one-document flow mapping took 140 MiB as a tree; here only the keys of the open
 /// mappings are held. It declines anchors, aliases, merge keys and `!!binary` (what they
-/// mean needs the nodes), more than one document, and every error, so the caller's full
+/// mean needs the nodes), NEL, LS and PS ([`go_yaml_breaks`]), more than one document, and
+/// every error, so the caller's full
 /// parse is what reports one; it never accepts what [`parse`] refuses. Keys are held as
 /// hashes: two keys with one hash are taken as written twice, and so declined.
 pub fn check(text: &str, limits: Limits) -> Option<Option<String>> {
+    if !go_yaml_breaks(text).is_empty() {
+        return None;
+    }
     let positions = Positions::new(text);
     let mut parser = Parser::new_from_str(text);
     let mut open: Vec<Open> = Vec::new();

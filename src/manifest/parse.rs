@@ -409,6 +409,37 @@ mod tests {
         fast::check(text, limits).is_none()
     }
 
+    /// NEL, LS and PS are line breaks to go-yaml (Helm, kubectl): read as go-yaml reads them
+    /// in quoted scalars, refused elsewhere with what and where (a differential fuzz finding:
+    /// a PS in a plain scalar was read as a character). `yaml-corpus/go-yaml-break-*.yaml`
+    /// holds the readings to the Go oracle.
+    #[test]
+    fn go_yaml_line_breaks_are_read_in_quotes_and_refused_elsewhere() {
+        let json = |text: &str| {
+            let docs = parse_documents(text, Limits::default()).expect(text);
+            crate::validate::to_json(docs[0].as_ref().expect("a document"))
+        };
+        assert_eq!(
+            json("a: 'x\u{2028}    y'\n"),
+            serde_json::json!({"a": "x\u{2028}y"})
+        );
+        assert_eq!(
+            json("a: \"p \u{2029}  q\"\n"),
+            serde_json::json!({"a": "p\u{2029}q"})
+        );
+        assert_eq!(json("a: \"n\u{85}m\"\n"), serde_json::json!({"a": "n m"}));
+        for (text, column) in [
+            ("a: x \u{2029}y\n", 6),
+            ("a: 1 # c\u{2028}b: 2\n", 9),
+            ("a: |\n  x\u{85}y\n", 4),
+        ] {
+            let err = parse_documents(text, Limits::default()).expect_err(text);
+            assert!(err.message.contains("outside a quoted string"), "{err}");
+            assert_eq!(err.pos.column, column, "{text:?}");
+            assert!(check_document(text, Limits::default()).is_none());
+        }
+    }
+
     #[test]
     fn the_tree_less_check_never_accepts_what_parsing_refuses() {
         let mut by_full = 0;

@@ -49,4 +49,4 @@ mod scanner;
 
 pub use crate::input::{BufferedInput, Input, str::StrInput};
 pub use crate::parser::{Event, EventReceiver, Parser, SpannedEventReceiver, Tag};
-pub use crate::scanner::{Marker, ScalarStyle, ScanError, Span};
+pub use crate::scanner::{go_yaml_break, Marker, ScalarStyle, ScanError, Span};

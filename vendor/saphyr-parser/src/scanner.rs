@@ -178,6 +178,13 @@ impl ScanError {
     }
 }
 
+/// PATCHED (reconfig, see PATCHED.md): the line breaks go-yaml (Helm, kubectl) reads besides
+/// CR and LF: NEL (U+0085), LS (U+2028) and PS (U+2029). YAML 1.2 reads them as content.
+#[must_use]
+pub fn go_yaml_break(c: char) -> bool {
+    matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
 /// The contents of a scanner token.
 #[derive(Clone, PartialEq, Debug, Eq)]
 pub enum TokenType<'input> {
@@ -618,6 +625,21 @@ impl<'input, T: Input> Scanner<'input, T> {
         self.mark.index += 1;
         self.mark.col = 0;
         self.mark.line += 1;
+        self.leading_whitespace = true;
+    }
+
+    /// PATCHED (reconfig, see PATCHED.md): consume one of the line breaks go-yaml knows beyond
+    /// CR and LF (NEL, LS, PS; see [`go_yaml_break`]), in a quoted scalar, where go-yaml (Helm,
+    /// kubectl) reads it as a line break and YAML 1.2 as content. Pushes it into `s` as go-yaml
+    /// does: NEL as `\n`, LS and PS as themselves. Only the column restarts: lines stay those
+    /// of CR and LF, as the rest of reconfig counts them.
+    fn read_go_yaml_break(&mut self, s: &mut String) {
+        let c = self.input.peek();
+        debug_assert!(go_yaml_break(c));
+        s.push(if c == '\u{85}' { '\n' } else { c });
+        self.input.skip();
+        self.mark.index += 1;
+        self.mark.col = 0;
         self.leading_whitespace = true;
     }
 
@@ -2102,6 +2124,8 @@ impl<'input, T: Input> Scanner<'input, T> {
 
         /* Eat the left quote. */
         self.skip_non_blank();
+        // PATCHED (reconfig, see PATCHED.md): the last break read was NEL, LS or PS.
+        let mut go_yaml_line = false;
 
         loop {
             /* Check for a document indicator. */
@@ -2121,7 +2145,10 @@ impl<'input, T: Input> Scanner<'input, T> {
                 ));
             }
 
-            if (self.mark.col as isize) < self.indent {
+            // PATCHED (reconfig, see PATCHED.md): a line that NEL, LS or PS started is not
+            // held to the indentation (go-yaml holds no quoted scalar line to it; reconfig's
+            // lenient reparse pads the lines CR and LF start).
+            if !go_yaml_line && (self.mark.col as isize) < self.indent {
                 return Err(ScanError::new_str(
                     start_mark,
                     "invalid indentation in quoted scalar",
@@ -2133,6 +2160,7 @@ impl<'input, T: Input> Scanner<'input, T> {
                 single,
                 &mut string,
                 &mut leading_blanks,
+                &mut go_yaml_line,
                 &start_mark,
             )?;
 
@@ -2143,8 +2171,22 @@ impl<'input, T: Input> Scanner<'input, T> {
             }
 
             // Consume blank characters.
-            while self.input.next_is_blank() || self.input.next_is_break() {
-                if self.input.next_is_blank() {
+            while self.input.next_is_blank()
+                || self.input.next_is_break()
+                || go_yaml_break(self.input.peek())
+            {
+                if go_yaml_break(self.input.peek()) {
+                    // PATCHED (reconfig, see PATCHED.md): NEL, LS and PS break lines as go-yaml
+                    // reads them.
+                    go_yaml_line = true;
+                    if leading_blanks {
+                        self.read_go_yaml_break(&mut trailing_breaks);
+                    } else {
+                        whitespaces.clear();
+                        self.read_go_yaml_break(&mut leading_break);
+                        leading_blanks = true;
+                    }
+                } else if self.input.next_is_blank() {
                     // Consume a space or a tab character.
                     if leading_blanks {
                         // PATCHED (reconfig, see PATCHED.md): go-yaml (Helm, kubectl) takes a
@@ -2157,6 +2199,7 @@ impl<'input, T: Input> Scanner<'input, T> {
                     }
                 } else {
                     self.input.lookahead(2);
+                    go_yaml_line = false;
                     // Check if it is a first line break.
                     if leading_blanks {
                         self.read_break(&mut trailing_breaks);
@@ -2171,7 +2214,9 @@ impl<'input, T: Input> Scanner<'input, T> {
 
             // Join the whitespaces or fold line breaks.
             if leading_blanks {
-                if leading_break.is_empty() {
+                // PATCHED (reconfig, see PATCHED.md): a first break that is LS or PS is kept with
+                // the breaks after it, as go-yaml keeps it; only a line feed folds.
+                if !leading_break.starts_with('\n') {
                     string.push_str(&leading_break);
                     string.push_str(&trailing_breaks);
                     trailing_breaks.clear();
@@ -2237,10 +2282,12 @@ impl<'input, T: Input> Scanner<'input, T> {
         single: bool,
         string: &mut String,
         leading_blanks: &mut bool,
+        go_yaml_line: &mut bool,
         start_mark: &Marker,
     ) -> Result<(), ScanError> {
         self.input.lookahead(2);
-        while !is_blank_or_breakz(self.input.peek()) {
+        // PATCHED (reconfig, see PATCHED.md): NEL, LS and PS end the run too, as breaks.
+        while !is_blank_or_breakz(self.input.peek()) && !go_yaml_break(self.input.peek()) {
             match self.input.peek() {
                 // Check for an escaped single quote.
                 '\'' if self.input.peek_nth(1) == '\'' && single => {
@@ -2256,6 +2303,15 @@ impl<'input, T: Input> Scanner<'input, T> {
                     self.skip_non_blank();
                     self.skip_linebreak();
                     *leading_blanks = true;
+                    *go_yaml_line = false;
+                    break;
+                }
+                // PATCHED (reconfig, see PATCHED.md): so is one of NEL, LS or PS.
+                '\\' if !single && go_yaml_break(self.input.peek_nth(1)) => {
+                    self.skip_non_blank();
+                    self.read_go_yaml_break(&mut String::new());
+                    *leading_blanks = true;
+                    *go_yaml_line = true;
                     break;
                 }
                 // Check for an escape sequence.
