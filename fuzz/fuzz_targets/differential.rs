@@ -13,8 +13,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use reconfig::manifest::node::{Limits, Node};
-use reconfig::manifest::parse::{check_document, compare_parsers, parse_documents};
+use reconfig::manifest::node::Limits;
+use reconfig::manifest::parse::{compare_check, compare_parsers, parse_documents};
 use reconfig::validate::{to_json, yaml_to_json_fast};
 use serde_json::Value as Json;
 
@@ -27,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
     }
     // The stream cuts documents at `---` lines; so does this, roughly.
     for piece in std::iter::once(text).chain(text.split("\n---")) {
-        checked_document_parses(piece);
+        if let Err(why) = compare_check(piece, Limits::default()) {
+            panic!("{why}\n{piece}");
+        }
     }
     let Ok(docs) = parse_documents(text, Limits::default()) else {
         return;
@@ -86,28 +88,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
-
-/// When `check_document` proves `text` valid without a tree, the tree agrees.
-fn checked_document_parses(text: &str) {
-    let Some(kind) = check_document(text, Limits::default()) else {
-        return;
-    };
-    let docs = parse_documents(text, Limits::default())
-        .unwrap_or_else(|e| panic!("checked without a tree, but parsing refuses it: {e}\n{text}"));
-    let [Some(root)] = docs.as_slice() else {
-        panic!("checked without a tree, but not one document\n{text}");
-    };
-    assert!(root.entries().is_some(), "checked, not a mapping\n{text}");
-    assert!(
-        root.duplicate_keys().is_empty(),
-        "checked, with a key written twice\n{text}"
-    );
-    assert_eq!(
-        kind.as_deref(),
-        root.get("kind").and_then(Node::as_str),
-        "checked kind\n{text}"
-    );
-}
 
 /// A document after `...` with no `---` of its own: YAML 1.2 and reconfig's parser read it,
 /// libyaml and go-yaml do not (the commands refuse it; `tests/yaml_oracle.rs` lists it).

@@ -151,6 +151,33 @@ pub fn compare_parsers(text: &str, limits: Limits) -> Result<bool, String> {
     Ok(true)
 }
 
+/// [`check_document`] held to the tree on `text`: `Ok(true)` when it proved the text valid
+/// and [`parse_documents`] reads one mapping with no key written twice and the same `kind`,
+/// `Ok(false)` when it declined, `Err` saying where they differ. The parse tests and the
+/// `differential` fuzz target run it; nothing else needs it.
+#[doc(hidden)]
+pub fn compare_check(text: &str, limits: Limits) -> Result<bool, String> {
+    let Some(kind) = check_document(text, limits) else {
+        return Ok(false);
+    };
+    let docs = parse_documents(text, limits)
+        .map_err(|e| format!("checked without a tree, but parsing refuses it: {e}"))?;
+    let [Some(root)] = docs.as_slice() else {
+        return Err("checked without a tree, but not one document".into());
+    };
+    if root.entries().is_none() {
+        return Err("checked without a tree, but not a mapping".into());
+    }
+    if !root.duplicate_keys().is_empty() {
+        return Err("checked without a tree, with a key written twice".into());
+    }
+    let tree_kind = root.get("kind").and_then(Node::as_str);
+    if kind.as_deref() != tree_kind {
+        return Err(format!("checked kind {kind:?}, the tree's {tree_kind:?}"));
+    }
+    Ok(true)
+}
+
 /// Compares what callers rely on: structure, values, styles, starts, and plain scalar ends.
 fn same_tree(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
     let here = || format!("at line {} column {}", a.start.line, a.start.column);
@@ -384,29 +411,9 @@ mod tests {
     /// reads one mapping with no key written twice, and the same `kind`. Returns whether the
     /// full parser's tree-less check was what accepted it.
     fn check_holds(text: &str) -> bool {
-        let limits = Limits::default();
-        let Some(kind) = check_document(text, limits) else {
-            return false;
-        };
-        let docs = parse_documents(text, limits)
-            .unwrap_or_else(|e| panic!("checked, but parsing refuses it: {e}\n{text:?}"));
-        let [Some(root)] = docs.as_slice() else {
-            panic!("checked, but not one document:\n{text:?}");
-        };
-        assert!(
-            root.entries().is_some(),
-            "checked, not a mapping:\n{text:?}"
-        );
-        assert!(
-            root.duplicate_keys().is_empty(),
-            "checked, with a key written twice:\n{text:?}"
-        );
-        assert_eq!(
-            kind.as_deref(),
-            root.get("kind").and_then(Node::as_str),
-            "checked kind:\n{text:?}"
-        );
-        fast::check(text, limits).is_none()
+        let checked =
+            compare_check(text, Limits::default()).unwrap_or_else(|why| panic!("{why}:\n{text:?}"));
+        checked && fast::check(text, Limits::default()).is_none()
     }
 
     /// NEL, LS and PS are line breaks to go-yaml (Helm, kubectl): read as go-yaml reads them
