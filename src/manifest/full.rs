@@ -65,24 +65,13 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                 {
                     quoted.push(start.offset..end.offset);
                 }
-                let value = lean(text, value, start, end);
                 merge_key = value == "<<"
                     && match tag.as_deref() {
                         None => style == ScalarStyle::Plain,
                         Some(tag) => is_core(tag, "merge"),
                     };
-                let (value, style) = match tag.as_deref() {
-                    Some(tag) if is_core(tag, "binary") => {
-                        (binary(&value, start)?, ScalarStyle::DoubleQuoted)
-                    }
-                    Some(tag) => (value, tagged_style(tag, style)),
-                    None => (value, style),
-                };
-                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
-                    && stack.is_empty()
-                    && start.column == 1
-                    && value.contains(|c| c != '\n')
-                {
+                let (value, style) = scalar(text, value, style, tag.as_deref(), start, end)?;
+                if unindented_top_level_block(&value, style, stack.is_empty(), start) {
                     // saphyr's span of a block scalar with content starts at its first line.
                     return Err(SyntaxError {
                         pos: start,
@@ -92,13 +81,6 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                             .into(),
                     });
                 }
-                let value = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
-                    && end.offset == text.len()
-                {
-                    block_scalar_at_unterminated_end(text, start, value)
-                } else {
-                    value
-                };
                 budget.real(start)?;
                 let node = Node {
                     value: Value::Scalar(value, style),
@@ -356,11 +338,8 @@ pub fn check(text: &str, limits: Limits) -> Option<Option<String>> {
                 if anchor != 0 || special || value == "<<" {
                     return None;
                 }
-                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
-                    && open.is_empty()
-                    && start.column == 1
-                    && value.contains(|c| c != '\n')
-                {
+                let (value, style) = scalar(text, value, style, tag.as_deref(), start, end).ok()?;
+                if unindented_top_level_block(&value, style, open.is_empty(), start) {
                     return None;
                 }
                 Some((value, style))
@@ -476,6 +455,41 @@ fn lean<'a>(text: &'a str, value: Cow<'a, str>, start: Pos, end: Pos) -> Cow<'a,
         owned.shrink_to_fit();
     }
     Cow::Owned(owned)
+}
+
+/// A scalar's value and style as the tree holds them, for [`parse`] and [`check`] alike: typed
+/// as its tag says (`!!binary` decoded), and a block scalar that ends the text unterminated
+/// without a break go-yaml does not read.
+fn scalar<'a>(
+    text: &'a str,
+    value: Cow<'a, str>,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    start: Pos,
+    end: Pos,
+) -> Result<(Cow<'a, str>, ScalarStyle), SyntaxError> {
+    let value = lean(text, value, start, end);
+    let (value, style) = match tag {
+        Some(tag) if is_core(tag, "binary") => (binary(&value, start)?, ScalarStyle::DoubleQuoted),
+        Some(tag) => (value, tagged_style(tag, style)),
+        None => (value, style),
+    };
+    let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
+    let value = if block && end.offset == text.len() {
+        block_scalar_at_unterminated_end(text, start, value)
+    } else {
+        value
+    };
+    Ok((value, style))
+}
+
+/// A block scalar with content at a document's top level that starts at column 1, which
+/// go-yaml and libyaml end before its first unindented line and saphyr reads on.
+fn unindented_top_level_block(value: &str, style: ScalarStyle, top: bool, start: Pos) -> bool {
+    matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+        && top
+        && start.column == 1
+        && value.contains(|c| c != '\n')
 }
 
 /// A collection's children without the spare room of the last doubling (up to as much again

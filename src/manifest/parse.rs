@@ -479,6 +479,14 @@ mod tests {
             ("kind: {x: 1,\n  y: 2}\nb: [1]\n", None),
             ("%YAML 1.2\n---\n{a: 1}\n", None),
             ("{\"a\": 1, 'b': 2, c: 3}\n", None),
+            // A block scalar ending the text with no break: go-yaml reads none (the
+            // differential fuzz target found the check keeping one).
+            ("a: {b: c}\nkind: |\n  Foo", Some("Foo")),
+            ("a: {b: c}\nkind: >-\n  Foo\n  Bar", Some("Foo Bar")),
+            (
+                "kind:1  a:apiVersion: v2\nkind:  |\n    port: 8080\n    ctkindrue}'",
+                Some("port: 8080\nctkindrue}'"),
+            ),
         ];
         for (text, kind) in accepted {
             assert_eq!(check(text), Some(kind.map(str::to_string)), "{text:?}");
