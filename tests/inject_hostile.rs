@@ -284,6 +284,26 @@ fn reads_go_yaml_closing_quotes_at_column_0() {
     assert_eq!(checksum(&reindented.stdout), checksum(&out.stdout));
 }
 
+/// A ConfigMap whose `kind` is a block scalar ending the stream with no line break is a
+/// ConfigMap to go-yaml (`kind: |` + `  ConfigMap` is "ConfigMap" there); with a flow mapping
+/// in it the fast path declines it, and the tree-less check once read "ConfigMap\n", a kind
+/// no reader needs, so the Deployment lost the object (a differential fuzz finding).
+#[test]
+fn a_block_scalar_kind_at_the_end_of_the_stream_is_read() {
+    let input = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n{SPEC}---\napiVersion: v1\nmetadata: {{name: cfg}}\ndata: {{k: v}}\nkind: |\n  ConfigMap"
+    );
+    let out = run(&["inject"], &input);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("not in the stream"), "{}", out.stderr);
+    let edited = run(&["inject"], &input.replace("{k: v}", "{k: w}"));
+    assert_ne!(checksum(&edited.stdout), checksum(&out.stdout));
+    if let Some(oracle) = oracle() {
+        let docs = oracle_read(&oracle, &input).expect("the oracle reads it");
+        assert_eq!(docs[1]["kind"], "ConfigMap");
+    }
+}
+
 fn checksum(stream: &str) -> String {
     stream
         .lines()
