@@ -96,7 +96,7 @@ fn bare_document_after_end(text: &str) -> bool {
     // A lone `\r` ends a line too, to YAML.
     for line in text.split(['\n', '\r']) {
         let line = line.trim_end();
-        if line == "..." || line.starts_with("... ") {
+        if line == "..." || line.starts_with("... ") || line.starts_with("...\t") {
             after_end = true;
         } else if line == "---" || line.starts_with("--- ") || line.starts_with("---\t") {
             after_end = false;
