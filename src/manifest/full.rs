@@ -508,7 +508,21 @@ fn fitted<T>(mut children: Vec<T>) -> Vec<T> {
 /// than a comment (libyaml reads 1.1 and 1.2, go-yaml 1.1 only).
 fn unsupported_directive(prolog: &str, from: Pos) -> Option<SyntaxError> {
     let mut offset = from.offset;
-    for (i, line) in prolog.split_inclusive('\n').enumerate() {
+    // A lone CR ends a line too, to saphyr and to go-yaml: a directive may follow one.
+    let lines = prolog.split_inclusive('\n').flat_map(|line| {
+        let mut rest = line;
+        std::iter::from_fn(move || {
+            let end = match rest.find('\r') {
+                _ if rest.is_empty() => return None,
+                Some(cr) if rest.as_bytes().get(cr + 1) != Some(&b'\n') => cr + 1,
+                _ => rest.len(),
+            };
+            let (line, tail) = rest.split_at(end);
+            rest = tail;
+            Some(line)
+        })
+    });
+    for (i, line) in lines.enumerate() {
         let at = offset;
         offset += line.len();
         let Some(directive) = line.strip_prefix('%') else {

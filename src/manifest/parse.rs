@@ -673,13 +673,23 @@ mod merge_and_alias_tests {
             "%YAMLX 0.2\n---\na: 1\n",
             "%YAML 1.1 x\n---\na: 1\n",
             "%YAML 1.1.1\n---\na: 1\n",
+            // After a lone CR, which ends a line (`\r%%re`, found by the fuzzer).
+            "\r%%re\n---\na: 1\n",
+            "# c\r%FOO\r---\ra: 1\r",
+            "a: 1\r...\r%YAML 2.0\r\n---\nb: 1\n",
         ] {
-            assert!(parse_documents(bad, Limits::default()).is_err(), "{bad}");
+            assert!(parse_documents(bad, Limits::default()).is_err(), "{bad:?}");
+            assert_eq!(check_document(bad, Limits::default()), None, "{bad:?}");
         }
+        let err = parse_documents("# c\r\r%FOO\r\n---\na: 1\n", Limits::default())
+            .expect_err("after CRs");
+        assert!(err.message.contains("`%FOO`"), "{err}");
+        assert_eq!((err.pos.line, err.pos.column), (3, 1), "{err}");
         for good in [
             "%YAML 1.1\n---\na: 1\n",
             "%YAML 1.2 # c\n---\na: 1\n",
             "%YAML\t1.1\r\n---\na: 1\n",
+            "# c\r%YAML 1.1\r---\ra: 1\r",
             "%TAG ! tag:x,2000:\n---\na: 1\n",
             "--- |\n %YAML 0.2\n",
         ] {
