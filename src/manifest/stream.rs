@@ -316,11 +316,15 @@ impl<'a> Stream<'a> {
             let piece = &self.pieces[piece_index];
             let text = &self.text[piece.range.clone()];
             let comment_source = source_comment(text);
-            if piece.after_document_end {
-                if let Some(problem) = bare_document(text) {
+            // A piece holds more than one document only when a lone CR ends its lines (the
+            // cutter cuts at `\n`): look for a `...` inside it too.
+            if piece.after_document_end || has_lone_cr(text) {
+                if let Some(problem) = bare_document(text, piece.after_document_end) {
                     part.fail(piece_index, piece, problem, comment_source);
                     continue;
                 }
+            }
+            if piece.after_document_end {
                 // Only more `...` lines (and comments): go-yaml reads no document there.
                 if only_document_ends(text) {
                     continue;
@@ -505,24 +509,30 @@ fn duplicate_keys(root: &Node<'_>, piece_line: usize) -> Vec<Problem> {
         .collect()
 }
 
-/// A document after a `...` line that does not start with `---`.
+/// A document after a `...` line that does not start with `---`; `after_end` when `text`
+/// itself follows one.
 ///
 /// YAML allows it (and the parser alone, which `watch` uses on app configs, accepts it), but
 /// go-yaml refuses it, and Helm and kubectl, which cut at `---` lines, silently read only the
 /// document before the `...`: for a manifest stream, refusing it is the only reading that
 /// agrees with what reaches the cluster.
-fn bare_document(text: &str) -> Option<Problem> {
+fn bare_document(text: &str, after_end: bool) -> Option<Problem> {
+    let mut after_end = after_end;
     let mut offset = 0;
-    for (index, line) in text.split_inclusive('\n').enumerate() {
+    // Cut at `\n`, a piece has no `...` line after its `---`: the rest need not be read.
+    let mut lone_cr = None;
+    for (index, line) in yaml_lines(text).enumerate() {
         let content = line.trim_start();
-        let skip = content.trim_end().is_empty()
-            || content.starts_with('#')
-            || line.starts_with('%')
-            || is_marker(line.as_bytes(), b"...");
-        if !skip {
-            if is_marker(line.as_bytes(), b"---") {
+        if is_marker(line.as_bytes(), b"...") {
+            after_end = true;
+        } else if is_marker(line.as_bytes(), b"---") {
+            if !*lone_cr.get_or_insert_with(|| has_lone_cr(text)) {
                 return None;
             }
+            after_end = false;
+        } else if after_end
+            && !(content.trim_end().is_empty() || content.starts_with('#') || line.starts_with('%'))
+        {
             return Some(Problem {
                 pos: Pos {
                     offset,
@@ -535,6 +545,31 @@ fn bare_document(text: &str) -> Option<Problem> {
         offset += line.len();
     }
     None
+}
+
+/// Whether a CR that no LF follows ends a line of `text`: YAML, go-yaml and saphyr take it for
+/// a line break, which the cutter (at `\n`) does not see.
+fn has_lone_cr(text: &str) -> bool {
+    text.match_indices('\r')
+        .any(|(i, _)| text.as_bytes().get(i + 1) != Some(&b'\n'))
+}
+
+/// The lines of `text` as YAML reads them, each with its break: ended by LF, CR LF or a lone CR.
+fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = match rest.find(['\n', '\r']) {
+            Some(i) if rest[i..].starts_with("\r\n") => i + 2,
+            Some(i) => i + 1,
+            None => rest.len(),
+        };
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        Some(line)
+    })
 }
 
 /// Whether `text` holds nothing but `...` lines, comments and blank lines (a tab is not
@@ -911,6 +946,40 @@ mod document_end_tests {
             assert_eq!(
                 parsed.values.iter().flatten().count(),
                 ok.matches(": ").count()
+            );
+        }
+    }
+
+    /// A lone CR ends a line (go-yaml, saphyr), so a stream of CR-ended lines is one piece to
+    /// the cutter: a `...` inside it is found all the same (a differential fuzz finding: go-yaml
+    /// refused `a: 1\r...\rb: 2\r`, reconfig read two documents).
+    #[test]
+    fn a_bare_document_after_a_cr_ended_document_end_is_refused() {
+        for bad in [
+            "a: 1\r...\rb: 2\r",
+            "a: 1\r...\r# c\r\rb: 2\r",
+            "a: 1\r---\rb: 2\r...\rc: 3",
+            "a: 1\n...\n---\rb: 1\r...\rc: 3\r",
+        ] {
+            let stream = Stream::new(bad, usize::MAX).expect("size");
+            let Err(StreamError::Invalid(diags)) = stream.parse(Limits::default(), |_| Ok(()))
+            else {
+                panic!("expected an error: {bad:?}");
+            };
+            assert!(diags[0].message.contains("`---`"), "{bad:?}: {diags:?}");
+        }
+        for ok in [
+            "a: 1\r---\rb: 2\r",
+            "a: 1\r...\r---\rb: 2\r...\r",
+            "a: 1\r...\r# c\r%YAML 1.1\r---\rb: 2\r",
+            "a: 1\r\nb: |\r\n  ...x\r\n",
+        ] {
+            let stream = Stream::new(ok, usize::MAX).expect("size");
+            let parsed = stream.parse(Limits::default(), |_| Ok(())).expect(ok);
+            assert_eq!(
+                parsed.values.iter().flatten().count(),
+                ok.matches("---").count() + 1,
+                "{ok:?}"
             );
         }
     }
