@@ -235,6 +235,9 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
     if let Some(error) = unquoted_go_yaml_break(text, &breaks, &quoted) {
         return Err(error);
     }
+    if let Some(error) = document_marker_at_go_yaml_break(text, &breaks) {
+        return Err(error);
+    }
     Ok(docs)
 }
 
@@ -288,6 +291,52 @@ fn unquoted_go_yaml_break(
              string: \\N, \\L, \\P)",
             u32::from(c)
         ),
+    })
+}
+
+/// [`document_marker_at_go_yaml_break`] on the original text, for when [`parse`] failed and a
+/// re-indented copy is parsed instead (`lenient`): re-indenting such a line hides its marker.
+pub fn go_yaml_document_marker(text: &str) -> Option<SyntaxError> {
+    document_marker_at_go_yaml_break(text, &go_yaml_breaks(text))
+}
+
+/// A `---` or `...` line that one of `breaks` ends or starts (inside a quoted scalar, as the
+/// others are refused first): a document marker to go-yaml, which refuses it there ("found
+/// unexpected document indicator"); saphyr, for which the break is no line end, reads on.
+fn document_marker_at_go_yaml_break(text: &str, breaks: &[usize]) -> Option<SyntaxError> {
+    let is_break = |c: char| matches!(c, '\n' | '\r') || go_yaml_break(c);
+    let marker_at = |rest: &str| {
+        (rest.starts_with("---") || rest.starts_with("..."))
+            && rest[3..]
+                .chars()
+                .next()
+                .is_none_or(|c| matches!(c, ' ' | '\t') || is_break(c))
+    };
+    let at = breaks.iter().find_map(|&at| {
+        let before = &text[..at];
+        let line_start = before
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| is_break(c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let after = at + text[at..].chars().next().map_or(1, char::len_utf8);
+        if marker_at(&text[line_start..]) && line_start + 3 == at {
+            Some(line_start)
+        } else {
+            marker_at(&text[after..]).then_some(after)
+        }
+    })?;
+    let before = &text[..at];
+    Some(SyntaxError {
+        pos: Pos {
+            offset: at,
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+        },
+        message: "found unexpected document indicator: a `---` or `...` line, which NEL, LS or \
+                  PS (a line break to go-yaml, as Helm and kubectl read) ends or starts, inside \
+                  a quoted scalar"
+            .into(),
     })
 }
 

@@ -22,7 +22,10 @@ pub fn parse_documents<'a>(
     }
     match fast::parse(text, limits) {
         Some(docs) => Ok(docs),
-        None => full::parse(text, limits).or_else(|e| lenient::reparse(text, limits, e)),
+        None => full::parse(text, limits).or_else(|e| match full::go_yaml_document_marker(text) {
+            Some(marker) => Err(marker),
+            None => lenient::reparse(text, limits, e),
+        }),
     }
 }
 
@@ -444,6 +447,29 @@ mod tests {
             assert!(err.message.contains("outside a quoted string"), "{err}");
             assert_eq!(err.pos.column, column, "{text:?}");
             assert!(check_document(text, Limits::default()).is_none());
+        }
+        // A `---` or `...` line such a break ends or starts is a document marker to go-yaml,
+        // which refuses it in a quoted scalar (differential fuzz finding: a `---` at column 0
+        // ended by NEL, which the re-indenting of `lenient` had hidden).
+        for (text, line) in [
+            ("a: 'x\n---\u{85}y'\n", 2),
+            ("a: 'x\u{2028}...\u{2029}y'\n", 1),
+            ("a: 'x\u{85}--- y'\n", 1),
+            ("a:\n  b: 'x\n...\u{2028}'\n", 3),
+        ] {
+            let err = parse_documents(text, Limits::default()).expect_err(text);
+            assert!(
+                err.message.contains("document indicator"),
+                "{text:?}: {err}"
+            );
+            assert_eq!(err.pos.line, line, "{text:?}");
+        }
+        for text in [
+            "a: 'x\u{2028}---y'\n",
+            "a: \"x\u{85}...\"\n",
+            "a: 'x\n----\u{85}y'\n",
+        ] {
+            assert!(parse_documents(text, Limits::default()).is_ok(), "{text:?}");
         }
     }
 
