@@ -277,21 +277,31 @@ fn unquoted_go_yaml_break(
         '\u{2028}' => "LINE SEPARATOR",
         _ => "PARAGRAPH SEPARATOR",
     };
-    let before = &text[..at];
-    Some(SyntaxError {
-        pos: Pos {
-            offset: at,
-            line: before.matches('\n').count() + 1,
-            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-        },
-        message: format!(
+    Some(error_at(
+        text,
+        at,
+        format!(
             "U+{:04X} ({name}) outside a quoted string: go-yaml, which Helm and kubectl read \
              with, takes it for a line break, YAML 1.2 for a character; reconfig refuses it \
              rather than read it otherwise than Helm (write it escaped in a double-quoted \
              string: \\N, \\L, \\P)",
             u32::from(c)
         ),
-    })
+    ))
+}
+
+/// An error at byte `at` of `text`, its line and column counted as the scanner counts them
+/// before the go-yaml breaks (LF ends a line).
+fn error_at(text: &str, at: usize, message: String) -> SyntaxError {
+    let before = &text[..at];
+    SyntaxError {
+        pos: Pos {
+            offset: at,
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+        },
+        message,
+    }
 }
 
 /// [`document_marker_at_go_yaml_break`] on the original text, for when [`parse`] failed and a
@@ -326,18 +336,13 @@ fn document_marker_at_go_yaml_break(text: &str, breaks: &[usize]) -> Option<Synt
             marker_at(&text[after..]).then_some(after)
         }
     })?;
-    let before = &text[..at];
-    Some(SyntaxError {
-        pos: Pos {
-            offset: at,
-            line: before.matches('\n').count() + 1,
-            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-        },
-        message: "found unexpected document indicator: a `---` or `...` line, which NEL, LS or \
-                  PS (a line break to go-yaml, as Helm and kubectl read) ends or starts, inside \
-                  a quoted scalar"
+    Some(error_at(
+        text,
+        at,
+        "found unexpected document indicator: a `---` or `...` line, which NEL, LS or PS (a \
+         line break to go-yaml, as Helm and kubectl read) ends or starts, inside a quoted scalar"
             .into(),
-    })
+    ))
 }
 
 /// Proves `text` one document that [`parse`] accepts, a mapping with no key written twice,

@@ -951,8 +951,8 @@ mod document_end_tests {
     }
 
     /// A lone CR ends a line (go-yaml, saphyr), so a stream of CR-ended lines is one piece to
-    /// the cutter: a `...` inside it is found all the same (a differential fuzz finding: go-yaml
-    /// refused `a: 1\r...\rb: 2\r`, reconfig read two documents).
+    /// the cutter: a `...` inside it is found all the same (go-yaml refused `a: 1\r...\rb: 2\r`,
+    /// reconfig read two documents; found probing lone CRs after a fuzz finding).
     #[test]
     fn a_bare_document_after_a_cr_ended_document_end_is_refused() {
         for bad in [
