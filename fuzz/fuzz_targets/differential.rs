@@ -177,7 +177,7 @@ fn same(a: &Json, b: &Json, at: String) -> Result<(), String> {
     }
 }
 
-/// Whether a key reads as a number to YAML 1.1 or 1.2 (decimal, float, `0x`, `0o`, `_`).
+/// Whether a key reads as a number to YAML 1.1 or 1.2 (decimal, float, `0x`, `0o`, `0b`, `_`).
 fn numeric(key: &str) -> bool {
     let digits: String = key
         .strip_prefix(['-', '+'])
@@ -193,4 +193,5 @@ fn numeric(key: &str) -> bool {
     digits.parse::<f64>().is_ok_and(f64::is_finite) && !digits.contains(['i', 'I', 'n', 'N'])
         || radix("0x", 16)
         || radix("0o", 8)
+        || radix("0b", 2)
 }
