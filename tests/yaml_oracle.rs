@@ -83,6 +83,13 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
         "a PS in a plain scalar: go-yaml keeps it and drops the blank before it; reconfig \
          refuses a PS outside a quoted string",
     ),
+    (
+        "tab-in-flow-after-complex-key.yaml",
+        "open: a tab starting a continuation line of a plain scalar in a flow collection that is \
+         a complex key's value; go-yaml checks it against the mapping's indentation, saphyr's \
+         scanner has none there (a differential fuzz finding not fixed yet; Helm and kubectl \
+         refuse such a render themselves)",
+    ),
     // The JSON compared here is `validate::to_json`, watch's schema view of app configs, which
     // types plain scalars by YAML 1.2's core schema on purpose (the README's validation section).
     // The manifest readers type as go-yaml v2 does where it counts: a ConfigMap or Secret value
