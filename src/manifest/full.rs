@@ -15,7 +15,7 @@ use std::rc::Rc;
 use base64::Engine as _;
 use saphyr_parser::{go_yaml_break, Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
-use super::node::{Limits, Node, Pos, Style, SyntaxError, Value, NODE_BYTES};
+use super::node::{yaml_lines, Limits, Node, Pos, Style, SyntaxError, Value, NODE_BYTES};
 
 /// Parses every document of `text` with the general YAML parser.
 pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
@@ -235,9 +235,6 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
     if let Some(error) = unquoted_go_yaml_break(text, &breaks, &quoted) {
         return Err(error);
     }
-    if let Some(error) = document_marker_at_go_yaml_break(text, &breaks) {
-        return Err(error);
-    }
     Ok(docs)
 }
 
@@ -304,16 +301,13 @@ fn error_at(text: &str, at: usize, message: String) -> SyntaxError {
     }
 }
 
-/// [`document_marker_at_go_yaml_break`] on the original text, for when [`parse`] failed and a
-/// re-indented copy is parsed instead (`lenient`): re-indenting such a line hides its marker.
+/// A `---` or `...` line that NEL, LS or PS ends or starts (in a quoted scalar: elsewhere
+/// they are refused): a document marker to go-yaml, which refuses it there ("found unexpected
+/// document indicator"); saphyr, for which such a break is no line end, reads on. Checked on
+/// the text as written, after [`parse`] or `lenient`'s re-indented copy read it: re-indenting
+/// a `---` at column 0 hides the marker.
 pub fn go_yaml_document_marker(text: &str) -> Option<SyntaxError> {
-    document_marker_at_go_yaml_break(text, &go_yaml_breaks(text))
-}
-
-/// A `---` or `...` line that one of `breaks` ends or starts (inside a quoted scalar, as the
-/// others are refused first): a document marker to go-yaml, which refuses it there ("found
-/// unexpected document indicator"); saphyr, for which the break is no line end, reads on.
-fn document_marker_at_go_yaml_break(text: &str, breaks: &[usize]) -> Option<SyntaxError> {
+    let breaks = go_yaml_breaks(text);
     let is_break = |c: char| matches!(c, '\n' | '\r') || go_yaml_break(c);
     let marker_at = |rest: &str| {
         (rest.starts_with("---") || rest.starts_with("..."))
@@ -322,7 +316,7 @@ fn document_marker_at_go_yaml_break(text: &str, breaks: &[usize]) -> Option<Synt
                 .next()
                 .is_none_or(|c| matches!(c, ' ' | '\t') || is_break(c))
     };
-    let at = breaks.iter().find_map(|&at| {
+    let at = breaks.into_iter().find_map(|at| {
         let before = &text[..at];
         let line_start = before
             .char_indices()
@@ -563,20 +557,7 @@ fn fitted<T>(mut children: Vec<T>) -> Vec<T> {
 fn unsupported_directive(prolog: &str, from: Pos) -> Option<SyntaxError> {
     let mut offset = from.offset;
     // A lone CR ends a line too, to saphyr and to go-yaml: a directive may follow one.
-    let lines = prolog.split_inclusive('\n').flat_map(|line| {
-        let mut rest = line;
-        std::iter::from_fn(move || {
-            let end = match rest.find('\r') {
-                _ if rest.is_empty() => return None,
-                Some(cr) if rest.as_bytes().get(cr + 1) != Some(&b'\n') => cr + 1,
-                _ => rest.len(),
-            };
-            let (line, tail) = rest.split_at(end);
-            rest = tail;
-            Some(line)
-        })
-    });
-    for (i, line) in lines.enumerate() {
+    for (i, line) in yaml_lines(prolog).enumerate() {
         let at = offset;
         offset += line.len();
         let Some(directive) = line.strip_prefix('%') else {

@@ -51,6 +51,26 @@ pub struct Pos {
     pub column: usize,
 }
 
+/// The lines of `text` as YAML (and go-yaml) reads them, each with its break: ended by LF,
+/// CR LF or a lone CR. The stream's cutter cuts at LF only; the checks that look at whole
+/// lines (directives, `...` and `---` lines) read them this way.
+pub fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = match rest.find(['\n', '\r']) {
+            Some(i) if rest[i..].starts_with("\r\n") => i + 2,
+            Some(i) => i + 1,
+            None => rest.len(),
+        };
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        Some(line)
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Node<'a> {
     pub value: Value<'a>,

@@ -5,7 +5,7 @@
 
 use saphyr_parser::ScalarStyle;
 
-use super::node::{Limits, Node, Pos, Style, SyntaxError, Value};
+use super::node::{yaml_lines, Limits, Node, Pos, Style, SyntaxError, Value};
 use super::{fast, full, lenient};
 
 /// Parses every document of `text` (usually one) into trees.
@@ -22,10 +22,13 @@ pub fn parse_documents<'a>(
     }
     match fast::parse(text, limits) {
         Some(docs) => Ok(docs),
-        None => full::parse(text, limits).or_else(|e| match full::go_yaml_document_marker(text) {
-            Some(marker) => Err(marker),
-            None => lenient::reparse(text, limits, e),
-        }),
+        None => {
+            let docs = full::parse(text, limits).or_else(|e| lenient::reparse(text, limits, e));
+            match full::go_yaml_document_marker(text) {
+                Some(marker) => Err(marker),
+                None => docs,
+            }
+        }
     }
 }
 
@@ -50,17 +53,8 @@ pub fn parse_fast<'a, B: Build<'a>>(text: &'a str, limits: Limits) -> Option<Vec
 /// A `...` after a document's end is read as go-yaml reads it (`stream::only_document_ends`).
 fn end_before_any_document(text: &str) -> Option<SyntaxError> {
     let mut offset = 0;
-    // Lines end at `\n`, `\r\n` or a lone `\r`, as go-yaml reads them: a comment line ended by a
-    // lone `\r` does not hide a `...` after it.
-    for index in 0.. {
-        let rest = &text[offset..];
-        if rest.is_empty() {
-            break;
-        }
-        let end = rest.find(['\n', '\r']).map_or(rest.len(), |i| {
-            i + if rest[i..].starts_with("\r\n") { 2 } else { 1 }
-        });
-        let line = &rest[..end];
+    // A comment line ended by a lone `\r` does not hide a `...` after it.
+    for (index, line) in yaml_lines(text).enumerate() {
         let content = line.trim_start_matches([' ', '\t', '\u{feff}']);
         if content.trim_end().is_empty() || content.starts_with('#') {
             offset += line.len();

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::ops::Range;
 
-use super::node::{Limits, Node, Pos};
+use super::node::{yaml_lines, Limits, Node, Pos};
 use super::parse::{check_document, parse_documents};
 
 /// Helm 4 names a document's template with this annotation instead of a comment.
@@ -318,8 +318,9 @@ impl<'a> Stream<'a> {
             let comment_source = source_comment(text);
             // A piece holds more than one document only when a lone CR ends its lines (the
             // cutter cuts at `\n`): look for a `...` inside it too.
-            if piece.after_document_end || has_lone_cr(text) {
-                if let Some(problem) = bare_document(text, piece.after_document_end) {
+            let lone_cr = has_lone_cr(text);
+            if piece.after_document_end || lone_cr {
+                if let Some(problem) = bare_document(text, piece.after_document_end, lone_cr) {
                     part.fail(piece_index, piece, problem, comment_source);
                     continue;
                 }
@@ -510,23 +511,22 @@ fn duplicate_keys(root: &Node<'_>, piece_line: usize) -> Vec<Problem> {
 }
 
 /// A document after a `...` line that does not start with `---`; `after_end` when `text`
-/// itself follows one.
+/// itself follows one, `lone_cr` when a lone CR ends one of its lines ([`has_lone_cr`]).
 ///
 /// YAML allows it (and the parser alone, which `watch` uses on app configs, accepts it), but
 /// go-yaml refuses it, and Helm and kubectl, which cut at `---` lines, silently read only the
 /// document before the `...`: for a manifest stream, refusing it is the only reading that
 /// agrees with what reaches the cluster.
-fn bare_document(text: &str, after_end: bool) -> Option<Problem> {
+fn bare_document(text: &str, after_end: bool, lone_cr: bool) -> Option<Problem> {
     let mut after_end = after_end;
     let mut offset = 0;
-    // Cut at `\n`, a piece has no `...` line after its `---`: the rest need not be read.
-    let mut lone_cr = None;
     for (index, line) in yaml_lines(text).enumerate() {
         let content = line.trim_start();
         if is_marker(line.as_bytes(), b"...") {
             after_end = true;
         } else if is_marker(line.as_bytes(), b"---") {
-            if !*lone_cr.get_or_insert_with(|| has_lone_cr(text)) {
+            // Cut at `\n`, a piece has no `...` line after its `---`: the rest need not be read.
+            if !lone_cr {
                 return None;
             }
             after_end = false;
@@ -552,24 +552,6 @@ fn bare_document(text: &str, after_end: bool) -> Option<Problem> {
 fn has_lone_cr(text: &str) -> bool {
     text.match_indices('\r')
         .any(|(i, _)| text.as_bytes().get(i + 1) != Some(&b'\n'))
-}
-
-/// The lines of `text` as YAML reads them, each with its break: ended by LF, CR LF or a lone CR.
-fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let end = match rest.find(['\n', '\r']) {
-            Some(i) if rest[i..].starts_with("\r\n") => i + 2,
-            Some(i) => i + 1,
-            None => rest.len(),
-        };
-        let (line, tail) = rest.split_at(end);
-        rest = tail;
-        Some(line)
-    })
 }
 
 /// Whether `text` holds nothing but `...` lines, comments and blank lines (a tab is not
