@@ -15,7 +15,9 @@ use std::rc::Rc;
 use base64::Engine as _;
 use saphyr_parser::{go_yaml_break, Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
-use super::node::{yaml_lines, Limits, Node, Pos, Style, SyntaxError, Value, NODE_BYTES};
+use super::node::{
+    yaml_lines, Limits, Node, Pos, Style, SyntaxError, Value, GO_BASE64, NODE_BYTES,
+};
 
 /// Parses every document of `text` with the general YAML parser.
 pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
@@ -637,16 +639,15 @@ fn tagged_style(tag: &Tag, style: ScalarStyle) -> ScalarStyle {
     }
 }
 
-/// A `!!binary` scalar's bytes, as go-yaml decodes them (line breaks and spaces ignored);
+/// A `!!binary` scalar's bytes, as go-yaml decodes them (line breaks and spaces ignored, the
+/// unused bits of the last character too);
 /// bytes that are not UTF-8 become U+FFFD, as in the JSON sigs.k8s.io/yaml makes of them.
 fn binary<'a>(text: &str, pos: Pos) -> Result<Cow<'a, str>, SyntaxError> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|e| SyntaxError {
-            pos,
-            message: format!("!!binary value is not valid base64: {e}"),
-        })?;
+    let bytes = GO_BASE64.decode(compact).map_err(|e| SyntaxError {
+        pos,
+        message: format!("!!binary value is not valid base64: {e}"),
+    })?;
     Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
 }
 

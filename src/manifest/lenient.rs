@@ -11,10 +11,13 @@
 //! of the text is normalised at exactly the place the error names, and parsed again, until it
 //! parses or another error shows:
 //! - a line inside a quoted scalar or a flow collection that starts left of where saphyr wants it
-//!   gets spaces inserted at its start. Such leading white space is never content (a quoted
-//!   scalar folds it away; in a flow collection it only separates tokens), so the data cannot
-//!   change. After the parse, every inserted space is checked to lie inside a quoted scalar or a
-//!   flow collection of the tree; if one does not, the original error stands.
+//!   (with spaces, or with a tab saphyr takes for indentation) gets spaces inserted at its start.
+//!   Such leading white space is never content (a quoted scalar folds it away; in a flow
+//!   collection it only separates tokens), so the data cannot change. After the parse, every
+//!   inserted space is checked to lie inside a quoted scalar or a flow collection of the tree; if
+//!   one does not, the original error stands. The one tab go-yaml does check there, one left of
+//!   the block indentation that continues a plain scalar, saphyr checks too, so a line starting
+//!   with a tab is padded only when the parser names it, never by speculation (below).
 //! - a tab run after a `:` becomes spaces of the same length: both are separation.
 //!
 //! Positions in the tree (and in an error found on the way) are mapped back to the original
@@ -45,6 +48,10 @@ const QUOTED: &str = "invalid indentation in quoted scalar";
 const FLOW_TOKEN: &str = "invalid indentation";
 const FLOW_PLAIN: &str = "invalid indentation in flow construct";
 const TAB_AFTER_COLON: &str = "':' must be followed by a valid YAML whitespace";
+/// A tab left of the block indentation on a line with content: saphyr's check between tokens
+/// (never in a plain scalar's continuation, which has a check of its own). Inside a flow
+/// collection go-yaml skips tabs there as blanks.
+const FLOW_TAB: &str = "tabs disallowed within this context (block indentation)";
 
 /// Fixes tried on one document before giving up.
 const MAX_FIXES: usize = 10_000;
@@ -245,7 +252,7 @@ fn quoted_pads(bytes: &[u8], at: usize, target: usize) -> Option<(Vec<(usize, us
                 continue;
             }
             b if b == quote => return Some((pads, i + 1)),
-            b'\n' => {
+            b'\n' | b'\r' if ends_line(bytes, i) => {
                 let start = i + 1;
                 if is_document_marker(&bytes[start..]) {
                     return None;
@@ -269,7 +276,7 @@ fn next_quote(bytes: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i < bytes.len() {
         match bytes[i] {
-            b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n') => {
+            b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'\r') => {
                 i = next_line(bytes, i);
                 continue;
             }
@@ -279,7 +286,7 @@ fn next_quote(bytes: &[u8], from: usize) -> Option<usize> {
                     j -= 1;
                 }
                 let token_start = match j.checked_sub(1).map(|k| bytes[k]) {
-                    None | Some(b'\n' | b',' | b'[' | b'{') => true,
+                    None | Some(b'\n' | b'\r' | b',' | b'[' | b'{') => true,
                     Some(b':' | b'-' | b'?') => j < i,
                     Some(_) => false,
                 };
@@ -296,7 +303,7 @@ fn next_quote(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// An error that a fix may cure.
 fn is_fixable(error: &SyntaxError) -> bool {
-    [QUOTED, FLOW_TOKEN, FLOW_PLAIN, TAB_AFTER_COLON].contains(&error.message.as_str())
+    [QUOTED, FLOW_TOKEN, FLOW_PLAIN, FLOW_TAB, TAB_AFTER_COLON].contains(&error.message.as_str())
 }
 
 /// A fix made: its kind, how many lines it padded, and where in the copy its last one ends.
@@ -349,7 +356,7 @@ impl Normalised {
                     starts,
                     end,
                 }),
-            FLOW_TOKEN | FLOW_PLAIN => {
+            FLOW_TOKEN | FLOW_PLAIN | FLOW_TAB => {
                 self.fix_flow_lines(error.pos, batch)
                     .map(|(starts, end)| Fixed {
                         kind: Fix::Guess,
@@ -417,18 +424,23 @@ impl Normalised {
         }
         let (above_start, above) = content_column_above(&self.text, start)?;
         let leading = at.offset - start;
-        if leading > above || is_document_marker(&bytes[start..]) {
+        // A tab that saphyr took for indentation must itself end up right of the block.
+        let reach = bytes[start..at.offset]
+            .iter()
+            .position(|&b| b == b'\t')
+            .unwrap_or(leading);
+        if reach > above || is_document_marker(&bytes[start..]) {
             return None;
         }
         // Right of a line of the block; level with a line fixed before (which is right of the
         // block already), so that fixes in turn do not indent ever deeper.
         let fixed_above = self.copy_starts().binary_search(&above_start).is_ok();
-        let target = if fixed_above && leading < above {
+        let target = if fixed_above && reach == leading && leading < above {
             above
         } else {
             above + 1
         };
-        let mut lines = vec![(start, target - leading)];
+        let mut lines = vec![(start, target - reach)];
         let mut end = next_line(bytes, start);
         let mut next = end;
         while lines.len() < batch && next < bytes.len() {
@@ -438,6 +450,10 @@ impl Normalised {
             match rest.get(lead) {
                 None => break,
                 Some(b'\n' | b'\r' | b'#') => {}
+                // A tab left of the block indentation after a plain scalar is refused by go-yaml
+                // (the scalar's continuation is checked), and padding would move it right of it:
+                // such a line is padded only when the parser names it.
+                Some(_) if rest[..lead].contains(&b'\t') => break,
                 Some(_) if lead >= target || is_document_marker(rest) => break,
                 Some(_) => {
                     lines.push((next, target - lead));
@@ -483,7 +499,9 @@ impl Normalised {
         let (mut from, mut line) = (0, 1);
         for &(start, count) in lines {
             let between = &self.text[from..start];
-            line += between.bytes().filter(|&b| b == b'\n').count();
+            line += (0..between.len())
+                .filter(|&i| ends_line(between.as_bytes(), i))
+                .count();
             text.push_str(between);
             text.extend(std::iter::repeat_n(' ', count));
             from = start;
@@ -711,16 +729,29 @@ fn leading_blanks(bytes: &[u8]) -> usize {
         .count()
 }
 
+/// Whether the byte at `i` ends a line: LF, or a CR that no LF follows (YAML's lone CR, which
+/// go-yaml and saphyr read as a line break too).
+fn ends_line(bytes: &[u8], i: usize) -> bool {
+    match bytes.get(i) {
+        Some(b'\n') => true,
+        Some(b'\r') => bytes.get(i + 1) != Some(&b'\n'),
+        _ => false,
+    }
+}
+
 /// The offset of the line after the one that starts at `start` (the end of `bytes` if none).
 fn next_line(bytes: &[u8], start: usize) -> usize {
-    bytes[start..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(bytes.len(), |i| start + i + 1)
+    (start..bytes.len())
+        .find(|&i| ends_line(bytes, i))
+        .map_or(bytes.len(), |i| i + 1)
 }
 
 fn line_start(text: &str, at: usize) -> usize {
-    text[..at].rfind('\n').map_or(0, |i| i + 1)
+    let bytes = text.as_bytes();
+    (0..at)
+        .rev()
+        .find(|&i| ends_line(bytes, i))
+        .map_or(0, |i| i + 1)
 }
 
 /// The start and the column (0-based) of the content of the nearest line above `start` that is
@@ -840,6 +871,39 @@ mod tests {
         assert_eq!(&text[c.start.offset..c.end.offset], "d e");
         // As go-yaml: a block sequence cannot start there, tab or not.
         assert!(parse("c:\t- d\n").is_err());
+    }
+
+    #[test]
+    fn tabs_at_the_start_of_flow_lines() {
+        // Left of the block indentation, a tab between tokens of a flow collection is a blank
+        // to go-yaml.
+        let doc = root("m:\n  l: [a,\n\tb]\n  e: [\n\t]\nk: v\n");
+        assert_eq!(doc.path("m.l").map(|l| l.items().len()), Some(2));
+        assert_eq!(doc.path("m.e").map(|e| e.items().len()), Some(0));
+        assert_eq!(doc.get_str("k"), Some("v"));
+        // Where it continues a plain scalar, go-yaml refuses it; padding the lines above must not
+        // carry it right of the indentation (a differential fuzz finding).
+        for text in ["? a\n: [a,\nb,\nc\n\t]\n", "m:\n  l: [a,\nb,\nc,\nd\n\t]\n"] {
+            assert!(parse(text).is_err(), "{text:?} must stay an error");
+        }
+    }
+
+    #[test]
+    fn lines_a_lone_cr_ends() {
+        // YAML, go-yaml and saphyr read a lone CR as a line break: so must the fixes.
+        let doc = root("m:\r  q: \"x\ry\"\r  s: 'p\r\rq'\r  f: [a,\rb]\rk: v\r");
+        assert_eq!(doc.path("m.q").and_then(Node::as_str), Some("x y"));
+        assert_eq!(doc.path("m.s").and_then(Node::as_str), Some("p\nq"));
+        assert_eq!(doc.path("m.f").map(|f| f.items().len()), Some(2));
+        assert_eq!(doc.get_str("k"), Some("v"));
+        // Positions still point at the user's bytes.
+        let text = "m:\r  q: \"x\ry\"\r  bad: [\r";
+        let e = parse(text).expect_err("unclosed");
+        assert!(
+            e.pos.offset <= text.len() && e.pos.line >= 3,
+            "{e} at {:?}",
+            e.pos
+        );
     }
 
     #[test]

@@ -12,6 +12,16 @@ use std::rc::Rc;
 
 use saphyr_parser::ScalarStyle;
 
+/// Go's `base64.StdEncoding`, which decodes both what go-yaml reads as `!!binary` and a Secret's
+/// `data` in the API server: padded, but lenient about the unused bits of the last character
+/// (`aGl=` is "hi", like `aGk=`).
+pub const GO_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+);
+
 /// Bounds that keep a hostile document from costing more than a real one.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

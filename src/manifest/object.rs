@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use saphyr_parser::ScalarStyle;
 
 use super::edit::RenameSlots;
-use super::node::{Node, Value};
+use super::node::{Node, Value, GO_BASE64};
 use super::stream::Problem;
 
 /// Identity fields every object carries.
@@ -436,15 +436,6 @@ pub fn check_key(key: &str) -> Result<(), &'static str> {
     }
 }
 
-/// Go's `base64.StdEncoding`, which the API server decodes Secret `data` with: padded, but
-/// lenient about the unused bits of the last character (`aGl=` is "hi", like `aGk=`).
-const GO_STD_ENCODING: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_allow_trailing_bits(true)
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
-);
-
 /// Values of a ConfigMap's or Secret's data fields that are valid YAML but not strings
 /// (`port: 8080`, `enabled: true`): the API server refuses such an object, since
 /// sigs.k8s.io/yaml types them (YAML 1.1) and a Go string cannot hold a number or a boolean.
@@ -535,7 +526,7 @@ fn yaml11_type(text: &str) -> Option<&'static str> {
 /// lines), every other byte counts, so a space or a tab is an error there and here.
 fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     let compact: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
-    GO_STD_ENCODING.decode(compact)
+    GO_BASE64.decode(compact)
 }
 
 #[cfg(test)]
