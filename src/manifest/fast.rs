@@ -1123,6 +1123,8 @@ fn escape(rest: &[u8]) -> Option<(char, usize)> {
         b'"' => '"',
         b'/' => '/',
         b'\\' => '\\',
+        // go-yaml's, not YAML 1.2's (the vendored scanner takes it too: its PATCHED.md).
+        b'\'' => '\'',
         b'N' => '\u{85}',
         b'_' => '\u{a0}',
         b'L' => '\u{2028}',

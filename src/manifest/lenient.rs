@@ -407,25 +407,22 @@ impl Normalised {
         Some((fixed, end + added))
     }
 
-    /// Indents the line whose first token is at `at` one column right of the content of the
-    /// line above (after its `- `, `? `, `: ` indicators), which is right of the block
-    /// indentation when the line is inside a flow collection; and, up to `batch` lines in all,
+    /// Indents the line of the token at `at` one column right of the content of the line above
+    /// (after its `- `, `? `, `: ` indicators), which is right of the block indentation when
+    /// the line is inside a flow collection; and, up to `batch` lines in all,
     /// the lines below that start left of that column too (blank and comment lines skipped),
     /// taken to be in the same flow collection. Returns where the lines padded start and where
     /// the last one ends, in the copy.
     fn fix_flow_lines(&mut self, at: Pos, batch: usize) -> Option<(Vec<usize>, usize)> {
         let start = line_start(&self.text, at.offset);
         let bytes = self.text.as_bytes();
-        if !bytes[start..at.offset]
-            .iter()
-            .all(|b| matches!(b, b' ' | b'\t'))
-        {
-            return None;
-        }
         let (above_start, above) = content_column_above(&self.text, start)?;
-        let leading = at.offset - start;
+        // The token named may follow another on its line (`z]`, where `z` continues a plain
+        // scalar of the line above): the whole line moves right, which changes no data inside
+        // a flow collection either.
+        let leading = leading_blanks(&bytes[start..at.offset]);
         // A tab that saphyr took for indentation must itself end up right of the block.
-        let reach = bytes[start..at.offset]
+        let reach = bytes[start..start + leading]
             .iter()
             .position(|&b| b == b'\t')
             .unwrap_or(leading);
@@ -904,6 +901,18 @@ mod tests {
             "{e} at {:?}",
             e.pos
         );
+    }
+
+    #[test]
+    fn a_flow_line_whose_first_token_continues_a_scalar() {
+        // `z` continues the plain scalar `a`; the `]` after it is what saphyr names.
+        let doc = root("  t: [a\nz]\n  r: x\n");
+        assert_eq!(
+            doc.get("t")
+                .map(|t| t.items()[0].as_str().map(str::to_string)),
+            Some(Some("a z".to_string()))
+        );
+        assert_eq!(doc.get_str("r"), Some("x"));
     }
 
     #[test]

@@ -756,6 +756,25 @@ mod merge_and_alias_tests {
     }
 
     #[test]
+    fn an_escaped_single_quote_is_read_as_go_yaml_reads_it() {
+        // Block (the fast path) and flow (the full parser) alike.
+        assert_eq!(json("a: \"don\\'t\"\n"), r#"{"a":"don't"}"#);
+        assert_eq!(json("{a: \"don\\'t\"}\n"), r#"{"a":"don't"}"#);
+        assert_eq!(
+            compare_parsers("a: \"don\\'t\"\nb: [\"\\'\"]\n", Limits::default()),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn a_dash_before_a_flow_indicator_is_a_scalar_as_go_yaml_reads_it() {
+        assert_eq!(json("a: [-, -x, a -]\n"), r#"{"a":["-","-x","a -"]}"#);
+        assert_eq!(json("a: {-: 1}\n"), r#"{"a":{"-":1}}"#);
+        // A `-` and a blank is still a block entry, which no flow collection may hold.
+        assert!(parse_documents("a: [- x]\n", Limits::default()).is_err());
+    }
+
+    #[test]
     fn binary_scalars_are_decoded_as_go_yaml_does() {
         assert_eq!(
             json("{a: !!binary aGk=, b: !!binary \"MTIz\"}"),

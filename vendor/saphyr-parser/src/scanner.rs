@@ -2355,6 +2355,9 @@ impl<'input, T: Input> Scanner<'input, T> {
             '"' => ret = '"',
             '/' => ret = '/',
             '\\' => ret = '\\',
+            // PATCHED (reconfig, see PATCHED.md): go-yaml and libyaml (Helm, kubectl) also take
+            // `\'` for a single quote; YAML 1.2 has no such escape.
+            '\'' => ret = '\'',
             // Unicode next line (#x85)
             'N' => ret = char::from_u32(0x85).unwrap(),
             // Unicode non-breaking space (#xA0)
@@ -2455,12 +2458,8 @@ impl<'input, T: Input> Scanner<'input, T> {
                 break;
             }
 
-            if self.flow_level > 0 && self.input.peek() == '-' && is_flow(self.input.peek_nth(1)) {
-                return Err(ScanError::new_str(
-                    self.mark,
-                    "plain scalar cannot start with '-' followed by ,[]{}",
-                ));
-            }
+            // PATCHED (reconfig, see PATCHED.md): upstream refused a `-` before a flow indicator
+            // here (YAML 1.2: `[-]` is invalid); go-yaml (Helm, kubectl) reads the scalar `-`.
 
             if !self.input.next_is_blank_or_breakz()
                 && self.input.next_can_be_plain_scalar(self.flow_level > 0)
