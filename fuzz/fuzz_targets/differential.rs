@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
                 if known_reference_limit(&e.to_string())
                     || bare_document_after_end(text)
                     || tabbed_head_comment(text)
+                    || escaped_single_quote(text, &e.to_string())
                 {
                     return;
                 }
@@ -137,6 +138,12 @@ fn known_reference_limit(message: &str) -> bool {
     ]
     .iter()
     .any(|m| message.contains(m))
+}
+
+/// `\'` in double quotes: go-yaml (Helm, kubectl) reads a single quote, and so does reconfig
+/// (vendor/saphyr-parser/PATCHED.md, the seventh); libyaml knows no such escape.
+fn escaped_single_quote(text: &str, message: &str) -> bool {
+    message.contains("unknown escape character") && text.contains("\\'")
 }
 
 /// Structure and strings must agree; numbers, booleans and nulls only when both sides typed the
