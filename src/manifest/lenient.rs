@@ -53,6 +53,8 @@ const TAB_AFTER_COLON: &str = "':' must be followed by a valid YAML whitespace";
 /// collection go-yaml skips tabs there as blanks.
 const FLOW_TAB: &str = "tabs disallowed within this context (block indentation)";
 
+/// How far right a line left of the block is padded at most, when the line above is no guide.
+const MAX_PAD_COLUMN: usize = 1024;
 /// Fixes tried on one document before giving up.
 const MAX_FIXES: usize = 10_000;
 /// Bytes parsed in all (the retries included) per byte of the document before giving up.
@@ -426,16 +428,26 @@ impl Normalised {
             .iter()
             .position(|&b| b == b'\t')
             .unwrap_or(leading);
-        if reach > above || is_document_marker(&bytes[start..]) {
+        if is_document_marker(&bytes[start..]) {
             return None;
         }
-        // Right of a line of the block; level with a line fixed before (which is right of the
-        // block already), so that fixes in turn do not indent ever deeper.
-        let fixed_above = self.copy_starts().binary_search(&above_start).is_ok();
-        let target = if fixed_above && reach == leading && leading < above {
-            above
+        let starts = self.copy_starts();
+        let target = if reach <= above {
+            // Right of a line of the block; level with a line fixed before (which is right of
+            // the block already), so that fixes in turn do not indent ever deeper.
+            let fixed_above = starts.binary_search(&above_start).is_ok();
+            if fixed_above && reach == leading && leading < above {
+                above
+            } else {
+                above + 1
+            }
+        } else if starts.binary_search(&start).is_ok() && reach < MAX_PAD_COLUMN {
+            // Padded already and still left of the block: the line above was no guide (it is
+            // itself left of the block, a plain scalar's continuation). Twice as far right
+            // each time, a few parses at most.
+            2 * reach + 1
         } else {
-            above + 1
+            return None;
         };
         let mut lines = vec![(start, target - reach)];
         let mut end = next_line(bytes, start);
@@ -911,6 +923,19 @@ mod tests {
             doc.get("t")
                 .map(|t| t.items()[0].as_str().map(str::to_string)),
             Some(Some("a z".to_string()))
+        );
+        assert_eq!(doc.get_str("r"), Some("x"));
+    }
+
+    #[test]
+    fn a_line_below_a_continuation_left_of_the_block() {
+        // The line above `]` is itself left of the block: padding goes further right until the
+        // parse gets past it.
+        let doc = root("        t: [a\nb\",\n]\n        r: x\n");
+        assert_eq!(
+            doc.get("t")
+                .map(|t| t.items()[0].as_str().map(str::to_string)),
+            Some(Some("a b\"".to_string()))
         );
         assert_eq!(doc.get_str("r"), Some("x"));
     }
