@@ -218,7 +218,12 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                             .into(),
                     });
                 }
-                None => *key = Some((complete, merge_key)),
+                None => {
+                    if let Some(error) = key_over_go_yaml_break(text, &breaks, &complete) {
+                        return Err(error);
+                    }
+                    *key = Some((complete, merge_key));
+                }
                 Some((k, is_merge)) => {
                     if is_merge {
                         merges.push(entries.len());
@@ -287,6 +292,53 @@ fn unquoted_go_yaml_break(
             u32::from(c)
         ),
     ))
+}
+
+/// A quoted implicit key that NEL, LS or PS breaks, as an error: to go-yaml (Helm, kubectl) the
+/// key runs over two lines, and an implicit key must sit on one (`"a<NEL>b": 1`). The scanner
+/// counts lines at CR and LF only, so it cannot tell. An explicit key (`? "a<NEL>b"`) may span
+/// lines.
+fn key_over_go_yaml_break(text: &str, breaks: &[usize], key: &Node<'_>) -> Option<SyntaxError> {
+    // An alias used as a key sits on one line, wherever its anchor's scalar runs.
+    let scalar = match &key.value {
+        Value::Shared(anchored) if !key.aliased => &anchored.value,
+        value => value,
+    };
+    let span = key.start.offset..key.end.offset;
+    let at = *breaks.iter().find(|&&at| span.contains(&at))?;
+    if !matches!(
+        scalar,
+        Value::Scalar(_, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted)
+    ) || explicit_key(text, key.start.offset)
+    {
+        return None;
+    }
+    Some(error_at(
+        text,
+        at,
+        "a quoted key that NEL, LS or PS breaks: go-yaml, which Helm and kubectl read with, \
+         takes the character for a line break, and a key without `?` must be on one line"
+            .into(),
+    ))
+}
+
+/// Whether the node at `start` follows a `?` indicator (blanks, line breaks, an anchor and a
+/// tag may come between).
+fn explicit_key(text: &str, start: usize) -> bool {
+    let mut before = text[..start].trim_end_matches([' ', '\t', '\r', '\n']);
+    for _ in 0..2 {
+        let word = before
+            .rsplit([' ', '\t', '\r', '\n'])
+            .next()
+            .unwrap_or_default();
+        if !(word.starts_with('&') || word.starts_with('!')) {
+            break;
+        }
+        before = before[..before.len() - word.len()].trim_end_matches([' ', '\t', '\r', '\n']);
+    }
+    before.strip_suffix('?').is_some_and(|rest| {
+        rest.is_empty() || rest.ends_with([' ', '\t', '\r', '\n', '{', '[', ','])
+    })
 }
 
 /// An error at byte `at` of `text`, its line and column counted as the scanner counts them

@@ -465,6 +465,25 @@ mod tests {
         ] {
             assert!(parse_documents(text, Limits::default()).is_ok(), "{text:?}");
         }
+        // A key such a break runs over two lines: go-yaml refuses it unless it is explicit
+        // (differential fuzz finding: `{"meta<NEL>data": ...}` was read).
+        for text in [
+            "{\"a\u{85}b\": 1}\n",
+            "m:\n  'a\u{2028}b': 1\n",
+            "- \"a\u{2029} b\": 1\n",
+            "&k \"a\u{85}b\": 1\n",
+        ] {
+            let err = parse_documents(text, Limits::default()).expect_err(text);
+            assert!(err.message.contains("a quoted key"), "{text:?}: {err}");
+        }
+        for text in [
+            "? \"a\u{85}b\"\n: 1\n",
+            "? &k !!str 'a\u{2028}b'\n: 1\n",
+            "x: {? \"a\u{85}b\": 1}\n",
+            "x: \"a\u{85}b\"\n",
+        ] {
+            assert!(parse_documents(text, Limits::default()).is_ok(), "{text:?}");
+        }
     }
 
     #[test]
