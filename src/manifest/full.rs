@@ -629,7 +629,8 @@ fn unsupported_directive(prolog: &str, from: Pos) -> Option<SyntaxError> {
             "found unexpected non-alphabetical character in a directive name".to_string()
         } else if name == "YAML" {
             let rest = rest.trim_start_matches([' ', '\t']);
-            let (version, after) = rest.split_at(rest.find([' ', '\t']).unwrap_or(rest.len()));
+            // go-yaml starts a comment at a `#` right after the version too.
+            let (version, after) = rest.split_at(rest.find([' ', '\t', '#']).unwrap_or(rest.len()));
             let after = after.trim_start_matches([' ', '\t']);
             if !(after.is_empty() || after.starts_with('#')) {
                 "did not find expected comment or line break after the %YAML version".to_string()

@@ -794,6 +794,15 @@ mod merge_and_alias_tests {
     }
 
     #[test]
+    fn a_comment_right_after_a_token_as_go_yaml_reads_it() {
+        assert_eq!(
+            json("a: \"x\"#c\nb: [p,#c\n  q]#c\nc: |#c\n  t\nd: e#f\n"),
+            r#"{"a":"x","b":["p","q"],"c":"t\n","d":"e#f"}"#
+        );
+        assert!(compare_parsers("a: \"x\"#c\nb: 'y'#c\n", Limits::default()).is_ok());
+    }
+
+    #[test]
     fn binary_scalars_are_decoded_as_go_yaml_does() {
         assert_eq!(
             json("{a: !!binary aGk=, b: !!binary \"MTIz\"}"),

@@ -221,13 +221,9 @@ pub trait Input {
                     encountered_tab = true;
                     self.skip();
                 }
-                // YAML comments must be preceded by whitespace.
-                '#' if !encountered_tab && !has_yaml_ws => {
-                    return (
-                        chars_consumed,
-                        Err("comments must be separated from other tokens by whitespace"),
-                    );
-                }
+                // PATCHED (reconfig, see PATCHED.md): YAML 1.2 wants white space before a comment
+                // here; go-yaml (Helm, kubectl) starts one at a `#` right after a token too
+                // (`"a"#c`, `[a,#c`, `|#c`).
                 '#' => {
                     self.skip(); // Skip over '#'
                     while is_yaml_non_break(self.look_ch()) {
