@@ -433,6 +433,9 @@ mod tests {
         );
         assert_eq!(json("a: \"n\u{85}m\"\n"), serde_json::json!({"a": "n m"}));
         for (text, column) in [
+            // In a comment after a quoted scalar (saphyr's span of the scalar runs on over it).
+            ("a: \"\"  # c\u{85} d\nb: 1\n", 11),
+            ("a: 'x' # c\u{2028}\n", 11),
             ("a: x \u{2029}y\n", 6),
             ("a: 1 # c\u{2028}b: 2\n", 9),
             ("a: |\n  x\u{85}y\n", 4),
