@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use saphyr_parser::ScalarStyle;
 
-use super::node::{Limits, Node, Pos, Style, Value};
+use super::node::{closing_quote_end, Limits, Node, Pos, Style, Value};
 use super::parse::parse_documents;
 
 /// The value a slot is proven with: a checksum's shape (the real one is written the same way).
@@ -562,24 +562,10 @@ fn past_properties(text: &str, mut start: usize) -> (usize, Option<&str>) {
 fn scalar_end(text: &str, start: usize, node: &Node<'_>) -> usize {
     // By the text, not the style: a tag can make a plain scalar a string (`!!str 12`) and a
     // quoted one a number (`!!int "12"`).
-    let quote = match text[start..].chars().next() {
-        Some(quote @ ('\'' | '"')) if matches!(node.value(), Value::Scalar(..)) => quote,
-        _ => return node.end.offset,
-    };
-    let mut chars = text[start..].char_indices().skip(1).peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' if quote == '"' => {
-                chars.next();
-            }
-            '\'' if quote == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') => {
-                chars.next();
-            }
-            c if c == quote => return start + i + 1,
-            _ => {}
-        }
+    if !matches!(node.value(), Value::Scalar(..)) {
+        return node.end.offset;
     }
-    node.end.offset
+    closing_quote_end(text, start).unwrap_or(node.end.offset)
 }
 
 /// The empty range just after the `:` that follows a key ending at `from`.

@@ -16,7 +16,8 @@ use base64::Engine as _;
 use saphyr_parser::{go_yaml_break, Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
 use super::node::{
-    yaml_lines, Limits, Node, Pos, Style, SyntaxError, Value, GO_BASE64, NODE_BYTES,
+    closing_quote_end, yaml_lines, Limits, Node, Pos, Style, SyntaxError, Value, GO_BASE64,
+    NODE_BYTES,
 };
 
 /// Parses every document of `text` with the general YAML parser.
@@ -65,7 +66,10 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                 if !breaks.is_empty()
                     && matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted)
                 {
-                    quoted.push(start.offset..quoted_end(text, start.offset, end.offset));
+                    // saphyr's span runs on over a comment after the scalar, where a NEL, LS or PS ends
+                    // the comment for go-yaml and is outside the quotes.
+                    let close = closing_quote_end(text, start.offset).unwrap_or(end.offset);
+                    quoted.push(start.offset..close.min(end.offset));
                 }
                 merge_key = value == "<<"
                     && match tag.as_deref() {
@@ -260,32 +264,6 @@ fn go_yaml_breaks(text: &str) -> Vec<usize> {
         .filter(|&(_, c)| go_yaml_break(c))
         .map(|(at, _)| at)
         .collect()
-}
-
-/// Where the quoted scalar whose opening quote is at `start` closes (just after its closing
-/// quote). saphyr's span of it runs on over a comment after it on its line, where a NEL, LS or
-/// PS ends the comment for go-yaml and is outside the quotes (differential fuzz finding).
-fn quoted_end(text: &str, start: usize, end: usize) -> usize {
-    let Some(quote @ ('\'' | '"')) = text.get(start..).and_then(|t| t.chars().next()) else {
-        return end;
-    };
-    let mut chars = text[start..end.max(start)]
-        .char_indices()
-        .skip(1)
-        .peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' if quote == '"' => {
-                chars.next();
-            }
-            '\'' if quote == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') => {
-                chars.next();
-            }
-            c if c == quote => return start + i + 1,
-            _ => {}
-        }
-    }
-    end
 }
 
 /// The first of `breaks` (offsets, in order) outside every `quoted` span (in order), as an

@@ -22,6 +22,29 @@ pub const GO_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPur
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
 );
 
+/// Just after the closing quote of the quoted scalar whose opening quote is at `start`, or
+/// `None` when no quote is there or it never closes. saphyr's span of a quoted scalar runs on
+/// over a comment after it on its line, so readers that need the scalar's own text end it here.
+pub fn closing_quote_end(text: &str, start: usize) -> Option<usize> {
+    let quote @ ('\'' | '"') = text.get(start..)?.chars().next()? else {
+        return None;
+    };
+    let mut chars = text[start..].char_indices().skip(1).peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' if quote == '"' => {
+                chars.next();
+            }
+            '\'' if quote == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') => {
+                chars.next();
+            }
+            c if c == quote => return Some(start + i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Bounds that keep a hostile document from costing more than a real one.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
