@@ -1,6 +1,8 @@
 //! `inject` on any input: never a panic; and whenever it accepts the stream, what it writes
 //! parses again, carries no further edit (a second run is byte-identical), and differs from
-//! the input only in the lines it added or changed.
+//! the input only in the lines it added or changed. `inject`'s own flow (workloads resolved
+//! one at a time into brief decisions) must write, tell and refuse exactly what the
+//! whole-stream flow does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,13 +12,42 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let options = Options::default();
-    let Ok(analysis) = analyze(text, &options) else {
-        return;
+    // As `inject` reads a stream, and as `plan` does (every decision in full).
+    let options = Options {
+        brief_decisions: true,
+        notes: true,
+        ..Options::default()
+    };
+    let whole = Options {
+        brief_decisions: false,
+        ..options.clone()
+    };
+    let (analysis, full) = match (analyze(text, &options), analyze(text, &whole)) {
+        (Ok(analysis), Ok(full)) => (analysis, full),
+        (Err(a), Err(b)) => {
+            assert_eq!(a.to_string(), b.to_string(), "the two flows refuse differently");
+            return;
+        }
+        (a, b) => panic!(
+            "one flow refuses: brief {:?}, whole {:?}\n--- input\n{text}",
+            a.err().map(|e| e.to_string()),
+            b.err().map(|e| e.to_string())
+        ),
     };
     let mut out = Vec::new();
     analysis.write_to(&mut out).expect("writing to memory");
     let out = String::from_utf8(out).expect("inject writes UTF-8");
+    let mut by_full = Vec::new();
+    full.write_to(&mut by_full).expect("writing to memory");
+    assert_eq!(out.as_bytes(), &by_full[..], "the two flows write differently");
+    let notes = |a: &reconfig::manifest::Analysis<'_>| -> Vec<String> {
+        let told = a.notes().map(|n| n.text);
+        let warned = a.resolution.warnings.iter().chain(&a.resolution.missing);
+        told.chain(warned.map(ToString::to_string))
+            .chain(a.parsed.doubts.iter().map(ToString::to_string))
+            .collect()
+    };
+    assert_eq!(notes(&analysis), notes(&full), "the two flows tell differently");
     let again = match analyze(&out, &options) {
         Ok(again) => again,
         Err(e) => {

@@ -11,7 +11,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::input::{Inputs, ManifestArgs};
 use crate::manifest::object::{ConfigObject, ObjectId};
-use crate::manifest::resolve::Outcome;
+use crate::manifest::resolve::NoteLevel;
 use crate::manifest::version::{Mode, Versioning};
 use crate::manifest::workload::qualified;
 use crate::manifest::DEFAULT_ANNOTATION;
@@ -184,6 +184,9 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
         mode: args.versioned.mode(),
         keep: args.keep,
     };
+    // inject writes the edits and tells the user; it reads nothing else of a decision.
+    options.brief_decisions = true;
+    options.notes = tracing::enabled!(tracing::Level::INFO);
     let inputs = Inputs::read(&args.files, args.manifest.max_input_size)?.unnamed_if_stdin_alone();
     let mut analysis = inputs.analyze(&options)?;
     if let Some(mode) = args.lookup {
@@ -294,36 +297,10 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
             r.references
         );
     }
-    for t in &analysis.resolution.templates {
-        for note in &t.reloaded {
-            info!(
-                "{} {}: left out of the checksum: {note}",
-                t.workload, t.path
-            );
-        }
-        match &t.outcome {
-            Outcome::Annotate { checksum, uses, .. } => {
-                let used: Vec<String> = uses
-                    .iter()
-                    .map(|u| match &u.keys {
-                        None => u.object.kind_and_name(),
-                        Some(keys) => format!("{} [{}]", u.object.kind_and_name(), keys.join(", ")),
-                    })
-                    .collect();
-                let state = if t.edit.is_some() {
-                    "annotated"
-                } else {
-                    "unchanged"
-                };
-                info!(
-                    "{} {} {state}: {} from {}",
-                    t.workload,
-                    t.path,
-                    &checksum[..12],
-                    used.join("; ")
-                );
-            }
-            Outcome::Skipped(why) => debug!("{} {}: skipped: {why}", t.workload, t.path),
+    for note in analysis.notes() {
+        match note.level {
+            NoteLevel::Info => info!("{}", note.text),
+            NoteLevel::Debug => debug!("{}", note.text),
         }
     }
 
@@ -466,7 +443,7 @@ fn carry(
                 .insert(r.from.clone());
             in_stream.insert((kind, namespace, r.new_name.clone()));
         }
-        for id in analysis.objects.stream_ids() {
+        for id in analysis.objects.stream_ids(&analysis.parsed) {
             in_stream.insert((kind_name(id.kind), resolve(&id.namespace), id.name.clone()));
         }
         let read = live::read_versions(&connection, &wanted).await?;

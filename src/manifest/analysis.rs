@@ -11,9 +11,11 @@ use super::edit::{self, Edit};
 use super::index::{Item, Items, ObjectIndex};
 use super::node::Limits;
 use super::object::{non_string_values, objects, ConfigObject, ObjectId, VERSIONED_FROM};
-use super::resolve::{resolve, Resolution, Rules, TemplateResolution};
+use super::resolve::{
+    resolve, resolve_workload, Brief, Note, Resolution, Rules, TemplateResolution,
+};
 use super::shape::TemplateShape;
-use super::stream::{Parsed, Stream, StreamError};
+use super::stream::{Diagnostic, Document, Parsed, Problem, Stream, StreamError};
 use super::version::{self, Versioning, Versions};
 use super::workload::{named_by, PodTemplate, Referrer, TemplateKinds, Workload};
 
@@ -43,6 +45,15 @@ pub struct Options {
     /// (`template_shapes`, versioning): `inject` needs only the decisions, and a stream's
     /// workloads and decisions together were most of its memory.
     pub keep_workloads: bool,
+    /// Keep each decision as a [`Brief`](super::resolve::Brief) (its edit, and its notes
+    /// with `notes`) in [`Resolution::briefs`], not in full in `templates`: `inject`, which
+    /// writes the edits and tells the user, and reads nothing else of them. Without
+    /// `keep_workloads`, `template_shapes` or versioning, workloads are then read after the
+    /// stream's ConfigMaps and Secrets, and each is resolved as it is read: no workload, and
+    /// no decision in full, is ever held for the whole stream.
+    pub brief_decisions: bool,
+    /// Keep what the user is told about each decision in its brief (`inject -v`).
+    pub notes: bool,
 }
 
 impl Default for Options {
@@ -57,6 +68,8 @@ impl Default for Options {
             template_shapes: false,
             versioning: Versioning::default(),
             keep_workloads: false,
+            brief_decisions: false,
+            notes: false,
         }
     }
 }
@@ -84,6 +97,25 @@ pub fn analyze_with<'a>(
     options: &Options,
     outside: Vec<ConfigObject>,
 ) -> Result<Analysis<'a>, StreamError> {
+    match analyze_leaving(text, options, outside, true)? {
+        Ok(analysis) => Ok(analysis),
+        // A document left for later turned out to be one of several in its piece, which the
+        // documents read first did not count: read again, leaving nothing for later.
+        Err(outside) => analyze_leaving(text, options, outside, false)?
+            .map_err(|_| StreamError::Invalid(Vec::new())),
+    }
+}
+
+/// `analyze_with`; with `leave` (and brief decisions), workloads are left for later
+/// ([`Stream::parse_leaving`]). `Ok(Err(outside))` when a piece left for later held more than
+/// one document ([`Later::split`](super::stream::Later)): nothing is decided then, and the
+/// objects from outside come back for another try without leaving any.
+fn analyze_leaving<'a>(
+    text: &'a str,
+    options: &Options,
+    outside: Vec<ConfigObject>,
+    leave: bool,
+) -> Result<Result<Analysis<'a>, Vec<ConfigObject>>, StreamError> {
     let stream = Stream::new(text, options.max_input_size)?;
     // When objects may be versioned, every document is read: any of them may name one.
     let versioning = options.versioning.may_apply(text);
@@ -95,7 +127,7 @@ pub fn analyze_with<'a>(
             || kind.ends_with("List")
             || options.kinds.may_have_templates(kind)
     };
-    let mut parsed = stream.parse_selected(options.limits, needs_tree, |doc| {
+    let read_items = |doc: &Document<'a, '_>| -> Result<Items, Problem> {
         let mut items = Items::new();
         for (root, meta) in objects(doc.root) {
             let secret_key = options.secret_key.as_deref();
@@ -152,29 +184,287 @@ pub fn analyze_with<'a>(
         // Kept until output for every document of the stream: no spare capacity.
         items.shrink_to_fit();
         Ok(items)
-    })?;
-    let default_namespace = options.rules.namespace.as_deref().unwrap_or("");
-    let objects =
-        ObjectIndex::new(&parsed, default_namespace).with_outside(outside, default_namespace);
-    let unmatched = unmatched_template_paths(&parsed, &options.kinds);
-    // Only `plan` (template shapes) and versioning read workloads after their resolution.
+    };
+    // Only these kinds give items; the rest (CRDs above all) are proven valid, not read.
     let release_workloads = !(options.keep_workloads || options.template_shapes || versioning);
-    let mut resolution = resolve(
-        &mut parsed,
-        &objects,
-        &options.rules,
-        &options.annotation_key,
-        release_workloads,
-    );
-    resolution.unmatched.extend(unmatched);
+    let brief = options.brief_decisions && release_workloads;
+    // With brief decisions, workloads are read after every ConfigMap and Secret is known, and
+    // each is resolved as it is read: none is ever held. A Rollout may link to another
+    // workload (`workloadRef`): it is read first, with the objects.
+    let later = |kind: &str| {
+        leave
+            && brief
+            && options.kinds.may_have_templates(kind)
+            && !matches!(kind, "ConfigMap" | "Secret" | "Rollout")
+            && !kind.ends_with("List")
+    };
+    let (mut parsed, mut diagnostics) =
+        stream.parse_leaving(options.limits, needs_tree, later, read_items);
+    let default_namespace = options.rules.namespace.as_deref().unwrap_or("");
+    let mut objects =
+        ObjectIndex::new(&parsed, default_namespace).with_outside(outside, default_namespace);
+    let mut resolution = Later::WholeStream;
+    if !parsed.later.is_empty() && links_nothing(&parsed, options) {
+        resolution = resolve_later(&stream, &mut parsed, &mut diagnostics, &objects, options);
+    }
+    let resolution = match resolution {
+        Later::Split => return Ok(Err(objects.into_outside())),
+        Later::Resolved(resolution) => {
+            Stream::finish(diagnostics)?;
+            resolution
+        }
+        Later::WholeStream => {
+            if !parsed.later.is_empty() {
+                if read_later(&stream, &mut parsed, &mut diagnostics, options, read_items) {
+                    return Ok(Err(objects.into_outside()));
+                }
+                objects = objects.reindex(&parsed);
+            }
+            Stream::finish(diagnostics)?;
+            let unmatched = unmatched_template_paths(&parsed, &options.kinds);
+            let mut resolution = resolve(
+                &mut parsed,
+                &objects,
+                &options.rules,
+                &options.annotation_key,
+                release_workloads,
+            );
+            resolution.unmatched.extend(unmatched);
+            if brief {
+                let notes = options.notes;
+                resolution.briefs = resolution
+                    .templates
+                    .drain(..)
+                    .map(|t| t.brief(notes))
+                    .collect();
+            }
+            resolution
+        }
+    };
     let versions = version::plan(&parsed, &objects, &options.rules, &options.versioning);
-    Ok(Analysis {
+    Ok(Ok(Analysis {
         stream,
         parsed,
         objects,
         resolution,
         versions,
-    })
+    }))
+}
+
+/// What became of the documents left for later.
+enum Later {
+    /// Each workload was resolved as it was read.
+    Resolved(Resolution),
+    /// They need the whole stream: they are read as those read first were, and resolved with them.
+    WholeStream,
+    /// One held more documents than were counted: the stream is read again, leaving none.
+    Split,
+}
+
+/// Whether the stream's workloads can be resolved one at a time, each on its own: no flag
+/// asks about the stream's workloads as a whole (`--depends` and `--template-path` report
+/// what matches nothing), and no Rollout read so far links to another workload.
+fn links_nothing(parsed: &Parsed<Items>, options: &Options) -> bool {
+    options.rules.depends.is_empty()
+        && options.kinds.custom().is_empty()
+        && !parsed
+            .values
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|item| matches!(item, Item::Workload(w) if w.workload_ref.is_some()))
+}
+
+/// What each thread keeps while it resolves the workloads left for later: their decisions
+/// as briefs, and whether a document turned out to need the whole stream after all.
+struct LaterState {
+    resolution: Resolution,
+    /// A document left for later held a ConfigMap or Secret (other workloads may use it) or
+    /// a Rollout with a `workloadRef`: the stream is resolved the whole way instead.
+    whole_stream: bool,
+}
+
+/// Reads the documents left for later and resolves each workload as it is read, against the
+/// stream's ConfigMaps and Secrets, keeping only brief decisions; then resolves the
+/// workloads read with the objects, and puts the decisions in stream order. Nothing is
+/// changed when a document left for later needs the whole stream
+/// ([`LaterState::whole_stream`]) or held several documents.
+fn resolve_later(
+    stream: &Stream<'_>,
+    parsed: &mut Parsed<Items>,
+    diagnostics: &mut Vec<Diagnostic>,
+    objects: &ObjectIndex,
+    options: &Options,
+) -> Later {
+    let read = &*parsed;
+    let later = stream.parse_later(
+        &read.docs,
+        &read.later,
+        options.limits,
+        // Most documents left for later are one workload with one pod template.
+        |count| LaterState {
+            resolution: Resolution {
+                briefs: Vec::with_capacity(count),
+                ..Resolution::default()
+            },
+            whole_stream: false,
+        },
+        |doc, index, info, state: &mut LaterState| {
+            for (root, meta) in super::object::objects(doc.root) {
+                if matches!(meta.kind, "ConfigMap" | "Secret") {
+                    state.whole_stream = true;
+                    continue;
+                }
+                let workload = Workload::read(
+                    root,
+                    doc.text,
+                    &meta,
+                    &options.kinds,
+                    &options.annotation_key,
+                )?;
+                let Some(workload) = workload else {
+                    continue;
+                };
+                if workload.workload_ref.is_some() {
+                    state.whole_stream = true;
+                    continue;
+                }
+                resolve_workload(
+                    &mut state.resolution,
+                    read,
+                    objects,
+                    &options.rules,
+                    &options.annotation_key,
+                    (index, info),
+                    &workload,
+                    options.notes,
+                );
+            }
+            Ok(())
+        },
+    );
+    if later.split {
+        return Later::Split;
+    }
+    if later.states.iter().any(|s| s.whole_stream) {
+        return Later::WholeStream;
+    }
+    let states = later.states;
+    absorb(
+        parsed,
+        diagnostics,
+        later.sources,
+        later.empty,
+        later.diagnostics,
+        later.doubts,
+    );
+    // The workloads read with the objects (a Rollout, a document the quick look at its
+    // `kind:` lines could not place) are resolved as a whole stream is.
+    let mut resolution = resolve(
+        parsed,
+        objects,
+        &options.rules,
+        &options.annotation_key,
+        true,
+    );
+    let notes = options.notes;
+    let first: Vec<Brief> = resolution
+        .templates
+        .drain(..)
+        .map(|t| t.brief(notes))
+        .collect();
+    // The threads' lists are the bulk: the first is moved, not copied, and the others
+    // appended to it.
+    for state in states {
+        let r = state.resolution;
+        if resolution.briefs.is_empty() {
+            resolution.briefs = r.briefs;
+        } else {
+            resolution.briefs.reserve_exact(r.briefs.len());
+            resolution.briefs.extend(r.briefs);
+        }
+        resolution.warnings.extend(r.warnings);
+        resolution.missing.extend(r.missing);
+        resolution.absent.extend(r.absent);
+    }
+    // The workloads read with the objects go in their places; stable sorts keep each
+    // workload's own lines in their order.
+    if !first.is_empty() {
+        resolution.briefs.extend(first);
+        resolution.briefs.sort_by_key(|b| b.doc);
+    }
+    resolution.warnings.sort_by_key(|d| d.location.document);
+    resolution.missing.sort_by_key(|d| d.location.document);
+    Later::Resolved(resolution)
+}
+
+/// Reads the documents left for later as those read first were (`read_items`), and puts
+/// their items in place; `true` (and nothing changed) when one held several documents.
+fn read_later<'a, F>(
+    stream: &Stream<'a>,
+    parsed: &mut Parsed<Items>,
+    diagnostics: &mut Vec<Diagnostic>,
+    options: &Options,
+    read_items: F,
+) -> bool
+where
+    F: Fn(&Document<'a, '_>) -> Result<Items, Problem> + Sync,
+{
+    let later = stream.parse_later(
+        &parsed.docs,
+        &parsed.later,
+        options.limits,
+        Vec::with_capacity,
+        |doc, index, _info, read: &mut Vec<(usize, Items)>| {
+            read.push((index, read_items(doc)?));
+            Ok(())
+        },
+    );
+    if later.split {
+        return true;
+    }
+    for (index, items) in later.states.into_iter().flatten() {
+        if let Some(value) = parsed.values.get_mut(index) {
+            *value = Some(items);
+        }
+    }
+    absorb(
+        parsed,
+        diagnostics,
+        later.sources,
+        later.empty,
+        later.diagnostics,
+        later.doubts,
+    );
+    false
+}
+
+/// Puts what reading the documents left for later found in place: their sources, the empty
+/// ones, their diagnostics and doubts (in document order with the others).
+fn absorb(
+    parsed: &mut Parsed<Items>,
+    diagnostics: &mut Vec<Diagnostic>,
+    sources: Vec<(usize, String)>,
+    empty: Vec<usize>,
+    found: Vec<Diagnostic>,
+    doubts: Vec<Diagnostic>,
+) {
+    for (index, source) in sources {
+        if let Some(info) = parsed.docs.get_mut(index) {
+            info.source = Some(source);
+        }
+    }
+    for index in empty {
+        if let Some(value) = parsed.values.get_mut(index) {
+            *value = None;
+        }
+    }
+    diagnostics.extend(found);
+    if !doubts.is_empty() {
+        parsed.doubts.extend(doubts);
+        parsed.doubts.sort_by_key(|d| d.location.document);
+    }
+    parsed.later.clear();
 }
 
 /// The ConfigMaps and Secrets of a stream, reduced to digests as `analyze` reduces them:
@@ -281,7 +571,9 @@ impl Analysis<'_> {
             .resolution
             .templates
             .iter()
-            .filter_map(|t| Some((self.parsed.docs[t.doc].piece(), t.edit.as_ref()?)))
+            .map(|t| (t.doc, &t.edit))
+            .chain(self.resolution.briefs.iter().map(|b| (b.doc, &b.edit)))
+            .filter_map(|(doc, edit)| Some((self.parsed.docs[doc].piece(), edit.as_ref()?)))
             .chain(
                 self.versions
                     .edits
@@ -309,11 +601,20 @@ impl Analysis<'_> {
 
     /// Number of pod templates whose annotation is written or changed.
     pub fn changed(&self) -> usize {
-        self.resolution
-            .templates
+        let templates = self.resolution.templates.iter().map(|t| &t.edit);
+        let briefs = self.resolution.briefs.iter().map(|b| &b.edit);
+        templates.chain(briefs).filter(|e| e.is_some()).count()
+    }
+
+    /// What the user is told about every decision, in stream order.
+    pub fn notes(&self) -> impl Iterator<Item = Note> + '_ {
+        let templates = self.resolution.templates.iter().flat_map(|t| t.notes());
+        let briefs = self
+            .resolution
+            .briefs
             .iter()
-            .filter(|t| t.edit.is_some())
-            .count()
+            .flat_map(|b| b.notes.iter().cloned());
+        templates.chain(briefs)
     }
 }
 
@@ -425,6 +726,106 @@ mod tests {
             ..Options::default()
         });
         assert_eq!(shapes.2, 3);
+    }
+
+    /// Everything `inject` reads of an analysis, as text: the stream written, the notes,
+    /// warnings, missing references, doubts, and the error of an invalid stream.
+    fn inject_view(yaml: &str, options: &Options) -> String {
+        let analysis = match analyze(yaml, options) {
+            Ok(analysis) => analysis,
+            Err(e) => return format!("error: {e}"),
+        };
+        let mut out = Vec::new();
+        analysis.write_to(&mut out).expect("write");
+        let lines = |ds: &[Diagnostic]| ds.iter().map(|d| format!("{d}\n")).collect::<String>();
+        let notes: String = analysis
+            .notes()
+            .map(|n| format!("{:?} {}\n", n.level, n.text))
+            .collect();
+        format!(
+            "{}\n-- notes\n{notes}-- warnings\n{}-- missing\n{}-- doubts\n{}-- changed {}",
+            String::from_utf8(out).expect("utf-8"),
+            lines(&analysis.resolution.warnings),
+            lines(&analysis.resolution.missing),
+            lines(&analysis.parsed.doubts),
+            analysis.changed(),
+        )
+    }
+
+    /// `inject`'s flow (workloads read after the objects and resolved one at a time, brief
+    /// decisions) writes, tells and refuses exactly what the whole-stream flow does, on
+    /// streams that take each of its ways: workloads left for later, one read with the
+    /// objects (flow style, no `kind:` line to look at), a Rollout with a `workloadRef`, a
+    /// document left for later that turns out to be a ConfigMap, errors on both sides, a key
+    /// written twice, Helm 4's filename annotation, and enough documents for threads.
+    #[test]
+    fn brief_decisions_change_nothing_inject_writes_or_tells() {
+        let full = Options {
+            notes: true,
+            ..Options::default()
+        };
+        let brief = Options {
+            brief_decisions: true,
+            ..full.clone()
+        };
+        let flow_style = "---\n{apiVersion: apps/v1, kind: Deployment, metadata: {name: flow}, spec: {template: {spec: {containers: [{name: a, envFrom: [{configMapRef: {name: app}}]}]}}}}\n";
+        // Its only `kind:` line at column 0 is inside a quoted scalar: it is a ConfigMap.
+        let disguised = "---\napiVersion: v1\nmetadata: {name: late, annotations: {a: \"x\nkind: Deployment\"}}\ndata: {a: one}\n\"kind\": ConfigMap\n";
+        let helm4 = Manifests::new()
+            .deployment("named")
+            .annotation(
+                crate::manifest::stream::HELM4_FILENAME_ANNOTATION,
+                "chart/templates/named.yaml",
+            )
+            .mounts_config_map("gone");
+        let rollout = Manifests::new()
+            .object("argoproj.io/v1alpha1", "Rollout", "r")
+            .annotation("reconfig/secrets", "creds")
+            .spec(
+                "workloadRef",
+                "{apiVersion: apps/v1, kind: Deployment, name: w}",
+            );
+        let mut many = app_config().append(creds());
+        for i in 0..3000 {
+            many = many
+                .append(whole(&format!("w{i}")))
+                .append(key_a(&format!("k{i}")));
+        }
+        let streams = [
+            app_config().append(creds()).append(whole("web")).append(key_a("api")).render(),
+            format!("{}{flow_style}", app_config().append(whole("web")).render()),
+            app_config().append(creds()).append(rollout).append(whole("w")).render(),
+            format!("{}{disguised}", whole("uses-late").mounts_config_map("late").render()),
+            helm4.append(app_config()).append(whole("w")).render(),
+            format!(
+                "{}---\nkind: Deployment\nmetadata: {{name: bad\n---\nkind: ConfigMap\ndata: [\n",
+                app_config().append(whole("w")).render()
+            ),
+            format!(
+                "{}---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: twice\n  name: again\nspec:\n  template:\n    spec:\n      volumes: [{{name: c, configMap: {{name: app}}}}]\n",
+                app_config().render()
+            ),
+            whole("hook").annotation("helm.sh/hook", "pre-install").append(app_config()).render(),
+            // A byte order mark before `---` starts a document the cutter does not see.
+            format!(
+                "{}\u{feff}{}",
+                app_config().append(whole("a")).render(),
+                key_a("b").render()
+            ),
+            many.render(),
+        ];
+        for yaml in &streams {
+            assert_eq!(
+                inject_view(yaml, &brief),
+                inject_view(yaml, &full),
+                "{yaml}"
+            );
+        }
+        // The ways taken: workloads were left for later and resolved as briefs.
+        let analysis = analyze(&streams[0], &brief).expect("valid");
+        assert!(analysis.resolution.templates.is_empty());
+        assert_eq!(analysis.resolution.briefs.len(), 2);
+        assert!(inject_view(&streams[5], &brief).starts_with("error: "));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Resolving looks objects up by the id a pod template names; comparing two renders looks
 //! the same ids up in both. One index serves both, built once per stream.
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use super::object::{ConfigObject, ObjectId};
 use super::stream::Parsed;
@@ -28,10 +30,19 @@ pub type Items = Vec<Item>;
 
 /// The ConfigMaps and Secrets of a parsed stream by id; a later one wins over an earlier one
 /// with the same id, as it would when applied.
+///
+/// The stream's objects are found by a hash of their id, checked against the object itself:
+/// a list of (hash, document, item) sorted by hash costs 24 bytes an object, where a map
+/// holding each id would cost several times that, for every object of the stream until
+/// output.
 #[derive(Debug, Default)]
 pub struct ObjectIndex {
-    /// Document index into the parsed values, and item index within it.
-    by_id: HashMap<ObjectId, (usize, usize)>,
+    hasher: RandomState,
+    /// Hash of the id, document index into the parsed values, and item index within it;
+    /// sorted, so that the same id's entries are together, in stream order.
+    by_hash: Vec<(u64, usize, usize)>,
+    /// Filled in for objects that name no namespace.
+    default_namespace: String,
     /// Objects from outside the stream (`inject --lookup` reads them from the cluster); the
     /// stream's own object wins over one of these with the same id.
     outside: HashMap<ObjectId, ConfigObject>,
@@ -40,23 +51,46 @@ pub struct ObjectIndex {
 impl ObjectIndex {
     /// Indexes `parsed`, filling in `default_namespace` for objects that name none.
     pub fn new(parsed: &Parsed<Items>, default_namespace: &str) -> Self {
-        let mut by_id = HashMap::new();
+        let hasher = RandomState::new();
+        let mut by_hash = Vec::new();
         for (doc, items) in parsed.values.iter().enumerate() {
             for (at, item) in items.iter().flatten().enumerate() {
                 if let Item::Config(object) = item {
-                    by_id.insert(object.id(default_namespace), (doc, at));
+                    let hash = hash_id(&hasher, object, default_namespace);
+                    by_hash.push((hash, doc, at));
                 }
             }
         }
+        by_hash.sort_unstable();
+        by_hash.shrink_to_fit();
         ObjectIndex {
-            by_id,
+            hasher,
+            by_hash,
+            default_namespace: default_namespace.to_string(),
             outside: HashMap::new(),
         }
     }
 
-    /// The ids of the stream's own objects (not those from outside it).
-    pub fn stream_ids(&self) -> impl Iterator<Item = &ObjectId> {
-        self.by_id.keys()
+    /// The index of `parsed` again (its objects changed), with the same objects from outside.
+    pub fn reindex(self, parsed: &Parsed<Items>) -> Self {
+        ObjectIndex {
+            outside: self.outside,
+            ..ObjectIndex::new(parsed, &self.default_namespace)
+        }
+    }
+
+    /// The objects from outside the stream, given back.
+    pub fn into_outside(self) -> Vec<ConfigObject> {
+        self.outside.into_values().collect()
+    }
+
+    /// The ids of the stream's own objects (not those from outside it), each once.
+    pub fn stream_ids(&self, parsed: &Parsed<Items>) -> HashSet<ObjectId> {
+        self.by_hash
+            .iter()
+            .filter_map(|&(_, doc, at)| config_at(parsed, doc, at))
+            .map(|object| object.id(&self.default_namespace))
+            .collect()
     }
 
     /// Adds objects from outside the stream, with `default_namespace` for those naming none.
@@ -70,12 +104,38 @@ impl ObjectIndex {
     /// The object with `id` in `parsed` (the stream this index was built from), else from
     /// outside it.
     pub fn get<'p>(&'p self, parsed: &'p Parsed<Items>, id: &ObjectId) -> Option<&'p ConfigObject> {
-        let Some(&(doc, at)) = self.by_id.get(id) else {
-            return self.outside.get(id);
-        };
-        match parsed.values.get(doc)?.as_ref()?.get(at)? {
-            Item::Config(object) => Some(object),
-            Item::Workload(_) | Item::Referrer(_) | Item::Released => None,
-        }
+        let hash = self.hasher.hash_one((id.kind, &*id.namespace, &*id.name));
+        let start = self.by_hash.partition_point(|&(h, _, _)| h < hash);
+        let same_hash = self.by_hash[start..]
+            .iter()
+            .take_while(|&&(h, _, _)| h == hash);
+        // The last object with the id wins.
+        let found = same_hash
+            .filter_map(|&(_, doc, at)| config_at(parsed, doc, at))
+            .filter(|object| {
+                object.kind == id.kind
+                    && object.name == id.name
+                    && object
+                        .namespace
+                        .as_deref()
+                        .unwrap_or(&self.default_namespace)
+                        == id.namespace
+            })
+            .last();
+        found.or_else(|| self.outside.get(id))
+    }
+}
+
+/// The hash [`ObjectIndex`] files `object` under: that of its id, as `get` hashes it.
+fn hash_id(hasher: &RandomState, object: &ConfigObject, default_namespace: &str) -> u64 {
+    let namespace = object.namespace.as_deref().unwrap_or(default_namespace);
+    hasher.hash_one((object.kind, namespace, &*object.name))
+}
+
+/// The ConfigMap or Secret at item `at` of document `doc`.
+fn config_at(parsed: &Parsed<Items>, doc: usize, at: usize) -> Option<&ConfigObject> {
+    match parsed.values.get(doc)?.as_ref()?.get(at)? {
+        Item::Config(object) => Some(object),
+        Item::Workload(_) | Item::Referrer(_) | Item::Released => None,
     }
 }

@@ -150,10 +150,106 @@ pub struct TemplateResolution {
     pub reloaded: Vec<String>,
 }
 
+/// How much a user is told about one decision: `-v` shows `Info`, `-vv` `Debug` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteLevel {
+    Info,
+    Debug,
+}
+
+/// One line a user is told about a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub level: NoteLevel,
+    pub text: String,
+}
+
+/// What `inject` keeps of a decision ([`Options::brief_decisions`](super::analysis::Options)):
+/// the edit it writes, and what it tells the user (only when asked to keep notes). A whole
+/// decision names its workload, the objects it uses and their keys, and costs several times
+/// what this does, for every pod template of the stream until the output is written.
+#[derive(Debug, Clone)]
+pub struct Brief {
+    /// Index into the parsed documents.
+    pub doc: usize,
+    pub edit: Option<Edit>,
+    pub notes: Box<[Note]>,
+}
+
+impl TemplateResolution {
+    /// What the user is told about this decision: sidecar-reloaded references left out,
+    /// then the checksum and what it covers, or why the template was skipped.
+    pub fn notes(&self) -> Vec<Note> {
+        let note = |level, text| Note { level, text };
+        let mut notes: Vec<Note> = self
+            .reloaded
+            .iter()
+            .map(|r| {
+                note(
+                    NoteLevel::Info,
+                    format!(
+                        "{} {}: left out of the checksum: {r}",
+                        self.workload, self.path
+                    ),
+                )
+            })
+            .collect();
+        notes.push(match &self.outcome {
+            Outcome::Annotate { checksum, uses } => {
+                let used: Vec<String> = uses
+                    .iter()
+                    .map(|u| match &u.keys {
+                        None => u.object.kind_and_name(),
+                        Some(keys) => format!("{} [{}]", u.object.kind_and_name(), keys.join(", ")),
+                    })
+                    .collect();
+                let state = if self.edit.is_some() {
+                    "annotated"
+                } else {
+                    "unchanged"
+                };
+                note(
+                    NoteLevel::Info,
+                    format!(
+                        "{} {} {state}: {} from {}",
+                        self.workload,
+                        self.path,
+                        checksum.get(..12).unwrap_or(checksum),
+                        used.join("; ")
+                    ),
+                )
+            }
+            Outcome::Skipped(why) => note(
+                NoteLevel::Debug,
+                format!("{} {}: skipped: {why}", self.workload, self.path),
+            ),
+        });
+        notes
+    }
+
+    /// The decision reduced to its [`Brief`], with its notes when `notes` is set.
+    pub fn brief(self, notes: bool) -> Brief {
+        let notes = if notes { self.notes() } else { Vec::new() };
+        let edit = self.edit.map(|mut edit| {
+            // Kept until output: no spare capacity.
+            edit.text.shrink_to_fit();
+            edit
+        });
+        Brief {
+            notes: notes.into_boxed_slice(),
+            doc: self.doc,
+            edit,
+        }
+    }
+}
+
 /// The decisions for a whole stream.
 #[derive(Debug, Default)]
 pub struct Resolution {
+    /// Every decision in full, in stream order; empty when they are kept as `briefs`.
     pub templates: Vec<TemplateResolution>,
+    /// The decisions as [`Brief`]s, in stream order (`inject`); empty when kept in full.
+    pub briefs: Vec<Brief>,
     /// Things a user should know that do not stop the output.
     pub warnings: Vec<Diagnostic>,
     /// Required references not in the stream: warnings, or errors under `--strict`.
@@ -208,7 +304,8 @@ pub fn resolve(
             annotation_key,
         };
         if let Some(w) = WorkloadDoc::at(parsed, index, item, default_namespace) {
-            resolver.workload(&mut out, &w, i, &links);
+            let forwarded = links.forwarded.get(&i).map_or(&[][..], Vec::as_slice);
+            resolver.workload(&mut out, &w, forwarded, links.targets.get(&i));
         }
         if release_workloads {
             if let Some(Some(slot)) = parsed.values.get_mut(index).map(|v| v.as_mut()) {
@@ -219,6 +316,44 @@ pub fn resolve(
         }
     }
     out
+}
+
+/// Resolves one workload, read after every ConfigMap and Secret of the stream is indexed in
+/// `objects` (`inject`'s flow, in which no workload is kept), and adds its decisions to `out`
+/// as [`Brief`]s, with their notes when `notes` is set.
+///
+/// Only what is known of the workload alone is used: the caller makes sure no link between
+/// workloads applies (no Rollout with a `workloadRef` in the stream, no `--depends` whose
+/// match over the whole stream is to be reported).
+#[allow(clippy::too_many_arguments)]
+pub fn resolve_workload(
+    out: &mut Resolution,
+    parsed: &Parsed<Items>,
+    objects: &ObjectIndex,
+    rules: &Rules,
+    annotation_key: &str,
+    (index, info): (usize, &DocInfo),
+    workload: &Workload,
+    notes: bool,
+) {
+    let default_namespace = rules.namespace.as_deref().unwrap_or("");
+    let w = WorkloadDoc {
+        index,
+        item: 0,
+        info,
+        workload,
+        id: workload.id(default_namespace),
+    };
+    let resolver = Resolver {
+        parsed,
+        objects,
+        rules,
+        annotation_key,
+    };
+    let first = out.templates.len();
+    resolver.workload(out, &w, &[], None);
+    out.briefs
+        .extend(out.templates.drain(first..).map(|t| t.brief(notes)));
 }
 
 /// The workloads of a parsed stream, in stream order.
@@ -416,9 +551,16 @@ struct Resolver<'p> {
 }
 
 impl<'p> Resolver<'p> {
-    /// Resolves every pod template of the `i`-th workload of the stream, or its skip.
-    fn workload(&self, out: &mut Resolution, w: &WorkloadDoc<'_>, i: usize, links: &RefLinks) {
-        if let Some(skip) = workload_skip(w.workload, self.rules, links.targets.get(&i)) {
+    /// Resolves every pod template of a workload, or its skip; `forwarded` and `ref_target`
+    /// are what a Rollout's `workloadRef` means for it ([`RefLinks`]).
+    fn workload(
+        &self,
+        out: &mut Resolution,
+        w: &WorkloadDoc<'_>,
+        forwarded: &[(ConfigKind, String)],
+        ref_target: Option<&RefTarget>,
+    ) {
+        if let Some(skip) = workload_skip(w.workload, self.rules, ref_target) {
             let location = w.info.at(w.workload.pos);
             if let Skip::WorkloadRef { found: false, .. } = skip {
                 out.warnings.push(Diagnostic {
@@ -437,7 +579,6 @@ impl<'p> Resolver<'p> {
             });
             return;
         }
-        let forwarded = links.forwarded.get(&i).map_or(&[][..], Vec::as_slice);
         for template in &w.workload.templates {
             self.template(out, w, template, forwarded);
         }

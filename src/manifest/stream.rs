@@ -171,6 +171,9 @@ pub struct Parsed<T> {
     /// is valid (a key written twice, a ConfigMap value that is not a string): warnings,
     /// errors under `--strict`.
     pub doubts: Vec<Diagnostic>,
+    /// Documents [`Stream::parse_leaving`] left for [`Stream::parse_later`], by index, in
+    /// order: each has its info already, and `T::default()` as its value until then.
+    pub later: Vec<usize>,
 }
 
 impl<'a> Stream<'a> {
@@ -226,9 +229,206 @@ impl<'a> Stream<'a> {
     {
         let skip = Skip {
             needs_tree: &needs_tree,
+            later: None,
             value: &T::default,
         };
         self.run(limits, Some(skip), handle)
+    }
+
+    /// Like [`Stream::parse_selected`], but a document whose top-level `kind:` lines all name
+    /// kinds that pass `later` is not read at all yet: it gets its number and info, its value
+    /// is `T::default()`, and its index goes to [`Parsed::later`], for
+    /// [`Stream::parse_later`] to read once what it needs is known (`inject` resolves
+    /// workloads against the stream's ConfigMaps and Secrets as it reads them, and keeps none).
+    ///
+    /// The diagnostics come back beside the documents instead of failing the stream, so that
+    /// the documents left for later are still read, and every error of the stream reported:
+    /// see [`Stream::finish`].
+    pub fn parse_leaving<T, N, L, F>(
+        &self,
+        limits: Limits,
+        needs_tree: N,
+        later: L,
+        handle: F,
+    ) -> (Parsed<T>, Vec<Diagnostic>)
+    where
+        T: Send + Default,
+        N: Fn(&str) -> bool + Sync,
+        L: Fn(&str) -> bool + Sync,
+        F: Fn(&Document<'a, '_>) -> Result<T, Problem> + Sync,
+    {
+        let skip = Skip {
+            needs_tree: &needs_tree,
+            later: Some(&later),
+            value: &T::default,
+        };
+        self.run_parts(limits, Some(skip), handle)
+    }
+
+    /// Reads the documents [`Stream::parse_leaving`] left for later (`later`, with `docs`, the
+    /// infos it gave them), on all cores. `handle` gets each tree with the document's index
+    /// and info, and a state of its thread's own, which `start` makes for the number of
+    /// documents the thread reads; the states come back in stream order, each holding what
+    /// its run of documents left in it, in order.
+    pub fn parse_later<S, N, F>(
+        &self,
+        docs: &[DocInfo],
+        later: &[usize],
+        limits: Limits,
+        start: N,
+        handle: F,
+    ) -> Later<S>
+    where
+        S: Send,
+        N: Fn(usize) -> S + Sync,
+        F: Fn(&Document<'a, '_>, usize, &DocInfo, &mut S) -> Result<(), Problem> + Sync,
+    {
+        let size = |k: usize| {
+            docs.get(later[k])
+                .and_then(|info| self.pieces.get(info.piece))
+                .map_or(0, |piece| piece.range.len())
+        };
+        let total: usize = (0..later.len()).map(size).sum();
+        let threads = if total < PARALLEL_THRESHOLD {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        };
+        let groups = balance(later.len(), size, threads);
+        let run = |range: Range<usize>| {
+            let state = start(range.len());
+            self.read_later(docs, &later[range], limits, state, &handle)
+        };
+        let mut parts: Vec<Later<S>> = if groups.len() <= 1 {
+            vec![run(0..later.len())]
+        } else {
+            let mut groups = groups.into_iter();
+            let first = groups.next().unwrap_or(0..0);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = groups.map(|range| scope.spawn(|| run(range))).collect();
+                let mut parts = vec![run(first)];
+                parts.extend(workers.into_iter().map(|w| {
+                    w.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                }));
+                parts
+            })
+        };
+        let mut all = parts.remove(0);
+        for part in parts {
+            all.states.extend(part.states);
+            all.sources.extend(part.sources);
+            all.empty.extend(part.empty);
+            all.diagnostics.extend(part.diagnostics);
+            all.doubts.extend(part.doubts);
+            all.split |= part.split;
+        }
+        all
+    }
+
+    /// [`Stream::parse_later`] on one run of documents, on this thread.
+    fn read_later<S, F>(
+        &self,
+        docs: &[DocInfo],
+        later: &[usize],
+        limits: Limits,
+        mut state: S,
+        handle: &F,
+    ) -> Later<S>
+    where
+        F: Fn(&Document<'a, '_>, usize, &DocInfo, &mut S) -> Result<(), Problem>,
+    {
+        let mut out = Later {
+            states: Vec::new(),
+            sources: Vec::new(),
+            empty: Vec::new(),
+            diagnostics: Vec::new(),
+            doubts: Vec::new(),
+            split: false,
+        };
+        for &index in later {
+            let (Some(info), Some(piece)) = (
+                docs.get(index),
+                docs.get(index).and_then(|info| self.pieces.get(info.piece)),
+            ) else {
+                out.split = true;
+                continue;
+            };
+            let text = &self.text[piece.range.clone()];
+            let roots = match parse_documents(text, limits) {
+                Ok(roots) => roots,
+                Err(e) => {
+                    let e = e.at_content_end(text);
+                    out.diagnostics.push(Diagnostic {
+                        location: info.at(e.pos),
+                        message: e.message,
+                    });
+                    continue;
+                }
+            };
+            // A piece left for later holds one document (no lone CR cuts it further); were
+            // it ever otherwise, the numbering would be wrong: the caller reads it another way.
+            let root = match roots.as_slice() {
+                [Some(root)] => root,
+                [None] | [] => {
+                    out.empty.push(index);
+                    continue;
+                }
+                _ => {
+                    out.split = true;
+                    continue;
+                }
+            };
+            let annotated = root
+                .path("metadata.annotations")
+                .and_then(|a| a.get_str(HELM4_FILENAME_ANNOTATION));
+            let named;
+            let info = match annotated {
+                Some(source) if info.source.as_deref() != Some(source) => {
+                    out.sources.push((index, source.to_string()));
+                    named = DocInfo {
+                        source: Some(source.to_string()),
+                        ..info.clone()
+                    };
+                    &named
+                }
+                _ => info,
+            };
+            let doc = Document {
+                text,
+                source: info.source.as_deref(),
+                root,
+                doubts: RefCell::new(duplicate_keys(root, piece.line)),
+            };
+            let result = handle(&doc, index, info, &mut state);
+            out.doubts.extend(
+                doc.doubts
+                    .into_inner()
+                    .into_iter()
+                    .map(|problem| Diagnostic {
+                        location: info.at(problem.pos),
+                        message: problem.message,
+                    }),
+            );
+            if let Err(problem) = result {
+                out.diagnostics.push(Diagnostic {
+                    location: info.at(problem.pos),
+                    message: problem.message,
+                });
+            }
+        }
+        out.states.push(state);
+        out
+    }
+
+    /// The stream's result once every document is read: its diagnostics (those of
+    /// [`Stream::parse_leaving`] and of [`Stream::parse_later`]) in document order.
+    pub fn finish(mut diagnostics: Vec<Diagnostic>) -> Result<(), StreamError> {
+        if diagnostics.is_empty() {
+            return Ok(());
+        }
+        diagnostics.sort_by_key(|d| d.location.document);
+        Err(StreamError::Invalid(diagnostics))
     }
 
     fn run<T, F>(
@@ -241,12 +441,26 @@ impl<'a> Stream<'a> {
         T: Send,
         F: Fn(&Document<'a, '_>) -> Result<T, Problem> + Sync,
     {
+        let (parsed, diagnostics) = self.run_parts(limits, skip, handle);
+        Stream::finish(diagnostics).map(|()| parsed)
+    }
+
+    fn run_parts<T, F>(
+        &self,
+        limits: Limits,
+        skip: Option<Skip<'_, T>>,
+        handle: F,
+    ) -> (Parsed<T>, Vec<Diagnostic>)
+    where
+        T: Send,
+        F: Fn(&Document<'a, '_>) -> Result<T, Problem> + Sync,
+    {
         let threads = if self.text.len() < PARALLEL_THRESHOLD {
             1
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
         };
-        let groups = balance(&self.pieces, threads);
+        let groups = balance(self.pieces.len(), |i| self.pieces[i].range.len(), threads);
         let parts: Vec<Part<T>> = if groups.len() <= 1 {
             vec![self.parse_range(0..self.pieces.len(), limits, skip, &handle)]
         } else {
@@ -268,14 +482,19 @@ impl<'a> Stream<'a> {
             })
         };
 
-        // Each part is moved into lists sized once (untouched room costs no memory) and freed
-        // as soon as it is in: its documents are renumbered after those of the parts before.
-        let count: usize = parts.iter().map(|p| p.docs.len()).sum();
-        let mut docs = Vec::with_capacity(count);
-        let mut values = Vec::with_capacity(count);
-        let mut diagnostics = Vec::new();
-        let mut doubts = Vec::new();
-        for part in parts {
+        // The first part's lists (sized for its pieces: most hold one document each) become
+        // the stream's, and the others are moved in after it, their documents renumbered after
+        // those before: no list is copied whole, and none grown to twice what it holds.
+        let mut parts = parts.into_iter();
+        let first = parts.next().unwrap_or_default();
+        let rest: Vec<Part<T>> = parts.collect();
+        let (mut docs, mut values) = (first.docs, first.values);
+        let (mut diagnostics, mut doubts, mut later) =
+            (first.diagnostics, first.doubts, first.later);
+        let more: usize = rest.iter().map(|p| p.docs.len()).sum();
+        docs.reserve_exact(more);
+        values.reserve_exact(more);
+        for part in rest {
             let before = docs.len();
             let renumber = |mut d: Diagnostic| {
                 d.location.document += before;
@@ -288,16 +507,15 @@ impl<'a> Stream<'a> {
             values.extend(part.values);
             diagnostics.extend(part.diagnostics.into_iter().map(renumber));
             doubts.extend(part.doubts.into_iter().map(renumber));
+            later.extend(part.later.into_iter().map(|index| index + before));
         }
-        if diagnostics.is_empty() {
-            Ok(Parsed {
-                docs,
-                values,
-                doubts,
-            })
-        } else {
-            Err(StreamError::Invalid(diagnostics))
-        }
+        let parsed = Parsed {
+            docs,
+            values,
+            doubts,
+            later,
+        };
+        (parsed, diagnostics)
     }
 
     /// Parses the pieces in `range`, numbering their documents from 1.
@@ -312,6 +530,9 @@ impl<'a> Stream<'a> {
         F: Fn(&Document<'a, '_>) -> Result<T, Problem>,
     {
         let mut part = Part::default();
+        // One document a piece, but for the rare piece a lone CR cuts further.
+        part.docs.reserve_exact(range.len());
+        part.values.reserve_exact(range.len());
         for piece_index in range {
             let piece = &self.pieces[piece_index];
             let text = &self.text[piece.range.clone()];
@@ -332,6 +553,16 @@ impl<'a> Stream<'a> {
                 }
             }
             if let Some(skip) = skip {
+                // A lone CR, or a byte order mark before a `---` (which starts a document
+                // wherever a line starts with it), can put more documents in one piece than
+                // the cutter sees: such a piece is read now, when its documents are numbered.
+                if !lone_cr && !text.contains('\u{feff}') && skip.leaves(text) {
+                    let info = part.next_info(piece_index, piece, comment_source);
+                    part.later.push(part.docs.len());
+                    part.docs.push(info);
+                    part.values.push(Some((skip.value)()));
+                    continue;
+                }
                 if skip.applies(text, limits) {
                     let info = part.next_info(piece_index, piece, comment_source);
                     part.docs.push(info);
@@ -402,6 +633,8 @@ struct Part<T> {
     values: Vec<Option<T>>,
     diagnostics: Vec<Diagnostic>,
     doubts: Vec<Diagnostic>,
+    /// Indexes into `docs` of the documents left for later.
+    later: Vec<usize>,
 }
 
 impl<T> Default for Part<T> {
@@ -411,6 +644,7 @@ impl<T> Default for Part<T> {
             values: Vec::new(),
             diagnostics: Vec::new(),
             doubts: Vec::new(),
+            later: Vec::new(),
         }
     }
 }
@@ -448,9 +682,27 @@ impl<T> Parsed<T> {
     }
 }
 
-/// Which documents [`Stream::parse_selected`] proves valid without a tree, and their value.
+/// What [`Stream::parse_later`] made of the documents left for later.
+pub struct Later<S> {
+    /// Each thread's state, in stream order.
+    pub states: Vec<S>,
+    /// Documents whose source Helm 4's filename annotation names (index, source): only
+    /// the tree has it, and the document's info had the `# Source:` comment's until now.
+    pub sources: Vec<(usize, String)>,
+    /// Documents that turned out to hold nothing (only comments).
+    pub empty: Vec<usize>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub doubts: Vec<Diagnostic>,
+    /// A piece left for later held more than one document, which [`Stream::parse_leaving`]
+    /// never leaves: the caller must not trust the states, and read the stream another way.
+    pub split: bool,
+}
+
+/// Which documents [`Stream::parse_selected`] proves valid without a tree, and their value;
+/// with `later`, which it leaves for [`Stream::parse_later`].
 struct Skip<'s, T> {
     needs_tree: &'s (dyn Fn(&str) -> bool + Sync),
+    later: Option<&'s (dyn Fn(&str) -> bool + Sync)>,
     value: &'s (dyn Fn() -> T + Sync),
 }
 
@@ -462,20 +714,34 @@ impl<T> Clone for Skip<'_, T> {
 
 impl<T> Copy for Skip<'_, T> {}
 
+/// The values of a piece's top-level `kind:` lines (those at column 0), unquoted: a cheap
+/// look at what a document is before reading it. Only a guess: the tree has the last word.
+fn top_level_kinds(text: &str) -> impl Iterator<Item = &str> {
+    text.match_indices("kind:")
+        .filter(|(at, _)| *at == 0 || text.as_bytes()[at - 1] == b'\n')
+        .map(|(at, _)| {
+            let rest = &text[at + 5..];
+            let value = rest[..rest.find('\n').unwrap_or(rest.len())].trim();
+            value.trim_matches(['"', '\''])
+        })
+}
+
 impl<T> Skip<'_, T> {
+    /// Whether the piece `text` is left for later: it names kinds, and only kinds `later`
+    /// takes. Whatever the tree turns out to hold, [`Stream::parse_later`] reads it in full.
+    fn leaves(&self, text: &str) -> bool {
+        let Some(later) = self.later else {
+            return false;
+        };
+        let mut kinds = top_level_kinds(text).peekable();
+        kinds.peek().is_some() && kinds.all(later)
+    }
+
     /// Whether the piece `text` is one valid document that needs no tree.
     fn applies(&self, text: &str, limits: Limits) -> bool {
         // Cheap look at the top-level `kind:` lines first, so that documents which do need
         // their tree are not read twice; Helm 4's filename annotation is read from the tree.
-        let named = text
-            .match_indices("kind:")
-            .filter(|(at, _)| *at == 0 || text.as_bytes()[at - 1] == b'\n')
-            .map(|(at, _)| {
-                let rest = &text[at + 5..];
-                let value = rest[..rest.find('\n').unwrap_or(rest.len())].trim();
-                value.trim_matches(['"', '\''])
-            });
-        for kind in named {
+        for kind in top_level_kinds(text) {
             if (self.needs_tree)(kind) {
                 return false;
             }
@@ -662,23 +928,24 @@ fn source_comment(text: &str) -> Option<&str> {
         .map(str::trim_end)
 }
 
-/// Splits pieces into `n` contiguous groups of about equal bytes.
-fn balance(pieces: &[Piece], n: usize) -> Vec<Range<usize>> {
-    let total: usize = pieces.iter().map(|c| c.range.len()).sum();
+/// Splits `count` pieces (or documents), `size(i)` bytes each, into `n` contiguous groups of
+/// about equal bytes.
+fn balance(count: usize, size: impl Fn(usize) -> usize, n: usize) -> Vec<Range<usize>> {
+    let total: usize = (0..count).map(&size).sum();
     let target = total.div_ceil(n.max(1));
     let mut groups = Vec::with_capacity(n);
     let mut start = 0;
     let mut acc = 0;
-    for (i, piece) in pieces.iter().enumerate() {
-        acc += piece.range.len();
+    for i in 0..count {
+        acc += size(i);
         if acc >= target && groups.len() + 1 < n {
             groups.push(start..i + 1);
             start = i + 1;
             acc = 0;
         }
     }
-    if start < pieces.len() || groups.is_empty() {
-        groups.push(start..pieces.len());
+    if start < count || groups.is_empty() {
+        groups.push(start..count);
     }
     groups
 }
@@ -871,9 +1138,9 @@ mod tests {
                 after_document_end: false,
             })
             .collect();
-        let groups = balance(&pieces, 2);
-        assert_eq!(groups, vec![0..5, 5..10]);
-        assert_eq!(balance(&pieces[..1], 2), vec![0..1]);
+        let size = |i: usize| pieces[i].range.len();
+        assert_eq!(balance(pieces.len(), size, 2), vec![0..5, 5..10]);
+        assert_eq!(balance(1, size, 2), vec![0..1]);
     }
 
     #[test]
