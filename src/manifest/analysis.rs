@@ -101,6 +101,8 @@ pub fn analyze_with<'a>(
         Ok(analysis) => Ok(analysis),
         // A document left for later turned out to be one of several in its piece, which the
         // documents read first did not count: read again, leaving nothing for later.
+        // Leaving nothing, no piece left for later can hold several documents: the `Err`
+        // below cannot happen.
         Err(outside) => analyze_leaving(text, options, outside, false)?
             .map_err(|_| StreamError::Invalid(Vec::new())),
     }
@@ -185,7 +187,7 @@ fn analyze_leaving<'a>(
         items.shrink_to_fit();
         Ok(items)
     };
-    // Only these kinds give items; the rest (CRDs above all) are proven valid, not read.
+    // Only `plan` (template shapes) and versioning read workloads after their resolution.
     let release_workloads = !(options.keep_workloads || options.template_shapes || versioning);
     let brief = options.brief_decisions && release_workloads;
     // With brief decisions, workloads are read after every ConfigMap and Secret is known, and
