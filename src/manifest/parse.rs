@@ -80,20 +80,32 @@ fn end_before_any_document(text: &str) -> Option<SyntaxError> {
 /// and kubectl read with, and libyaml refuse the rest anywhere, comments included; so does
 /// reconfig, naming the first one.
 fn unprintable(text: &str) -> Option<SyntaxError> {
-    // Nearly every text is ASCII without control characters: one cheap pass decides, by
-    // blocks without a branch per byte so that it compiles to vector instructions.
+    // Nearly every text is ASCII without control characters, and the rest mostly ASCII: the
+    // bytes are skipped by blocks, without a branch per byte so that it compiles to vector
+    // instructions, up to the next byte that is not printable ASCII, and only that character
+    // is looked at. (Every such byte found is a character's first: each is skipped whole.)
     let suspect = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r') | (b >= 0x7f);
-    let blocks = text.as_bytes().chunks(64);
-    if !blocks
-        .into_iter()
-        .any(|block| block.iter().fold(false, |found, &b| found | suspect(b)))
-    {
-        return None;
-    }
-    let (at, c) = text.char_indices().find(|&(_, c)| {
-        !matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}'
-            | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
-    })?;
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    let (at, c) = loop {
+        let block_start = bytes[from..]
+            .chunks(64)
+            .position(|block| block.iter().fold(false, |found, &b| found | suspect(b)))?;
+        let start = from + block_start * 64;
+        let at = start + bytes[start..].iter().position(|&b| suspect(b))?;
+        // `at` starts a character (the bytes before it are ASCII); were it ever otherwise,
+        // U+0000 refuses the text rather than let it through.
+        let c = text
+            .get(at..)
+            .and_then(|t| t.chars().next())
+            .unwrap_or('\0');
+        let printable = matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}'
+            | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+        if !printable {
+            break (at, c);
+        }
+        from = at + c.len_utf8();
+    };
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

@@ -8,6 +8,9 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::ops::Range;
+use std::sync::LazyLock;
+
+use memchr::memmem;
 
 use super::node::{yaml_lines, Limits, Node, Pos};
 use super::parse::{check_document, parse_documents};
@@ -717,9 +720,10 @@ impl<T> Copy for Skip<'_, T> {}
 /// The values of a piece's top-level `kind:` lines (those at column 0), unquoted: a cheap
 /// look at what a document is before reading it. Only a guess: the tree has the last word.
 fn top_level_kinds(text: &str) -> impl Iterator<Item = &str> {
-    text.match_indices("kind:")
-        .filter(|(at, _)| *at == 0 || text.as_bytes()[at - 1] == b'\n')
-        .map(|(at, _)| {
+    static KIND: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("kind:"));
+    KIND.find_iter(text.as_bytes())
+        .filter(|at| *at == 0 || text.as_bytes()[at - 1] == b'\n')
+        .map(|at| {
             let rest = &text[at + 5..];
             let value = rest[..rest.find('\n').unwrap_or(rest.len())].trim();
             value.trim_matches(['"', '\''])
@@ -746,7 +750,9 @@ impl<T> Skip<'_, T> {
                 return false;
             }
         }
-        if text.contains(HELM4_FILENAME_ANNOTATION) {
+        static HELM4: LazyLock<memmem::Finder<'static>> =
+            LazyLock::new(|| memmem::Finder::new(HELM4_FILENAME_ANNOTATION));
+        if HELM4.find(text.as_bytes()).is_some() {
             return false;
         }
         match check_document(text, limits) {
@@ -897,7 +903,8 @@ fn split(text: &str) -> Vec<Piece> {
 
 fn only_directives(piece: &str) -> bool {
     // Nearly no piece has a directive: one substring search says so without a walk by line.
-    if !(piece.starts_with('%') || piece.contains("\n%")) {
+    let after_newline = |at: usize| at > 0 && piece.as_bytes()[at - 1] == b'\n';
+    if !(piece.starts_with('%') || memchr::memchr_iter(b'%', piece.as_bytes()).any(after_newline)) {
         return false;
     }
     piece.lines().any(|l| l.starts_with('%'))
