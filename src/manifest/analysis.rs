@@ -9,13 +9,15 @@ use std::io::{self, Write};
 use super::edit::RenameSlots;
 use super::edit::{self, Edit};
 use super::index::{Item, Items, ObjectIndex};
-use super::node::Limits;
-use super::object::{non_string_values, objects, ConfigObject, ObjectId, VERSIONED_FROM};
+use super::node::{Limits, Node};
+use super::object::{
+    non_string_values, objects, ConfigObject, ObjectId, ObjectMeta, VERSIONED_FROM,
+};
 use super::resolve::{
     resolve, resolve_workload, Brief, Note, Resolution, Rules, TemplateResolution,
 };
 use super::shape::TemplateShape;
-use super::stream::{Diagnostic, Document, Parsed, Problem, Stream, StreamError};
+use super::stream::{Diagnostic, Document, LaterRead, Parsed, Problem, Stream, StreamError};
 use super::version::{self, Versioning, Versions};
 use super::workload::{named_by, PodTemplate, Referrer, TemplateKinds, Workload};
 
@@ -110,7 +112,7 @@ pub fn analyze_with<'a>(
 
 /// `analyze_with`; with `leave` (and brief decisions), workloads are left for later
 /// ([`Stream::parse_leaving`]). `Ok(Err(outside))` when a piece left for later held more than
-/// one document ([`Later::split`](super::stream::Later)): nothing is decided then, and the
+/// one document ([`LaterRead::split`]): nothing is decided then, and the
 /// objects from outside come back for another try without leaving any.
 fn analyze_leaving<'a>(
     text: &'a str,
@@ -144,13 +146,7 @@ fn analyze_leaving<'a>(
                 items.push(Item::Config(object));
                 continue;
             }
-            let workload = Workload::read(
-                root,
-                doc.text,
-                &meta,
-                &options.kinds,
-                &options.annotation_key,
-            )?;
+            let workload = read_workload(root, doc, &meta, options)?;
             if versioning {
                 // Names a pod template's references hold are rewritten, not readers' names.
                 let rewritten: Vec<usize> = workload
@@ -263,6 +259,22 @@ enum Later {
     Split,
 }
 
+/// The workload `root` of `doc` is, if it has pod templates, as `options` say where.
+fn read_workload(
+    root: &Node<'_>,
+    doc: &Document<'_, '_>,
+    meta: &ObjectMeta<'_, '_>,
+    options: &Options,
+) -> Result<Option<Workload>, Problem> {
+    Workload::read(
+        root,
+        doc.text,
+        meta,
+        &options.kinds,
+        &options.annotation_key,
+    )
+}
+
 /// Whether the stream's workloads can be resolved one at a time, each on its own: no flag
 /// asks about the stream's workloads as a whole (`--depends` and `--template-path` report
 /// what matches nothing), and no Rollout read so far links to another workload.
@@ -299,7 +311,7 @@ fn resolve_later(
     options: &Options,
 ) -> Later {
     let read = &*parsed;
-    let later = stream.parse_later(
+    let mut later = stream.parse_later(
         &read.docs,
         &read.later,
         options.limits,
@@ -317,14 +329,7 @@ fn resolve_later(
                     state.whole_stream = true;
                     continue;
                 }
-                let workload = Workload::read(
-                    root,
-                    doc.text,
-                    &meta,
-                    &options.kinds,
-                    &options.annotation_key,
-                )?;
-                let Some(workload) = workload else {
+                let Some(workload) = read_workload(root, doc, &meta, options)? else {
                     continue;
                 };
                 if workload.workload_ref.is_some() {
@@ -351,15 +356,8 @@ fn resolve_later(
     if later.states.iter().any(|s| s.whole_stream) {
         return Later::WholeStream;
     }
-    let states = later.states;
-    absorb(
-        parsed,
-        diagnostics,
-        later.sources,
-        later.empty,
-        later.diagnostics,
-        later.doubts,
-    );
+    let states = std::mem::take(&mut later.states);
+    absorb(parsed, diagnostics, later);
     // The workloads read with the objects (a Rollout, a document the quick look at its
     // `kind:` lines could not place) are resolved as a whole stream is.
     let mut resolution = resolve(
@@ -412,7 +410,7 @@ fn read_later<'a, F>(
 where
     F: Fn(&Document<'a, '_>) -> Result<Items, Problem> + Sync,
 {
-    let later = stream.parse_later(
+    let mut later = stream.parse_later(
         &parsed.docs,
         &parsed.later,
         options.limits,
@@ -425,32 +423,25 @@ where
     if later.split {
         return true;
     }
-    for (index, items) in later.states.into_iter().flatten() {
+    for (index, items) in std::mem::take(&mut later.states).into_iter().flatten() {
         if let Some(value) = parsed.values.get_mut(index) {
             *value = Some(items);
         }
     }
-    absorb(
-        parsed,
-        diagnostics,
-        later.sources,
-        later.empty,
-        later.diagnostics,
-        later.doubts,
-    );
+    absorb(parsed, diagnostics, later);
     false
 }
 
 /// Puts what reading the documents left for later found in place: their sources, the empty
 /// ones, their diagnostics and doubts (in document order with the others).
-fn absorb(
-    parsed: &mut Parsed<Items>,
-    diagnostics: &mut Vec<Diagnostic>,
-    sources: Vec<(usize, String)>,
-    empty: Vec<usize>,
-    found: Vec<Diagnostic>,
-    doubts: Vec<Diagnostic>,
-) {
+fn absorb<S>(parsed: &mut Parsed<Items>, diagnostics: &mut Vec<Diagnostic>, later: LaterRead<S>) {
+    let LaterRead {
+        sources,
+        empty,
+        diagnostics: found,
+        doubts,
+        ..
+    } = later;
     for (index, source) in sources {
         if let Some(info) = parsed.docs.get_mut(index) {
             info.source = Some(source);

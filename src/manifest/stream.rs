@@ -125,7 +125,29 @@ pub struct Document<'a, 'n> {
     doubts: RefCell<Vec<Problem>>,
 }
 
-impl Document<'_, '_> {
+impl<'a, 'n> Document<'a, 'n> {
+    /// The document `root` of a piece `text` that starts at stream line `piece_line`, with
+    /// its keys written twice noted already.
+    fn new(text: &'a str, source: Option<&'n str>, root: &'n Node<'a>, piece_line: usize) -> Self {
+        Document {
+            text,
+            source,
+            root,
+            doubts: RefCell::new(duplicate_keys(root, piece_line)),
+        }
+    }
+
+    /// What was noted about the document, located in the stream by its `info`.
+    fn into_doubts(self, info: &DocInfo) -> impl Iterator<Item = Diagnostic> + '_ {
+        self.doubts
+            .into_inner()
+            .into_iter()
+            .map(|problem| Diagnostic {
+                location: info.at(problem.pos),
+                message: problem.message,
+            })
+    }
+
     /// Notes something the API server reads differently from the text, or refuses:
     /// a warning, an error under `--strict` (see [`Parsed::doubts`]).
     pub fn doubt(&self, problem: Problem) {
@@ -280,7 +302,7 @@ impl<'a> Stream<'a> {
         limits: Limits,
         start: N,
         handle: F,
-    ) -> Later<S>
+    ) -> LaterRead<S>
     where
         S: Send,
         N: Fn(usize) -> S + Sync,
@@ -302,7 +324,7 @@ impl<'a> Stream<'a> {
             let state = start(range.len());
             self.read_later(docs, &later[range], limits, state, &handle)
         };
-        let mut parts: Vec<Later<S>> = if groups.len() <= 1 {
+        let mut parts: Vec<LaterRead<S>> = if groups.len() <= 1 {
             vec![run(0..later.len())]
         } else {
             let mut groups = groups.into_iter();
@@ -337,11 +359,11 @@ impl<'a> Stream<'a> {
         limits: Limits,
         mut state: S,
         handle: &F,
-    ) -> Later<S>
+    ) -> LaterRead<S>
     where
         F: Fn(&Document<'a, '_>, usize, &DocInfo, &mut S) -> Result<(), Problem>,
     {
-        let mut out = Later {
+        let mut out = LaterRead {
             states: Vec::new(),
             sources: Vec::new(),
             empty: Vec::new(),
@@ -397,22 +419,9 @@ impl<'a> Stream<'a> {
                 }
                 _ => info,
             };
-            let doc = Document {
-                text,
-                source: info.source.as_deref(),
-                root,
-                doubts: RefCell::new(duplicate_keys(root, piece.line)),
-            };
+            let doc = Document::new(text, info.source.as_deref(), root, piece.line);
             let result = handle(&doc, index, info, &mut state);
-            out.doubts.extend(
-                doc.doubts
-                    .into_inner()
-                    .into_iter()
-                    .map(|problem| Diagnostic {
-                        location: info.at(problem.pos),
-                        message: problem.message,
-                    }),
-            );
+            out.doubts.extend(doc.into_doubts(info));
             if let Err(problem) = result {
                 out.diagnostics.push(Diagnostic {
                     location: info.at(problem.pos),
@@ -597,22 +606,9 @@ impl<'a> Stream<'a> {
                     part.values.push(None);
                     continue;
                 };
-                let doc = Document {
-                    text,
-                    source,
-                    root,
-                    doubts: RefCell::new(duplicate_keys(root, piece.line)),
-                };
+                let doc = Document::new(text, source, root, piece.line);
                 let value = handle(&doc);
-                part.doubts.extend(
-                    doc.doubts
-                        .into_inner()
-                        .into_iter()
-                        .map(|problem| Diagnostic {
-                            location: info.at(problem.pos),
-                            message: problem.message,
-                        }),
-                );
+                part.doubts.extend(doc.into_doubts(&info));
                 match value {
                     Ok(value) => part.values.push(Some(value)),
                     Err(problem) => {
@@ -686,7 +682,7 @@ impl<T> Parsed<T> {
 }
 
 /// What [`Stream::parse_later`] made of the documents left for later.
-pub struct Later<S> {
+pub struct LaterRead<S> {
     /// Each thread's state, in stream order.
     pub states: Vec<S>,
     /// Documents whose source Helm 4's filename annotation names (index, source): only
