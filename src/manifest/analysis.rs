@@ -558,29 +558,42 @@ impl Analysis<'_> {
     /// Writes the stream with the resolved edits; untouched pieces are copied byte for byte.
     pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
         // The edits by piece, without a list per piece: a stream of many small documents
-        // would pay for one empty list each, at the moment of peak memory. Checksum edits
-        // first, then renames (`inject --versioned`); the sort keeps that order in a piece.
-        let mut edits: Vec<(usize, &Edit)> = self
-            .resolution
-            .templates
+        // would pay for one empty list each, at the moment of peak memory. The decisions are
+        // in stream order already (kept in full or as briefs, never both), so they are not
+        // copied into a list of their own to be sorted, unless they are somehow out of order.
+        // In a piece, checksum edits go first, then renames (`inject --versioned`).
+        let decisions = || {
+            let templates = self.resolution.templates.iter().map(|t| (t.doc, &t.edit));
+            let briefs = self.resolution.briefs.iter().map(|b| (b.doc, &b.edit));
+            templates
+                .chain(briefs)
+                .filter_map(|(doc, edit)| Some((self.parsed.docs[doc].piece(), edit.as_ref()?)))
+        };
+        let in_order = decisions().is_sorted_by_key(|(piece, _)| piece);
+        let checksums: Box<dyn Iterator<Item = (usize, &Edit)>> = if in_order {
+            Box::new(decisions())
+        } else {
+            let mut sorted: Vec<(usize, &Edit)> = decisions().collect();
+            sorted.sort_by_key(|(piece, _)| *piece);
+            Box::new(sorted.into_iter())
+        };
+        let mut checksums = checksums.peekable();
+        let mut renames: Vec<(usize, &Edit)> = self
+            .versions
+            .edits
             .iter()
-            .map(|t| (t.doc, &t.edit))
-            .chain(self.resolution.briefs.iter().map(|b| (b.doc, &b.edit)))
-            .filter_map(|(doc, edit)| Some((self.parsed.docs[doc].piece(), edit.as_ref()?)))
-            .chain(
-                self.versions
-                    .edits
-                    .iter()
-                    .map(|(doc, e)| (self.parsed.docs[*doc].piece(), e)),
-            )
+            .map(|(doc, e)| (self.parsed.docs[*doc].piece(), e))
             .collect();
-        edits.sort_by_key(|(piece, _)| *piece);
-        let mut edits = edits.into_iter().peekable();
+        renames.sort_by_key(|(piece, _)| *piece);
+        let mut renames = renames.into_iter().peekable();
         let text = self.stream.text();
         for (index, range) in self.stream.pieces().enumerate() {
             let piece = &text[range];
             let mut piece_edits = Vec::new();
-            while let Some((_, edit)) = edits.next_if(|(p, _)| *p == index) {
+            while let Some((_, edit)) = checksums.next_if(|(p, _)| *p == index) {
+                piece_edits.push(edit.clone());
+            }
+            while let Some((_, edit)) = renames.next_if(|(p, _)| *p == index) {
                 piece_edits.push(edit.clone());
             }
             if piece_edits.is_empty() {
