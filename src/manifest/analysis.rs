@@ -14,7 +14,7 @@ use super::object::{
     non_string_values, objects, ConfigObject, ObjectId, ObjectMeta, VERSIONED_FROM,
 };
 use super::resolve::{
-    resolve, resolve_workload, Brief, Note, Resolution, Rules, TemplateResolution,
+    resolve, resolve_workload, Briefs, Note, Resolution, Rules, TemplateResolution,
 };
 use super::shape::TemplateShape;
 use super::stream::{Diagnostic, Document, LaterRead, Parsed, Problem, Stream, StreamError};
@@ -318,7 +318,7 @@ fn resolve_later(
         // Most documents left for later are one workload with one pod template.
         |count| LaterState {
             resolution: Resolution {
-                briefs: Vec::with_capacity(count),
+                briefs: Briefs::with_capacity(count),
                 ..Resolution::default()
             },
             whole_stream: false,
@@ -368,30 +368,25 @@ fn resolve_later(
         true,
     );
     let notes = options.notes;
-    let first: Vec<Brief> = resolution
+    let first: Briefs = resolution
         .templates
         .drain(..)
         .map(|t| t.brief(notes))
         .collect();
-    // The threads' lists are the bulk: the first is moved, not copied, and the others
-    // appended to it.
+    // The threads' runs of briefs are the bulk: they are moved, not copied.
+    let read_first = !first.is_empty();
+    resolution.briefs = first;
     for state in states {
         let r = state.resolution;
-        if resolution.briefs.is_empty() {
-            resolution.briefs = r.briefs;
-        } else {
-            resolution.briefs.reserve_exact(r.briefs.len());
-            resolution.briefs.extend(r.briefs);
-        }
+        resolution.briefs.append(r.briefs);
         resolution.warnings.extend(r.warnings);
         resolution.missing.extend(r.missing);
         resolution.absent.extend(r.absent);
     }
     // The workloads read with the objects go in their places; stable sorts keep each
     // workload's own lines in their order.
-    if !first.is_empty() {
-        resolution.briefs.extend(first);
-        resolution.briefs.sort_by_key(|b| b.doc);
+    if read_first {
+        resolution.briefs.sort();
     }
     resolution.warnings.sort_by_key(|d| d.location.document);
     resolution.missing.sort_by_key(|d| d.location.document);

@@ -474,7 +474,7 @@ impl<'a> Stream<'a> {
         };
         let groups = balance(self.pieces.len(), |i| self.pieces[i].range.len(), threads);
         let parts: Vec<Part<T>> = if groups.len() <= 1 {
-            vec![self.parse_range(0..self.pieces.len(), limits, skip, &handle)]
+            vec![self.parse_range(0..self.pieces.len(), 0, limits, skip, &handle)]
         } else {
             // The first run of pieces is parsed on this thread: what it keeps is then in the
             // allocator's memory of the thread that later resolves and writes, which can reuse
@@ -483,9 +483,13 @@ impl<'a> Stream<'a> {
             let first = groups.next().unwrap_or(0..0);
             std::thread::scope(|scope| {
                 let workers: Vec<_> = groups
-                    .map(|range| scope.spawn(|| self.parse_range(range, limits, skip, &handle)))
+                    .map(|range| scope.spawn(|| self.parse_range(range, 0, limits, skip, &handle)))
                     .collect();
-                let mut parts = vec![self.parse_range(first, limits, skip, &handle)];
+                // The first part's lists become the stream's: room for every piece's document
+                // now (room not filled costs no memory), so the others are moved in without
+                // the lists being copied as they grow.
+                let more = self.pieces.len() - first.len();
+                let mut parts = vec![self.parse_range(first, more, limits, skip, &handle)];
                 parts.extend(workers.into_iter().map(|w| {
                     w.join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -494,9 +498,10 @@ impl<'a> Stream<'a> {
             })
         };
 
-        // The first part's lists (sized for its pieces: most hold one document each) become
-        // the stream's, and the others are moved in after it, their documents renumbered after
-        // those before: no list is copied whole, and none grown to twice what it holds.
+        // The first part's lists (with room for every piece: most hold one document each)
+        // become the stream's, and the others are moved in after it, their documents
+        // renumbered after those before: no list is copied whole, and none grown to twice
+        // what it holds.
         let mut parts = parts.into_iter();
         let first = parts.next().unwrap_or_default();
         let rest: Vec<Part<T>> = parts.collect();
@@ -530,10 +535,12 @@ impl<'a> Stream<'a> {
         (parsed, diagnostics)
     }
 
-    /// Parses the pieces in `range`, numbering their documents from 1.
+    /// Parses the pieces in `range`, numbering their documents from 1, into lists with room
+    /// for `more` documents after them.
     fn parse_range<T, F>(
         &self,
         range: Range<usize>,
+        more: usize,
         limits: Limits,
         skip: Option<Skip<'_, T>>,
         handle: &F,
@@ -543,8 +550,8 @@ impl<'a> Stream<'a> {
     {
         let mut part = Part::default();
         // One document a piece, but for the rare piece a lone CR cuts further.
-        part.docs.reserve_exact(range.len());
-        part.values.reserve_exact(range.len());
+        part.docs.reserve_exact(range.len() + more);
+        part.values.reserve_exact(range.len() + more);
         for piece_index in range {
             let piece = &self.pieces[piece_index];
             let text = &self.text[piece.range.clone()];
