@@ -334,6 +334,23 @@ mod tests {
         assert_eq!(err.pos.line, 2);
     }
 
+    /// go-yaml allows tabs at the start of comment lines only before a stream's first token;
+    /// a quoted scalar first under a head comment ends the head too (a `differential` fuzz
+    /// finding: the scanner skipped the lines after the scalar before it counted as a token).
+    #[test]
+    fn tabs_in_head_comments_only_before_the_first_token() {
+        let limits = Limits::default();
+        assert!(parse_documents("# c\n\t# d\na: 1\n", limits).is_ok());
+        for text in [
+            "#c e\n\"q20\"\n \t ## \n",
+            "#c\n'q'\n\t# d\n",
+            "\"q\"\n \t# d\n",
+        ] {
+            let err = parse_documents(text, limits).expect_err(text);
+            assert!(err.message.contains("tab"), "{text:?}: {err}");
+        }
+    }
+
     #[test]
     fn rejects_control_characters_as_go_yaml_does() {
         for text in [

@@ -443,6 +443,8 @@ pub struct Scanner<'input, T> {
     simple_key_allowed: bool,
     /// PATCHED (reconfig): a comment was read before any token but the stream's start.
     head_comment_seen: bool,
+    /// PATCHED (reconfig): a token other than the stream's start is being or was fetched.
+    token_fetched: bool,
     /// A stack of potential simple keys.
     ///
     /// Refer to the documentation of [`SimpleKey`] for a more in-depth explanation of what they
@@ -503,6 +505,7 @@ impl<T: Input + Clone> Clone for Scanner<'_, T> {
             adjacent_value_allowed_at: self.adjacent_value_allowed_at,
             simple_key_allowed: self.simple_key_allowed,
             head_comment_seen: self.head_comment_seen,
+            token_fetched: self.token_fetched,
             simple_keys: self.simple_keys.clone(),
             indent: self.indent,
             indents: self.indents.clone(),
@@ -562,6 +565,7 @@ impl<'input, T: Input> Scanner<'input, T> {
             adjacent_value_allowed_at: 0,
             simple_key_allowed: true,
             head_comment_seen: false,
+            token_fetched: false,
             simple_keys: Vec::new(),
             indent: -1,
             indents: Vec::new(),
@@ -728,6 +732,8 @@ impl<'input, T: Input> Scanner<'input, T> {
             return Ok(());
         }
         self.skip_to_next_token()?;
+        // PATCHED (reconfig): from here on, the blanks and comments skipped follow a token.
+        self.token_fetched = true;
 
         debug_print!(
             "  \x1B[38;5;244m\u{2192} fetch_next_token after whitespace {:?} {:?}\x1B[m",
@@ -2894,9 +2900,12 @@ impl<'input, T: Input> Scanner<'input, T> {
         false
     }
 
-    /// PATCHED (reconfig): whether no token but the stream's start has been fetched.
+    /// PATCHED (reconfig): whether no token but the stream's start has been fetched. Counting
+    /// the tokens queued or parsed is not enough: a quoted scalar skips what follows it before
+    /// it is queued, and a tab after a stream's first token, a quoted scalar under a head
+    /// comment, passed for one in the head comments.
     fn before_first_token(&self) -> bool {
-        self.tokens_parsed + self.tokens.len() <= 1
+        !self.token_fetched
     }
 
     fn is_within_block(&self) -> bool {
