@@ -199,8 +199,7 @@ fn analyze_leaving<'a>(
     let (mut parsed, mut diagnostics) =
         stream.parse_leaving(options.limits, needs_tree, later, read_items);
     let default_namespace = options.rules.namespace.as_deref().unwrap_or("");
-    let mut objects =
-        ObjectIndex::new(&parsed, default_namespace).with_outside(outside, default_namespace);
+    let mut objects = ObjectIndex::new(&parsed, default_namespace).with_outside(outside);
     let mut resolution = Later::WholeStream;
     if !parsed.later.is_empty() && links_nothing(&parsed, options) {
         resolution = resolve_later(&stream, &mut parsed, &mut diagnostics, &objects, options);
@@ -229,12 +228,7 @@ fn analyze_leaving<'a>(
             );
             resolution.unmatched.extend(unmatched);
             if brief {
-                let notes = options.notes;
-                resolution.briefs = resolution
-                    .templates
-                    .drain(..)
-                    .map(|t| t.brief(notes))
-                    .collect();
+                resolution.brief_templates(options.notes);
             }
             resolution
         }
@@ -367,15 +361,9 @@ fn resolve_later(
         &options.annotation_key,
         true,
     );
-    let notes = options.notes;
-    let first: Briefs = resolution
-        .templates
-        .drain(..)
-        .map(|t| t.brief(notes))
-        .collect();
+    resolution.brief_templates(options.notes);
     // The threads' runs of briefs are the bulk: they are moved, not copied.
-    let read_first = !first.is_empty();
-    resolution.briefs = first;
+    let read_first = !resolution.briefs.is_empty();
     for state in states {
         let r = state.resolution;
         resolution.briefs.append(r.briefs);

@@ -7,7 +7,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
-use super::object::{ConfigObject, ObjectId};
+use super::object::{ConfigKind, ConfigObject, ObjectId};
 use super::stream::Parsed;
 use super::workload::{Referrer, Workload};
 
@@ -56,8 +56,12 @@ impl ObjectIndex {
         for (doc, items) in parsed.values.iter().enumerate() {
             for (at, item) in items.iter().flatten().enumerate() {
                 if let Item::Config(object) = item {
-                    let hash = hash_id(&hasher, object, default_namespace);
-                    by_hash.push((hash, doc, at));
+                    let namespace = object.namespace.as_deref().unwrap_or(default_namespace);
+                    by_hash.push((
+                        hash_id(&hasher, object.kind, namespace, &object.name),
+                        doc,
+                        at,
+                    ));
                 }
             }
         }
@@ -93,10 +97,12 @@ impl ObjectIndex {
             .collect()
     }
 
-    /// Adds objects from outside the stream, with `default_namespace` for those naming none.
-    pub fn with_outside(mut self, objects: Vec<ConfigObject>, default_namespace: &str) -> Self {
+    /// Adds objects from outside the stream, with the index's default namespace for those
+    /// naming none.
+    pub fn with_outside(mut self, objects: Vec<ConfigObject>) -> Self {
         for object in objects {
-            self.outside.insert(object.id(default_namespace), object);
+            self.outside
+                .insert(object.id(&self.default_namespace), object);
         }
         self
     }
@@ -104,7 +110,7 @@ impl ObjectIndex {
     /// The object with `id` in `parsed` (the stream this index was built from), else from
     /// outside it.
     pub fn get<'p>(&'p self, parsed: &'p Parsed<Items>, id: &ObjectId) -> Option<&'p ConfigObject> {
-        let hash = self.hasher.hash_one((id.kind, &*id.namespace, &*id.name));
+        let hash = hash_id(&self.hasher, id.kind, &id.namespace, &id.name);
         let start = self.by_hash.partition_point(|&(h, _, _)| h < hash);
         let same_hash = self.by_hash[start..]
             .iter()
@@ -126,10 +132,9 @@ impl ObjectIndex {
     }
 }
 
-/// The hash [`ObjectIndex`] files `object` under: that of its id, as `get` hashes it.
-fn hash_id(hasher: &RandomState, object: &ConfigObject, default_namespace: &str) -> u64 {
-    let namespace = object.namespace.as_deref().unwrap_or(default_namespace);
-    hasher.hash_one((object.kind, namespace, &*object.name))
+/// The hash [`ObjectIndex`] files an object under, and looks an id up by.
+fn hash_id(hasher: &RandomState, kind: ConfigKind, namespace: &str, name: &str) -> u64 {
+    hasher.hash_one((kind, namespace, name))
 }
 
 /// The ConfigMap or Secret at item `at` of document `doc`.

@@ -226,12 +226,6 @@ impl Briefs {
     }
 }
 
-impl FromIterator<Brief> for Briefs {
-    fn from_iter<I: IntoIterator<Item = Brief>>(briefs: I) -> Self {
-        Briefs(vec![briefs.into_iter().collect()])
-    }
-}
-
 impl TemplateResolution {
     /// What the user is told about this decision: sidecar-reloaded references left out,
     /// then the checksum and what it covers, or why the template was skipped.
@@ -316,6 +310,15 @@ pub struct Resolution {
     /// Every object a pod template references (optional or not) that the stream lacks:
     /// what `inject --lookup` reads from the cluster.
     pub absent: std::collections::BTreeSet<ObjectId>,
+}
+
+impl Resolution {
+    /// Moves the decisions kept in full to the end of `briefs`, each reduced to its
+    /// [`Brief`] (with its notes when `notes` is set).
+    pub fn brief_templates(&mut self, notes: bool) {
+        let briefs = self.templates.drain(..).map(|t| t.brief(notes));
+        self.briefs.extend(briefs);
+    }
 }
 
 /// Resolves the checksum of every pod template of a parsed stream.
@@ -406,10 +409,8 @@ pub fn resolve_workload(
         rules,
         annotation_key,
     };
-    let first = out.templates.len();
     resolver.workload(out, &w, &[], None);
-    let briefs = out.templates.drain(first..).map(|t| t.brief(notes));
-    out.briefs.extend(briefs);
+    out.brief_templates(notes);
 }
 
 /// The workloads of a parsed stream, in stream order.

@@ -313,33 +313,14 @@ impl<'a> Stream<'a> {
                 .and_then(|info| self.pieces.get(info.piece))
                 .map_or(0, |piece| piece.range.len())
         };
-        let total: usize = (0..later.len()).map(size).sum();
-        let threads = if total < PARALLEL_THRESHOLD {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-        };
-        let groups = balance(later.len(), size, threads);
-        let run = |range: Range<usize>| {
+        let mut parts = on_threads(later.len(), size, |range| {
             let state = start(range.len());
             self.read_later(docs, &later[range], limits, state, &handle)
+        })
+        .into_iter();
+        let Some(mut all) = parts.next() else {
+            return LaterRead::new(Vec::new());
         };
-        let mut parts: Vec<LaterRead<S>> = if groups.len() <= 1 {
-            vec![run(0..later.len())]
-        } else {
-            let mut groups = groups.into_iter();
-            let first = groups.next().unwrap_or(0..0);
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = groups.map(|range| scope.spawn(|| run(range))).collect();
-                let mut parts = vec![run(first)];
-                parts.extend(workers.into_iter().map(|w| {
-                    w.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                }));
-                parts
-            })
-        };
-        let mut all = parts.remove(0);
         for part in parts {
             all.states.extend(part.states);
             all.sources.extend(part.sources);
@@ -363,19 +344,12 @@ impl<'a> Stream<'a> {
     where
         F: Fn(&Document<'a, '_>, usize, &DocInfo, &mut S) -> Result<(), Problem>,
     {
-        let mut out = LaterRead {
-            states: Vec::new(),
-            sources: Vec::new(),
-            empty: Vec::new(),
-            diagnostics: Vec::new(),
-            doubts: Vec::new(),
-            split: false,
-        };
+        let mut out = LaterRead::new(Vec::new());
         for &index in later {
-            let (Some(info), Some(piece)) = (
-                docs.get(index),
-                docs.get(index).and_then(|info| self.pieces.get(info.piece)),
-            ) else {
+            let found = docs
+                .get(index)
+                .and_then(|info| Some((info, self.pieces.get(info.piece)?)));
+            let Some((info, piece)) = found else {
                 out.split = true;
                 continue;
             };
@@ -467,36 +441,22 @@ impl<'a> Stream<'a> {
         T: Send,
         F: Fn(&Document<'a, '_>) -> Result<T, Problem> + Sync,
     {
-        let threads = if self.text.len() < PARALLEL_THRESHOLD {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-        };
-        let groups = balance(self.pieces.len(), |i| self.pieces[i].range.len(), threads);
-        let parts: Vec<Part<T>> = if groups.len() <= 1 {
-            vec![self.parse_range(0..self.pieces.len(), 0, limits, skip, &handle)]
-        } else {
-            // The first run of pieces is parsed on this thread: what it keeps is then in the
-            // allocator's memory of the thread that later resolves and writes, which can reuse
-            // what the parse freed (glibc gives each thread an arena of its own).
-            let mut groups = groups.into_iter();
-            let first = groups.next().unwrap_or(0..0);
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = groups
-                    .map(|range| scope.spawn(|| self.parse_range(range, 0, limits, skip, &handle)))
-                    .collect();
-                // The first part's lists become the stream's: room for every piece's document
-                // now (room not filled costs no memory), so the others are moved in without
-                // the lists being copied as they grow.
-                let more = self.pieces.len() - first.len();
-                let mut parts = vec![self.parse_range(first, more, limits, skip, &handle)];
-                parts.extend(workers.into_iter().map(|w| {
-                    w.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                }));
-                parts
-            })
-        };
+        let pieces = self.pieces.len();
+        let parts: Vec<Part<T>> = on_threads(
+            pieces,
+            |i| self.pieces[i].range.len(),
+            |range| {
+                // The first part's lists become the stream's: room for every piece's document now
+                // (room not filled costs no memory), so the others are moved in without the lists
+                // being copied as they grow.
+                let more = if range.start == 0 {
+                    pieces - range.len()
+                } else {
+                    0
+                };
+                self.parse_range(range, more, limits, skip, &handle)
+            },
+        );
 
         // The first part's lists (with room for every piece: most hold one document each)
         // become the stream's, and the others are moved in after it, their documents
@@ -702,6 +662,19 @@ pub struct LaterRead<S> {
     /// A piece left for later held more than one document, which [`Stream::parse_leaving`]
     /// never leaves: the caller must not trust the states, and read the stream another way.
     pub split: bool,
+}
+
+impl<S> LaterRead<S> {
+    fn new(states: Vec<S>) -> Self {
+        LaterRead {
+            states,
+            sources: Vec::new(),
+            empty: Vec::new(),
+            diagnostics: Vec::new(),
+            doubts: Vec::new(),
+            split: false,
+        }
+    }
 }
 
 /// Which documents [`Stream::parse_selected`] proves valid without a tree, and their value;
@@ -936,6 +909,39 @@ fn source_comment(text: &str) -> Option<&str> {
         .take_while(|l| l.trim().is_empty() || l.starts_with('#'))
         .find_map(|l| l.strip_prefix("# Source: "))
         .map(str::trim_end)
+}
+
+/// Runs `run` on `count` pieces (or documents), `size(i)` bytes each, split into contiguous
+/// runs of about equal bytes, one a core when they are many bytes; the results in order.
+///
+/// The first run is read on this thread: what it keeps is then in the allocator's memory of
+/// the thread that later resolves and writes, which can reuse what the parse freed (glibc
+/// gives each thread an arena of its own).
+fn on_threads<R: Send>(
+    count: usize,
+    size: impl Fn(usize) -> usize,
+    run: impl Fn(Range<usize>) -> R + Sync,
+) -> Vec<R> {
+    let total: usize = (0..count).map(&size).sum();
+    let threads = if total < PARALLEL_THRESHOLD {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    let mut groups = balance(count, size, threads).into_iter();
+    let first = groups.next().unwrap_or(0..0);
+    std::thread::scope(|scope| {
+        let run = &run;
+        let workers: Vec<_> = groups
+            .map(|range| scope.spawn(move || run(range)))
+            .collect();
+        let mut results = vec![run(first)];
+        results.extend(workers.into_iter().map(|w| {
+            w.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }));
+        results
+    })
 }
 
 /// Splits `count` pieces (or documents), `size(i)` bytes each, into `n` contiguous groups of
