@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use crate::manifest::data::ObjectData;
 use crate::manifest::node::Limits;
 use crate::manifest::resolve::{Depend, Rules};
-use crate::manifest::stream::{count_newlines, Diagnostic, StreamError};
+use crate::manifest::stream::{count_newlines, Diagnostic, StreamError, MAX_STREAM_SIZE};
 use crate::manifest::workload::{TemplateKinds, TemplatePath};
 use crate::manifest::{self, Analysis, Options};
 use crate::units::parse_size;
@@ -56,8 +56,20 @@ pub struct ManifestArgs {
 
     /// Refuse inputs larger than this (accepts KiB, MiB, GiB suffixes).
     // Keep the default equal to manifest::DEFAULT_MAX_INPUT_SIZE (a test checks).
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_input_size)]
     pub max_input_size: usize,
+}
+
+/// Parses `--max-input-size`: a size as [`parse_size`] reads it, up to the largest stream
+/// reconfig reads ([`MAX_STREAM_SIZE`]), since a larger limit could not be honoured.
+pub fn parse_input_size(s: &str) -> Result<usize, String> {
+    let size = parse_size(s)?;
+    if size > MAX_STREAM_SIZE {
+        return Err(format!(
+            "`{s}` is over the largest manifest stream reconfig reads ({MAX_STREAM_SIZE} bytes, 4 GiB less one)"
+        ));
+    }
+    Ok(size)
 }
 
 impl ManifestArgs {

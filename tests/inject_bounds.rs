@@ -272,6 +272,25 @@ fn a_size_limit_no_input_can_reach_is_refused() {
         "{}",
         out.stderr
     );
+    // Positions in a stream are kept in 32 bits: a limit beyond 4 GiB is refused as well, for
+    // each command that reads manifests, and the largest limit allowed still reads.
+    for command in [
+        &["inject"][..],
+        &["plan", "-"],
+        &["check", "--manifests", "-"],
+    ] {
+        let args = [command, &["--max-input-size", "4GiB"]].concat();
+        let out = run(&args, "a: 1\n");
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("over the largest manifest stream reconfig reads (4294967295 bytes"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let out = run(&["inject", "--max-input-size", "4294967295"], "a: 1\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
 #[test]

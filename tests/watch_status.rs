@@ -91,6 +91,9 @@ fn a_revert_to_a_version_whose_retries_ran_out_is_a_new_attempt() {
     t.webhook_comes_back();
     t.vol().write(&config(2)).expect("write");
     let calls = t.wait_successes(1);
+    // The webhook can hear the call before the test's reader of reconfig's log has the line
+    // written before it (seen on a loaded machine): wait for the line, then count.
+    t.r.wait_log(VALID, 2);
     let logged = t.r.hashes(VALID);
     assert_eq!(logged.len(), 2, "v2, then v2 again:\n{}", t.r.log());
     assert_eq!(logged[0], logged[1]);

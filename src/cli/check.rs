@@ -16,12 +16,11 @@ use super::validation::{object_folder, ValidationArgs};
 use crate::config::read::Snapshot;
 use crate::config::stage::Staged;
 use crate::config::{self, ConfigFile};
-use crate::input::Inputs;
+use crate::input::{parse_input_size, Inputs};
 use crate::manifest::data::ObjectData;
 use crate::manifest::node::Limits;
 use crate::manifest::object::ConfigKind;
 use crate::policy::{Commands, Identity, Policy, Severity, Subject};
-use crate::units::parse_size;
 use crate::validate::{Invalid, ValidateCommand};
 use crate::Failure;
 
@@ -73,7 +72,7 @@ pub struct CheckArgs {
     pub show_secret_values: bool,
 
     /// Refuse a --manifests stream larger than this (accepts KiB, MiB, GiB suffixes), as inject does.
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_input_size)]
     pub max_input_size: usize,
 
     /// How findings are printed: `text` (stderr, and a summary line on stdout when all is

@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 
 use super::edit::RenameSlots;
-use super::edit::{self, Edit};
+use super::edit::{self, ChecksumEdit, ChecksumKey, Edit};
 use super::index::{Item, Items, ObjectIndex};
 use super::node::{Limits, Node};
 use super::object::{
@@ -19,7 +19,7 @@ use super::resolve::{
 use super::shape::TemplateShape;
 use super::stream::{Diagnostic, Document, LaterRead, Parsed, Problem, Stream, StreamError};
 use super::version::{self, Versioning, Versions};
-use super::workload::{named_by, PodTemplate, Referrer, TemplateKinds, Workload};
+use super::workload::{named_by, PodTemplate, Referrer, TemplateKinds, Workload, OWN_CHECKSUM};
 
 /// Default annotation written on pod templates.
 pub const DEFAULT_ANNOTATION: &str = "checksum/config";
@@ -85,6 +85,8 @@ pub struct Analysis<'a> {
     pub resolution: Resolution,
     /// The objects renamed after their content, and the edits that do it.
     pub versions: Versions,
+    /// The run's annotation key, which [`ChecksumKey::Configured`] names in the edits.
+    annotation_key: String,
 }
 
 /// Parses and resolves a whole stream. Any invalid document fails the whole stream.
@@ -132,7 +134,7 @@ fn analyze_leaving<'a>(
             || options.kinds.may_have_templates(kind)
     };
     let read_items = |doc: &Document<'a, '_>| -> Result<Items, Problem> {
-        let mut items = Items::new();
+        let mut items = Vec::new();
         for (root, meta) in objects(doc.root) {
             let secret_key = options.secret_key.as_deref();
             if let Some(mut object) = ConfigObject::read(root, &meta, secret_key)? {
@@ -141,7 +143,7 @@ fn analyze_leaving<'a>(
                 }
                 if versioning {
                     let slots = RenameSlots::find(root, doc.text, VERSIONED_FROM, &annotation_keys);
-                    object.rename = Some(Box::new(slots));
+                    object.set_rename(slots);
                 }
                 items.push(Item::Config(object));
                 continue;
@@ -180,8 +182,7 @@ fn analyze_leaving<'a>(
             }
         }
         // Kept until output for every document of the stream: no spare capacity.
-        items.shrink_to_fit();
-        Ok(items)
+        Ok(items.into_boxed_slice())
     };
     // Only `plan` (template shapes) and versioning read workloads after their resolution.
     let release_workloads = !(options.keep_workloads || options.template_shapes || versioning);
@@ -240,6 +241,7 @@ fn analyze_leaving<'a>(
         objects,
         resolution,
         versions,
+        annotation_key: options.annotation_key.clone(),
     }))
 }
 
@@ -427,7 +429,7 @@ fn absorb<S>(parsed: &mut Parsed<Items>, diagnostics: &mut Vec<Diagnostic>, late
     } = later;
     for (index, source) in sources {
         if let Some(info) = parsed.docs.get_mut(index) {
-            info.source = Some(source);
+            info.source = Some(source.into());
         }
     }
     for index in empty {
@@ -553,10 +555,10 @@ impl Analysis<'_> {
                 .filter_map(|(doc, edit)| Some((self.parsed.docs[doc].piece(), edit.as_ref()?)))
         };
         let in_order = decisions().is_sorted_by_key(|(piece, _)| piece);
-        let checksums: Box<dyn Iterator<Item = (usize, &Edit)>> = if in_order {
+        let checksums: Box<dyn Iterator<Item = (usize, &ChecksumEdit)>> = if in_order {
             Box::new(decisions())
         } else {
-            let mut sorted: Vec<(usize, &Edit)> = decisions().collect();
+            let mut sorted: Vec<(usize, &ChecksumEdit)> = decisions().collect();
             sorted.sort_by_key(|(piece, _)| *piece);
             Box::new(sorted.into_iter())
         };
@@ -574,7 +576,7 @@ impl Analysis<'_> {
             let piece = &text[range];
             let mut piece_edits = Vec::new();
             while let Some((_, edit)) = checksums.next_if(|(p, _)| *p == index) {
-                piece_edits.push(edit.clone());
+                piece_edits.push(edit.edit(self.checksum_key(edit.key)));
             }
             while let Some((_, edit)) = renames.next_if(|(p, _)| *p == index) {
                 piece_edits.push(edit.clone());
@@ -586,6 +588,14 @@ impl Analysis<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The annotation a checksum edit writes.
+    fn checksum_key(&self, key: ChecksumKey) -> &str {
+        match key {
+            ChecksumKey::Configured => &self.annotation_key,
+            ChecksumKey::Own => OWN_CHECKSUM,
+        }
     }
 
     /// Number of pod templates whose annotation is written or changed.

@@ -103,6 +103,11 @@ pub struct Contribution<'o> {
 /// `reconfig/versioned-from: app`) counts as `app`, so versioning it changes no checksum and
 /// `inject` on its own output changes nothing.
 pub fn checksum(contributions: &[Contribution<'_>]) -> String {
+    hex::encode(checksum_digest(contributions))
+}
+
+/// [`checksum`] as its 32 bytes, which is how a decision kept until output holds it.
+pub fn checksum_digest(contributions: &[Contribution<'_>]) -> [u8; 32] {
     let mut sorted: Vec<&Contribution<'_>> = contributions.iter().collect();
     sorted.sort_by(|a, b| {
         (a.object.kind, a.object.logical_name()).cmp(&(b.object.kind, b.object.logical_name()))
@@ -124,7 +129,7 @@ pub fn checksum(contributions: &[Contribution<'_>]) -> String {
             }
         }
     }
-    hex::encode(hasher.finalize())
+    hasher.finalize().into()
 }
 
 /// The checksum of a whole object's data (every key), as a pod template reading all of it
@@ -151,27 +156,19 @@ mod tests {
     use crate::manifest::object::value_digest;
 
     fn object(kind: ConfigKind, name: &str, keys: &[(&str, &str)]) -> ConfigObject {
-        ConfigObject {
-            kind,
-            name: name.to_string(),
-            namespace: None,
-            versioned_from: None,
-            versioned: None,
-            carried: false,
-            rename: None,
-            keys: keys
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        KeyDigest {
-                            digest: value_digest(kind, None, v.as_bytes()),
-                            in_env: true,
-                        },
-                    )
-                })
-                .collect(),
-        }
+        let keys = keys
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    KeyDigest {
+                        digest: value_digest(kind, None, v.as_bytes()),
+                        in_env: true,
+                    },
+                )
+            })
+            .collect();
+        ConfigObject::new(kind, name, None, keys)
     }
 
     /// Rebuilds the bytes exactly as the module documentation describes them.

@@ -344,7 +344,7 @@ fn version_renames(
 fn versioned(analysis: &Analysis<'_>, id: &ObjectId) -> bool {
     analysis
         .object(id)
-        .is_some_and(|o| o.versioned_from.is_some())
+        .is_some_and(|o| o.versioned_from().is_some())
 }
 
 /// Which objects and keys moved a checksum.

@@ -110,6 +110,38 @@ pub struct Edit {
     pub text: String,
 }
 
+/// Which annotation a pod template's checksum goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumKey {
+    /// The run's annotation key (`checksum/config` unless `--annotation` says otherwise).
+    Configured,
+    /// reconfig's own key, beside a value under the configured key that reconfig did not write.
+    Own,
+}
+
+/// A pod template's checksum edit, kept as what makes its text: the proven place, the key and
+/// the checksum. Its text (the key, the quoted checksum, indentation, and `metadata:` or
+/// `annotations:` lines where they are missing: about 120 bytes) is made by [`Self::edit`] as
+/// the stream is written, so a stream of many workloads does not hold all of it until output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecksumEdit {
+    place: Place,
+    pub key: ChecksumKey,
+    checksum: [u8; 32],
+}
+
+impl ChecksumEdit {
+    /// The edit that writes the checksum under `key` (the name [`Self::key`] stands for).
+    pub fn edit(&self, key: &str) -> Edit {
+        let slot = Slot {
+            existing: None,
+            place: self.place.clone(),
+            levels: &LEVELS,
+        };
+        slot.edit(key, &hex::encode(self.checksum))
+    }
+}
+
 impl Slot {
     /// Finds where `key` goes in the pod template `template` of the document `root`, whose
     /// text is `text`, and proves that the edit leaves everything else as it is.
@@ -290,6 +322,20 @@ impl Slot {
             existing: None,
             place: Place::Null { range, missing },
             levels,
+        }
+    }
+
+    /// The checksum edit of a pod template's slot (one [`Slot::find`] found), made into text
+    /// only as it is written.
+    pub fn checksum_edit(&self, key: ChecksumKey, checksum: [u8; 32]) -> ChecksumEdit {
+        debug_assert_eq!(
+            self.levels, LEVELS,
+            "a checksum goes to a pod template's annotations"
+        );
+        ChecksumEdit {
+            place: self.place.clone(),
+            key,
+            checksum,
         }
     }
 

@@ -115,20 +115,26 @@ pub fn check(text: &str, limits: Limits) -> Option<Option<String>> {
 
 type Run<N> = (Vec<Option<N>>, Option<String>);
 
+/// Whether `bytes` hold a CR, a byte order mark, or NEL, LS or PS (U+0085, U+2028, U+2029:
+/// line breaks to go-yaml, content to YAML 1.2), which the full parser reads as go-yaml does
+/// or refuses (`full::go_yaml_breaks`). This runs on every document: one search for CR and
+/// one for the three lead bytes of the others, not one search a character.
+fn has_breaks_for_the_full_parser(bytes: &[u8]) -> bool {
+    const BREAKS: [&str; 4] = ["\u{feff}", "\u{85}", "\u{2028}", "\u{2029}"];
+    memchr::memchr(b'\r', bytes).is_some()
+        || memchr::memchr3_iter(0xC2, 0xE2, 0xEF, bytes)
+            .any(|at| BREAKS.iter().any(|b| bytes[at..].starts_with(b.as_bytes())))
+}
+
 fn run<'a, B: Build<'a>>(text: &'a str, limits: Limits, check_only: bool) -> Option<Run<B::Node>> {
-    // Two single-character searches (memchr) rather than one over a set of characters,
-    // which decodes every character: this runs on every document.
-    if text.as_bytes().contains(&b'\r') || text.contains('\u{feff}') {
-        return None;
-    }
-    // NEL, LS and PS: line breaks to go-yaml, content to YAML 1.2; the full parser reads
-    // them as go-yaml does, or refuses them (`full::go_yaml_breaks`).
-    if text.contains('\u{2028}') || text.contains('\u{2029}') || text.contains('\u{85}') {
+    // Plain text (ASCII, no control character but tab and newline) holds none of them.
+    let plain = plain(text.as_bytes());
+    if !plain && has_breaks_for_the_full_parser(text.as_bytes()) {
         return None;
     }
     let mut p = Parser::<B> {
         text,
-        lines: lines(text),
+        lines: lines(text, plain),
         i: 0,
         nodes: 0,
         depth: 0,
@@ -176,25 +182,31 @@ impl Line {
 }
 
 /// Cuts `text` into lines in one pass, noting what the parser needs to know about each.
-fn lines(text: &str) -> Vec<Line> {
-    let mut out = Vec::with_capacity(text.len() / 24 + 1);
-    let bytes = text.as_bytes();
-    // What a line is made of, in one pass without a branch per byte.
-    let look = |line: &[u8]| {
-        line.iter().fold((0u8, false), |(high, control), &b| {
-            (
-                high | b,
-                control | ((b < b' ') & (b != b'\t') & (b != b'\n')) | (b == 0x7f),
-            )
-        })
-    };
-    // Nearly every document is ASCII without control characters: a look at the whole text,
-    // by blocks that compile to vector instructions, spares each line its own (a third of
-    // the time the fast path spent on a CRD).
-    let plain = !bytes.chunks(64).any(|block| {
+/// What bytes are made of: their bits or'ed together (ASCII when under 0x80), and whether one
+/// is a control character other than tab and newline. One pass without a branch per byte.
+fn look(bytes: &[u8]) -> (u8, bool) {
+    bytes.iter().fold((0u8, false), |(high, control), &b| {
+        (
+            high | b,
+            control | ((b < b' ') & (b != b'\t') & (b != b'\n')) | (b == 0x7f),
+        )
+    })
+}
+
+/// Whether `bytes` are ASCII with no control character but tab and newline, as nearly every
+/// document is: a look at the whole text, by blocks that compile to vector instructions,
+/// spares each line its own (a third of the time the fast path spent on a CRD).
+fn plain(bytes: &[u8]) -> bool {
+    !bytes.chunks(64).any(|block| {
         let (high, control) = look(block);
         high >= 0x80 || control
-    });
+    })
+}
+
+/// The lines of `text`; `plain` is [`plain`] of it.
+fn lines(text: &str, plain: bool) -> Vec<Line> {
+    let mut out = Vec::with_capacity(text.len() / 24 + 1);
+    let bytes = text.as_bytes();
     let mut ends = memchr::memchr_iter(b'\n', bytes);
     let mut start = 0;
     let mut number = 1;
@@ -1162,6 +1174,35 @@ pub(crate) mod tests {
     use super::*;
 
     /// The one-pass look agrees with the three searches it replaced.
+    #[test]
+    fn breaks_for_the_full_parser_are_found_in_one_pass() {
+        let by_search = |s: &str| {
+            s.contains('\r')
+                || ['\u{feff}', '\u{85}', '\u{2028}', '\u{2029}']
+                    .iter()
+                    .any(|&c| s.contains(c))
+        };
+        for text in [
+            "a: 1\n",
+            "a: 1\r\n",
+            "\u{feff}a: 1",
+            "a: x\u{85}y",
+            "a: x\u{2028}",
+            "\u{2029}",
+            "a: \u{a0}\u{a9}\u{2019}\u{20ac}\u{fefe}\u{ff21}",
+            "a: \u{2027}\u{202a}\u{84}\u{86}",
+            "",
+            "\u{c2}\u{e2}\u{ef}",
+            "a: é€“”\u{feff}",
+        ] {
+            assert_eq!(
+                has_breaks_for_the_full_parser(text.as_bytes()),
+                by_search(text),
+                "{text:?}"
+            );
+        }
+    }
+
     #[test]
     fn indicator_inside_finds_what_three_searches_found() {
         let by_search = |s: &str| s.contains(": ") || s.contains(" #") || s.contains('\t');

@@ -26,7 +26,7 @@ pub enum Item {
 
 /// What one document turned into: no item (a Service, a comment), one, or several (the
 /// items of a `kind: List`), in document order.
-pub type Items = Vec<Item>;
+pub type Items = Box<[Item]>;
 
 /// The ConfigMaps and Secrets of a parsed stream by id; a later one wins over an earlier one
 /// with the same id, as it would when applied.
@@ -120,7 +120,7 @@ impl ObjectIndex {
             .filter_map(|&(_, doc, at)| config_at(parsed, doc, at))
             .filter(|object| {
                 object.kind == id.kind
-                    && object.name == id.name
+                    && *object.name == *id.name
                     && object
                         .namespace
                         .as_deref()

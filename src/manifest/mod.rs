@@ -38,3 +38,19 @@ pub(crate) mod manifests;
 pub use analysis::{
     analyze, analyze_with, Analysis, Options, DEFAULT_ANNOTATION, DEFAULT_MAX_INPUT_SIZE,
 };
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    /// What `inject` keeps for every document, object and pod template of a stream until its
+    /// output is written: on a stream of many small documents these records are most of the
+    /// memory past the input (`benches/memory_bench.sh`, the pairs shape), so a field added to
+    /// one must be paid for knowingly.
+    #[test]
+    fn records_kept_until_output_stay_small() {
+        assert_eq!(size_of::<super::stream::DocInfo>(), 32);
+        assert_eq!(size_of::<super::index::Item>(), 64);
+        assert_eq!(size_of::<super::object::ConfigObject>(), 64);
+        assert_eq!(size_of::<super::resolve::Brief>(), 96);
+    }
+}

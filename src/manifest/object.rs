@@ -135,22 +135,25 @@ pub struct KeyDigest {
 }
 
 /// A ConfigMap or Secret from the stream, reduced to what pods can observe.
+///
+/// One is kept for every object of the stream until output, so it is kept small: 64 bytes,
+/// with what versioning reads behind a box that most objects never fill.
 #[derive(Debug, Clone)]
 pub struct ConfigObject {
     pub kind: ConfigKind,
-    pub name: String,
-    pub namespace: Option<String>,
+    pub name: Box<str>,
+    pub namespace: Option<Box<str>>,
     pub keys: KeyDigests,
-    /// The label [`VERSIONED_FROM`]: the name the object had before `inject --versioned`
-    /// renamed it.
-    pub versioned_from: Option<String>,
-    /// The annotation [`VERSIONED`]: the object's own choice, when it makes one.
-    pub versioned: Option<bool>,
-    /// The annotation [`CARRIED`]: an old version `inject --carry` copied from the cluster,
-    /// which `inject` never renames or edits.
-    pub carried: bool,
-    /// Where renaming it edits the text; read only when the stream may version objects.
-    pub rename: Option<Box<RenameSlots>>,
+    versioning: Option<Box<Versioning>>,
+}
+
+/// What `inject --versioned` reads of an object; absent where all of it is absent.
+#[derive(Debug, Clone, Default)]
+struct Versioning {
+    versioned_from: Option<String>,
+    versioned: Option<bool>,
+    carried: bool,
+    rename: Option<RenameSlots>,
 }
 
 /// The keys of one ConfigMap or Secret with their digests, sorted by key: a map's reading
@@ -304,9 +307,47 @@ pub fn config_data(
 }
 
 impl ConfigObject {
+    /// An object with no word on versioning.
+    pub fn new(kind: ConfigKind, name: &str, namespace: Option<&str>, keys: KeyDigests) -> Self {
+        ConfigObject {
+            kind,
+            name: name.into(),
+            namespace: namespace.map(Box::from),
+            keys,
+            versioning: None,
+        }
+    }
+
     /// The name pods and people know it by: the name it had before it was versioned.
     pub fn logical_name(&self) -> &str {
-        self.versioned_from.as_deref().unwrap_or(&self.name)
+        self.versioned_from().unwrap_or(&self.name)
+    }
+
+    /// The label [`VERSIONED_FROM`]: the name the object had before `inject --versioned`
+    /// renamed it.
+    pub fn versioned_from(&self) -> Option<&str> {
+        self.versioning.as_ref()?.versioned_from.as_deref()
+    }
+
+    /// The annotation [`VERSIONED`]: the object's own choice, when it makes one.
+    pub fn versioned(&self) -> Option<bool> {
+        self.versioning.as_ref()?.versioned
+    }
+
+    /// The annotation [`CARRIED`]: an old version `inject --carry` copied from the cluster,
+    /// which `inject` never renames or edits.
+    pub fn carried(&self) -> bool {
+        self.versioning.as_ref().is_some_and(|v| v.carried)
+    }
+
+    /// Where renaming it edits the text; read only when the stream may version objects.
+    pub fn rename(&self) -> Option<&RenameSlots> {
+        self.versioning.as_ref()?.rename.as_ref()
+    }
+
+    /// Keeps where renaming it edits the text.
+    pub fn set_rename(&mut self, slots: RenameSlots) {
+        self.versioning.get_or_insert_with(Box::default).rename = Some(slots);
     }
 
     /// Its identity, with `default_namespace` for an object that names none.
@@ -360,16 +401,16 @@ impl ConfigObject {
             .and_then(|a| a.entry(CARRIED))
             .and_then(|(_, value)| value.as_str())
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        Ok(Some(ConfigObject {
-            kind,
-            name: meta.name.to_string(),
-            namespace: meta.namespace.map(str::to_string),
-            keys,
-            versioned_from,
-            versioned,
-            carried,
-            rename: None,
-        }))
+        let mut object = ConfigObject::new(kind, meta.name, meta.namespace, keys);
+        if versioned_from.is_some() || versioned.is_some() || carried {
+            object.versioning = Some(Box::new(Versioning {
+                versioned_from,
+                versioned,
+                carried,
+                rename: None,
+            }));
+        }
+        Ok(Some(object))
     }
 }
 

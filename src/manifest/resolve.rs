@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use super::checksum::{checksum, Contribution, Selection};
-use super::edit::{Edit, SlotError};
+use super::checksum::{checksum_digest, Contribution, Selection};
+use super::edit::{ChecksumEdit, ChecksumKey, SlotError};
 use super::index::{Item, Items, ObjectIndex};
 use super::object::{ConfigKind, ConfigObject, ObjectId};
 use super::stream::{Diagnostic, DocInfo, Location, Parsed};
@@ -144,7 +144,7 @@ pub struct TemplateResolution {
     pub outcome: Outcome,
     /// Index into the parsed documents.
     pub doc: usize,
-    pub edit: Option<Edit>,
+    pub edit: Option<ChecksumEdit>,
     /// References left out because a reload sidecar applies them in place, each saying which
     /// and by whom (for `-v`).
     pub reloaded: Vec<String>,
@@ -172,7 +172,7 @@ pub struct Note {
 pub struct Brief {
     /// Index into the parsed documents.
     pub doc: usize,
-    pub edit: Option<Edit>,
+    pub edit: Option<ChecksumEdit>,
     pub notes: Box<[Note]>,
 }
 
@@ -280,15 +280,10 @@ impl TemplateResolution {
     /// The decision reduced to its [`Brief`], with its notes when `notes` is set.
     pub fn brief(self, notes: bool) -> Brief {
         let notes = if notes { self.notes() } else { Vec::new() };
-        let edit = self.edit.map(|mut edit| {
-            // Kept until output: no spare capacity.
-            edit.text.shrink_to_fit();
-            edit
-        });
         Brief {
             notes: notes.into_boxed_slice(),
             doc: self.doc,
-            edit,
+            edit: self.edit,
         }
     }
 }
@@ -417,7 +412,7 @@ pub fn resolve_workload(
 fn workload_docs<'p>(parsed: &'p Parsed<Items>, default_namespace: &str) -> Vec<WorkloadDoc<'p>> {
     (0..parsed.values.len())
         .flat_map(|index| {
-            let count = parsed.values[index].as_ref().map_or(0, Vec::len);
+            let count = parsed.values[index].as_ref().map_or(0, |items| items.len());
             (0..count).map(move |item| (index, item))
         })
         .filter_map(|(index, item)| WorkloadDoc::at(parsed, index, item, default_namespace))
@@ -651,7 +646,7 @@ impl<'p> Resolver<'p> {
     ) {
         let location = w.info.at(template.pos);
         let (wanted, reloaded) = wanted(w.workload, template, self.rules, forwarded);
-        let record = |out: &mut Resolution, outcome: Outcome, edit: Option<Edit>| {
+        let record = |out: &mut Resolution, outcome: Outcome, edit: Option<ChecksumEdit>| {
             out.templates.push(TemplateResolution {
                 workload: w.id.clone(),
                 path: template.path.clone(),
@@ -691,7 +686,8 @@ impl<'p> Resolver<'p> {
             record(out, Outcome::Skipped(skip), None);
             return;
         }
-        let (sum, uses) = summarise(&used);
+        let (digest, uses) = summarise(&used);
+        let sum = hex::encode(digest);
         if let Some(strategy) = &w.workload.in_place {
             out.warnings.push(Diagnostic {
                 location: location.clone(),
@@ -706,8 +702,8 @@ impl<'p> Resolver<'p> {
         // key of its own.
         let foreign = slot.is_ok_and(|slot| slot.existing.as_ref().is_some_and(|e| *e != sum));
         let (key, slot) = match (slot, &template.own_slot) {
-            (Ok(slot), None) => (self.annotation_key, slot),
-            (Ok(slot), Some(_)) if !foreign => (self.annotation_key, slot),
+            (Ok(slot), None) => (ChecksumKey::Configured, slot),
+            (Ok(slot), Some(_)) if !foreign => (ChecksumKey::Configured, slot),
             (_, Some(Err(e))) => return cannot_edit(out, e),
             (_, Some(Ok(own))) => {
                 out.warnings.push(Diagnostic {
@@ -717,11 +713,12 @@ impl<'p> Resolver<'p> {
                         w.id, template.path, self.annotation_key
                     ),
                 });
-                (OWN_CHECKSUM, own)
+                (ChecksumKey::Own, own)
             }
             (Err(e), None) => return cannot_edit(out, e),
         };
-        let edit = (slot.existing.as_deref() != Some(sum.as_str())).then(|| slot.edit(key, &sum));
+        let edit = (slot.existing.as_deref() != Some(sum.as_str()))
+            .then(|| slot.checksum_edit(key, digest));
         record(
             out,
             Outcome::Annotate {
@@ -779,7 +776,7 @@ impl<'p> Resolver<'p> {
 }
 
 /// The checksum over what a template uses, and the uses as users are told about them.
-fn summarise(used: &[Use<'_>]) -> (String, Vec<Used>) {
+fn summarise(used: &[Use<'_>]) -> ([u8; 32], Vec<Used>) {
     let contributions: Vec<Contribution<'_>> = used
         .iter()
         .map(|u| Contribution {
@@ -801,7 +798,7 @@ fn summarise(used: &[Use<'_>]) -> (String, Vec<Used>) {
             via: u.via.clone(),
         })
         .collect();
-    (checksum(&contributions), uses)
+    (checksum_digest(&contributions), uses)
 }
 
 /// The `--depends` whose workload is not in the stream, each with what the stream has of

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
 
 use memchr::memmem;
@@ -106,14 +107,43 @@ fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
     out
 }
 
+/// The largest stream reconfig reads (4 GiB less a byte): positions, lines and document
+/// numbers are kept in 32 bits, for every piece and document until output.
+pub const MAX_STREAM_SIZE: usize = u32::MAX as usize;
+
+/// A position, line or count within a stream, which [`MAX_STREAM_SIZE`] keeps within 32 bits.
+fn narrow(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// One `---`-delimited piece of the input.
 #[derive(Debug, Clone)]
 struct Piece {
-    range: Range<usize>,
+    start: u32,
+    end: u32,
     /// 1-based stream line of the piece's first byte.
-    line: usize,
+    line: u32,
     /// The piece follows a `...` line: a document in it must start with `---`.
     after_document_end: bool,
+}
+
+impl Piece {
+    fn new(range: Range<usize>, line: usize, after_document_end: bool) -> Self {
+        Piece {
+            start: narrow(range.start),
+            end: narrow(range.end),
+            line: narrow(line),
+            after_document_end,
+        }
+    }
+
+    fn range(&self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    fn line(&self) -> usize {
+        self.line as usize
+    }
 }
 
 /// A parsed document, as a handler sees it.
@@ -158,25 +188,30 @@ impl<'a, 'n> Document<'a, 'n> {
 /// What the stream knows about each document once parsing is done.
 #[derive(Debug, Clone)]
 pub struct DocInfo {
-    pub number: usize,
-    pub source: Option<String>,
-    piece: usize,
-    line: usize,
+    pub source: Option<Box<str>>,
+    number: u32,
+    piece: u32,
+    line: u32,
 }
 
 impl DocInfo {
+    /// The document's 1-based number in the stream.
+    pub fn number(&self) -> usize {
+        self.number as usize
+    }
+
     /// Index of the piece holding the document: edit offsets are relative to it.
     pub fn piece(&self) -> usize {
-        self.piece
+        self.piece as usize
     }
 
     /// Turns a position inside the document into a stream location.
     pub fn at(&self, pos: Pos) -> Location {
         Location {
             file: None,
-            document: self.number,
-            source: self.source.clone(),
-            line: self.line + pos.line.saturating_sub(1),
+            document: self.number(),
+            source: self.source.as_deref().map(str::to_string),
+            line: self.line as usize + pos.line.saturating_sub(1),
             column: pos.column,
         }
     }
@@ -203,10 +238,11 @@ pub struct Parsed<T> {
 
 impl<'a> Stream<'a> {
     pub fn new(text: &'a str, max_size: usize) -> Result<Self, StreamError> {
-        if text.len() > max_size {
+        let limit = max_size.min(MAX_STREAM_SIZE);
+        if text.len() > limit {
             return Err(StreamError::TooLarge {
                 size: text.len(),
-                limit: max_size,
+                limit,
             });
         }
         Ok(Stream {
@@ -221,7 +257,7 @@ impl<'a> Stream<'a> {
 
     /// Byte ranges of the pieces that together make up the whole input, in order.
     pub fn pieces(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        self.pieces.iter().map(|c| c.range.clone())
+        self.pieces.iter().map(Piece::range)
     }
 
     /// Parses every document and hands its tree to `handle`, on all cores.
@@ -310,8 +346,8 @@ impl<'a> Stream<'a> {
     {
         let size = |k: usize| {
             docs.get(later[k])
-                .and_then(|info| self.pieces.get(info.piece))
-                .map_or(0, |piece| piece.range.len())
+                .and_then(|info| self.pieces.get(info.piece()))
+                .map_or(0, |piece| piece.range().len())
         };
         let mut parts = on_threads(later.len(), size, |range| {
             let state = start(range.len());
@@ -348,12 +384,12 @@ impl<'a> Stream<'a> {
         for &index in later {
             let found = docs
                 .get(index)
-                .and_then(|info| Some((info, self.pieces.get(info.piece)?)));
+                .and_then(|info| Some((info, self.pieces.get(info.piece())?)));
             let Some((info, piece)) = found else {
                 out.split = true;
                 continue;
             };
-            let text = &self.text[piece.range.clone()];
+            let text = &self.text[piece.range()];
             let roots = match parse_documents(text, limits) {
                 Ok(roots) => roots,
                 Err(e) => {
@@ -386,14 +422,14 @@ impl<'a> Stream<'a> {
                 Some(source) if info.source.as_deref() != Some(source) => {
                     out.sources.push((index, source.to_string()));
                     named = DocInfo {
-                        source: Some(source.to_string()),
+                        source: Some(source.into()),
                         ..info.clone()
                     };
                     &named
                 }
                 _ => info,
             };
-            let doc = Document::new(text, info.source.as_deref(), root, piece.line);
+            let doc = Document::new(text, info.source.as_deref(), root, piece.line());
             let result = handle(&doc, index, info, &mut state);
             out.doubts.extend(doc.into_doubts(info));
             if let Err(problem) = result {
@@ -444,7 +480,7 @@ impl<'a> Stream<'a> {
         let pieces = self.pieces.len();
         let parts: Vec<Part<T>> = on_threads(
             pieces,
-            |i| self.pieces[i].range.len(),
+            |i| self.pieces[i].range().len(),
             |range| {
                 // The first part's lists become the stream's: room for every piece's document now
                 // (room not filled costs no memory), so the others are moved in without the lists
@@ -478,7 +514,7 @@ impl<'a> Stream<'a> {
                 d
             };
             docs.extend(part.docs.into_iter().map(|mut info| {
-                info.number += before;
+                info.number += narrow(before);
                 info
             }));
             values.extend(part.values);
@@ -514,7 +550,7 @@ impl<'a> Stream<'a> {
         part.values.reserve_exact(range.len() + more);
         for piece_index in range {
             let piece = &self.pieces[piece_index];
-            let text = &self.text[piece.range.clone()];
+            let text = &self.text[piece.range()];
             let comment_source = source_comment(text);
             // A piece holds more than one document only when a lone CR ends its lines (the
             // cutter cuts at `\n`): look for a `...` inside it too.
@@ -535,18 +571,21 @@ impl<'a> Stream<'a> {
                 // A lone CR, or a byte order mark before a `---` (which starts a document
                 // wherever a line starts with it), can put more documents in one piece than
                 // the cutter sees: such a piece is read now, when its documents are numbered.
-                if !lone_cr && !text.contains('\u{feff}') && skip.leaves(text) {
-                    let info = part.next_info(piece_index, piece, comment_source);
-                    part.later.push(part.docs.len());
-                    part.docs.push(info);
-                    part.values.push(Some((skip.value)()));
-                    continue;
-                }
-                if skip.applies(text, limits) {
-                    let info = part.next_info(piece_index, piece, comment_source);
-                    part.docs.push(info);
-                    part.values.push(Some((skip.value)()));
-                    continue;
+                match skip.route(text, limits) {
+                    Route::Later if !lone_cr && !text.contains('\u{feff}') => {
+                        let info = part.next_info(piece_index, piece, comment_source);
+                        part.later.push(part.docs.len());
+                        part.docs.push(info);
+                        part.values.push(Some((skip.value)()));
+                        continue;
+                    }
+                    Route::Valid => {
+                        let info = part.next_info(piece_index, piece, comment_source);
+                        part.docs.push(info);
+                        part.values.push(Some((skip.value)()));
+                        continue;
+                    }
+                    Route::Later | Route::Parse => {}
                 }
             }
             let roots = match parse_documents(text, limits) {
@@ -573,7 +612,7 @@ impl<'a> Stream<'a> {
                     part.values.push(None);
                     continue;
                 };
-                let doc = Document::new(text, source, root, piece.line);
+                let doc = Document::new(text, source, root, piece.line());
                 let value = handle(&doc);
                 part.doubts.extend(doc.into_doubts(&info));
                 match value {
@@ -619,9 +658,9 @@ impl<T> Part<T> {
     /// The next document's info, from the piece that holds it.
     fn next_info(&self, piece_index: usize, piece: &Piece, source: Option<&str>) -> DocInfo {
         DocInfo {
-            number: self.docs.len() + 1,
-            source: source.map(str::to_string),
-            piece: piece_index,
+            number: narrow(self.docs.len() + 1),
+            source: source.map(Box::from),
+            piece: narrow(piece_index),
             line: piece.line,
         }
     }
@@ -706,35 +745,45 @@ fn top_level_kinds(text: &str) -> impl Iterator<Item = &str> {
         })
 }
 
-impl<T> Skip<'_, T> {
-    /// Whether the piece `text` is left for later: it names kinds, and only kinds `later`
-    /// takes. Whatever the tree turns out to hold, [`Stream::parse_later`] reads it in full.
-    fn leaves(&self, text: &str) -> bool {
-        let Some(later) = self.later else {
-            return false;
-        };
-        let mut kinds = top_level_kinds(text).peekable();
-        kinds.peek().is_some() && kinds.all(later)
-    }
+/// What becomes of a piece that may skip the full parser ([`Skip::route`]).
+enum Route {
+    /// Left for later ([`Stream::parse_later`]).
+    Later,
+    /// One valid document that needs no tree.
+    Valid,
+    /// Parsed now, in full.
+    Parse,
+}
 
-    /// Whether the piece `text` is one valid document that needs no tree.
-    fn applies(&self, text: &str, limits: Limits) -> bool {
-        // Cheap look at the top-level `kind:` lines first, so that documents which do need
-        // their tree are not read twice; Helm 4's filename annotation is read from the tree.
+impl<T> Skip<'_, T> {
+    /// Where the piece `text` goes. It is left for later when it names kinds, and only kinds
+    /// `later` takes: whatever its tree turns out to hold, [`Stream::parse_later`] reads it in
+    /// full. It needs no tree when it names no kind that needs one (a cheap look at its
+    /// top-level `kind:` lines, so that documents which do need their tree are not read twice),
+    /// holds no Helm 4 filename annotation (read from the tree), and proves to be one valid
+    /// document whose `kind` needs no tree.
+    fn route(&self, text: &str, limits: Limits) -> Route {
+        let (mut named, mut all_later, mut needs_tree) = (false, true, false);
         for kind in top_level_kinds(text) {
-            if (self.needs_tree)(kind) {
-                return false;
-            }
+            named = true;
+            all_later &= self.later.is_some_and(|later| later(kind));
+            needs_tree |= (self.needs_tree)(kind);
+        }
+        if named && all_later {
+            return Route::Later;
+        }
+        if needs_tree {
+            return Route::Parse;
         }
         static HELM4: LazyLock<memmem::Finder<'static>> =
             LazyLock::new(|| memmem::Finder::new(HELM4_FILENAME_ANNOTATION));
         if HELM4.find(text.as_bytes()).is_some() {
-            return false;
+            return Route::Parse;
         }
         match check_document(text, limits) {
-            Some(Some(kind)) => !(self.needs_tree)(&kind),
-            Some(None) => true,
-            None => false,
+            Some(Some(kind)) if (self.needs_tree)(&kind) => Route::Parse,
+            Some(_) => Route::Valid,
+            None => Route::Parse,
         }
     }
 }
@@ -834,46 +883,53 @@ fn split(text: &str) -> Vec<Piece> {
             .into_iter()
             .chain(memchr::memmem::find_iter(bytes, marker.as_bytes()).map(|found| found + 1))
     };
-    let mut marked: Vec<(usize, bool)> = candidates("\n---")
+    let mut dashes = candidates("\n---")
         .filter(|&at| at > 0 && is_marker(&bytes[at..], b"---"))
         .map(|at| (at, false))
-        .chain(
-            candidates("\n...")
-                .filter(|&at| is_marker(&bytes[at..], b"..."))
-                .filter_map(|at| {
-                    let end = bytes[at..].iter().position(|&b| b == b'\n')? + at + 1;
-                    (end < bytes.len()).then_some((end, true))
-                }),
-        )
-        .collect();
-    marked.sort_unstable();
+        .peekable();
+    let mut dots = candidates("\n...")
+        .filter(|&at| is_marker(&bytes[at..], b"..."))
+        .filter_map(|at| {
+            let end = bytes[at..].iter().position(|&b| b == b'\n')? + at + 1;
+            (end < bytes.len()).then_some((end, true))
+        })
+        .peekable();
+    // Cuts in stream order: both searches find theirs in order, so they are merged as they
+    // come, not gathered and sorted (for a stream of many small documents, two lists of
+    // megabytes made and dropped before the pieces).
+    let cuts = std::iter::from_fn(move || match (dashes.peek(), dots.peek()) {
+        (Some(dash), Some(dot)) if dash <= dot => dashes.next(),
+        (Some(_), None) => dashes.next(),
+        _ => dots.next(),
+    });
     // Piece starts, each with whether it follows a `...` line; a `---` right after a `...`
     // line makes one cut, still after a document end.
-    let mut starts = vec![(0, false)];
-    for (at, after_document_end) in marked {
-        match starts.last_mut() {
-            Some((start, after)) if *start == at => *after |= after_document_end,
-            _ => starts.push((at, after_document_end)),
+    let mut cuts = std::iter::once((0, false)).chain(cuts).peekable();
+    let mut next_start = move || {
+        let (at, mut after_document_end) = cuts.next()?;
+        while let Some((_, after)) = cuts.next_if(|&(next, _)| next == at) {
+            after_document_end |= after;
         }
-    }
-    let mut pieces: Vec<Piece> = Vec::with_capacity(starts.len());
+        Some((at, after_document_end))
+    };
+    let mut pieces: Vec<Piece> = Vec::new();
     let mut line = 1;
     let mut pending: Option<(usize, bool)> = None;
-    for (i, &(start, after_document_end)) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map_or(text.len(), |&(s, _)| s);
+    let mut current = next_start();
+    while let Some((start, after_document_end)) = current {
+        let following = next_start();
+        let end = following.map_or(text.len(), |(s, _)| s);
+        current = following;
         let (begin, after_document_end) = pending.take().unwrap_or((start, after_document_end));
         let piece = &text[begin..end];
         if end < text.len() && only_directives(piece) {
             pending = Some((begin, after_document_end));
             continue;
         }
-        pieces.push(Piece {
-            range: begin..end,
-            line,
-            after_document_end,
-        });
+        pieces.push(Piece::new(begin..end, line, after_document_end));
         line += count_newlines(piece.as_bytes());
     }
+    pieces.shrink_to_fit();
     pieces
 }
 
@@ -911,12 +967,17 @@ fn source_comment(text: &str) -> Option<&str> {
         .map(str::trim_end)
 }
 
+/// Groups of pieces a thread reads, when a stream is read on several: more groups than
+/// threads, each taken by whichever thread is free, so that one large document (a CRD of a
+/// megabyte) does not leave a thread with most of the stream while the others wait.
+const GROUPS_PER_THREAD: usize = 4;
+
 /// Runs `run` on `count` pieces (or documents), `size(i)` bytes each, split into contiguous
-/// runs of about equal bytes, one a core when they are many bytes; the results in order.
+/// groups of about equal bytes, on every core when they are many bytes; the results in order.
 ///
-/// The first run is read on this thread: what it keeps is then in the allocator's memory of
-/// the thread that later resolves and writes, which can reuse what the parse freed (glibc
-/// gives each thread an arena of its own).
+/// The first group is read on this thread, first: what it keeps is then in the allocator's
+/// memory of the thread that later resolves and writes, which can reuse what the parse freed
+/// (glibc gives each thread an arena of its own).
 fn on_threads<R: Send>(
     count: usize,
     size: impl Fn(usize) -> usize,
@@ -928,20 +989,38 @@ fn on_threads<R: Send>(
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
     };
-    let mut groups = balance(count, size, threads).into_iter();
-    let first = groups.next().unwrap_or(0..0);
-    std::thread::scope(|scope| {
-        let run = &run;
-        let workers: Vec<_> = groups
-            .map(|range| scope.spawn(move || run(range)))
-            .collect();
-        let mut results = vec![run(first)];
-        results.extend(workers.into_iter().map(|w| {
-            w.join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        }));
+    if threads == 1 {
+        return vec![run(0..count)];
+    }
+    let groups = balance(count, size, threads * GROUPS_PER_THREAD);
+    let next = AtomicUsize::new(1);
+    // Takes groups until none is left; each result with its group's index.
+    let take = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(range) = groups.get(index) else {
+                return done;
+            };
+            done.push((index, run(range.clone())));
+        }
+    };
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let take = &take;
+        let workers: Vec<_> = (1..threads).map(|_| scope.spawn(take)).collect();
+        let first = groups.first().cloned().unwrap_or(0..0);
+        let mut results = vec![(0, run(first))];
+        results.extend(take());
+        for worker in workers {
+            let done = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            results.extend(done);
+        }
         results
-    })
+    });
+    results.sort_unstable_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Splits `count` pieces (or documents), `size(i)` bytes each, into `n` contiguous groups of
@@ -971,7 +1050,7 @@ mod tests {
     use super::*;
 
     fn piece_texts(text: &str) -> Vec<&str> {
-        split(text).iter().map(|c| &text[c.range.clone()]).collect()
+        split(text).iter().map(|c| &text[c.range()]).collect()
     }
 
     #[test]
@@ -1114,7 +1193,7 @@ mod tests {
         let parsed = stream.parse(Limits::default(), handle).expect("valid");
         assert_eq!(parsed.docs.len(), 2 * count + 1);
         for (i, info) in parsed.docs.iter().enumerate() {
-            assert_eq!(info.number, i + 1);
+            assert_eq!(info.number(), i + 1);
         }
         let [doubt] = parsed.doubts.as_slice() else {
             panic!("{:?}", parsed.doubts);
@@ -1148,13 +1227,9 @@ mod tests {
     #[test]
     fn balances_groups() {
         let pieces: Vec<Piece> = (0..10)
-            .map(|i| Piece {
-                range: i * 10..(i + 1) * 10,
-                line: 1,
-                after_document_end: false,
-            })
+            .map(|i| Piece::new(i * 10..(i + 1) * 10, 1, false))
             .collect();
-        let size = |i: usize| pieces[i].range.len();
+        let size = |i: usize| pieces[i].range().len();
         assert_eq!(balance(pieces.len(), size, 2), vec![0..5, 5..10]);
         assert_eq!(balance(1, size, 2), vec![0..1]);
     }
@@ -1175,7 +1250,7 @@ mod document_end_tests {
     fn piece_texts(text: &str) -> Vec<(&str, bool)> {
         split(text)
             .iter()
-            .map(|c| (&text[c.range.clone()], c.after_document_end))
+            .map(|c| (&text[c.range()], c.after_document_end))
             .collect()
     }
 

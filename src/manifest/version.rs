@@ -142,7 +142,7 @@ pub fn plan(
             .iter()
             .flatten()
             .flatten()
-            .any(|item| matches!(item, Item::Config(object) if object.rename.is_some()))
+            .any(|item| matches!(item, Item::Config(object) if object.rename().is_some()))
     };
     if versioning.mode == Mode::Off || !has_slots() {
         return out;
@@ -161,21 +161,21 @@ pub fn plan(
             {
                 continue;
             }
-            let Some(slots) = object.rename.as_deref() else {
+            let Some(slots) = object.rename() else {
                 continue;
             };
             // An old version `--carry` copied from the cluster stays exactly as it is there.
-            if object.carried {
+            if object.carried() {
                 continue;
             }
             let location = parsed.docs[doc].at(slots.pos);
             let found = readers.get(&id).unwrap_or(&none);
-            let asked = object.versioned_from.is_some() || object.versioned == Some(true);
+            let asked = object.versioned_from().is_some() || object.versioned() == Some(true);
             // An object the app reloads in place keeps its name unless asked: a new name
             // would restart the pods on every change.
             let selected = asked
                 || (versioning.mode == Mode::All
-                    && object.versioned != Some(false)
+                    && object.versioned() != Some(false)
                     && !found.sites.is_empty()
                     && found.sites.iter().all(|s| s.in_place.is_none()));
             if !selected {
@@ -211,7 +211,7 @@ pub fn plan(
                         let Some((range, quote_char)) = &site.name_at else {
                             continue;
                         };
-                        if object.name != new_name {
+                        if *object.name != *new_name {
                             changed = true;
                             out.edits.push((
                                 site.doc,
@@ -222,7 +222,7 @@ pub fn plan(
                             ));
                         }
                     }
-                    if asked && object.versioned_from.is_none() && found.sites.is_empty() {
+                    if asked && object.versioned_from().is_none() && found.sites.is_empty() {
                         out.warnings.push(Diagnostic {
                             location: location.clone(),
                             message: format!(
@@ -293,7 +293,7 @@ fn rename(
         ));
     }
     let mut edits = Vec::new();
-    if object.name != new_name {
+    if *object.name != *new_name {
         if let Some((range, quote_char)) = &slots.name {
             edits.push(Edit {
                 range: range.clone(),
@@ -786,7 +786,7 @@ spec:
         let object = analysis
             .object(&ObjectId::new(ConfigKind::ConfigMap, "", &name))
             .expect("renamed");
-        assert_eq!(object.versioned_from.as_deref(), Some("app"));
+        assert_eq!(object.versioned_from(), Some("app"));
         let doc = out
             .split("---\n")
             .find(|d| d.contains("kind: ConfigMap"))
@@ -943,7 +943,7 @@ spec:
                 .iter()
                 .flatten()
                 .flatten()
-                .filter(|i| matches!(i, Item::Config(o) if o.versioned_from.is_some()))
+                .filter(|i| matches!(i, Item::Config(o) if o.versioned_from().is_some()))
                 .count(),
             1
         );
@@ -991,7 +991,7 @@ spec:
                 .flatten()
                 .flatten()
                 .filter_map(|i| match i {
-                    Item::Config(o) => o.versioned_from.clone(),
+                    Item::Config(o) => o.versioned_from().map(str::to_string),
                     _ => None,
                 })
                 .collect::<Vec<_>>()
