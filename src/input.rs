@@ -54,7 +54,8 @@ pub struct ManifestArgs {
     #[arg(long, env = "RECONFIG_SECRET_HASH_KEY_FILE", value_name = "FILE")]
     pub secret_hash_key_file: Option<PathBuf>,
 
-    /// Refuse inputs larger than this (accepts KiB, MiB, GiB suffixes).
+    /// Refuse inputs larger than this (accepts KiB, MiB, GiB suffixes; at most 4GiB less one
+    /// byte).
     // Keep the default equal to manifest::DEFAULT_MAX_INPUT_SIZE (a test checks).
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_input_size)]
     pub max_input_size: usize,
@@ -158,7 +159,7 @@ impl Inputs {
         };
         let mut inputs = Inputs::default();
         let mut line = 1;
-        for path in files {
+        for (index, path) in files.iter().enumerate() {
             let text = &mut inputs.text;
             let (name, mut file_text) = read_one_limited(path, limit, text.len())?;
             if !text.is_empty() {
@@ -186,7 +187,11 @@ impl Inputs {
                 name,
                 first_line: line,
             });
-            line += count_newlines(file_text.as_bytes());
+            // Only a file after this one needs to know where it starts: the count is a pass
+            // over the whole input.
+            if index + 1 < files.len() {
+                line += count_newlines(file_text.as_bytes());
+            }
             if text.is_empty() {
                 // The first (usually only) input is taken as it is: a copy would hold the
                 // input twice at the moment it is read.

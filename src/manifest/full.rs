@@ -209,6 +209,7 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
             None => root = Some(complete),
             Some(Frame::Sequence { items, .. }) => items.push(complete),
             Some(Frame::Mapping {
+                start: mapping_start,
                 entries,
                 key,
                 merges,
@@ -223,7 +224,12 @@ pub fn parse<'a>(text: &'a str, limits: Limits) -> Result<Vec<Option<Node<'a>>>,
                     });
                 }
                 None => {
-                    if let Some(error) = key_over_go_yaml_break(text, &breaks, &complete) {
+                    let starts_mapping = text
+                        .get(mapping_start.offset..complete.start.offset)
+                        .is_some_and(only_properties);
+                    if let Some(error) =
+                        key_over_go_yaml_break(text, &breaks, &complete, starts_mapping)
+                    {
                         return Err(error);
                     }
                     *key = Some((complete, merge_key));
@@ -301,8 +307,15 @@ fn unquoted_go_yaml_break(
 /// A quoted implicit key that NEL, LS or PS breaks, as an error: to go-yaml (Helm, kubectl) the
 /// key runs over two lines, and an implicit key must sit on one (`"a<NEL>b": 1`). The scanner
 /// counts lines at CR and LF only, so it cannot tell. An explicit key (`? "a<NEL>b"`) may span
-/// lines.
-fn key_over_go_yaml_break(text: &str, breaks: &[usize], key: &Node<'_>) -> Option<SyntaxError> {
+/// lines. A key that `starts_mapping` (only its anchor and tag before it) is no mapping's
+/// explicit key even after a `?`: that `?` is an outer mapping's, whose key is this mapping
+/// (`? "a<NEL>b": 1`, a differential fuzz finding).
+fn key_over_go_yaml_break(
+    text: &str,
+    breaks: &[usize],
+    key: &Node<'_>,
+    starts_mapping: bool,
+) -> Option<SyntaxError> {
     // An alias used as a key sits on one line, wherever its anchor's scalar runs.
     let scalar = match &key.value {
         Value::Shared(anchored) if !key.aliased => &anchored.value,
@@ -313,7 +326,7 @@ fn key_over_go_yaml_break(text: &str, breaks: &[usize], key: &Node<'_>) -> Optio
     if !matches!(
         scalar,
         Value::Scalar(_, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted)
-    ) || explicit_key(text, key.start.offset)
+    ) || (!starts_mapping && explicit_key(text, key.start.offset))
     {
         return None;
     }
@@ -324,6 +337,13 @@ fn key_over_go_yaml_break(text: &str, breaks: &[usize], key: &Node<'_>) -> Optio
          takes the character for a line break, and a key without `?` must be on one line"
             .into(),
     ))
+}
+
+/// Whether `text` holds nothing but node properties (anchors, tags) and spaces: what may stand
+/// between where a mapping starts and its first key.
+fn only_properties(text: &str) -> bool {
+    text.split([' ', '\t'])
+        .all(|word| word.is_empty() || word.starts_with('&') || word.starts_with('!'))
 }
 
 /// Whether the node at `start` follows a `?` indicator (blanks, line breaks, an anchor and a

@@ -504,6 +504,13 @@ mod tests {
             "m:\n  'a\u{2028}b': 1\n",
             "- \"a\u{2029} b\": 1\n",
             "&k \"a\u{85}b\": 1\n",
+            // The first key of a mapping that is itself an explicit key: the `?` is the outer
+            // mapping's (differential fuzz finding, with lone CRs for line ends).
+            "? \"a\u{85}b\": 1\n",
+            "?\r \"a\u{85}b\":\r",
+            "? &k !!str 'a\u{2028}b': 1\n",
+            "- ? \"a\u{85}b\": 1\n",
+            "k: 1\n? &m\n  \"a\u{2029}b\": 1\n",
         ] {
             let err = parse_documents(text, Limits::default()).expect_err(text);
             assert!(err.message.contains("a quoted key"), "{text:?}: {err}");

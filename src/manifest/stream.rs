@@ -984,10 +984,13 @@ fn on_threads<R: Send>(
     run: impl Fn(Range<usize>) -> R + Sync,
 ) -> Vec<R> {
     let total: usize = (0..count).map(&size).sum();
+    // Asked once a run: the answer reads the cgroup's CPU limit, a dozen system calls.
+    static CORES: LazyLock<usize> =
+        LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)));
     let threads = if total < PARALLEL_THRESHOLD {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        *CORES
     };
     if threads == 1 {
         return vec![run(0..count)];

@@ -1167,6 +1167,21 @@ mod tests {
         fn exit_signal(&mut self) -> Option<i32> {
             self.0.wait().expect("wait").signal()
         }
+
+        /// Waits until the child's command line holds `argv0`. `spawn` returns once the
+        /// child has begun to exec, and the kernel sets the new command line a moment later:
+        /// on a loaded machine a test looked for it first and found nothing.
+        fn wait_for_argv0(&self, argv0: &str) {
+            let path = format!("/proc/{}/cmdline", self.pid());
+            for _ in 0..500 {
+                let cmdline = std::fs::read(&path).unwrap_or_default();
+                if cmdline.split(|&b| b == 0).next() == Some(argv0.as_bytes()) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("{path} never held {argv0:?}");
+        }
     }
 
     /// A 15-character name no other process has: `rcfgtest-` and six hex digits.
@@ -1261,6 +1276,7 @@ mod tests {
                 .arg0(format!("/nowhere/{argv0_name}"))
                 .arg("30"),
         );
+        child.wait_for_argv0(&format!("/nowhere/{argv0_name}"));
         let target = by_name(&argv0_name);
         let sent = Signaller::new().send(&target, Signal::TERM).expect("send");
         assert_eq!(pids(Ok(sent)), [child.pid()]);
