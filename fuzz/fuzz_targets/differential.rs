@@ -68,6 +68,12 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    // An anchor on an empty node in a flow collection (`[&a, *a]`): go-yaml (Helm), and so
+    // reconfig, read a null there and its aliases as null; serde's libyaml reading gives the
+    // aliases another anchored node's value (`tests/fixtures/yaml-corpus/anchor-on-empty-flow-node.yaml`).
+    if anchor_on_empty_flow_node(text) {
+        return;
+    }
     if theirs.len() != ours.len() {
         // libyaml yields no document for an empty stream; reconfig reports empty ones as null.
         let nonempty = ours.iter().filter(|d| !d.is_null()).count();
@@ -89,6 +95,19 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// Whether an anchor stands on an empty node in a flow collection: `&name` followed, past
+/// blanks, by `,`, `]` or `}`.
+fn anchor_on_empty_flow_node(text: &str) -> bool {
+    text.match_indices('&').any(|(at, _)| {
+        let rest = &text[at + 1..];
+        let name_end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
+            .unwrap_or(rest.len());
+        let after = rest[name_end..].trim_start_matches([' ', '\t']);
+        name_end > 0 && after.starts_with([',', ']', '}'])
+    })
+}
 
 /// A document after `...` with no `---` of its own: YAML 1.2 and reconfig's parser read it,
 /// libyaml and go-yaml do not (the commands refuse it; `tests/yaml_oracle.rs` lists it).
