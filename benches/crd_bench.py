@@ -5,10 +5,12 @@ Generates a render and a chart shaped like kube-prometheus-stack with its CRDs
 (benches/gen_crd_render.py), then times, interleaved, medians of --runs:
   - `reconfig inject` on the render, against `sha256sum` of it (goal: <= 2.5x);
   - Helm 3 `helm template --include-crds` of the chart without a post-renderer, with
-    reconfig, and with a no-op `cat` post-renderer (goal: reconfig <= 1.10x without).
+    reconfig, and with a no-op `cat` post-renderer (goal: reconfig <= 1.10x without);
+  - with Go on PATH, the post-renderers alone, piped as Helm pipes them
+    (benches/post_render/main.go): what reconfig costs Helm over `cat`, without Helm's noise.
 
 Run from the repository root after `cargo build --release` and tests/tools/install-helm.sh:
-  python3 benches/crd_bench.py [--runs 11] [--chart DIR]
+  python3 benches/crd_bench.py [--runs 11] [--chart DIR] [--baseline BIN]
 
 --chart times a chart of your own instead of the generated one (its dependencies already in
 its charts/ folder): the render is that chart's `helm template --include-crds`. The generated
@@ -18,6 +20,7 @@ post-renderer costs Helm 1.2-1.3x; the README's Helm 3 figures are for kube-prom
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +50,8 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/reconfig"))
     ap.add_argument("--helm", default=os.path.join(ROOT, "target/tools/helm-v3.17.2/helm"))
     ap.add_argument("--chart", help="a chart folder to time instead of the generated one")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="another reconfig build (an older commit's) timed in the same runs")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="crd-bench-")
     render, chart = os.path.join(work, "render.yaml"), os.path.join(work, "chart")
@@ -73,6 +78,10 @@ def main():
         "helm template + reconfig": (base + ["--post-renderer", a.bin, "--post-renderer-args", "inject"], None),
         "helm template + cat": (base + ["--post-renderer", cat], None),
     }
+    if a.baseline:
+        commands["reconfig inject (baseline)"] = ([a.baseline, "inject"], render)
+        commands["helm template + reconfig (baseline)"] = (
+            base + ["--post-renderer", a.baseline, "--post-renderer-args", "inject"], None)
     _, out = timed(commands["reconfig inject"][0], render, env)
     docs = out.count(b"\n---\n") + 1
     print(f"render: {os.path.getsize(render) / 1048576:.1f} MiB, {docs} documents, "
@@ -89,6 +98,41 @@ def main():
     print(f"- helm template with reconfig / without: "
           f"{med['helm template + reconfig'] / med['helm template']:.3f}x (goal <= 1.10x); "
           f"with cat: {med['helm template + cat'] / med['helm template']:.3f}x")
+    if a.baseline:
+        print(f"- the baseline build: inject / sha256sum "
+              f"{med['reconfig inject (baseline)'] / med['sha256sum']:.2f}x; helm template with it / without: "
+              f"{med['helm template + reconfig (baseline)'] / med['helm template']:.3f}x")
+    through_go_pipes(a, render, work, cat)
+
+
+def through_go_pipes(a, render, work, cat):
+    """Times the post-renderers alone as Helm runs one (benches/post_render/main.go): Helm's
+    own run varies by more than a post-renderer costs, this does not. Needs Go."""
+    go = shutil.which("go")
+    if not go:
+        print("\n(no `go` on PATH: the post-renderers were not timed through Go's pipes)")
+        return
+    harness = os.path.join(work, "post_render")
+    env = dict(os.environ, GO111MODULE="off", GOPATH=os.path.join(work, "gopath"),
+               GOCACHE=os.path.join(work, "gocache"), GOFLAGS="")
+    subprocess.run([go, "build", "-o", harness, os.path.join(ROOT, "benches/post_render/main.go")],
+                   check=True, env=env)
+    commands = {"cat": cat, "reconfig inject": f"{a.bin} inject"}
+    if a.baseline:
+        commands["reconfig inject (baseline)"] = f"{a.baseline} inject"
+    runs = 3 * a.runs
+    out = subprocess.run([harness, render, str(runs)] + list(commands.values()),
+                         check=True, capture_output=True, text=True).stdout
+    print(f"\nThe post-renderers alone, piped as Helm pipes them (a Go parent; {runs} runs):\n"
+          "\n| post-renderer | median | p25 | p75 |\n|---|---:|---:|---:|")
+    medians = {}
+    for name, line in zip(commands, out.splitlines()):
+        _, median_ms, p25, p75 = line.split("\t")
+        medians[name] = float(median_ms)
+        print(f"| {name} | {median_ms} ms | {p25} ms | {p75} ms |")
+    print(f"\n- reconfig's cost over `cat`'s: {medians['reconfig inject'] - medians['cat']:.1f} ms")
+    if a.baseline:
+        print(f"- the baseline's: {medians['reconfig inject (baseline)'] - medians['cat']:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -289,6 +289,7 @@ fn read_one_limited(
 ) -> Result<(String, String), InputError> {
     let (name, bytes) = if path.as_os_str() == "-" {
         let stdin = io::stdin();
+        crate::pipe::widen(&stdin);
         let size = rustix::fs::fstat(&stdin)
             .ok()
             .filter(|stat| rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file())

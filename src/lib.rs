@@ -15,6 +15,7 @@ pub mod input;
 pub mod kube;
 pub mod logging;
 pub mod manifest;
+pub mod pipe;
 pub mod policy;
 pub mod process;
 pub mod reload;

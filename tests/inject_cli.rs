@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::os::fd::AsFd as _;
+
 use predicates::prelude::*;
 use support::cli::reconfig;
 
@@ -379,4 +381,36 @@ fn windows_line_endings_are_kept_in_the_lines_it_adds() {
         "the same annotations as with LF"
     );
     assert_eq!(inject(&output, &[]), output, "idempotent");
+}
+
+/// Helm pipes the render in and reads the result from another pipe; at the kernel's default
+/// 64 KiB a 5 MiB render crosses each in ~80 turns. inject widens both (`reconfig::pipe`);
+/// the width is the pipe's, so this side sees it on its own ends after the run.
+#[test]
+fn the_pipes_a_post_renderer_is_given_are_widened() {
+    use std::io::{Read as _, Write as _};
+    use std::process::Stdio;
+
+    let (stdin_read, stdin_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("a pipe");
+    // A copy of the read end stays here to look at the pipe once the run is over.
+    let kept = stdin_read.try_clone().expect("dup");
+    let mut child = support::cli::command()
+        .arg("inject")
+        .stdin(Stdio::from(stdin_read))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run reconfig");
+    let mut input = std::fs::File::from(stdin_write);
+    input.write_all(fixture(HELM3).as_bytes()).expect("write");
+    drop(input);
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).expect("read");
+    assert!(child.wait().expect("wait").success());
+    assert!(out.contains("checksum/config"), "{out}");
+    let width = |fd| rustix::pipe::fcntl_getpipe_size(fd).expect("a pipe's width");
+    assert_eq!(width(kept.as_fd()), reconfig::pipe::WIDTH, "stdin");
+    assert_eq!(width(stdout.as_fd()), reconfig::pipe::WIDTH, "stdout");
 }

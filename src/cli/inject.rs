@@ -326,6 +326,8 @@ pub fn run(args: InjectArgs) -> Result<(), Failure> {
     };
 
     let stdout = io::stdout();
+    // Helm reads the result from a pipe: see `pipe`.
+    crate::pipe::widen(&stdout);
     let mut out = Tail {
         inner: io::BufWriter::with_capacity(1 << 16, stdout.lock()),
         last: None,

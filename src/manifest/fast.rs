@@ -96,7 +96,7 @@ pub fn parse(text: &str, limits: Limits) -> Option<Vec<Option<Node<'_>>>> {
 
 /// [`parse`], building with `B`.
 pub fn parse_with<'a, B: Build<'a>>(text: &'a str, limits: Limits) -> Option<Vec<Option<B::Node>>> {
-    run::<B>(text, limits, false).map(|(docs, _)| docs)
+    run::<B>(text, is_plain(text), limits, false).map(|(docs, _)| docs)
 }
 
 /// Proves `text` one valid document without building its tree, or declines with `None`.
@@ -105,8 +105,10 @@ pub fn parse_with<'a, B: Build<'a>>(text: &'a str, limits: Limits) -> Option<Vec
 /// doubts need the tree) and documents that are empty or not a mapping. Gives the text of
 /// the top-level `kind` (`None` when there is none or it is not a scalar), so a caller can
 /// tell a document no reader needs from one it must parse in full.
-pub fn check(text: &str, limits: Limits) -> Option<Option<String>> {
-    let (docs, kind) = run::<Tree>(text, limits, true)?;
+///
+/// `plain` is [`is_plain`] of `text`, which the caller looked at already.
+pub fn check(text: &str, plain: bool, limits: Limits) -> Option<Option<String>> {
+    let (docs, kind) = run::<Tree>(text, plain, limits, true)?;
     match docs.first() {
         Some(Some(root)) if root.entries().is_some() => Some(kind),
         _ => None,
@@ -126,15 +128,20 @@ fn has_breaks_for_the_full_parser(bytes: &[u8]) -> bool {
             .any(|at| BREAKS.iter().any(|b| bytes[at..].starts_with(b.as_bytes())))
 }
 
-fn run<'a, B: Build<'a>>(text: &'a str, limits: Limits, check_only: bool) -> Option<Run<B::Node>> {
-    // Plain text (ASCII, no control character but tab and newline) holds none of them.
-    let plain = plain(text.as_bytes());
+/// Reads `text`; `plain` is [`is_plain`] of it.
+fn run<'a, B: Build<'a>>(
+    text: &'a str,
+    plain: bool,
+    limits: Limits,
+    check_only: bool,
+) -> Option<Run<B::Node>> {
+    // Plain text holds none of them.
     if !plain && has_breaks_for_the_full_parser(text.as_bytes()) {
         return None;
     }
     let mut p = Parser::<B> {
         text,
-        lines: lines(text, plain),
+        lines: lines(text, plain)?,
         i: 0,
         nodes: 0,
         depth: 0,
@@ -156,25 +163,43 @@ fn run<'a, B: Build<'a>>(text: &'a str, limits: Limits, check_only: bool) -> Opt
         return Some((docs, None));
     }
     let line = p.lines[p.i];
-    let root = p.block(line.indent, line.start + line.indent)?;
+    let root = p.block(line.indent(), line.start() + line.indent())?;
     p.skip_blank()?;
     (p.i >= p.lines.len()).then_some((vec![Some(root)], p.kind))
 }
 
 #[derive(Debug, Clone, Copy)]
+/// 20 bytes, with offsets of 32 bits: a CRD of 800 KB has some 30,000 lines, and the list of
+/// them is made for every document. ([`lines`] declines a text of 4 GiB or more.)
 struct Line {
-    start: usize,
+    start: u32,
     /// End of the line's text, before its `\n`.
-    end: usize,
+    end: u32,
     /// Leading spaces.
-    indent: usize,
-    number: usize,
+    indent: u32,
+    number: u32,
     ascii: bool,
     /// Free of control characters (tab aside), checked for ASCII lines only.
     clean: bool,
 }
 
 impl Line {
+    fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    fn end(&self) -> usize {
+        self.end as usize
+    }
+
+    fn indent(&self) -> usize {
+        self.indent as usize
+    }
+
+    fn number(&self) -> usize {
+        self.number as usize
+    }
+
     /// Only spaces, or nothing.
     fn blank(&self) -> bool {
         self.indent == self.end - self.start
@@ -193,26 +218,58 @@ fn look(bytes: &[u8]) -> (u8, bool) {
     })
 }
 
-/// Whether `bytes` are ASCII with no control character but tab and newline, as nearly every
-/// document is: a look at the whole text, by blocks that compile to vector instructions,
-/// spares each line its own (a third of the time the fast path spent on a CRD).
-fn plain(bytes: &[u8]) -> bool {
-    !bytes.chunks(64).any(|block| {
+/// Whether `text` is plain: ASCII with no control character but tab and newline, as nearly
+/// every document is. A look at the whole text, by blocks that compile to vector
+/// instructions, spares each line its own (a third of the time the fast path spent on a
+/// CRD); plain text holds nothing a YAML stream may not, so it spares callers their own look
+/// for unprintable characters too.
+pub fn is_plain(text: &str) -> bool {
+    !text.as_bytes().chunks(64).any(|block| {
         let (high, control) = look(block);
         high >= 0x80 || control
     })
 }
 
-/// The lines of `text`; `plain` is [`plain`] of it.
-fn lines(text: &str, plain: bool) -> Vec<Line> {
+/// How many spaces `bytes` start with, eight bytes at a time: a CRD's schema lines are
+/// indented by 20 to 40 spaces, and counting them one by one was most of [`lines`]' time.
+fn leading_spaces(bytes: &[u8]) -> usize {
+    const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut count = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        // Zero bytes where there were spaces; the lowest other byte is the first non-space.
+        let differs = u64::from_le_bytes(word) ^ SPACES;
+        if differs != 0 {
+            return count + differs.trailing_zeros() as usize / 8;
+        }
+        count += 8;
+    }
+    count
+        + chunks
+            .remainder()
+            .iter()
+            .take_while(|&&b| b == b' ')
+            .count()
+}
+
+/// The lines of `text`; `plain` is [`is_plain`] of it. `None` when `text` is too long for
+/// [`Line`]'s offsets.
+fn lines(text: &str, plain: bool) -> Option<Vec<Line>> {
+    let len = u32::try_from(text.len())
+        .ok()
+        .filter(|&len| len < u32::MAX)?;
     let mut out = Vec::with_capacity(text.len() / 24 + 1);
     let bytes = text.as_bytes();
     let mut ends = memchr::memchr_iter(b'\n', bytes);
-    let mut start = 0;
-    let mut number = 1;
-    while start < bytes.len() {
-        let end = ends.next().unwrap_or(bytes.len());
-        let line = &bytes[start..end];
+    let mut start = 0u32;
+    let mut number = 1u32;
+    // Each line but the last ends with a `\n`, so there are at most `len` of them: with `len`
+    // under `u32::MAX`, neither `end + 1` nor a line's number overflows.
+    while start < len {
+        let end = ends.next().map_or(len, |at| at as u32);
+        let line = &bytes[start as usize..end as usize];
         let (ascii, clean) = if plain {
             (true, true)
         } else {
@@ -222,7 +279,7 @@ fn lines(text: &str, plain: bool) -> Vec<Line> {
         out.push(Line {
             start,
             end,
-            indent: line.iter().take_while(|&&b| b == b' ').count(),
+            indent: leading_spaces(line) as u32,
             number,
             ascii,
             clean,
@@ -230,7 +287,7 @@ fn lines(text: &str, plain: bool) -> Vec<Line> {
         start = end + 1;
         number += 1;
     }
-    out
+    Some(out)
 }
 
 struct Parser<'a, B: Build<'a>> {
@@ -312,19 +369,19 @@ fn is_key_char(c: u8) -> bool {
 impl<'a, B: Build<'a>> Parser<'a, B> {
     fn pos(&self, line: &Line, offset: usize) -> Pos {
         let column = if line.ascii {
-            offset - line.start + 1
+            offset - line.start() + 1
         } else {
-            self.text[line.start..offset].chars().count() + 1
+            self.text[line.start()..offset].chars().count() + 1
         };
         Pos {
             offset,
-            line: line.number,
+            line: line.number(),
             column,
         }
     }
 
     fn line_text(&self, line: &Line) -> &'a str {
-        &self.text[line.start..line.end]
+        &self.text[line.start()..line.end()]
     }
 
     /// Rejects control characters and the line separators some parsers treat specially.
@@ -360,7 +417,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
     fn skip_blank(&mut self) -> Option<()> {
         while let Some(line) = self.lines.get(self.i).copied() {
             let text = self.line_text(&line);
-            let rest = &text[line.indent..];
+            let rest = &text[line.indent()..];
             if rest.is_empty() {
                 self.i += 1;
                 continue;
@@ -373,7 +430,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                 self.i += 1;
                 continue;
             }
-            if line.indent == 0
+            if line.indent() == 0
                 && (text.starts_with("---") || text.starts_with("...") || text.starts_with('%'))
             {
                 return None;
@@ -399,7 +456,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         self.printable(&line)?;
         let bytes = self.text.as_bytes();
         if bytes.get(at) == Some(&b'-') && matches!(bytes.get(at + 1), Some(b' ') | None)
-            || at + 1 == line.end && bytes[at] == b'-'
+            || at + 1 == line.end() && bytes[at] == b'-'
         {
             self.sequence(col, at)
         } else {
@@ -441,16 +498,16 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             let Some(next) = self.lines.get(self.i).copied() else {
                 break;
             };
-            if next.indent < col {
+            if next.indent() < col {
                 break;
             }
-            if next.indent > col {
+            if next.indent() > col {
                 return None;
             }
-            if self.dash_at(&next, next.start + col) {
+            if self.dash_at(&next, next.start() + col) {
                 break;
             }
-            at = next.start + col;
+            at = next.start() + col;
         }
         self.keys.truncate(keys_base);
         self.depth -= 1;
@@ -461,7 +518,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
 
     fn dash_at(&self, line: &Line, at: usize) -> bool {
         let bytes = self.text.as_bytes();
-        bytes.get(at) == Some(&b'-') && (at + 1 == line.end || bytes.get(at + 1) == Some(&b' '))
+        bytes.get(at) == Some(&b'-') && (at + 1 == line.end() || bytes.get(at + 1) == Some(&b' '))
     }
 
     fn sequence(&mut self, col: usize, first_at: usize) -> Option<B::Node> {
@@ -473,15 +530,15 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             let line = self.lines[self.i];
             self.printable(&line)?;
             let bytes = self.text.as_bytes();
-            if at + 1 >= line.end {
+            if at + 1 >= line.end() {
                 return None;
             }
-            let spaces = bytes[at + 1..line.end]
+            let spaces = bytes[at + 1..line.end()]
                 .iter()
                 .take_while(|&&b| b == b' ')
                 .count();
             let item_at = at + 1 + spaces;
-            if item_at >= line.end || bytes[item_at] == b'#' || bytes[item_at] == b'\t' {
+            if item_at >= line.end() || bytes[item_at] == b'#' || bytes[item_at] == b'\t' {
                 return None;
             }
             let item_col = col + 1 + spaces;
@@ -504,16 +561,16 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             let Some(next) = self.lines.get(self.i).copied() else {
                 break;
             };
-            if next.indent < col {
+            if next.indent() < col {
                 break;
             }
-            if next.indent > col {
+            if next.indent() > col {
                 return None;
             }
-            if !self.dash_at(&next, next.start + col) {
+            if !self.dash_at(&next, next.start() + col) {
                 break;
             }
-            at = next.start + col;
+            at = next.start() + col;
         }
         self.depth -= 1;
         self.count()?;
@@ -527,7 +584,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let (key, end) = match bytes.get(at)? {
             b'"' | b'\'' => self.quoted(line, at)?,
             &c if is_key_char(c) && c != b'-' => {
-                let len = bytes[at..line.end]
+                let len = bytes[at..line.end()]
                     .iter()
                     .take_while(|&&b| is_key_char(b))
                     .count();
@@ -548,7 +605,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         match bytes.get(end + 1) {
             None | Some(b' ') => Some((key, end + 1)),
             Some(b'\n') => Some((key, end + 1)),
-            _ if end + 1 == line.end => Some((key, end + 1)),
+            _ if end + 1 == line.end() => Some((key, end + 1)),
             _ => None,
         }
     }
@@ -562,28 +619,28 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         key_end: Pos,
     ) -> Option<B::Node> {
         let bytes = self.text.as_bytes();
-        let rest = &bytes[after_colon..line.end];
+        let rest = &bytes[after_colon..line.end()];
         let spaces = rest.iter().take_while(|&&b| b == b' ').count();
         if rest.get(spaces) == Some(&b'\t') {
             return None;
         }
         let at = after_colon + spaces;
-        if at >= line.end || (bytes[at] == b'#' && spaces > 0) {
+        if at >= line.end() || (bytes[at] == b'#' && spaces > 0) {
             self.i += 1;
             self.skip_blank()?;
             if let Some(next) = self.lines.get(self.i).copied() {
-                let next_at = next.start + next.indent;
-                if next.indent > indent && matches!(bytes.get(next_at), Some(b'{' | b'[')) {
+                let next_at = next.start() + next.indent();
+                if next.indent() > indent && matches!(bytes.get(next_at), Some(b'{' | b'[')) {
                     // `annotations:` over `{}`: what Helm charts render from an empty value.
                     let node = self.inline(&next, next_at)?;
                     self.i += 1;
                     return Some(node);
                 }
-                if next.indent > indent {
-                    return self.block(next.indent, next_at);
+                if next.indent() > indent {
+                    return self.block(next.indent(), next_at);
                 }
-                if next.indent == indent && self.dash_at(&next, next.start + indent) {
-                    return self.sequence(indent, next.start + indent);
+                if next.indent() == indent && self.dash_at(&next, next.start() + indent) {
+                    return self.sequence(indent, next.start() + indent);
                 }
             }
             return Some(B::scalar(
@@ -606,7 +663,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                 return self.quoted_lines(line, at, indent);
             };
             self.count()?;
-            if !self.only_comment_after(end, line.end) {
+            if !self.only_comment_after(end, line.end()) {
                 return None;
             }
             self.i += 1;
@@ -627,7 +684,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let quote = self.text.as_bytes()[at];
         let start = self.pos(line, at);
         let mut value = String::new();
-        let first = self.quoted_segment(quote, at + 1, line.end, &mut value)?;
+        let first = self.quoted_segment(quote, at + 1, line.end(), &mut value)?;
         if value.trim_start_matches(' ').is_empty() || matches!(first, Segment::Closed(_)) {
             return None;
         }
@@ -644,7 +701,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                 blank_lines += 1;
                 continue;
             }
-            if next.indent <= indent {
+            if next.indent() <= indent {
                 return None;
             }
             if !joined {
@@ -654,12 +711,12 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                 value.extend(std::iter::repeat_n('\n', blank_lines));
             }
             blank_lines = 0;
-            let from = next.start + next.indent;
-            match self.quoted_segment(quote, from, next.end, &mut value)? {
+            let from = next.start() + next.indent();
+            match self.quoted_segment(quote, from, next.end(), &mut value)? {
                 Segment::Goes => joined = false,
                 Segment::Joined => joined = true,
                 Segment::Closed(close) if close > from => {
-                    if !self.only_comment_after(close + 1, next.end) {
+                    if !self.only_comment_after(close + 1, next.end()) {
                         return None;
                     }
                     let end = self.pos(&next, close + 1);
@@ -745,7 +802,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let (first, end) = self.plain(line, at)?;
         self.count()?;
         self.i += 1;
-        let rest = &bytes[end..line.end];
+        let rest = &bytes[end..line.end()];
         if !rest.iter().all(|&b| b == b' ' || b == b'\t') {
             // A comment ends the scalar; `plain` cut at ` #`, so only blanks come before it.
             return Some(first.build::<B>(false));
@@ -760,11 +817,11 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                 j += 1;
                 continue;
             }
-            if next.indent <= indent {
+            if next.indent() <= indent {
                 break;
             }
             self.printable(&next)?;
-            let content = self.text[next.start + next.indent..next.end].trim_end_matches(' ');
+            let content = self.text[next.start() + next.indent()..next.end()].trim_end_matches(' ');
             let doubtful = content.starts_with('#')
                 || content.starts_with("- ")
                 || content.starts_with("? ")
@@ -780,7 +837,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             text.extend(std::iter::repeat_n('\n', blank_lines));
             text.push_str(content);
             blank_lines = 0;
-            end_pos = self.pos(&next, next.start + next.indent + content.len());
+            end_pos = self.pos(&next, next.start() + next.indent() + content.len());
             j += 1;
             // Blank lines after the last of its lines are not the scalar's.
             self.i = j;
@@ -811,7 +868,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             }
         };
         self.count()?;
-        self.only_comment_after(end, line.end).then_some(node)
+        self.only_comment_after(end, line.end()).then_some(node)
     }
 
     /// Whether the text from `end` to the line's end `line_end` is blanks, or blanks and then
@@ -833,11 +890,11 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             let next = bytes.get(at + 1).copied();
             let safe_dash =
                 matches!(first, b'-' | b'?' | b':') && !matches!(next, None | Some(b' ' | b'\t'));
-            if !safe_dash || at + 1 >= line.end {
+            if !safe_dash || at + 1 >= line.end() {
                 return None;
             }
         }
-        let rest = &self.text[at..line.end];
+        let rest = &self.text[at..line.end()];
         // One pass finds where a comment cuts the value (` #`) and whether a `: ` comes
         // before it (a mapping the fast path does not read); substring searches here took a
         // tenth of a schema check's time.
@@ -875,7 +932,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let mut owned: Option<String> = None;
         let mut i = body_start;
         let mut run_start = body_start;
-        while i < line.end {
+        while i < line.end() {
             let b = bytes[i];
             if b == quote {
                 if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
@@ -910,7 +967,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             if b == b'\\' && quote == b'"' {
                 let s = owned.get_or_insert_with(String::new);
                 s.push_str(&self.text[run_start..i]);
-                let (c, len) = escape(&bytes[i + 1..line.end])?;
+                let (c, len) = escape(&bytes[i + 1..line.end()])?;
                 s.push(c);
                 i += 1 + len;
                 run_start = i;
@@ -928,7 +985,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let open = bytes[at];
         let close = if open == b'{' { b'}' } else { b']' };
         let skip = |mut i: usize| {
-            while i < line.end && bytes[i] == b' ' {
+            while i < line.end() && bytes[i] == b' ' {
                 i += 1;
             }
             i
@@ -937,7 +994,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         let (pairs_base, items_base) = (self.pairs.len(), self.items.len());
         if bytes.get(i) != Some(&close) {
             loop {
-                if i >= line.end {
+                if i >= line.end() {
                     return None;
                 }
                 let (item, end) = self.flow_item(line, i, open == b'{')?;
@@ -947,7 +1004,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                         return None;
                     }
                     i = skip(i + 1);
-                    if i >= line.end {
+                    if i >= line.end() {
                         return None;
                     }
                     let (value, end) = self.flow_item(line, i, false)?;
@@ -1003,7 +1060,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
                 None
             }
             _ => {
-                let len = bytes[at..line.end]
+                let len = bytes[at..line.end()]
                     .iter()
                     .take_while(|&&b| {
                         !matches!(
@@ -1049,7 +1106,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             }
             _ => b' ',
         };
-        let rest = &self.text[h..line.end];
+        let rest = &self.text[h..line.end()];
         let trimmed = rest.trim_start_matches(' ');
         if !(trimmed.is_empty() || (trimmed.starts_with('#') && trimmed.len() < rest.len())) {
             return None;
@@ -1057,13 +1114,13 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         self.i += 1;
         let first = *self.lines.get(self.i)?;
         // A tab right after the first line's indentation: go-yaml refuses it there.
-        if first.indent <= parent
+        if first.indent() <= parent
             || first.blank()
-            || self.text.as_bytes()[first.start + first.indent] == b'\t'
+            || self.text.as_bytes()[first.start() + first.indent()] == b'\t'
         {
             return None;
         }
-        let indent = first.indent;
+        let indent = first.indent();
         // In `check_only` mode only a root value (`kind` may be one) is read.
         let build = !self.check_only || self.depth <= 1;
         let mut value = String::new();
@@ -1072,11 +1129,11 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
         while let Some(l) = self.lines.get(self.i).copied() {
             let text = self.line_text(&l);
             if l.blank() {
-                if l.indent > indent {
+                if l.indent() > indent {
                     return None;
                 }
                 trailing += 1;
-            } else if l.indent >= indent {
+            } else if l.indent() >= indent {
                 self.printable(&l)?;
                 if build {
                     for _ in 0..trailing {
@@ -1092,7 +1149,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             }
             self.i += 1;
         }
-        if last.end >= self.text.len() {
+        if last.end() >= self.text.len() {
             return None;
         }
         match chomp {
@@ -1106,7 +1163,7 @@ impl<'a, B: Build<'a>> Parser<'a, B> {
             return None;
         }
         self.count()?;
-        let start = self.pos(&first, first.start + indent);
+        let start = self.pos(&first, first.start() + indent);
         Some(B::scalar(
             Cow::Owned(value),
             ScalarStyle::Literal,
@@ -1175,6 +1232,23 @@ pub(crate) mod tests {
 
     /// The one-pass look agrees with the three searches it replaced.
     #[test]
+    fn leading_spaces_counts_what_a_byte_by_byte_count_does() {
+        for len in 0..40 {
+            for spaces in 0..=len {
+                for after in [b'a', b'\t', b'\n', 0x80, 0xff, 0x00] {
+                    // Spaces, one other byte, then spaces again that must not count.
+                    let mut bytes = vec![b' '; len];
+                    if spaces < len {
+                        bytes[spaces] = after;
+                    }
+                    let expected = bytes.iter().take_while(|&&b| b == b' ').count();
+                    assert_eq!(leading_spaces(&bytes), expected, "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn breaks_for_the_full_parser_are_found_in_one_pass() {
         let by_search = |s: &str| {
             s.contains('\r')
@@ -1237,7 +1311,7 @@ pub(crate) mod tests {
     /// Holds the validation-only mode to its contract: it accepts exactly the one-mapping
     /// documents without a key written twice that `parse` accepts, and reads their `kind`.
     fn check_only_agrees(text: &str, parsed: Option<&[Option<Node<'_>>]>) {
-        let checked = super::check(text, Limits::default());
+        let checked = super::check(text, is_plain(text), Limits::default());
         let expected = match parsed {
             Some([Some(root)]) if root.entries().is_some() && root.duplicate_keys().is_empty() => {
                 Some(root.get("kind").and_then(Node::as_str).map(str::to_string))
@@ -1414,7 +1488,8 @@ spec:
             for doc in text.split("\n---") {
                 check(doc);
                 check(&format!("---{doc}\n"));
-                accepted += usize::from(super::check(doc, Limits::default()).is_some());
+                accepted +=
+                    usize::from(super::check(doc, is_plain(doc), Limits::default()).is_some());
             }
         }
         assert!(
@@ -1426,7 +1501,7 @@ spec:
     #[test]
     fn check_only_declines_duplicates_and_reads_kind() {
         let limits = Limits::default();
-        let kind = |text| super::check(text, limits);
+        let kind = |text| super::check(text, is_plain(text), limits);
         assert_eq!(
             kind("kind: CustomResourceDefinition\nspec: {}\n"),
             Some(Some("CustomResourceDefinition".into()))

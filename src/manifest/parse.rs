@@ -245,10 +245,13 @@ fn same_tree(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
 /// A document it accepts, [`parse_documents`] accepts too, as one mapping with no key
 /// written twice; it declines everything else, so no syntax error is ever skipped.
 pub fn check_document(text: &str, limits: Limits) -> Option<Option<String>> {
-    if unprintable(text).is_some() || end_before_any_document(text).is_some() {
+    // One look at most documents serves both the fast path and the search for unprintable
+    // characters, which plain text cannot hold.
+    let plain = fast::is_plain(text);
+    if (!plain && unprintable(text).is_some()) || end_before_any_document(text).is_some() {
         return None;
     }
-    fast::check(text, limits).or_else(|| full::check(text, limits))
+    fast::check(text, plain, limits).or_else(|| full::check(text, limits))
 }
 
 #[cfg(test)]
@@ -439,7 +442,7 @@ mod tests {
     fn check_holds(text: &str) -> bool {
         let checked =
             compare_check(text, Limits::default()).unwrap_or_else(|why| panic!("{why}:\n{text:?}"));
-        checked && fast::check(text, Limits::default()).is_none()
+        checked && fast::check(text, fast::is_plain(text), Limits::default()).is_none()
     }
 
     /// NEL, LS and PS are line breaks to go-yaml (Helm, kubectl): read as go-yaml reads them

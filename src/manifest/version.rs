@@ -64,7 +64,11 @@ impl Versioning {
         match self.mode {
             Mode::Off => false,
             Mode::All => true,
-            Mode::Annotated => text.contains(VERSIONED),
+            // A search of the whole stream before anything runs in parallel: memchr's, which
+            // is several times `str::contains`'s speed.
+            Mode::Annotated => {
+                memchr::memmem::find(text.as_bytes(), VERSIONED.as_bytes()).is_some()
+            }
         }
     }
 
