@@ -5,8 +5,8 @@
 //! about 80 turns, each one a wake-up of the other side; Go's side parks its goroutine and
 //! waits for its poller every time. Timed through a Go parent that pipes as Helm does
 //! (`benches/post_render/main.go`), the turns cost `inject` about 7 of 29 ms on that render.
-//! A pipe can be widened from either end, and the width is the pipe's, so `inject` widens the
-//! pipe it reads and the pipe it writes.
+//! A pipe can be widened from either end, and the width is the pipe's, so the manifest
+//! readers widen the pipe they read (`input`), and `inject` the pipe it writes.
 //!
 //! Widening is an offer, not a need: where it is refused (a lower `fs.pipe-max-size`, a user
 //! over `fs.pipe-user-pages-soft`), or the file is not a pipe, nothing changes and nothing is
@@ -18,13 +18,11 @@ use std::os::fd::AsFd;
 /// (`/proc/sys/fs/pipe-max-size`). The kernel takes pages only as data fills them.
 pub const WIDTH: usize = 1 << 20;
 
-/// Widens `fd` to [`WIDTH`] when it is a pipe narrower than that.
+/// Widens `fd` to [`WIDTH`] when it is a pipe narrower than that. (Only a pipe has a width:
+/// for anything else the kernel refuses the question.)
 pub fn widen(fd: impl AsFd) {
     let fd = fd.as_fd();
-    let is_pipe = rustix::fs::fstat(fd).is_ok_and(|stat| {
-        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Fifo
-    });
-    if is_pipe && rustix::pipe::fcntl_getpipe_size(fd).is_ok_and(|width| width < WIDTH) {
+    if rustix::pipe::fcntl_getpipe_size(fd).is_ok_and(|width| width < WIDTH) {
         // Refused, the pipe keeps its width; see the module's doc.
         let _ = rustix::pipe::fcntl_setpipe_size(fd, WIDTH);
     }

@@ -89,14 +89,19 @@ impl<'a> Build<'a> for Tree {
     }
 }
 
-/// Parses `text` as one document, or declines with `None`.
-pub fn parse(text: &str, limits: Limits) -> Option<Vec<Option<Node<'_>>>> {
-    parse_with::<Tree>(text, limits)
+/// Parses `text` as one document, or declines with `None`. `plain` is [`is_plain`] of
+/// `text`, which callers look at already (see `parse::screen`).
+pub fn parse(text: &str, plain: bool, limits: Limits) -> Option<Vec<Option<Node<'_>>>> {
+    parse_with::<Tree>(text, plain, limits)
 }
 
 /// [`parse`], building with `B`.
-pub fn parse_with<'a, B: Build<'a>>(text: &'a str, limits: Limits) -> Option<Vec<Option<B::Node>>> {
-    run::<B>(text, is_plain(text), limits, false).map(|(docs, _)| docs)
+pub fn parse_with<'a, B: Build<'a>>(
+    text: &'a str,
+    plain: bool,
+    limits: Limits,
+) -> Option<Vec<Option<B::Node>>> {
+    run::<B>(text, plain, limits, false).map(|(docs, _)| docs)
 }
 
 /// Proves `text` one valid document without building its tree, or declines with `None`.
@@ -1329,7 +1334,10 @@ pub(crate) mod tests {
     /// Holds the fast path to its contracts on one text (the full parser's tree, and the
     /// validation-only mode's verdict); returns whether it accepted.
     fn check(text: &str) -> bool {
-        check_only_agrees(text, parse(text, Limits::default()).as_deref());
+        check_only_agrees(
+            text,
+            parse(text, is_plain(text), Limits::default()).as_deref(),
+        );
         crate::manifest::parse::compare_parsers(text, Limits::default())
             .unwrap_or_else(|e| panic!("{e}\n{text}"))
     }
@@ -1442,7 +1450,7 @@ spec:
             "a: \"\\x+1\"\n",
         ] {
             assert!(
-                parse(text, Limits::default()).is_none(),
+                parse(text, is_plain(text), Limits::default()).is_none(),
                 "should decline: {text:?}"
             );
         }

@@ -17,10 +17,11 @@ pub fn parse_documents<'a>(
     text: &'a str,
     limits: Limits,
 ) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
-    if let Some(error) = unprintable(text).or_else(|| end_before_any_document(text)) {
+    let plain = screen(text)?;
+    if let Some(error) = end_before_any_document(text) {
         return Err(error);
     }
-    match fast::parse(text, limits) {
+    match fast::parse(text, plain, limits) {
         Some(docs) => Ok(docs),
         None => {
             let docs = full::parse(text, limits).or_else(|e| lenient::reparse(text, limits, e));
@@ -42,10 +43,8 @@ pub(crate) use fast::tests::fixture_yaml_files;
 /// `None` when it declines the text, which then takes [`parse_documents`] (whose errors name
 /// a line). Accepts exactly what `parse_documents` reads on the fast path, to the same data.
 pub fn parse_fast<'a, B: Build<'a>>(text: &'a str, limits: Limits) -> Option<Vec<Option<B::Node>>> {
-    if unprintable(text).is_some() {
-        return None;
-    }
-    fast::parse_with::<B>(text, limits)
+    let plain = screen(text).ok()?;
+    fast::parse_with::<B>(text, plain, limits)
 }
 
 /// A `...` line before any document (only blank and comment lines above it): YAML 1.2 reads an
@@ -73,6 +72,17 @@ fn end_before_any_document(text: &str) -> Option<SyntaxError> {
         });
     }
     None
+}
+
+/// Whether `text` is plain ([`fast::is_plain`]), or else the error for its first unprintable
+/// character ([`unprintable`]). Every reader looks for those first; one look at a plain text,
+/// as nearly every document is, serves that search and the fast path both, since plain text
+/// cannot hold one.
+fn screen(text: &str) -> Result<bool, SyntaxError> {
+    if fast::is_plain(text) {
+        return Ok(true);
+    }
+    unprintable(text).map_or(Ok(false), Err)
 }
 
 /// YAML streams hold only printable characters (YAML 1.2 `c-printable`: tab, line breaks,
@@ -130,10 +140,10 @@ fn unprintable(text: &str) -> Option<SyntaxError> {
 /// fast path counts on that check (it reads a flow collection's scalars without it).
 #[doc(hidden)]
 pub fn compare_parsers(text: &str, limits: Limits) -> Result<bool, String> {
-    if unprintable(text).is_some() {
+    let Ok(plain) = screen(text) else {
         return Ok(false);
-    }
-    let Some(fast) = fast::parse(text, limits) else {
+    };
+    let Some(fast) = fast::parse(text, plain, limits) else {
         return Ok(false);
     };
     let full = full::parse(text, limits)
@@ -245,10 +255,8 @@ fn same_tree(a: &Node<'_>, b: &Node<'_>) -> Result<(), String> {
 /// A document it accepts, [`parse_documents`] accepts too, as one mapping with no key
 /// written twice; it declines everything else, so no syntax error is ever skipped.
 pub fn check_document(text: &str, limits: Limits) -> Option<Option<String>> {
-    // One look at most documents serves both the fast path and the search for unprintable
-    // characters, which plain text cannot hold.
-    let plain = fast::is_plain(text);
-    if (!plain && unprintable(text).is_some()) || end_before_any_document(text).is_some() {
+    let plain = screen(text).ok()?;
+    if end_before_any_document(text).is_some() {
         return None;
     }
     fast::check(text, plain, limits).or_else(|| full::check(text, limits))
